@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+/// What can go wrong loading or running a model. Each variant names the file involved.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("model manifest {path}: {message}")]
+    Manifest { path: PathBuf, message: String },
+    #[error("model file {path} ({role}) is missing; run scripts/setup to install the models")]
+    Missing { path: PathBuf, role: String },
+    #[error(
+        "model file {path} ({role}) has SHA-256 {actual}, but models.toml expects {expected}; \
+         the file is damaged or not the model named there: delete it and run scripts/setup"
+    )]
+    Checksum { path: PathBuf, role: String, expected: String, actual: String },
+    #[error("model file {path} ({role}) could not be loaded by ONNX Runtime: {message}")]
+    Load { path: PathBuf, role: String, message: String },
+    #[error("model file {path} ({role}) does not match models.toml: {message}")]
+    Mismatch { path: PathBuf, role: String, message: String },
+    #[error(
+        "ONNX Runtime library not found (looked at {looked_at}); run scripts/setup, \
+         or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1"
+    )]
+    RuntimeMissing { looked_at: String },
+    #[error("ONNX Runtime library {path} could not be loaded: {message}")]
+    RuntimeLoad { path: PathBuf, message: String },
+    #[error("inference with {role} failed: {message}")]
+    Inference { role: String, message: String },
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}

@@ -1,0 +1,166 @@
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::ModelError;
+
+/// The model manifest, `models/models.toml`: one entry per role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Folder the model files are relative to (the manifest's own folder).
+    #[serde(skip)]
+    pub dir: PathBuf,
+    pub models: BTreeMap<String, ModelSpec>,
+}
+
+/// How a detector lays out its output tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectorFormat {
+    /// YOLOv8 / YOLO11: `[1, 4 + classes (+ mask coefficients), anchors]`, no objectness.
+    Yolo,
+    /// YOLOv5: `[1, anchors, 5 + classes (+ mask coefficients)]`, with objectness.
+    Yolov5,
+    /// RT-DETR: `[1, queries, 4 + classes]`, boxes normalised to the input size.
+    Rtdetr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    pub registry: String,
+    pub package: String,
+    pub version: String,
+    pub path: String,
+}
+
+/// One model: where it is, what it is, and where it came from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub file: PathBuf,
+    pub sha256: String,
+    pub licence: String,
+    pub source: Source,
+    /// Input shape; `-1` marks a dynamic dimension.
+    pub input: Vec<i64>,
+    #[serde(default)]
+    pub outputs: Vec<Vec<i64>>,
+    /// `f32` or `f16`.
+    #[serde(default = "default_input_type")]
+    pub input_type: String,
+    /// Detectors only.
+    #[serde(default)]
+    pub format: Option<DetectorFormat>,
+    #[serde(default)]
+    pub classes: Vec<String>,
+    #[serde(default)]
+    pub confidence: Option<f32>,
+    #[serde(default)]
+    pub iou: Option<f32>,
+}
+
+fn default_input_type() -> String {
+    "f32".into()
+}
+
+impl Manifest {
+    /// Read the manifest; does not touch the model files (see [`Manifest::verified`]).
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::Manifest {
+            path: path.to_owned(),
+            message: format!("cannot read it ({e}); run scripts/setup"),
+        })?;
+        let mut manifest: Manifest = toml::from_str(&text)
+            .map_err(|e| ModelError::Manifest { path: path.to_owned(), message: e.to_string() })?;
+        manifest.dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        Ok(manifest)
+    }
+
+    /// The spec for `role`, with its file checked to exist and to hash as the manifest says.
+    pub fn verified(&self, role: &str) -> Result<(PathBuf, &ModelSpec), ModelError> {
+        let spec = self.models.get(role).ok_or_else(|| ModelError::Manifest {
+            path: self.dir.join("models.toml"),
+            message: format!("no model for role `{role}`"),
+        })?;
+        let path = self.dir.join(&spec.file);
+        let actual = sha256_file(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ModelError::Missing { path: path.clone(), role: role.into() },
+            _ => ModelError::Io { path: path.clone(), source: e },
+        })?;
+        if !actual.eq_ignore_ascii_case(&spec.sha256) {
+            return Err(ModelError::Checksum {
+                path,
+                role: role.into(),
+                expected: spec.sha256.clone(),
+                actual,
+            });
+        }
+        Ok((path, spec))
+    }
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"
+[models.vehicle_detector]
+file = "onnx/x.onnx"
+sha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+licence = "test"
+source = { registry = "pypi", package = "p", version = "1", path = "p/x.onnx" }
+input = [1, 3, 640, 640]
+format = "yolo"
+classes = ["car"]
+"#;
+
+    #[test]
+    fn missing_and_corrupt_files_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest_path = dir.path().join("models.toml");
+        std::fs::write(&manifest_path, SPEC).unwrap();
+        let manifest = Manifest::load(&manifest_path).unwrap();
+
+        let err = manifest.verified("vehicle_detector").unwrap_err();
+        assert!(matches!(err, ModelError::Missing { .. }), "{err}");
+        assert!(err.to_string().contains("onnx/x.onnx"), "{err}");
+
+        std::fs::create_dir(dir.path().join("onnx")).unwrap();
+        std::fs::write(dir.path().join("onnx/x.onnx"), b"hellx").unwrap();
+        let err = manifest.verified("vehicle_detector").unwrap_err();
+        assert!(matches!(err, ModelError::Checksum { .. }), "{err}");
+
+        std::fs::write(dir.path().join("onnx/x.onnx"), b"hello").unwrap();
+        let (path, spec) = manifest.verified("vehicle_detector").unwrap();
+        assert!(path.ends_with("onnx/x.onnx"));
+        assert_eq!(spec.format, Some(DetectorFormat::Yolo));
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models.toml");
+        std::fs::write(&path, SPEC.replace("licence", "licens")).unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("licens"), "{err}");
+    }
+}

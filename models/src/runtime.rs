@@ -1,0 +1,81 @@
+//! Finding and starting ONNX Runtime.
+//!
+//! `ort` is built with `load-dynamic`: the library is opened at run time. scripts/setup puts
+//! it in `.vigil/onnxruntime/` of the checkout, and the binary looks there on its own, so
+//! nobody has to export `ORT_DYLIB_PATH` (which still wins when set).
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+
+use crate::ModelError;
+
+pub const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
+
+static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+/// Candidate locations of the library, in the order they are tried.
+pub fn library_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+        out.push(PathBuf::from(p));
+    }
+    if let Some(home) = std::env::var_os("VIGIL_HOME") {
+        out.push(PathBuf::from(home).join(".vigil/onnxruntime").join(LIBRARY_NAME));
+    }
+    // Beside the binary's checkout: target/<profile>/vigil -> ../../.vigil
+    if let Ok(exe) = std::env::current_exe() {
+        for ancestor in exe.ancestors().skip(1).take(4) {
+            out.push(ancestor.join(".vigil/onnxruntime").join(LIBRARY_NAME));
+        }
+    }
+    // The checkout this crate was built from.
+    out.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.vigil/onnxruntime").join(LIBRARY_NAME));
+    out
+}
+
+/// The process-wide ONNX Runtime environment, created on first use.
+pub fn environment() -> Result<Environment, ModelError> {
+    let result = ENVIRONMENT.get_or_init(|| {
+        let candidates = library_candidates();
+        let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            return Err(ModelError::RuntimeMissing {
+                looked_at: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            }
+            .to_string());
+        };
+        let builder = ort::init_from(path).map_err(|e| {
+            ModelError::RuntimeLoad { path: path.clone(), message: e.to_string() }.to_string()
+        })?;
+        tracing::debug!(library = %path.display(), "ONNX Runtime loaded");
+        builder
+            .with_name("vigil")
+            .build()
+            .map_err(|e| ModelError::RuntimeLoad { path: path.clone(), message: e.to_string() }.to_string())
+    });
+    match result {
+        Ok(env) => Ok(env.clone()),
+        // The first failure is cached as text; report it as the same kind of error.
+        Err(message) => Err(ModelError::RuntimeLoad { path: PathBuf::from(LIBRARY_NAME), message: message.clone() }),
+    }
+}
+
+/// Threads for each session: one per core, since frames are processed one after another.
+pub fn intra_threads() -> usize {
+    std::env::var("VIGIL_INFER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+pub(crate) fn load_session(role: &str, path: &std::path::Path) -> Result<ort::session::Session, ModelError> {
+    let env = environment()?;
+    let load_err = |message: String| ModelError::Load { path: path.to_owned(), role: role.into(), message };
+    ort::session::Session::builder(&env)
+        .map_err(|e| load_err(e.to_string()))?
+        .with_intra_threads(intra_threads())
+        .map_err(|e| load_err(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| load_err(e.to_string()))
+}

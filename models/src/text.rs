@@ -1,0 +1,262 @@
+//! Text detection (PP-OCR's DB) and recognition (PP-OCR's CTC recogniser).
+//!
+//! Plates are found as text: the DB detector marks text regions on a vehicle crop, the
+//! recogniser reads each, and the caller keeps what parses as a plate. The shipped plate
+//! detector (platedet) scored 0.002–0.07 on rendered plates, so it is not used.
+
+use std::path::PathBuf;
+
+use image::{GrayImage, Luma, RgbImage};
+use imageproc::region_labelling::{Connectivity, connected_components};
+use ndarray::Array4;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::geometry::BBox;
+use crate::manifest::Manifest;
+use crate::{ModelError, runtime};
+
+/// A text region found by the detector, in the pixels of the image it ran on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextRegion {
+    pub bbox: BBox,
+    pub score: f32,
+}
+
+pub struct TextDetector {
+    session: Session,
+    input_name: String,
+    /// The longer side of the image is scaled to this (a multiple of 32).
+    pub max_side: u32,
+    /// Pixel probability above which a pixel is text.
+    pub pixel_threshold: f32,
+    /// Mean probability a region needs to be kept.
+    pub region_threshold: f32,
+    /// DB's unclip ratio: how far the shrunk text kernel is grown back.
+    pub unclip_ratio: f32,
+}
+
+impl TextDetector {
+    pub fn load(manifest: &Manifest, role: &str) -> Result<Self, ModelError> {
+        let (path, _) = manifest.verified(role)?;
+        let session = runtime::load_session(role, &path)?;
+        let input_name = first_input(&session, role, &path)?;
+        Ok(Self { session, input_name, max_side: 480, pixel_threshold: 0.3, region_threshold: 0.5, unclip_ratio: 1.6 })
+    }
+
+    pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<TextRegion>, ModelError> {
+        let (w, h) = image.dimensions();
+        let scale = self.max_side as f32 / w.max(h) as f32;
+        let to32 = |v: u32| (((v as f32 * scale) / 32.0).round() as u32).max(1) * 32;
+        let (nw, nh) = (to32(w), to32(h));
+        let resized = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
+        const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+        const STD: [f32; 3] = [0.229, 0.224, 0.225];
+        let mut tensor = Array4::<f32>::zeros((1, 3, nh as usize, nw as usize));
+        for (x, y, px) in resized.enumerate_pixels() {
+            for c in 0..3 {
+                tensor[[0, c, y as usize, x as usize]] = (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+            }
+        }
+        let infer_err = |e: ort::Error| ModelError::Inference { role: "text_detector".into(), message: e.to_string() };
+        let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
+        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input]).map_err(infer_err)?;
+        let prob = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
+        let shape = prob.shape().to_vec();
+        if shape.len() != 4 || shape[2] != nh as usize || shape[3] != nw as usize {
+            return Err(ModelError::Inference {
+                role: "text_detector".into(),
+                message: format!("probability map has shape {shape:?}, expected [1,1,{nh},{nw}]"),
+            });
+        }
+        let prob: Vec<f32> = prob.iter().copied().collect();
+        let regions = regions_from_probability(&prob, nw, nh, self.pixel_threshold, self.region_threshold, self.unclip_ratio);
+        let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
+        Ok(regions
+            .into_iter()
+            .map(|r| TextRegion {
+                bbox: BBox::new(r.bbox.x1 * sx, r.bbox.y1 * sy, r.bbox.x2 * sx, r.bbox.y2 * sy).clamp(w, h),
+                score: r.score,
+            })
+            .collect())
+    }
+}
+
+/// DB post-processing on axis-aligned boxes: threshold, connected components, score each
+/// component by its mean probability, and grow it by `unclip_ratio` (area · ratio / perimeter).
+pub fn regions_from_probability(
+    prob: &[f32],
+    width: u32,
+    height: u32,
+    pixel_threshold: f32,
+    region_threshold: f32,
+    unclip_ratio: f32,
+) -> Vec<TextRegion> {
+    let mask = GrayImage::from_fn(width, height, |x, y| {
+        Luma([u8::from(prob[(y * width + x) as usize] > pixel_threshold)])
+    });
+    let labels = connected_components(&mask, Connectivity::Four, Luma([0u8]));
+    struct Acc {
+        x1: u32,
+        y1: u32,
+        x2: u32,
+        y2: u32,
+        sum: f32,
+        n: u32,
+    }
+    let mut acc: std::collections::BTreeMap<u32, Acc> = Default::default();
+    for (x, y, l) in labels.enumerate_pixels() {
+        if l.0[0] == 0 {
+            continue;
+        }
+        let p = prob[(y * width + x) as usize];
+        let a = acc.entry(l.0[0]).or_insert(Acc { x1: x, y1: y, x2: x, y2: y, sum: 0.0, n: 0 });
+        a.x1 = a.x1.min(x);
+        a.y1 = a.y1.min(y);
+        a.x2 = a.x2.max(x);
+        a.y2 = a.y2.max(y);
+        a.sum += p;
+        a.n += 1;
+    }
+    acc.into_values()
+        .filter(|a| a.n >= 6 && a.sum / a.n as f32 >= region_threshold)
+        .map(|a| {
+            let (w, h) = ((a.x2 - a.x1 + 1) as f32, (a.y2 - a.y1 + 1) as f32);
+            let d = w * h * unclip_ratio / (2.0 * (w + h));
+            TextRegion {
+                bbox: BBox::new(a.x1 as f32 - d, a.y1 as f32 - d, (a.x2 + 1) as f32 + d, (a.y2 + 1) as f32 + d),
+                score: a.sum / a.n as f32,
+            }
+        })
+        .collect()
+}
+
+/// A recognised line of text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recognized {
+    pub text: String,
+    /// Mean of the per-character probabilities.
+    pub confidence: f32,
+    pub char_confidences: Vec<f32>,
+}
+
+pub struct TextRecognizer {
+    session: Session,
+    input_name: String,
+    /// Index 0 is the CTC blank.
+    charset: Vec<String>,
+    height: u32,
+}
+
+impl TextRecognizer {
+    pub fn load(manifest: &Manifest, role: &str) -> Result<Self, ModelError> {
+        let (path, _) = manifest.verified(role)?;
+        let session = runtime::load_session(role, &path)?;
+        let input_name = first_input(&session, role, &path)?;
+        // PaddleOCR exports carry their dictionary in the model metadata.
+        let characters = session
+            .metadata()
+            .ok()
+            .and_then(|m| m.custom("character"))
+            .ok_or_else(|| ModelError::Mismatch {
+                path: path.clone(),
+                role: role.into(),
+                message: "no `character` dictionary in the model metadata".into(),
+            })?;
+        let mut charset = vec![String::new()];
+        charset.extend(characters.lines().map(str::to_owned));
+        charset.push(" ".into());
+        Ok(Self { session, input_name, charset, height: 48 })
+    }
+
+    /// Read one line of text from `image` (a tight crop around it).
+    pub fn recognize(&mut self, image: &RgbImage) -> Result<Recognized, ModelError> {
+        let (w, h) = image.dimensions();
+        let width = ((w as f32 * self.height as f32 / h.max(1) as f32).round() as u32).clamp(16, 960);
+        let resized = image::imageops::resize(image, width, self.height, image::imageops::FilterType::Triangle);
+        let mut tensor = Array4::<f32>::zeros((1, 3, self.height as usize, width as usize));
+        for (x, y, px) in resized.enumerate_pixels() {
+            for c in 0..3 {
+                tensor[[0, c, y as usize, x as usize]] = (px.0[c] as f32 / 255.0 - 0.5) / 0.5;
+            }
+        }
+        let infer_err = |e: ort::Error| ModelError::Inference { role: "text_recognizer".into(), message: e.to_string() };
+        let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
+        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input]).map_err(infer_err)?;
+        let probs = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
+        let shape = probs.shape().to_vec();
+        if shape.len() != 3 || shape[2] != self.charset.len() {
+            return Err(ModelError::Inference {
+                role: "text_recognizer".into(),
+                message: format!("output shape {shape:?} does not match a {}-symbol dictionary", self.charset.len()),
+            });
+        }
+        let steps: Vec<(usize, f32)> = probs
+            .index_axis(ndarray::Axis(0), 0)
+            .rows()
+            .into_iter()
+            .map(|row| row.iter().enumerate().fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b }))
+            .collect();
+        Ok(ctc_greedy(&steps, &self.charset))
+    }
+}
+
+/// Greedy CTC decoding: collapse repeats, drop blanks (index 0).
+pub fn ctc_greedy(steps: &[(usize, f32)], charset: &[String]) -> Recognized {
+    let mut text = String::new();
+    let mut char_confidences = Vec::new();
+    let mut last = 0;
+    for &(index, p) in steps {
+        if index != 0 && index != last {
+            if let Some(s) = charset.get(index) {
+                text.push_str(s);
+                char_confidences.push(p);
+            }
+        }
+        last = index;
+    }
+    let confidence = if char_confidences.is_empty() {
+        0.0
+    } else {
+        char_confidences.iter().sum::<f32>() / char_confidences.len() as f32
+    };
+    Recognized { text, confidence, char_confidences }
+}
+
+fn first_input(session: &Session, role: &str, path: &std::path::Path) -> Result<String, ModelError> {
+    session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| ModelError::Mismatch {
+        path: PathBuf::from(path),
+        role: role.into(),
+        message: "the model has no input".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctc_collapses_repeats_and_blanks() {
+        let charset: Vec<String> = ["", "9", "8", "A"].iter().map(|s| s.to_string()).collect();
+        let steps = [(1, 0.9), (1, 0.8), (0, 0.99), (1, 0.7), (2, 0.6), (0, 0.9), (3, 1.0)];
+        let r = ctc_greedy(&steps, &charset);
+        assert_eq!(r.text, "998A");
+        assert_eq!(r.char_confidences, vec![0.9, 0.7, 0.6, 1.0]);
+    }
+
+    #[test]
+    fn db_regions_are_components_grown_by_the_unclip_ratio() {
+        let (w, h) = (20u32, 10u32);
+        let mut prob = vec![0.0f32; (w * h) as usize];
+        for y in 2..4 {
+            for x in 2..8 {
+                prob[(y * w + x) as usize] = 0.9;
+            }
+        }
+        prob[(8 * w + 15) as usize] = 0.9; // a speck: dropped
+        let regions = regions_from_probability(&prob, w, h, 0.3, 0.5, 1.5);
+        assert_eq!(regions.len(), 1);
+        let d = 6.0 * 2.0 * 1.5 / 16.0;
+        assert_eq!(regions[0].bbox, BBox::new(2.0 - d, 2.0 - d, 8.0 + d, 4.0 + d));
+    }
+}

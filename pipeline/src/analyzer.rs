@@ -1,0 +1,295 @@
+//! The per-camera analysis: detect vehicles, track them, apply the red-light rule, and
+//! for each violation gather the key frames and read the plate.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::time::Duration;
+
+use image::RgbImage;
+use serde::Serialize;
+use vigil_models::{BBox, Detector, Manifest, ModelError, TextDetector, TextRecognizer};
+
+use crate::config::CameraConfig;
+use crate::frame::Frame;
+use crate::plate_reader::{PlateRead, PlateReader, vote};
+use crate::rules::{Crossing, RedLightRule};
+use crate::signal::{SignalSource, SignalState};
+use crate::tracker::{IouTracker, Observation, Track};
+
+/// A model as the evidence records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    pub role: String,
+    pub file: String,
+    pub sha256: String,
+    pub package: String,
+    pub version: String,
+}
+
+/// The models the analysis runs.
+pub struct Models {
+    pub vehicle: Detector,
+    pub plates: PlateReader,
+    pub info: Vec<ModelInfo>,
+}
+
+impl Models {
+    pub const VEHICLE: &'static str = "vehicle_detector";
+    pub const TEXT_DETECTOR: &'static str = "text_detector";
+    pub const TEXT_RECOGNIZER: &'static str = "text_recognizer";
+
+    pub fn load(manifest_path: &Path) -> Result<Self, ModelError> {
+        let manifest = Manifest::load(manifest_path)?;
+        // Check every file before loading any, so one run reports the first bad file by name.
+        let mut info = Vec::new();
+        for role in [Self::VEHICLE, Self::TEXT_DETECTOR, Self::TEXT_RECOGNIZER] {
+            let (path, spec) = manifest.verified(role)?;
+            info.push(ModelInfo {
+                role: role.into(),
+                file: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                sha256: spec.sha256.clone(),
+                package: spec.source.package.clone(),
+                version: spec.source.version.clone(),
+            });
+        }
+        Ok(Self {
+            vehicle: Detector::load(&manifest, Self::VEHICLE)?,
+            plates: PlateReader {
+                detector: TextDetector::load(&manifest, Self::TEXT_DETECTOR)?,
+                recognizer: TextRecognizer::load(&manifest, Self::TEXT_RECOGNIZER)?,
+            },
+            info,
+        })
+    }
+}
+
+/// A frame of the violation as evidence shows it.
+#[derive(Debug, Clone)]
+pub struct KeyFrame {
+    pub label: &'static str,
+    pub frame: Frame,
+    pub bbox: BBox,
+    pub signal: SignalState,
+}
+
+/// A decided violation, ready to become evidence and a case.
+#[derive(Debug, Clone)]
+pub struct Finding {
+    pub crossing: Crossing,
+    pub vehicle_class: String,
+    pub key_frames: Vec<KeyFrame>,
+    pub plate: Option<PlateRead>,
+    pub plate_confidence: f32,
+    /// The crop the plate was read from, cut to the plate.
+    pub plate_crop: Option<RgbImage>,
+}
+
+/// A vehicle crop kept as a candidate for plate reading.
+struct Crop {
+    quality: f32,
+    image: RgbImage,
+}
+
+struct Pending {
+    crossing: Crossing,
+    before: KeyFrame,
+    on: KeyFrame,
+}
+
+pub struct AnalyzerSettings {
+    /// Vehicle crops per track kept for plate reading.
+    pub plate_candidates: usize,
+    /// How long after the crossing the "after" key frame is taken.
+    pub after_delay: Duration,
+}
+
+impl Default for AnalyzerSettings {
+    fn default() -> Self {
+        Self { plate_candidates: 4, after_delay: Duration::from_secs(1) }
+    }
+}
+
+pub struct Analyzer<'m> {
+    camera: CameraConfig,
+    models: &'m mut Models,
+    settings: AnalyzerSettings,
+    tracker: IouTracker,
+    rule: RedLightRule,
+    signal: SignalSource,
+    /// Recent frames with their signal state, for key frames.
+    recent: VecDeque<(Frame, SignalState)>,
+    crops: HashMap<u64, Vec<Crop>>,
+    pending: Vec<Pending>,
+    checked_size: bool,
+}
+
+impl<'m> Analyzer<'m> {
+    pub fn new(camera: CameraConfig, models: &'m mut Models, settings: AnalyzerSettings) -> Self {
+        let fps = camera.analysis_fps;
+        Self {
+            rule: RedLightRule::new(&camera.red_light),
+            signal: SignalSource::from_config(&camera.signal),
+            // A vehicle unseen for a second has gone.
+            tracker: IouTracker::new(0.3, fps),
+            recent: VecDeque::new(),
+            crops: HashMap::new(),
+            pending: Vec::new(),
+            checked_size: false,
+            camera,
+            models,
+            settings,
+        }
+    }
+
+    pub fn camera(&self) -> &CameraConfig {
+        &self.camera
+    }
+
+    /// Analyse one frame; returns the violations that became complete with it.
+    pub fn process(&mut self, frame: Frame) -> Result<Vec<Finding>, AnalysisError> {
+        if !self.checked_size {
+            self.camera.check_frame_size(frame.image.width(), frame.image.height())?;
+            self.checked_size = true;
+        }
+        let signal = self.signal.state(&frame.image, frame.pts);
+        let detections = self.models.vehicle.detect(&frame.image)?;
+        let observations: Vec<Observation> =
+            detections.iter().map(|d| Observation { bbox: d.bbox, score: d.score, class_id: d.class_id }).collect();
+        let ended = self.tracker.update(frame.index, frame.pts, &observations);
+
+        let keep = (self.settings.after_delay.as_secs_f64() * self.camera.analysis_fps as f64).ceil() as usize + 2;
+        self.recent.push_back((frame.clone(), signal));
+        while self.recent.len() > keep.max(4) {
+            self.recent.pop_front();
+        }
+
+        let current: Vec<Track> = self.tracker.current(frame.index).cloned().collect();
+        for track in &current {
+            self.keep_crop(track, &frame);
+            if let Some(crossing) = self.rule.observe(track, signal) {
+                tracing::debug!(track = track.id, signal = signal.as_str(), t = ?crossing.pts, "stop line crossed");
+                if crossing.is_violation() {
+                    self.start_pending(crossing, track);
+                }
+            }
+        }
+
+        let mut done = Vec::new();
+        let mut still = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            let track = current.iter().find(|t| t.id == p.crossing.track_id);
+            let ended_track = ended.iter().find(|t| t.id == p.crossing.track_id);
+            let late_enough = frame.pts >= p.crossing.pts + self.settings.after_delay;
+            match (track, ended_track) {
+                (Some(t), _) if late_enough => done.push(self.complete(p, t)?),
+                (_, Some(t)) => done.push(self.complete(p, t)?),
+                _ => still.push(p),
+            }
+        }
+        self.pending = still;
+        for t in ended {
+            self.crops.remove(&t.id);
+        }
+        Ok(done)
+    }
+
+    /// The stream ended: complete every pending violation with what was seen.
+    pub fn finish(&mut self) -> Result<Vec<Finding>, AnalysisError> {
+        let tracks = self.tracker.finish();
+        let mut done = Vec::new();
+        for p in std::mem::take(&mut self.pending) {
+            if let Some(t) = tracks.iter().find(|t| t.id == p.crossing.track_id) {
+                done.push(self.complete(p, t)?);
+            }
+        }
+        self.crops.clear();
+        Ok(done)
+    }
+
+    fn key_frame(&self, label: &'static str, frame_index: u64, bbox: BBox) -> Option<KeyFrame> {
+        self.recent
+            .iter()
+            .find(|(f, _)| f.index == frame_index)
+            .map(|(f, s)| KeyFrame { label, frame: f.clone(), bbox, signal: *s })
+    }
+
+    fn start_pending(&mut self, crossing: Crossing, track: &Track) {
+        let point = |frame: u64| track.points.iter().find(|p| p.frame == frame).map(|p| p.bbox);
+        let before = point(crossing.before_frame).and_then(|b| self.key_frame("before", crossing.before_frame, b));
+        let on = point(crossing.frame).and_then(|b| self.key_frame("on", crossing.frame, b));
+        match (before, on) {
+            (Some(before), Some(on)) => self.pending.push(Pending { crossing, before, on }),
+            _ => tracing::warn!(track = track.id, "red-light crossing without its key frames; not reported"),
+        }
+    }
+
+    fn keep_crop(&mut self, track: &Track, frame: &Frame) {
+        let p = track.last();
+        let (w, h) = frame.image.dimensions();
+        // A box cut by the frame edge hides part of the vehicle, maybe its plate.
+        let inside = p.bbox.x1 > 2.0 && p.bbox.y1 > 2.0 && p.bbox.x2 < w as f32 - 2.0 && p.bbox.y2 < h as f32 - 2.0;
+        let quality = p.score * p.bbox.area() * if inside { 1.0 } else { 0.25 };
+        let crops = self.crops.entry(track.id).or_default();
+        let limit = self.settings.plate_candidates;
+        if crops.len() >= limit && crops.iter().all(|c| c.quality >= quality) {
+            return;
+        }
+        let margin = 0.05;
+        let grown = BBox::new(
+            p.bbox.x1 - p.bbox.width() * margin,
+            p.bbox.y1 - p.bbox.height() * margin,
+            p.bbox.x2 + p.bbox.width() * margin,
+            p.bbox.y2 + p.bbox.height() * margin,
+        );
+        let Some((x, y, cw, ch)) = grown.pixel_rect(w, h) else { return };
+        let image = image::imageops::crop_imm(frame.image.as_ref(), x, y, cw, ch).to_image();
+        crops.push(Crop { quality, image });
+        crops.sort_by(|a, b| b.quality.total_cmp(&a.quality));
+        crops.truncate(limit);
+    }
+
+    fn complete(&mut self, p: Pending, track: &Track) -> Result<Finding, AnalysisError> {
+        let last = track.last();
+        let after_index = track
+            .points
+            .iter()
+            .find(|pt| pt.pts >= p.crossing.pts + self.settings.after_delay)
+            .unwrap_or(last);
+        let after = self
+            .key_frame("after", after_index.frame, after_index.bbox)
+            .or_else(|| self.key_frame("after", last.frame, last.bbox));
+        let mut reads: Vec<(PlateRead, usize)> = Vec::new();
+        let crops = self.crops.get(&track.id).map(Vec::as_slice).unwrap_or_default();
+        for (i, crop) in crops.iter().enumerate() {
+            if let Some(read) = self.models.plates.read(&crop.image)? {
+                reads.push((read, i));
+            }
+        }
+        let only: Vec<PlateRead> = reads.iter().map(|(r, _)| r.clone()).collect();
+        let (plate, plate_confidence, plate_crop) = match vote(&only) {
+            Some((best, confidence)) => {
+                let (read, crop_index) = &reads[best];
+                let image = &crops[*crop_index].image;
+                let crop = read
+                    .bbox
+                    .pixel_rect(image.width(), image.height())
+                    .map(|(x, y, w, h)| image::imageops::crop_imm(image, x, y, w, h).to_image());
+                (Some(read.clone()), confidence, crop)
+            }
+            None => (None, 0.0, None),
+        };
+        let class_id = track.class_id();
+        let vehicle_class = self.models.vehicle.classes.get(class_id).cloned().unwrap_or_else(|| class_id.to_string());
+        let mut key_frames = vec![p.before, p.on];
+        key_frames.extend(after);
+        Ok(Finding { crossing: p.crossing, vehicle_class, key_frames, plate, plate_confidence, plate_crop })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}

@@ -1,0 +1,119 @@
+//! Recorded files through the whole pipeline: each violation becomes an evidence package
+//! and a [`ViolationEvent`], handed to the caller as soon as it is decided so that nothing
+//! found before a later failure is lost.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, ViolationKind};
+
+use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
+use crate::config::CameraConfig;
+use crate::evidence::{self, EvidenceError, SourceInfo};
+use crate::source::{FileSource, SourceError};
+
+/// Namespace for event ids (UUID v5), fixed so ids are stable across builds.
+const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_62a4_9d0e_4b7a_a3f1_7e21_90c4_5d11);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("video {path}: {source}")]
+    Analysis { path: PathBuf, source: AnalysisError },
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error("video {path}: cannot read it: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("recording the case failed: {0}")]
+    Sink(String),
+}
+
+/// How far through a file the analysis is.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub position: Duration,
+    pub duration: Option<Duration>,
+    pub frames: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileReport {
+    pub frames: u64,
+    pub violations: usize,
+}
+
+/// The id of a violation: the same camera, recording and moment give the same id.
+pub fn event_id(camera_id: &str, source_sha256: &str, finding: &Finding) -> Uuid {
+    let key = format!(
+        "{camera_id}|{source_sha256}|{}|{}",
+        ViolationKind::RedLight.as_str(),
+        finding.crossing.pts.as_millis()
+    );
+    Uuid::new_v5(&EVENT_NAMESPACE, key.as_bytes())
+}
+
+pub fn process_file(
+    path: &Path,
+    camera: &CameraConfig,
+    models: &mut Models,
+    evidence_root: &Path,
+    started_at: DateTime<Utc>,
+    mut on_progress: impl FnMut(Progress),
+    mut on_event: impl FnMut(ViolationEvent) -> Result<(), String>,
+) -> Result<FileReport, BatchError> {
+    let sha256 = vigil_models::manifest::sha256_file(path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => BatchError::Source(SourceError::NotFound { path: path.to_owned() }),
+        _ => BatchError::Read { path: path.to_owned(), source },
+    })?;
+    let source_info = SourceInfo { uri: path.display().to_string(), sha256, started_at };
+    let mut frames = FileSource::open(path, camera.analysis_fps)?;
+    let model_info = models.info.clone();
+    let mut analyzer = Analyzer::new(camera.clone(), models, AnalyzerSettings::default());
+    let mut report = FileReport::default();
+    let analysis_err = |source: AnalysisError| BatchError::Analysis { path: path.to_owned(), source };
+
+    let mut emit = |findings: Vec<Finding>, report: &mut FileReport| -> Result<(), BatchError> {
+        for finding in findings {
+            let id = event_id(&camera.id, &source_info.sha256, &finding);
+            let package = evidence::write_package(evidence_root, id, camera, &source_info, &model_info, &finding)?;
+            let occurred_at = started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
+            let event = ViolationEvent {
+                schema_version: EVENT_SCHEMA_VERSION,
+                event_id: id,
+                camera_id: camera.id.clone(),
+                camera_name: camera.name.clone(),
+                location: camera.location.clone(),
+                violation: ViolationKind::RedLight,
+                occurred_at,
+                plate: finding.plate.as_ref().map(|p| PlateReading {
+                    text: p.plate.to_string(),
+                    confidence: finding.plate_confidence,
+                    raw_lines: p.lines.clone(),
+                }),
+                vehicle_class: finding.vehicle_class.clone(),
+                evidence_dir: package.dir.display().to_string(),
+                evidence_manifest_sha256: package.manifest_sha256,
+                source: source_info.uri.clone(),
+            };
+            tracing::info!(event = %id, plate = ?event.plate.as_ref().map(|p| &p.text), "red-light violation");
+            on_event(event).map_err(BatchError::Sink)?;
+            report.violations += 1;
+        }
+        Ok(())
+    };
+
+    while let Some(frame) = frames.next() {
+        let frame = frame?;
+        let position = frame.pts;
+        let findings = analyzer.process(frame).map_err(analysis_err)?;
+        emit(findings, &mut report)?;
+        report.frames += 1;
+        on_progress(Progress { position, duration: frames.duration(), frames: report.frames });
+    }
+    let findings = analyzer.finish().map_err(analysis_err)?;
+    emit(findings, &mut report)?;
+    Ok(report)
+}

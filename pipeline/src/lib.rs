@@ -1,0 +1,23 @@
+//! Video ingest, detection, tracking, rules and evidence.
+//!
+//! Stages, in the order a frame meets them: [`source`] (GStreamer decode to RGB at the
+//! analysis rate) → [`analyzer`] (vehicle detector, [`tracker`], [`rules`], [`signal`]) →
+//! [`plate_reader`] for the violating track → [`evidence`] → a
+//! [`vigil_ticketing::ViolationEvent`] built by [`batch`].
+
+pub mod analyzer;
+pub mod batch;
+pub mod config;
+pub mod evidence;
+pub mod frame;
+pub mod plate;
+pub mod plate_reader;
+pub mod rules;
+pub mod signal;
+pub mod source;
+pub mod tracker;
+
+pub use analyzer::{Analyzer, AnalyzerSettings, Finding, Models};
+pub use config::CameraConfig;
+pub use frame::Frame;
+pub use source::FileSource;

@@ -1,0 +1,150 @@
+//! Reading a plate off a vehicle crop: text regions from the DB detector, each line read
+//! by the recogniser, and the single line or stacked pair of lines that parses as a
+//! Vietnamese plate kept. Across a track, reads from several frames are voted.
+
+use std::collections::BTreeMap;
+
+use image::RgbImage;
+use vigil_models::{BBox, ModelError, TextDetector, TextRecognizer};
+
+use crate::plate::{self, Plate};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlateRead {
+    pub plate: Plate,
+    pub lines: Vec<String>,
+    pub confidence: f32,
+    /// Where the plate is in the image that was read.
+    pub bbox: BBox,
+}
+
+pub struct PlateReader {
+    pub detector: TextDetector,
+    pub recognizer: TextRecognizer,
+}
+
+struct Line {
+    bbox: BBox,
+    text: String,
+    confidence: f32,
+}
+
+impl PlateReader {
+    /// The best-parsing plate in `image` (a vehicle crop), if any.
+    pub fn read(&mut self, image: &RgbImage) -> Result<Option<PlateRead>, ModelError> {
+        let mut lines: Vec<Line> = Vec::new();
+        for region in self.detector.detect(image)? {
+            let Some((x, y, w, h)) = region.bbox.pixel_rect(image.width(), image.height()) else { continue };
+            if w < 8 || h < 6 {
+                continue;
+            }
+            let crop = image::imageops::crop_imm(image, x, y, w, h).to_image();
+            let r = self.recognizer.recognize(&crop)?;
+            if !r.text.trim().is_empty() {
+                lines.push(Line { bbox: region.bbox, text: r.text, confidence: r.confidence });
+            }
+        }
+        Ok(best_plate(&lines))
+    }
+}
+
+fn best_plate(lines: &[Line]) -> Option<PlateRead> {
+    let mut candidates: Vec<PlateRead> = Vec::new();
+    for l in lines {
+        if let Ok(p) = plate::parse(&[&l.text]) {
+            candidates.push(PlateRead { plate: p, lines: vec![l.text.clone()], confidence: l.confidence, bbox: l.bbox });
+        }
+    }
+    for top in lines {
+        for bottom in lines {
+            if stacked(&top.bbox, &bottom.bbox) {
+                if let Ok(p) = plate::parse(&[&top.text, &bottom.text]) {
+                    candidates.push(PlateRead {
+                        plate: p,
+                        lines: vec![top.text.clone(), bottom.text.clone()],
+                        confidence: top.confidence.min(bottom.confidence),
+                        bbox: BBox::new(
+                            top.bbox.x1.min(bottom.bbox.x1),
+                            top.bbox.y1,
+                            top.bbox.x2.max(bottom.bbox.x2),
+                            bottom.bbox.y2,
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    candidates.into_iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+}
+
+/// `bottom` sits directly under `top`, overlapping it horizontally: the two lines of a
+/// motorbike plate.
+fn stacked(top: &BBox, bottom: &BBox) -> bool {
+    let overlap = top.x2.min(bottom.x2) - top.x1.max(bottom.x1);
+    let narrower = top.width().min(bottom.width());
+    let (_, ct) = top.center();
+    let (_, cb) = bottom.center();
+    let gap = bottom.y1 - top.y2;
+    cb > ct && narrower > 0.0 && overlap / narrower >= 0.5 && gap < top.height() * 0.6
+}
+
+/// The plate most reads agree on, weighted by confidence; its confidence is the mean
+/// confidence of the agreeing reads times the share of reads that agree.
+pub fn vote(reads: &[PlateRead]) -> Option<(usize, f32)> {
+    if reads.is_empty() {
+        return None;
+    }
+    let mut by_text: BTreeMap<String, (f32, Vec<usize>)> = BTreeMap::new();
+    for (i, r) in reads.iter().enumerate() {
+        let e = by_text.entry(r.plate.to_string()).or_default();
+        e.0 += r.confidence;
+        e.1.push(i);
+    }
+    let (_, (weight, members)) = by_text.into_iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
+    let share = members.len() as f32 / reads.len() as f32;
+    let mean = weight / members.len() as f32;
+    // The representative read is the most confident of the winners.
+    let best = members.into_iter().max_by(|&a, &b| reads[a].confidence.total_cmp(&reads[b].confidence))?;
+    Some((best, mean * share))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(x: f32, y: f32, w: f32, h: f32, text: &str) -> Line {
+        Line { bbox: BBox::new(x, y, x + w, y + h), text: text.into(), confidence: 0.9 }
+    }
+
+    #[test]
+    fn a_single_line_plate_is_picked_from_other_text() {
+        let lines = [line(10.0, 10.0, 80.0, 15.0, "cero emisiones"), line(100.0, 100.0, 80.0, 18.0, "98A-123.45")];
+        assert_eq!(best_plate(&lines).unwrap().plate.to_string(), "98A-123.45");
+    }
+
+    #[test]
+    fn two_stacked_lines_make_a_motorbike_plate() {
+        let lines = [line(12.0, 40.0, 38.0, 14.0, "123.45"), line(10.0, 22.0, 40.0, 15.0, "99-B1")];
+        let read = best_plate(&lines).unwrap();
+        assert_eq!(read.plate.to_string(), "99B1-123.45");
+        assert_eq!(read.lines, vec!["99-B1", "123.45"]);
+        // Side by side, the same texts are not one plate.
+        let apart = [line(10.0, 22.0, 40.0, 15.0, "99-B1"), line(200.0, 22.0, 38.0, 14.0, "123.45")];
+        assert!(best_plate(&apart).is_none());
+    }
+
+    #[test]
+    fn voting_prefers_agreement_and_discounts_dissent() {
+        let read = |text: &str, c: f32| PlateRead {
+            plate: plate::parse(&[text]).unwrap(),
+            lines: vec![text.into()],
+            confidence: c,
+            bbox: BBox::new(0.0, 0.0, 1.0, 1.0),
+        };
+        let reads = [read("98A-123.45", 0.9), read("98A-128.45", 0.95), read("98A-123.45", 0.8)];
+        let (i, c) = vote(&reads).unwrap();
+        assert_eq!(reads[i].plate.to_string(), "98A-123.45");
+        assert!((c - 0.85 * 2.0 / 3.0).abs() < 1e-5, "{c}");
+        assert!(vote(&[]).is_none());
+    }
+}

@@ -1,0 +1,184 @@
+//! Frame sources. [`FileSource`] decodes a recorded file with GStreamer:
+//! `filesrc ! decodebin ! videoconvert ! videoscale ! videorate ! RGB @ analysis fps ! appsink`.
+//! Anything that yields [`Frame`]s can stand in for it (tests feed frames directly).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use gstreamer_video as gst_video;
+use image::RgbImage;
+
+use crate::frame::Frame;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("video {path}: file not found")]
+    NotFound { path: PathBuf },
+    #[error("GStreamer could not start: {0}; run scripts/setup to install it")]
+    Init(String),
+    #[error("video {path}: cannot decode: {message}")]
+    Decode { path: PathBuf, message: String },
+}
+
+pub fn init_gstreamer() -> Result<(), SourceError> {
+    gst::init().map_err(|e| SourceError::Init(e.to_string()))
+}
+
+/// A recorded video decoded to RGB frames at the analysis rate.
+pub struct FileSource {
+    path: PathBuf,
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    next_index: u64,
+    finished: bool,
+}
+
+impl FileSource {
+    pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
+        let caps = format!("video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={analysis_fps}/1");
+        Self::open_with(path, &format!("videoconvert ! videoscale ! videorate ! {caps}"))
+    }
+
+    /// Decode only: every frame in its decoded format, nothing converted (for benchmarks).
+    pub fn open_decode_only(path: &Path) -> Result<Self, SourceError> {
+        Self::open_with(path, "identity")
+    }
+
+    fn open_with(path: &Path, conversion: &str) -> Result<Self, SourceError> {
+        init_gstreamer()?;
+        if !path.is_file() {
+            return Err(SourceError::NotFound { path: path.to_owned() });
+        }
+        let decode_err = |message: String| SourceError::Decode { path: path.to_owned(), message };
+        let description = format!(
+            "filesrc name=src ! decodebin ! {conversion} ! appsink name=sink sync=false max-buffers=8 drop=false"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| decode_err(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| decode_err("not a pipeline".into()))?;
+        let src = pipeline.by_name("src").ok_or_else(|| decode_err("no filesrc".into()))?;
+        src.set_property("location", path.to_string_lossy().to_string());
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| decode_err("no appsink".into()))?;
+        pipeline.set_state(gst::State::Playing).map_err(|_| {
+            let message = bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into());
+            let _ = pipeline.set_state(gst::State::Null);
+            decode_err(message)
+        })?;
+        Ok(Self { path: path.to_owned(), pipeline, sink, next_index: 0, finished: false })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's duration, once the pipeline knows it (after the first frame at the latest).
+    pub fn duration(&self) -> Option<Duration> {
+        self.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()))
+    }
+
+    fn next_sample(&mut self) -> Result<Option<gst::Sample>, SourceError> {
+        loop {
+            if let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+                return Ok(Some(sample));
+            }
+            if let Some(message) = bus_error(&self.pipeline) {
+                return Err(SourceError::Decode { path: self.path.clone(), message });
+            }
+            if self.sink.is_eos() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Pull the next decoded buffer without converting it; `None` at the end.
+    pub fn next_raw(&mut self) -> Option<Result<Duration, SourceError>> {
+        if self.finished {
+            return None;
+        }
+        match self.next_sample() {
+            Ok(Some(sample)) => {
+                let pts = sample.buffer().and_then(|b| b.pts()).map(|t| Duration::from_nanos(t.nseconds()));
+                Some(Ok(pts.unwrap_or_default()))
+            }
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn to_frame(&self, sample: &gst::Sample) -> Result<Frame, SourceError> {
+        let err = |m: &str| SourceError::Decode { path: self.path.clone(), message: m.into() };
+        let caps = sample.caps().ok_or_else(|| err("sample without caps"))?;
+        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| err("unreadable video caps"))?;
+        let buffer = sample.buffer().ok_or_else(|| err("sample without buffer"))?;
+        let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
+        let map = buffer.map_readable().map_err(|_| err("unreadable buffer"))?;
+        let (w, h) = (info.width(), info.height());
+        let stride = info.stride()[0] as usize;
+        let row = w as usize * 3;
+        let data = map.as_slice();
+        if data.len() < stride * (h as usize - 1) + row {
+            return Err(err("buffer smaller than its caps say"));
+        }
+        let mut pixels = Vec::with_capacity(row * h as usize);
+        for y in 0..h as usize {
+            pixels.extend_from_slice(&data[y * stride..y * stride + row]);
+        }
+        let image = RgbImage::from_raw(w, h, pixels).ok_or_else(|| err("bad frame size"))?;
+        Ok(Frame { index: self.next_index, pts, image: Arc::new(image) })
+    }
+}
+
+impl Iterator for FileSource {
+    type Item = Result<Frame, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let result = match self.next_sample() {
+            Ok(Some(sample)) => self.to_frame(&sample),
+            Ok(None) => {
+                self.finished = true;
+                return None;
+            }
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(_) => self.next_index += 1,
+            Err(_) => self.finished = true,
+        }
+        Some(result)
+    }
+}
+
+impl Drop for FileSource {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// The first error message waiting on the pipeline's bus, with GStreamer's debug detail.
+fn bus_error(pipeline: &gst::Pipeline) -> Option<String> {
+    let bus = pipeline.bus()?;
+    while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+        if let gst::MessageView::Error(e) = msg.view() {
+            let detail = e.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+            return Some(format!("{}{detail}", e.error()));
+        }
+    }
+    None
+}

@@ -1,0 +1,282 @@
+//! `vigil`: traffic-camera violation detection and ticketing.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use vigil_pipeline::batch::{self, Progress};
+use vigil_pipeline::evidence::TIME_ZONE;
+use vigil_pipeline::source::FileSource;
+use vigil_pipeline::{Analyzer, AnalyzerSettings, CameraConfig, Models};
+use vigil_ticketing::{CaseStore, Recorded};
+
+/// The checkout this binary was built from: where setup puts models and fixtures.
+const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "Traffic-camera violation detection and ticketing")]
+struct Cli {
+    /// Data folder: the case database and evidence packages.
+    #[arg(long, global = true, env = "VIGIL_DATA", default_value = "vigil-data")]
+    data: PathBuf,
+    /// Model manifest.
+    #[arg(long, global = true, env = "VIGIL_MODELS")]
+    models: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run recorded videos of one camera through the pipeline and record the cases found.
+    Batch {
+        /// Camera config (TOML).
+        #[arg(long)]
+        camera: PathBuf,
+        /// Wall-clock time of the first video's first frame (RFC 3339); later videos follow
+        /// on from the end of the one before. Default: each file's modification time.
+        #[arg(long)]
+        start: Option<DateTime<chrono::FixedOffset>>,
+        #[arg(required = true)]
+        videos: Vec<PathBuf>,
+    },
+    /// List the recorded cases.
+    Cases {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the bundled fixture videos through everything and list the cases.
+    Demo,
+    /// Frames per second of decoding alone and of the whole pipeline on one video.
+    #[command(hide = true)]
+    Bench {
+        #[arg(long)]
+        camera: PathBuf,
+        video: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| "warn,vigil=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("vigil: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let models_path = cli.models.clone().unwrap_or_else(|| Path::new(CHECKOUT).join("models/models.toml"));
+    match cli.command {
+        Command::Batch { camera, start, videos } => {
+            let failed = run_batch(&runtime, &cli.data, &models_path, &camera, start.map(|s| s.to_utc()), &videos)?;
+            if failed > 0 {
+                bail!("{failed} of {} video(s) failed; cases found before each failure are kept", videos.len());
+            }
+            Ok(())
+        }
+        Command::Cases { json } => list_cases(&runtime, &cli.data, json),
+        Command::Demo => {
+            let fixtures = Path::new(CHECKOUT).join("fixtures");
+            let videos: Vec<PathBuf> =
+                ["redlight_a.mp4", "redlight_b.mp4"].iter().map(|v| fixtures.join("generated").join(v)).collect();
+            if let Some(missing) = videos.iter().find(|v| !v.is_file()) {
+                bail!("fixture {} is missing; run scripts/setup (or scripts/demo)", missing.display());
+            }
+            let start: DateTime<chrono::FixedOffset> = "2025-03-01T08:00:00+07:00".parse()?;
+            let camera = fixtures.join("cameras/junction-demo.toml");
+            let failed = run_batch(&runtime, &cli.data, &models_path, &camera, Some(start.to_utc()), &videos)?;
+            if failed > 0 {
+                bail!("{failed} fixture video(s) failed");
+            }
+            println!();
+            list_cases(&runtime, &cli.data, false)
+        }
+        Command::Bench { camera, video } => bench(&models_path, &camera, &video),
+    }
+}
+
+/// Returns how many videos failed; errors that stop everything (config, models,
+/// database) are returned before any video is touched.
+fn run_batch(
+    runtime: &tokio::runtime::Runtime,
+    data: &Path,
+    models_path: &Path,
+    camera_path: &Path,
+    start: Option<DateTime<Utc>>,
+    videos: &[PathBuf],
+) -> Result<usize> {
+    let camera = CameraConfig::load(camera_path)?;
+    let mut models = Models::load(models_path)?;
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create data folder {}", data.display()))?;
+    let store = runtime.block_on(CaseStore::open_sqlite(&data.join("vigil.db")))?;
+    let evidence_root = data.join("evidence");
+    let mut failed = 0;
+    let mut next_start = start;
+    for video in videos {
+        let started_at = match next_start {
+            Some(t) => t,
+            None => modified_time(video).unwrap_or_else(Utc::now),
+        };
+        let bar = ProgressBar::new(1000).with_style(
+            ProgressStyle::with_template("{prefix:.bold} [{bar:40}] {percent:>3}% {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(video.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let (mut new, mut dup) = (0usize, 0usize);
+        let result = batch::process_file(
+            video,
+            &camera,
+            &mut models,
+            &evidence_root,
+            started_at,
+            |p: Progress| {
+                if let Some(d) = p.duration.filter(|d| !d.is_zero()) {
+                    bar.set_position((p.position.as_secs_f64() / d.as_secs_f64() * 1000.0).min(1000.0) as u64);
+                }
+                bar.set_message(format!("{} frames", p.frames));
+            },
+            |event| match runtime.block_on(store.record(&event)) {
+                Ok(Recorded::New(_)) => {
+                    new += 1;
+                    Ok(())
+                }
+                Ok(Recorded::Duplicate(_)) => {
+                    dup += 1;
+                    Ok(())
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        );
+        bar.finish_and_clear();
+        match result {
+            Ok(report) => {
+                eprintln!(
+                    "{}: {} frames analysed, {} violation(s): {new} new case(s), {dup} already recorded",
+                    video.display(),
+                    report.frames,
+                    report.violations
+                );
+                if next_start.is_some() {
+                    let length = FileSource::open(video, camera.analysis_fps)
+                        .ok()
+                        .and_then(|s| s.duration())
+                        .unwrap_or(Duration::from_secs_f64(report.frames as f64 / camera.analysis_fps as f64));
+                    next_start = Some(started_at + chrono::Duration::from_std(length).unwrap_or_default());
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("vigil: error: {e}");
+                next_start = next_start.map(|_| started_at);
+            }
+        }
+    }
+    runtime.block_on(store.close());
+    Ok(failed)
+}
+
+fn modified_time(path: &Path) -> Option<DateTime<Utc>> {
+    std::fs::metadata(path).ok()?.modified().ok().map(DateTime::<Utc>::from)
+}
+
+fn list_cases(runtime: &tokio::runtime::Runtime, data: &Path, json: bool) -> Result<()> {
+    let db = data.join("vigil.db");
+    if !db.exists() {
+        println!("no cases yet (no database at {})", db.display());
+        return Ok(());
+    }
+    let store = runtime.block_on(CaseStore::open_sqlite(&db))?;
+    let cases = runtime.block_on(store.list())?;
+    if json {
+        for c in &cases {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "id": c.id, "event_id": c.event_id, "camera_id": c.camera_id, "violation": c.violation,
+                    "plate": c.plate, "plate_confidence": c.plate_confidence, "vehicle_class": c.vehicle_class,
+                    "occurred_at": c.occurred_at, "evidence_dir": c.evidence_dir, "state": c.state,
+                })
+            );
+        }
+        return Ok(());
+    }
+    println!(
+        "{:<5} {:<26} {:<12} {:<10} {:<12} {:>5} {:<8} {:<9} EVIDENCE",
+        "CASE", "TIME (Asia/Ho_Chi_Minh)", "CAMERA", "VIOLATION", "PLATE", "CONF", "VEHICLE", "STATE"
+    );
+    for c in &cases {
+        println!(
+            "{:<5} {:<26} {:<12} {:<10} {:<12} {:>5} {:<8} {:<9} {}",
+            c.id,
+            c.occurred_at.with_timezone(&TIME_ZONE).format("%Y-%m-%d %H:%M:%S %:z").to_string(),
+            c.camera_id,
+            c.violation,
+            c.plate.as_deref().unwrap_or("(unread)"),
+            c.plate_confidence.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into()),
+            c.vehicle_class,
+            c.state,
+            c.evidence_dir
+        );
+    }
+    println!("{} case(s)", cases.len());
+    Ok(())
+}
+
+fn bench(models_path: &Path, camera_path: &Path, video: &Path) -> Result<()> {
+    let camera = CameraConfig::load(camera_path)?;
+    let mut models = Models::load(models_path)?;
+
+    let t = Instant::now();
+    let mut decoder = FileSource::open_decode_only(video)?;
+    let mut decoded = 0u64;
+    while let Some(r) = decoder.next_raw() {
+        r?;
+        decoded += 1;
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let video_length = decoder.duration().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    drop(decoder);
+
+    let t = Instant::now();
+    let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
+    let mut analysed = 0u64;
+    let mut violations = 0usize;
+    for frame in FileSource::open(video, camera.analysis_fps)? {
+        violations += analyzer.process(frame?)?.len();
+        analysed += 1;
+    }
+    violations += analyzer.finish()?.len();
+    let pipeline_s = t.elapsed().as_secs_f64();
+
+    println!("video: {} ({video_length:.1} s, {decoded} frames decoded)", video.display());
+    println!("{:<34} {:>10} {:>14} {:>16}", "stage", "seconds", "video frames/s", "x real time");
+    println!(
+        "{:<34} {:>10.3} {:>14.1} {:>16.1}",
+        "decode only (all frames)",
+        decode_s,
+        decoded as f64 / decode_s,
+        video_length / decode_s
+    );
+    println!(
+        "{:<34} {:>10.3} {:>14.1} {:>16.1}",
+        format!("whole pipeline ({} analysed fps)", camera.analysis_fps),
+        pipeline_s,
+        decoded as f64 / pipeline_s,
+        video_length / pipeline_s
+    );
+    println!("analysed frames: {analysed} ({:.1} analysed frames/s); violations: {violations}", analysed as f64 / pipeline_s);
+    Ok(())
+}

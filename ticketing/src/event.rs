@@ -1,0 +1,103 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Bumped on any change a reader of an older version could misread.
+pub const EVENT_SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationKind {
+    RedLight,
+}
+
+impl ViolationKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ViolationKind::RedLight => "red_light",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateReading {
+    /// Normalised Vietnamese plate, e.g. `98A-123.45` or `99B1-123.45`.
+    pub text: String,
+    pub confidence: f32,
+    /// The lines as read (one for cars, two for motorbikes), before normalisation.
+    pub raw_lines: Vec<String>,
+}
+
+/// A violation decided by the pipeline, handed to ticketing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViolationEvent {
+    pub schema_version: u32,
+    /// Derived from the camera, the source and the moment of the violation, so that
+    /// processing the same recording again yields the same id.
+    pub event_id: Uuid,
+    pub camera_id: String,
+    pub camera_name: String,
+    pub location: String,
+    pub violation: ViolationKind,
+    pub occurred_at: DateTime<Utc>,
+    /// `None` when no plate could be read; the case still goes to review.
+    pub plate: Option<PlateReading>,
+    pub vehicle_class: String,
+    pub evidence_dir: String,
+    /// SHA-256 of the evidence folder's manifest.json.
+    pub evidence_manifest_sha256: String,
+    /// Where the video came from (file path or stream URL without credentials).
+    pub source: String,
+}
+
+impl ViolationEvent {
+    /// Parse an event, refusing versions this build does not know.
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: u32,
+        }
+        let v: Version = serde_json::from_str(json).map_err(|e| format!("not a violation event: {e}"))?;
+        if v.schema_version != EVENT_SCHEMA_VERSION {
+            return Err(format!(
+                "violation event schema version {} is not supported (this build reads {EVENT_SCHEMA_VERSION})",
+                v.schema_version
+            ));
+        }
+        serde_json::from_str(json).map_err(|e| format!("malformed violation event: {e}"))
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn sample_event(n: u128) -> ViolationEvent {
+    ViolationEvent {
+        schema_version: EVENT_SCHEMA_VERSION,
+        event_id: Uuid::from_u128(n),
+        camera_id: "cam-1".into(),
+        camera_name: "Camera 1".into(),
+        location: "Junction".into(),
+        violation: ViolationKind::RedLight,
+        occurred_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:04+07:00").unwrap().to_utc(),
+        plate: Some(PlateReading { text: "98A-123.45".into(), confidence: 0.99, raw_lines: vec!["98A-123.45".into()] }),
+        vehicle_class: "bus".into(),
+        evidence_dir: "/tmp/e".into(),
+        evidence_manifest_sha256: "00".into(),
+        source: "a.mp4".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown_versions() {
+        let e = sample_event(1);
+        let json = serde_json::to_string(&e).unwrap();
+        assert!(json.contains("\"violation\":\"red_light\""));
+        assert_eq!(ViolationEvent::from_json(&json).unwrap(), e);
+        let future = json.replace("\"schema_version\":1", "\"schema_version\":2");
+        assert!(ViolationEvent::from_json(&future).unwrap_err().contains("version 2"));
+        assert!(ViolationEvent::from_json("{}").is_err());
+    }
+}
