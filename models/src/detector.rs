@@ -241,7 +241,7 @@ mod tests {
         // 4 box + 2 classes + 1 mask coefficient, 2 candidates (columns).
         let out = Array2::from_shape_vec(
             (7, 2),
-            vec![100.0, 10.0, 100.0, 10.0, 20.0, 4.0, 20.0, 4.0, 0.1, 0.9, 0.8, 0.05, 0.5, 0.5],
+            vec![100.0, 10.0, 100.0, 10.0, 20.0, 4.0, 20.0, 4.0, 0.1, 0.2, 0.8, 0.05, 0.5, 0.5],
         )
         .unwrap();
         let (boxes, scores, classes) = decode(out.view(), DetectorFormat::Yolo, 2, 640, 0.5).unwrap();

@@ -54,13 +54,10 @@ fn alnum(s: &str) -> String {
 
 fn parse_head(head: &str) -> Result<(String, String), PlateError> {
     let head = alnum(head);
-    if head.len() < 3 {
+    let Some(province) = head.get(..2).filter(|p| p.chars().all(|c| c.is_ascii_digit()) && *p >= "10") else {
         return Err(PlateError::Province(head));
-    }
-    let (province, series) = head.split_at(2);
-    if !province.chars().all(|c| c.is_ascii_digit()) || province < "10" {
-        return Err(PlateError::Province(province.into()));
-    }
+    };
+    let series = &head[2..];
     let letters: String = series.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
     let rest = &series[letters.len()..];
     let ok = (1..=2).contains(&letters.len())
@@ -83,7 +80,12 @@ fn parse_number(tail: &str) -> Result<String, PlateError> {
 
 /// Parse a plate from the lines OCR read, top to bottom.
 pub fn parse(lines: &[&str]) -> Result<Plate, PlateError> {
-    let lines: Vec<String> = lines.iter().map(|l| clean(l)).filter(|l| !l.is_empty()).collect();
+    // "99-B1 123.45" read as one line is the two lines of a motorbike plate.
+    let split: Vec<&str> = match lines {
+        [one] if one.split_whitespace().count() == 2 => one.split_whitespace().collect(),
+        _ => lines.to_vec(),
+    };
+    let lines: Vec<String> = split.iter().map(|l| clean(l)).filter(|l| !l.is_empty()).collect();
     let (head, tail) = match lines.as_slice() {
         [] => return Err(PlateError::Empty),
         [one] => split_single_line(one)?,
@@ -132,7 +134,8 @@ mod tests {
         assert_eq!(norm(&["99-B1", "123.45"]), "99B1-123.45");
         assert_eq!(norm(&["29-HA", "002.33"]), "29HA-002.33");
         assert_eq!(norm(&["99-B1 123.45"]), "99B1-123.45");
-        assert_eq!(norm(&["98a 123.45".replace(' ', "").as_str()]), "98A-123.45");
+        assert_eq!(norm(&["98a 123.45"]), "98A-123.45");
+        assert_eq!(norm(&["98A12345"]), "98A-123.45");
         assert_eq!(norm(&["29-Đ1", "1234"]), "29D1-1234");
     }
 
@@ -140,12 +143,13 @@ mod tests {
     fn invalid_plates_are_rejected_with_a_reason() {
         assert_eq!(parse(&["98I-123.45"]), Err(PlateError::Series("I".into())));
         assert_eq!(parse(&["9A-123.45"]).unwrap_err(), PlateError::Province("9A".into()));
+        assert_eq!(parse(&["98-123.45"]).unwrap_err(), PlateError::Series("".into()));
         assert_eq!(parse(&["98A-12"]), Err(PlateError::Number("12".into())));
         assert_eq!(parse(&["98A-123456"]), Err(PlateError::Number("123456".into())));
         assert_eq!(parse(&["98ABC-123.45"]), Err(PlateError::Series("ABC".into())));
         assert_eq!(parse(&["cero emisiones"]).is_err(), true);
         assert_eq!(parse(&[]), Err(PlateError::Empty));
         assert_eq!(parse(&["a", "b", "c"]), Err(PlateError::TooManyLines));
-        assert_eq!(parse(&["05A-123.45"]), Err(PlateError::Province("05".into())));
+        assert_eq!(parse(&["05A-123.45"]), Err(PlateError::Province("05A".into())));
     }
 }

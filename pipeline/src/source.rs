@@ -35,6 +35,9 @@ pub struct FileSource {
     sink: gst_app::AppSink,
     next_index: u64,
     finished: bool,
+    /// Timestamp of the first buffer: frames are timed from it, since encoders with B-frames
+    /// (x264's default) start the presentation timeline a few frames late.
+    first_pts: Option<gst::ClockTime>,
 }
 
 impl FileSource {
@@ -72,7 +75,7 @@ impl FileSource {
             let _ = pipeline.set_state(gst::State::Null);
             decode_err(message)
         })?;
-        Ok(Self { path: path.to_owned(), pipeline, sink, next_index: 0, finished: false })
+        Ok(Self { path: path.to_owned(), pipeline, sink, next_index: 0, finished: false, first_pts: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -82,6 +85,13 @@ impl FileSource {
     /// The file's duration, once the pipeline knows it (after the first frame at the latest).
     pub fn duration(&self) -> Option<Duration> {
         self.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()))
+    }
+
+    /// Time of a buffer from the first frame.
+    fn relative(&mut self, pts: Option<gst::ClockTime>) -> Duration {
+        let Some(pts) = pts else { return Duration::ZERO };
+        let first = *self.first_pts.get_or_insert(pts);
+        Duration::from_nanos(pts.saturating_sub(first).nseconds())
     }
 
     fn next_sample(&mut self) -> Result<Option<gst::Sample>, SourceError> {
@@ -105,8 +115,8 @@ impl FileSource {
         }
         match self.next_sample() {
             Ok(Some(sample)) => {
-                let pts = sample.buffer().and_then(|b| b.pts()).map(|t| Duration::from_nanos(t.nseconds()));
-                Some(Ok(pts.unwrap_or_default()))
+                let pts = sample.buffer().and_then(|b| b.pts());
+                Some(Ok(self.relative(pts)))
             }
             Ok(None) => {
                 self.finished = true;
@@ -119,12 +129,13 @@ impl FileSource {
         }
     }
 
-    fn to_frame(&self, sample: &gst::Sample) -> Result<Frame, SourceError> {
-        let err = |m: &str| SourceError::Decode { path: self.path.clone(), message: m.into() };
+    fn to_frame(&mut self, sample: &gst::Sample) -> Result<Frame, SourceError> {
+        let path = self.path.clone();
+        let err = |m: &str| SourceError::Decode { path: path.clone(), message: m.into() };
         let caps = sample.caps().ok_or_else(|| err("sample without caps"))?;
         let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| err("unreadable video caps"))?;
         let buffer = sample.buffer().ok_or_else(|| err("sample without buffer"))?;
-        let pts = buffer.pts().map(|t| Duration::from_nanos(t.nseconds())).unwrap_or_default();
+        let pts = self.relative(buffer.pts());
         let map = buffer.map_readable().map_err(|_| err("unreadable buffer"))?;
         let (w, h) = (info.width(), info.height());
         let stride = info.stride()[0] as usize;

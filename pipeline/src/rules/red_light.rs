@@ -13,8 +13,10 @@ use crate::tracker::Track;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crossing {
     pub track_id: u64,
-    /// Frame index and time of the first point past the line.
+    /// The first frame on which the vehicle is seen past the line.
     pub frame: u64,
+    /// When the front reached the line: interpolated between the last point before it and
+    /// the first after, so frames the detector missed do not make the crossing late.
     pub pts: Duration,
     /// The last point before the line.
     pub before_frame: u64,
@@ -76,12 +78,15 @@ impl RedLightRule {
             return None;
         }
         let (prev, cur) = (&track.points[n - 2], &track.points[n - 1]);
-        if self.past_line(&prev.bbox) < 0.0 && self.past_line(&cur.bbox) >= 0.0 {
+        let (before, after) = (self.past_line(&prev.bbox), self.past_line(&cur.bbox));
+        if before < 0.0 && after >= 0.0 {
             self.crossed.insert(track.id);
+            let fraction = (-before / (after - before)) as f64;
+            let pts = prev.pts + (cur.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
             return Some(Crossing {
                 track_id: track.id,
                 frame: cur.frame,
-                pts: cur.pts,
+                pts,
                 before_frame: prev.frame,
                 signal,
             });
@@ -127,9 +132,26 @@ mod tests {
         let c = r.observe(&t, SignalState::Red).expect("crossed");
         assert!(c.is_violation());
         assert_eq!((c.frame, c.before_frame), (2, 1));
+        // Front at 95 then 110: the line (100) is reached a third of the way between frames.
+        let expected = 0.2 + 0.2 * 5.0 / 15.0;
+        assert!((c.pts.as_secs_f64() - expected).abs() < 1e-6, "{:?}", c.pts);
         let mut later = t.clone();
         later.points.extend(track(1, &[0.0, 0.0, 0.0, 130.0]).points.into_iter().skip(3));
         assert_eq!(r.observe(&later, SignalState::Red), None);
+    }
+
+    #[test]
+    fn frames_missed_around_the_line_do_not_delay_the_crossing_time() {
+        let mut r = rule();
+        let mut t = track(1, &[90.0, 98.0, 0.0, 0.0, 122.0]);
+        t.points.drain(2..4); // seen at frames 0, 1 and 4 only
+        let mut prefix = t.clone();
+        prefix.points.truncate(2);
+        assert_eq!(r.observe(&prefix, SignalState::Red), None);
+        let c = r.observe(&t, SignalState::Red).unwrap();
+        assert_eq!(c.frame, 4);
+        // 98 at 200 ms, 122 at 800 ms: 100 is reached at 250 ms.
+        assert!((c.pts.as_secs_f64() - 0.25).abs() < 1e-6, "{:?}", c.pts);
     }
 
     #[test]

@@ -1,0 +1,69 @@
+//! Shared helpers for the tests on the real stack: fixtures and models as scripts/setup
+//! installs them. A missing fixture is a failure with the fix named, never a skip.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use vigil_models::BBox;
+
+pub fn checkout() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    let path = checkout().join("fixtures/generated").join(name);
+    assert!(path.is_file(), "fixture {} is missing: run scripts/setup", path.display());
+    path
+}
+
+pub fn camera_path() -> PathBuf {
+    checkout().join("fixtures/cameras/junction-demo.toml")
+}
+
+pub fn models_path() -> PathBuf {
+    checkout().join("models/models.toml")
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Truth {
+    pub frames: usize,
+    pub fps: u32,
+    pub width: u32,
+    pub height: u32,
+    pub vehicles: Vec<TruthVehicle>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TruthVehicle {
+    pub id: u32,
+    pub kind: String,
+    pub plate: String,
+    pub violates_red_light: bool,
+    pub crossing_time: Option<f64>,
+    pub signal_at_crossing: Option<String>,
+    /// One per source frame: [x1, y1, x2, y2], or null when off screen.
+    pub boxes: Vec<Option<[f32; 4]>>,
+    pub fully_visible: Vec<bool>,
+}
+
+impl TruthVehicle {
+    /// The ground-truth box at `seconds` into the video.
+    pub fn box_at(&self, seconds: f64, fps: u32) -> Option<BBox> {
+        let i = (seconds * fps as f64).round() as usize;
+        self.boxes.get(i).copied().flatten().map(|[a, b, c, d]| BBox::new(a, b, c, d))
+    }
+
+    pub fn fully_visible_at(&self, seconds: f64, fps: u32) -> bool {
+        let i = (seconds * fps as f64).round() as usize;
+        self.fully_visible.get(i).copied().unwrap_or(false)
+    }
+}
+
+pub fn truth(scene: &str) -> Truth {
+    let path = fixture(&format!("{scene}.json"));
+    let text = std::fs::read_to_string(&path).expect("read ground truth");
+    serde_json::from_str(&text).expect("parse ground truth")
+}
+
+pub const SCENES: [&str; 2] = ["redlight_a", "redlight_b"];
