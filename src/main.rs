@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use vigil_pipeline::batch::{self, Progress};
 use vigil_pipeline::evidence::TIME_ZONE;
+use vigil_pipeline::signing::{self, EvidenceKey};
 use vigil_pipeline::source::FileSource;
 use vigil_pipeline::{Analyzer, AnalyzerSettings, CameraConfig, Models};
 use vigil_ticketing::{CaseStore, Recorded};
@@ -51,6 +52,17 @@ enum Command {
     },
     /// Run the bundled fixture videos through everything and list the cases.
     Demo,
+    /// Check evidence folders: every file against the manifest, the manifest against its
+    /// signature, the signature against the deployment's key.
+    Verify {
+        /// Trusted public key (64 hex digits); default: this data folder's signing key.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[arg(required = true)]
+        folders: Vec<PathBuf>,
+    },
+    /// Print the public key that evidence is signed with (made on first use).
+    Key,
     /// Frames per second of decoding alone and of the whole pipeline on one video.
     #[command(hide = true)]
     Bench {
@@ -63,7 +75,7 @@ enum Command {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| "warn,vigil=info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -103,6 +115,11 @@ fn run(cli: Cli) -> Result<()> {
             println!();
             list_cases(&runtime, &cli.data, false)
         }
+        Command::Verify { public_key, folders } => verify(&cli.data, public_key.as_deref(), &folders),
+        Command::Key => {
+            println!("{}", EvidenceKey::load_or_create(&cli.data.join("keys"))?.public_hex());
+            Ok(())
+        }
         Command::Bench { camera, video } => bench(&models_path, &camera, &video),
     }
 }
@@ -121,6 +138,7 @@ fn run_batch(
     let mut models = Models::load(models_path)?;
     std::fs::create_dir_all(data).with_context(|| format!("cannot create data folder {}", data.display()))?;
     let store = runtime.block_on(CaseStore::open_sqlite(&data.join("vigil.db")))?;
+    let key = EvidenceKey::load_or_create(&data.join("keys"))?;
     let evidence_root = data.join("evidence");
     let mut failed = 0;
     let mut next_start = start;
@@ -141,6 +159,7 @@ fn run_batch(
             &camera,
             &mut models,
             &evidence_root,
+            &key,
             started_at,
             |p: Progress| {
                 if let Some(d) = p.duration.filter(|d| !d.is_zero()) {
@@ -186,6 +205,36 @@ fn run_batch(
     }
     runtime.block_on(store.close());
     Ok(failed)
+}
+
+fn verify(data: &Path, public_key: Option<&str>, folders: &[PathBuf]) -> Result<()> {
+    let trusted = match public_key {
+        Some(k) => signing::parse_public_key(k)?,
+        None => {
+            let keys = data.join("keys");
+            if !keys.join("evidence-signing.key").is_file() {
+                bail!("no signing key in {}; pass the trusted key with --public-key", keys.display());
+            }
+            EvidenceKey::load_or_create(&keys)?.verifying_key()
+        }
+    };
+    let mut bad = 0;
+    for folder in folders {
+        let problems = signing::verify_package(folder, &trusted);
+        if problems.is_empty() {
+            println!("{}: OK", folder.display());
+        } else {
+            bad += 1;
+            println!("{}: FAILED", folder.display());
+            for p in problems {
+                println!("  {p}");
+            }
+        }
+    }
+    if bad > 0 {
+        bail!("{bad} of {} evidence folder(s) failed verification", folders.len());
+    }
+    Ok(())
 }
 
 fn modified_time(path: &Path) -> Option<DateTime<Utc>> {

@@ -62,6 +62,7 @@ fn batch_twice_makes_one_case_with_a_complete_evidence_folder() {
     let files = manifest["files"].as_array().unwrap();
     let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["1_before.jpg", "2_on.jpg", "3_after.jpg", "plate.jpg"]);
+    assert!(dir.join("signature.json").is_file());
     for f in files {
         let bytes = std::fs::read(dir.join(f["name"].as_str().unwrap())).unwrap();
         let sha = vigil_models::manifest::sha256_file(&dir.join(f["name"].as_str().unwrap())).unwrap();
@@ -162,4 +163,41 @@ fn a_malformed_camera_config_names_the_file_and_the_key() {
         assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
     }
     assert_eq!(cases(data.path()), before);
+}
+
+#[test]
+fn verify_accepts_an_intact_package_and_names_one_altered_byte() {
+    let data = tempfile::tempdir().unwrap();
+    let out = batch(data.path(), &[&common::fixture("redlight_b.mp4")], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let dir = cases(data.path())[0]["evidence_dir"].as_str().unwrap().to_string();
+    let dir = Path::new(&dir);
+    let ok = vigil(data.path(), &["verify", dir.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}{}", String::from_utf8_lossy(&ok.stdout), stderr(&ok));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(": OK"));
+
+    // The public key printed by `vigil key` verifies it too, from anywhere.
+    let key = vigil(data.path(), &["key"]);
+    let key = String::from_utf8_lossy(&key.stdout).trim().to_string();
+    assert_eq!(key.len(), 64);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ok = vigil(elsewhere.path(), &["verify", "--public-key", &key, dir.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+
+    let frame = dir.join("2_on.jpg");
+    let mut bytes = std::fs::read(&frame).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&frame, bytes).unwrap();
+    let bad = vigil(data.path(), &["verify", dir.to_str().unwrap()]);
+    assert!(!bad.status.success());
+    let report = String::from_utf8_lossy(&bad.stdout);
+    assert!(report.contains("FAILED") && report.contains("2_on.jpg: altered"), "{report}");
+
+    // Another deployment's key does not vouch for it.
+    let other = vigil(elsewhere.path(), &["key"]);
+    let other = String::from_utf8_lossy(&other.stdout).trim().to_string();
+    let out = vigil(data.path(), &["verify", "--public-key", &other, dir.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not the trusted key"));
 }

@@ -39,3 +39,33 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
         assert!(f.plate_crop.is_some());
     }
 }
+
+#[test]
+fn a_signal_schedule_instead_of_the_signal_head_gives_the_same_violation() {
+    // redlight_a's controller: green 0–2 s, amber 2–3 s, red 3–9 s, then green.
+    let text = std::fs::read_to_string(common::camera_path()).unwrap();
+    let head = text.split("[signal]").next().unwrap();
+    let schedule = r#"[signal]
+source = "schedule"
+phases = [
+  { state = "green", seconds = 2 },
+  { state = "amber", seconds = 1 },
+  { state = "red", seconds = 6 },
+  { state = "green", seconds = 60 },
+]
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("scheduled.toml");
+    std::fs::write(&path, format!("{head}{schedule}")).unwrap();
+    let camera = CameraConfig::load(&path).unwrap();
+    let mut models = Models::load(&common::models_path()).unwrap();
+    let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
+    let mut findings = Vec::new();
+    for frame in FileSource::open(&common::fixture("redlight_a.mp4"), camera.analysis_fps).unwrap() {
+        findings.extend(analyzer.process(frame.unwrap()).unwrap());
+    }
+    findings.extend(analyzer.finish().unwrap());
+    let plates: Vec<_> = findings.iter().map(|f| f.plate.as_ref().map(|p| p.plate.to_string())).collect();
+    assert_eq!(plates, [Some("98A-123.45".to_string())]);
+    assert!(findings[0].key_frames.iter().all(|k| k.signal == SignalState::Red));
+}

@@ -12,6 +12,7 @@ use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, Violat
 use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
 use crate::config::CameraConfig;
 use crate::evidence::{self, EvidenceError, SourceInfo};
+use crate::signing::EvidenceKey;
 use crate::source::{FileSource, SourceError};
 
 /// Namespace for event ids (UUID v5), fixed so ids are stable across builds.
@@ -60,6 +61,7 @@ pub fn process_file(
     camera: &CameraConfig,
     models: &mut Models,
     evidence_root: &Path,
+    key: &EvidenceKey,
     started_at: DateTime<Utc>,
     mut on_progress: impl FnMut(Progress),
     mut on_event: impl FnMut(ViolationEvent) -> Result<(), String>,
@@ -78,7 +80,7 @@ pub fn process_file(
     let mut emit = |findings: Vec<Finding>, report: &mut FileReport| -> Result<(), BatchError> {
         for finding in findings {
             let id = event_id(&camera.id, &source_info.sha256, &finding);
-            let package = evidence::write_package(evidence_root, id, camera, &source_info, &model_info, &finding)?;
+            let package = evidence::write_package(evidence_root, id, camera, &source_info, &model_info, &finding, key)?;
             let occurred_at = started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
             let event = ViolationEvent {
                 schema_version: EVENT_SCHEMA_VERSION,

@@ -1,6 +1,7 @@
 //! Evidence packages: one folder per violation with annotated key frames, the plate crop
 //! and `manifest.json` listing every file's SHA-256.
 //!
+//! The manifest is signed with the deployment's key (`signature.json`, see [`crate::signing`]).
 //! A package is written into a hidden `.partial` folder and renamed into place, so a
 //! folder under its final name is always complete; an existing package is never rewritten.
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::analyzer::{Finding, ModelInfo};
 use crate::config::CameraConfig;
+use crate::signing::{EvidenceKey, SIGNATURE_FILE};
 
 /// DejaVu Sans Bold (Debian's fonts-dejavu-core), so overlays never depend on the host.
 static FONT: &[u8] = include_bytes!("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf");
@@ -77,6 +79,7 @@ pub fn write_package(
     source: &SourceInfo,
     models: &[ModelInfo],
     finding: &Finding,
+    key: &EvidenceKey,
 ) -> Result<Package, EvidenceError> {
     let dir = root.join(event_id.to_string());
     let io = |path: &Path| {
@@ -152,6 +155,12 @@ pub fn write_package(
     })?;
     let manifest_path = partial.join(MANIFEST);
     std::fs::write(&manifest_path, &manifest_bytes).map_err(io(&manifest_path))?;
+    let signature_path = partial.join(SIGNATURE_FILE);
+    let signature = serde_json::to_vec_pretty(&key.sign(&manifest_bytes)).map_err(|e| EvidenceError::Io {
+        path: signature_path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(&signature_path, signature).map_err(io(&signature_path))?;
     sync_dir(&partial);
     std::fs::rename(&partial, &dir).map_err(io(&dir))?;
     sync_dir(root);

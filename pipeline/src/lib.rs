@@ -14,6 +14,7 @@ pub mod plate;
 pub mod plate_reader;
 pub mod rules;
 pub mod signal;
+pub mod signing;
 pub mod source;
 pub mod tracker;
 
