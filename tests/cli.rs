@@ -23,12 +23,21 @@ fn stderr(o: &Output) -> String {
 fn cases(data: &Path) -> Vec<serde_json::Value> {
     let o = vigil(data, &["cases", "--json"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    String::from_utf8_lossy(&o.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 fn batch(data: &Path, videos: &[&Path], extra: &[&str]) -> Output {
     let camera = common::camera_path();
-    let mut args: Vec<&str> = vec!["batch", "--camera", camera.to_str().unwrap(), "--start", "2025-03-01T08:00:00+07:00"];
+    let mut args: Vec<&str> = vec![
+        "batch",
+        "--camera",
+        camera.to_str().unwrap(),
+        "--start",
+        "2025-03-01T08:00:00+07:00",
+    ];
     args.extend_from_slice(extra);
     args.extend(videos.iter().map(|v| v.to_str().unwrap()));
     vigil(data, &args)
@@ -40,19 +49,32 @@ fn batch_twice_makes_one_case_with_a_complete_evidence_folder() {
     let video = common::fixture("redlight_a.mp4");
     let first = batch(data.path(), &[&video], &[]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stderr(&first).contains("1 new case(s)"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("1 new case(s)"),
+        "{}",
+        stderr(&first)
+    );
     let after_first = cases(data.path());
     assert_eq!(after_first.len(), 1, "{after_first:?}");
     let case = &after_first[0];
     assert_eq!(case["plate"], "98A-123.45");
     assert_eq!(case["violation"], "red_light");
+    // A bus is fined as a car: Decree 168/2024 Art. 6.9.b, 18–20 M VND and 4 points.
+    assert_eq!(case["fine"]["article"], "6.9.b");
+    assert_eq!(case["fine"]["min_vnd"], 18_000_000);
+    assert_eq!(case["fine"]["max_vnd"], 20_000_000);
+    assert_eq!(case["fine"]["points"], 4);
     // The bus's front reaches the line 4.04 s into the video (ground truth).
     let occurred = case["occurred_at"].as_str().unwrap();
     assert!(occurred.starts_with("2025-03-01T01:00:04.0"), "{occurred}");
 
     let second = batch(data.path(), &[&video], &[]);
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stderr(&second).contains("0 new case(s), 1 already recorded"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("0 new case(s), 1 already recorded"),
+        "{}",
+        stderr(&second)
+    );
     assert_eq!(cases(data.path()), after_first);
 
     // The evidence folder holds what its manifest lists, with matching hashes.
@@ -61,20 +83,45 @@ fn batch_twice_makes_one_case_with_a_complete_evidence_folder() {
         serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
     let files = manifest["files"].as_array().unwrap();
     let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["1_before.jpg", "2_on.jpg", "3_after.jpg", "plate.jpg"]);
+    assert_eq!(
+        names,
+        ["1_before.jpg", "2_on.jpg", "3_after.jpg", "plate.jpg"]
+    );
     assert!(dir.join("signature.json").is_file());
     for f in files {
         let bytes = std::fs::read(dir.join(f["name"].as_str().unwrap())).unwrap();
-        let sha = vigil_models::manifest::sha256_file(&dir.join(f["name"].as_str().unwrap())).unwrap();
+        let sha =
+            vigil_models::manifest::sha256_file(&dir.join(f["name"].as_str().unwrap())).unwrap();
         assert_eq!(f["sha256"], sha.as_str());
         assert_eq!(f["bytes"], bytes.len());
         image::load_from_memory(&bytes).expect("a readable JPEG");
     }
-    assert_eq!(manifest["time"]["utc"], occurred.replace("Z", "").chars().take(23).collect::<String>() + "Z");
-    assert!(manifest["time"]["local"].as_str().unwrap().starts_with("2025-03-01T08:00:04.0"));
-    assert!(manifest["time"]["local"].as_str().unwrap().ends_with("+07:00"));
+    assert_eq!(
+        manifest["time"]["utc"],
+        occurred
+            .replace("Z", "")
+            .chars()
+            .take(23)
+            .collect::<String>()
+            + "Z"
+    );
+    assert!(
+        manifest["time"]["local"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-03-01T08:00:04.0")
+    );
+    assert!(
+        manifest["time"]["local"]
+            .as_str()
+            .unwrap()
+            .ends_with("+07:00")
+    );
     assert_eq!(manifest["models"].as_array().unwrap().len(), 3);
-    assert_eq!(manifest["camera"]["config_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        manifest["camera"]["config_sha256"].as_str().unwrap().len(),
+        64
+    );
     let leftovers: Vec<_> = std::fs::read_dir(dir.parent().unwrap())
         .unwrap()
         .filter_map(|e| e.ok())
@@ -92,10 +139,15 @@ fn a_corrupt_video_fails_by_name_and_keeps_the_cases_found_before_it() {
     let out = batch(data.path(), &[&good, &corrupt], &[]);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("broken-camera-dump.mp4") && err.contains("cannot decode"), "{err}");
+    assert!(
+        err.contains("broken-camera-dump.mp4") && err.contains("cannot decode"),
+        "{err}"
+    );
     let kept = cases(data.path());
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0]["plate"], "99B1-123.45");
+    assert_eq!(kept[0]["fine"]["article"], "7.7.c");
+    assert_eq!(kept[0]["fine"]["min_vnd"], 4_000_000);
 
     // Running the corrupt file alone changes nothing that was recorded.
     let again = batch(data.path(), &[&corrupt], &[]);
@@ -113,28 +165,48 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
     // A copy of the manifest whose detector file is not there.
     let models_dir = tempfile::tempdir().unwrap();
     let manifest = std::fs::read_to_string(common::models_path()).unwrap();
-    let manifest = manifest.replace("onnx/", &format!("{}/onnx/", common::checkout().join("models").display()));
+    let manifest = manifest.replace(
+        "onnx/",
+        &format!("{}/onnx/", common::checkout().join("models").display()),
+    );
     let manifest = manifest.replace("yolo11n_seg_fp16.onnx", "not-there.onnx");
     std::fs::write(models_dir.path().join("models.toml"), manifest).unwrap();
     let models = models_dir.path().join("models.toml");
-    let out = batch(data.path(), &[&common::fixture("redlight_b.mp4")], &["--models", models.to_str().unwrap()]);
+    let out = batch(
+        data.path(),
+        &[&common::fixture("redlight_b.mp4")],
+        &["--models", models.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("not-there.onnx") && err.contains("missing") && err.contains("scripts/setup"), "{err}");
+    assert!(
+        err.contains("not-there.onnx") && err.contains("missing") && err.contains("scripts/setup"),
+        "{err}"
+    );
     assert_eq!(cases(data.path()), before);
 
     // A file that is there but is not the model: named, with its checksum mismatch.
     let fake = models_dir.path().join("fake.onnx");
     std::fs::write(&fake, b"not a model").unwrap();
     let text = std::fs::read_to_string(&models).unwrap().replace(
-        &format!("{}/onnx/not-there.onnx", common::checkout().join("models").display()),
+        &format!(
+            "{}/onnx/not-there.onnx",
+            common::checkout().join("models").display()
+        ),
         fake.to_str().unwrap(),
     );
     std::fs::write(&models, text).unwrap();
-    let out = batch(data.path(), &[&common::fixture("redlight_b.mp4")], &["--models", models.to_str().unwrap()]);
+    let out = batch(
+        data.path(),
+        &[&common::fixture("redlight_b.mp4")],
+        &["--models", models.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(err.contains("fake.onnx") && err.contains("SHA-256"), "{err}");
+    assert!(
+        err.contains("fake.onnx") && err.contains("SHA-256"),
+        "{err}"
+    );
     assert_eq!(cases(data.path()), before);
 }
 
@@ -148,16 +220,33 @@ fn a_malformed_camera_config_names_the_file_and_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(common::camera_path()).unwrap();
     for (name, text, expect) in [
-        ("typo.toml", good.replace("stop_line", "stopline"), "stopline"),
-        ("syntax.toml", good.replace("analysis_fps = 5", "analysis_fps = = 5"), "line 6"),
-        ("outside.toml", good.replace("[440.0, 352.0]", "[440.0, 900.0]"), "red_light.stop_line"),
+        (
+            "typo.toml",
+            good.replace("stop_line", "stopline"),
+            "stopline",
+        ),
+        (
+            "syntax.toml",
+            good.replace("analysis_fps = 5", "analysis_fps = = 5"),
+            "line 6",
+        ),
+        (
+            "outside.toml",
+            good.replace("[440.0, 352.0]", "[440.0, 900.0]"),
+            "red_light.stop_line",
+        ),
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let out = vigil(data.path(), &[
-            "batch", "--camera", path.to_str().unwrap(),
-            common::fixture("redlight_b.mp4").to_str().unwrap(),
-        ]);
+        let out = vigil(
+            data.path(),
+            &[
+                "batch",
+                "--camera",
+                path.to_str().unwrap(),
+                common::fixture("redlight_b.mp4").to_str().unwrap(),
+            ],
+        );
         assert!(!out.status.success(), "{name}");
         let err = stderr(&out);
         assert!(err.contains(name) && err.contains(expect), "{name}: {err}");
@@ -170,10 +259,18 @@ fn verify_accepts_an_intact_package_and_names_one_altered_byte() {
     let data = tempfile::tempdir().unwrap();
     let out = batch(data.path(), &[&common::fixture("redlight_b.mp4")], &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let dir = cases(data.path())[0]["evidence_dir"].as_str().unwrap().to_string();
+    let dir = cases(data.path())[0]["evidence_dir"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let dir = Path::new(&dir);
     let ok = vigil(data.path(), &["verify", dir.to_str().unwrap()]);
-    assert!(ok.status.success(), "{}{}", String::from_utf8_lossy(&ok.stdout), stderr(&ok));
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        stderr(&ok)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains(": OK"));
 
     // The public key printed by `vigil key` verifies it too, from anywhere.
@@ -181,7 +278,10 @@ fn verify_accepts_an_intact_package_and_names_one_altered_byte() {
     let key = String::from_utf8_lossy(&key.stdout).trim().to_string();
     assert_eq!(key.len(), 64);
     let elsewhere = tempfile::tempdir().unwrap();
-    let ok = vigil(elsewhere.path(), &["verify", "--public-key", &key, dir.to_str().unwrap()]);
+    let ok = vigil(
+        elsewhere.path(),
+        &["verify", "--public-key", &key, dir.to_str().unwrap()],
+    );
     assert!(ok.status.success(), "{}", stderr(&ok));
 
     let frame = dir.join("2_on.jpg");
@@ -192,12 +292,18 @@ fn verify_accepts_an_intact_package_and_names_one_altered_byte() {
     let bad = vigil(data.path(), &["verify", dir.to_str().unwrap()]);
     assert!(!bad.status.success());
     let report = String::from_utf8_lossy(&bad.stdout);
-    assert!(report.contains("FAILED") && report.contains("2_on.jpg: altered"), "{report}");
+    assert!(
+        report.contains("FAILED") && report.contains("2_on.jpg: altered"),
+        "{report}"
+    );
 
     // Another deployment's key does not vouch for it.
     let other = vigil(elsewhere.path(), &["key"]);
     let other = String::from_utf8_lossy(&other.stdout).trim().to_string();
-    let out = vigil(data.path(), &["verify", "--public-key", &other, dir.to_str().unwrap()]);
+    let out = vigil(
+        data.path(),
+        &["verify", "--public-key", &other, dir.to_str().unwrap()],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("not the trusted key"));
 }

@@ -18,7 +18,11 @@ fn decoding_gives_the_expected_frames_and_timestamps_at_the_analysis_rate() {
         assert_eq!(frames.len() as u64, seconds * 5, "{scene}: frames at 5 fps");
         for (i, f) in frames.iter().enumerate() {
             assert_eq!(f.index, i as u64);
-            assert_eq!(f.pts, Duration::from_millis(200 * i as u64), "{scene}: frame {i}");
+            assert_eq!(
+                f.pts,
+                Duration::from_millis(200 * i as u64),
+                "{scene}: frame {i}"
+            );
             assert_eq!(f.image.dimensions(), (truth.width, truth.height));
         }
     }
@@ -41,17 +45,33 @@ fn decode_only_sees_every_source_frame() {
 fn a_corrupt_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("garbage.mp4");
-    std::fs::write(&bad, b"this is not a video at all, just some bytes pretending").unwrap();
+    std::fs::write(
+        &bad,
+        b"this is not a video at all, just some bytes pretending",
+    )
+    .unwrap();
     let err = match FileSource::open(&bad, 5) {
         Err(e) => e,
-        Ok(mut s) => s.next().expect("an item").expect_err("garbage must not decode"),
+        Ok(mut s) => s
+            .next()
+            .expect("an item")
+            .expect_err("garbage must not decode"),
     };
     let msg = err.to_string();
-    assert!(msg.contains("garbage.mp4") && msg.contains("cannot decode"), "{msg}");
+    assert!(
+        msg.contains("garbage.mp4") && msg.contains("cannot decode"),
+        "{msg}"
+    );
 
     let missing = dir.path().join("nowhere.mp4");
-    let msg = FileSource::open(&missing, 5).err().expect("missing file").to_string();
-    assert!(msg.contains("nowhere.mp4") && msg.contains("not found"), "{msg}");
+    let msg = FileSource::open(&missing, 5)
+        .err()
+        .expect("missing file")
+        .to_string();
+    assert!(
+        msg.contains("nowhere.mp4") && msg.contains("not found"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -64,6 +84,8 @@ fn a_truncated_recording_is_an_error_naming_it() {
         Err(e) => Err(e),
         Ok(s) => s.collect(),
     };
-    let msg = result.expect_err("a half file must not pass as a whole one").to_string();
+    let msg = result
+        .expect_err("a half file must not pass as a whole one")
+        .to_string();
     assert!(msg.contains("cut.mp4"), "{msg}");
 }

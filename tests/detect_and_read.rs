@@ -31,21 +31,35 @@ fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle() {
                 let gt: BBox = v.box_at(t, truth.fps).unwrap();
                 let entry = per_vehicle.entry(v.id).or_default();
                 entry.0 += 1;
-                let want = if v.kind == "bike" { "motorbike" } else { v.kind.as_str() };
+                let want = if v.kind == "bike" {
+                    "motorbike"
+                } else {
+                    v.kind.as_str()
+                };
                 let hit = detections
                     .iter()
                     .any(|d| d.bbox.iou(&gt) >= 0.5 && detector.classes[d.class_id] == want);
                 if hit {
                     entry.1 += 1;
                 } else {
-                    eprintln!("{scene} t={t:.1}s vehicle {} ({want}) missed; detections {detections:?}", v.id);
+                    eprintln!(
+                        "{scene} t={t:.1}s vehicle {} ({want}) missed; detections {detections:?}",
+                        v.id
+                    );
                 }
             }
         }
-        assert_eq!(per_vehicle.len(), truth.vehicles.len(), "{scene}: every vehicle is fully in view at some point");
+        assert_eq!(
+            per_vehicle.len(),
+            truth.vehicles.len(),
+            "{scene}: every vehicle is fully in view at some point"
+        );
         for (id, (checked, found)) in per_vehicle {
             eprintln!("{scene} vehicle {id}: found on {found} of {checked} frames");
-            assert!(checked >= 10, "{scene} vehicle {id}: only {checked} frames in view");
+            assert!(
+                checked >= 10,
+                "{scene} vehicle {id}: only {checked} frames in view"
+            );
             assert!(
                 found as f64 >= MIN_RECALL * checked as f64,
                 "{scene} vehicle {id}: found on {found} of {checked} frames at IoU >= 0.5"
@@ -65,7 +79,12 @@ fn plates_are_read_exactly_from_every_fixture_vehicle() {
             let read = models.plates.read(&image).unwrap();
             let read = read.unwrap_or_else(|| panic!("{}: no plate read", path.display()));
             assert_eq!(read.plate.to_string(), v.plate, "{}", path.display());
-            assert!(read.confidence > 0.8, "{}: confidence {}", path.display(), read.confidence);
+            assert!(
+                read.confidence > 0.8,
+                "{}: confidence {}",
+                path.display(),
+                read.confidence
+            );
         }
     }
 }

@@ -15,12 +15,21 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
         let truth = common::truth(scene);
         let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
         let mut findings = Vec::new();
-        for frame in FileSource::open(&common::fixture(&format!("{scene}.mp4")), camera.analysis_fps).unwrap() {
+        for frame in FileSource::open(
+            &common::fixture(&format!("{scene}.mp4")),
+            camera.analysis_fps,
+        )
+        .unwrap()
+        {
             findings.extend(analyzer.process(frame.unwrap()).unwrap());
         }
         findings.extend(analyzer.finish().unwrap());
 
-        let violators: Vec<_> = truth.vehicles.iter().filter(|v| v.violates_red_light).collect();
+        let violators: Vec<_> = truth
+            .vehicles
+            .iter()
+            .filter(|v| v.violates_red_light)
+            .collect();
         assert_eq!(violators.len(), 1, "{scene}: the fixture has one violator");
         let v = violators[0];
         assert_eq!(findings.len(), 1, "{scene}: findings {findings:#?}");
@@ -29,13 +38,27 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
         // The crossing is seen on the first analysed frame at or after the true crossing.
         let truth_t = v.crossing_time.unwrap();
         let seen_t = f.crossing.pts.as_secs_f64();
-        assert!(seen_t >= truth_t - 0.05 && seen_t <= truth_t + 0.25, "{scene}: crossing at {seen_t}, truth {truth_t}");
+        assert!(
+            seen_t >= truth_t - 0.05 && seen_t <= truth_t + 0.25,
+            "{scene}: crossing at {seen_t}, truth {truth_t}"
+        );
         // It is the violator's box, not another vehicle's.
         let on = f.key_frames.iter().find(|k| k.label == "on").unwrap();
         let gt = v.box_at(on.frame.pts.as_secs_f64(), truth.fps).unwrap();
-        assert!(on.bbox.iou(&gt) >= 0.5, "{scene}: on-line box {:?} vs truth {gt:?}", on.bbox);
-        assert_eq!(f.key_frames.iter().map(|k| k.label).collect::<Vec<_>>(), ["before", "on", "after"]);
-        assert_eq!(f.plate.as_ref().map(|p| p.plate.to_string()), Some(v.plate.clone()), "{scene}");
+        assert!(
+            on.bbox.iou(&gt) >= 0.5,
+            "{scene}: on-line box {:?} vs truth {gt:?}",
+            on.bbox
+        );
+        assert_eq!(
+            f.key_frames.iter().map(|k| k.label).collect::<Vec<_>>(),
+            ["before", "on", "after"]
+        );
+        assert_eq!(
+            f.plate.as_ref().map(|p| p.plate.to_string()),
+            Some(v.plate.clone()),
+            "{scene}"
+        );
         assert!(f.plate_crop.is_some());
     }
 }
@@ -61,11 +84,20 @@ phases = [
     let mut models = Models::load(&common::models_path()).unwrap();
     let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
     let mut findings = Vec::new();
-    for frame in FileSource::open(&common::fixture("redlight_a.mp4"), camera.analysis_fps).unwrap() {
+    for frame in FileSource::open(&common::fixture("redlight_a.mp4"), camera.analysis_fps).unwrap()
+    {
         findings.extend(analyzer.process(frame.unwrap()).unwrap());
     }
     findings.extend(analyzer.finish().unwrap());
-    let plates: Vec<_> = findings.iter().map(|f| f.plate.as_ref().map(|p| p.plate.to_string())).collect();
+    let plates: Vec<_> = findings
+        .iter()
+        .map(|f| f.plate.as_ref().map(|p| p.plate.to_string()))
+        .collect();
     assert_eq!(plates, [Some("98A-123.45".to_string())]);
-    assert!(findings[0].key_frames.iter().all(|k| k.signal == SignalState::Red));
+    assert!(
+        findings[0]
+            .key_frames
+            .iter()
+            .all(|k| k.signal == SignalState::Red)
+    );
 }

@@ -60,7 +60,14 @@ pub fn letterbox(image: &RgbImage, size: u32) -> (Array4<f32>, Letterbox) {
             tensor[[0, c, ty, tx]] = px.0[c] as f32 / 255.0;
         }
     }
-    (tensor, Letterbox { scale, pad_x: pad_x as f32, pad_y: pad_y as f32 })
+    (
+        tensor,
+        Letterbox {
+            scale,
+            pad_x: pad_x as f32,
+            pad_y: pad_y as f32,
+        },
+    )
 }
 
 pub struct Detector {
@@ -84,23 +91,53 @@ impl Detector {
         Self::from_session(role, path, spec, session)
     }
 
-    fn from_session(role: &str, path: PathBuf, spec: &ModelSpec, session: Session) -> Result<Self, ModelError> {
-        let mismatch = |message: String| ModelError::Mismatch { path: path.clone(), role: role.into(), message };
-        let format = spec.format.ok_or_else(|| mismatch("a detector needs `format`".into()))?;
+    fn from_session(
+        role: &str,
+        path: PathBuf,
+        spec: &ModelSpec,
+        session: Session,
+    ) -> Result<Self, ModelError> {
+        let mismatch = |message: String| ModelError::Mismatch {
+            path: path.clone(),
+            role: role.into(),
+            message,
+        };
+        let format = spec
+            .format
+            .ok_or_else(|| mismatch("a detector needs `format`".into()))?;
         if spec.classes.is_empty() {
             return Err(mismatch("a detector needs its `classes`".into()));
         }
-        let input = session.inputs().first().ok_or_else(|| mismatch("the model has no input".into()))?;
-        let shape: Vec<i64> = input.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default();
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| mismatch("the model has no input".into()))?;
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
         if shape.len() != 4 || shape[2] != shape[3] || shape[2] <= 0 {
-            return Err(mismatch(format!("input shape {shape:?} is not a fixed square [N,3,S,S]")));
+            return Err(mismatch(format!(
+                "input shape {shape:?} is not a fixed square [N,3,S,S]"
+            )));
         }
         if shape != spec.input {
-            return Err(mismatch(format!("input shape is {shape:?}, models.toml says {:?}", spec.input)));
+            return Err(mismatch(format!(
+                "input shape is {shape:?}, models.toml says {:?}",
+                spec.input
+            )));
         }
-        let fp16 = matches!(input.dtype().tensor_type(), Some(ort::value::TensorElementType::Float16));
+        let fp16 = matches!(
+            input.dtype().tensor_type(),
+            Some(ort::value::TensorElementType::Float16)
+        );
         if fp16 != (spec.input_type == "f16") {
-            return Err(mismatch(format!("input type is {:?}, models.toml says {}", input.dtype(), spec.input_type)));
+            return Err(mismatch(format!(
+                "input type is {:?}, models.toml says {}",
+                input.dtype(),
+                spec.input_type
+            )));
         }
         Ok(Self {
             role: role.into(),
@@ -127,34 +164,56 @@ impl Detector {
     /// Detect objects in `image`; boxes are in the image's pixels, after NMS.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>, ModelError> {
         let (tensor, lb) = letterbox(image, self.size);
-        let infer_err = |e: ort::Error| ModelError::Inference { role: self.role.clone(), message: e.to_string() };
+        let infer_err = |e: ort::Error| ModelError::Inference {
+            role: self.role.clone(),
+            message: e.to_string(),
+        };
         let raw: Vec<f32>;
         let shape: Vec<usize>;
         if self.fp16 {
             let half = tensor.mapv(half::f16::from_f32);
             let input = TensorRef::from_array_view(&half).map_err(infer_err)?;
-            let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input]).map_err(infer_err)?;
-            let out = outputs[0].try_extract_array::<half::f16>().map_err(infer_err)?;
+            let outputs = self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => input])
+                .map_err(infer_err)?;
+            let out = outputs[0]
+                .try_extract_array::<half::f16>()
+                .map_err(infer_err)?;
             shape = out.shape().to_vec();
             raw = out.iter().map(|v| v.to_f32()).collect();
         } else {
             let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
-            let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input]).map_err(infer_err)?;
+            let outputs = self
+                .session
+                .run(ort::inputs![self.input_name.as_str() => input])
+                .map_err(infer_err)?;
             let out = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
             shape = out.shape().to_vec();
             raw = out.iter().copied().collect();
         }
-        let view = ArrayViewD::from_shape(shape.clone(), &raw).map_err(|e| ModelError::Inference {
+        let view =
+            ArrayViewD::from_shape(shape.clone(), &raw).map_err(|e| ModelError::Inference {
+                role: self.role.clone(),
+                message: e.to_string(),
+            })?;
+        let out = view
+            .into_dimensionality::<Ix3>()
+            .map_err(|_| ModelError::Inference {
+                role: self.role.clone(),
+                message: format!("output shape {shape:?} is not [1, a, b]"),
+            })?;
+        let (boxes, scores, classes) = decode(
+            out.index_axis(Axis(0), 0),
+            self.format,
+            self.classes.len(),
+            self.size,
+            self.confidence,
+        )
+        .map_err(|message| ModelError::Inference {
             role: self.role.clone(),
-            message: e.to_string(),
+            message,
         })?;
-        let out = view.into_dimensionality::<Ix3>().map_err(|_| ModelError::Inference {
-            role: self.role.clone(),
-            message: format!("output shape {shape:?} is not [1, a, b]"),
-        })?;
-        let (boxes, scores, classes) =
-            decode(out.index_axis(Axis(0), 0), self.format, self.classes.len(), self.size, self.confidence)
-                .map_err(|message| ModelError::Inference { role: self.role.clone(), message })?;
         let keep = nms(&boxes, &scores, &classes, self.iou);
         Ok(keep
             .into_iter()
@@ -196,10 +255,14 @@ pub fn decode(
     let (mut boxes, mut scores, mut classes) = (Vec::new(), Vec::new(), Vec::new());
     for row in rows.rows() {
         let class_scores = row.slice(ndarray::s![first_class..first_class + num_classes]);
-        let (class_id, mut score) = class_scores
-            .iter()
-            .enumerate()
-            .fold((0, f32::MIN), |best, (i, &s)| if s > best.1 { (i, s) } else { best });
+        let (class_id, mut score) =
+            class_scores
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f32::MIN),
+                    |best, (i, &s)| if s > best.1 { (i, s) } else { best },
+                );
         if format == DetectorFormat::Yolov5 {
             score *= row[4];
         }
@@ -211,7 +274,12 @@ pub fn decode(
             cxcywh.iter_mut().for_each(|v| *v *= input_size as f32);
         }
         let [cx, cy, w, h] = cxcywh;
-        boxes.push(BBox::new(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0));
+        boxes.push(BBox::new(
+            cx - w / 2.0,
+            cy - h / 2.0,
+            cx + w / 2.0,
+            cy + h / 2.0,
+        ));
         scores.push(score);
         classes.push(class_id);
     }
@@ -241,17 +309,21 @@ mod tests {
         // 4 box + 2 classes + 1 mask coefficient, 2 candidates (columns).
         let out = Array2::from_shape_vec(
             (7, 2),
-            vec![100.0, 10.0, 100.0, 10.0, 20.0, 4.0, 20.0, 4.0, 0.1, 0.2, 0.8, 0.05, 0.5, 0.5],
+            vec![
+                100.0, 10.0, 100.0, 10.0, 20.0, 4.0, 20.0, 4.0, 0.1, 0.2, 0.8, 0.05, 0.5, 0.5,
+            ],
         )
         .unwrap();
-        let (boxes, scores, classes) = decode(out.view(), DetectorFormat::Yolo, 2, 640, 0.5).unwrap();
+        let (boxes, scores, classes) =
+            decode(out.view(), DetectorFormat::Yolo, 2, 640, 0.5).unwrap();
         assert_eq!(boxes, vec![BBox::new(90.0, 90.0, 110.0, 110.0)]);
         assert_eq!((scores[0], classes[0]), (0.8, 1));
     }
 
     #[test]
     fn decodes_yolov5_with_objectness_and_rtdetr_normalised_boxes() {
-        let v5 = Array2::from_shape_vec((1, 7), vec![50.0, 50.0, 10.0, 10.0, 0.5, 0.9, 0.1]).unwrap();
+        let v5 =
+            Array2::from_shape_vec((1, 7), vec![50.0, 50.0, 10.0, 10.0, 0.5, 0.9, 0.1]).unwrap();
         let (_, scores, _) = decode(v5.view(), DetectorFormat::Yolov5, 2, 640, 0.3).unwrap();
         assert!((scores[0] - 0.45).abs() < 1e-6);
         let detr = Array2::from_shape_vec((1, 6), vec![0.5, 0.5, 0.25, 0.25, 0.2, 0.7]).unwrap();

@@ -11,11 +11,24 @@ pub enum ModelError {
         "model file {path} ({role}) has SHA-256 {actual}, but models.toml expects {expected}; \
          the file is damaged or not the model named there: delete it and run scripts/setup"
     )]
-    Checksum { path: PathBuf, role: String, expected: String, actual: String },
+    Checksum {
+        path: PathBuf,
+        role: String,
+        expected: String,
+        actual: String,
+    },
     #[error("model file {path} ({role}) could not be loaded by ONNX Runtime: {message}")]
-    Load { path: PathBuf, role: String, message: String },
+    Load {
+        path: PathBuf,
+        role: String,
+        message: String,
+    },
     #[error("model file {path} ({role}) does not match models.toml: {message}")]
-    Mismatch { path: PathBuf, role: String, message: String },
+    Mismatch {
+        path: PathBuf,
+        role: String,
+        message: String,
+    },
     #[error(
         "ONNX Runtime library not found (looked at {looked_at}); run scripts/setup, \
          or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1"
@@ -26,5 +39,8 @@ pub enum ModelError {
     #[error("inference with {role} failed: {message}")]
     Inference { role: String, message: String },
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -45,7 +45,12 @@ impl BBox {
     /// Clamp to an image of `width` x `height`.
     pub fn clamp(&self, width: u32, height: u32) -> BBox {
         let (w, h) = (width as f32, height as f32);
-        BBox::new(self.x1.clamp(0.0, w), self.y1.clamp(0.0, h), self.x2.clamp(0.0, w), self.y2.clamp(0.0, h))
+        BBox::new(
+            self.x1.clamp(0.0, w),
+            self.y1.clamp(0.0, h),
+            self.x2.clamp(0.0, w),
+            self.y2.clamp(0.0, h),
+        )
     }
 
     /// Integer pixel rectangle `(x, y, w, h)` inside a `width` x `height` image, or `None` if empty.
@@ -63,7 +68,10 @@ pub fn nms(boxes: &[BBox], scores: &[f32], classes: &[usize], iou_threshold: f32
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let mut keep: Vec<usize> = Vec::new();
     for i in order {
-        if keep.iter().all(|&k| classes[k] != classes[i] || boxes[k].iou(&boxes[i]) <= iou_threshold) {
+        if keep
+            .iter()
+            .all(|&k| classes[k] != classes[i] || boxes[k].iou(&boxes[i]) <= iou_threshold)
+        {
             keep.push(i);
         }
     }

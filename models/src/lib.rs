@@ -15,4 +15,4 @@ pub use detector::{Detection, Detector};
 pub use error::ModelError;
 pub use geometry::BBox;
 pub use manifest::{Manifest, ModelSpec};
-pub use text::{TextDetector, TextRecognizer, TextRegion, Recognized};
+pub use text::{Recognized, TextDetector, TextRecognizer, TextRegion};

@@ -75,8 +75,10 @@ impl Manifest {
             path: path.to_owned(),
             message: format!("cannot read it ({e}); run scripts/setup"),
         })?;
-        let mut manifest: Manifest = toml::from_str(&text)
-            .map_err(|e| ModelError::Manifest { path: path.to_owned(), message: e.to_string() })?;
+        let mut manifest: Manifest = toml::from_str(&text).map_err(|e| ModelError::Manifest {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         manifest.dir = path.parent().map(Path::to_owned).unwrap_or_default();
         Ok(manifest)
     }
@@ -89,8 +91,14 @@ impl Manifest {
         })?;
         let path = self.dir.join(&spec.file);
         let actual = sha256_file(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ModelError::Missing { path: path.clone(), role: role.into() },
-            _ => ModelError::Io { path: path.clone(), source: e },
+            std::io::ErrorKind::NotFound => ModelError::Missing {
+                path: path.clone(),
+                role: role.into(),
+            },
+            _ => ModelError::Io {
+                path: path.clone(),
+                source: e,
+            },
         })?;
         if !actual.eq_ignore_ascii_case(&spec.sha256) {
             return Err(ModelError::Checksum {

@@ -22,7 +22,11 @@ pub fn library_candidates() -> Vec<PathBuf> {
         out.push(PathBuf::from(p));
     }
     if let Some(home) = std::env::var_os("VIGIL_HOME") {
-        out.push(PathBuf::from(home).join(".vigil/onnxruntime").join(LIBRARY_NAME));
+        out.push(
+            PathBuf::from(home)
+                .join(".vigil/onnxruntime")
+                .join(LIBRARY_NAME),
+        );
     }
     // Beside the binary's checkout: target/<profile>/vigil -> ../../.vigil
     if let Ok(exe) = std::env::current_exe() {
@@ -31,7 +35,11 @@ pub fn library_candidates() -> Vec<PathBuf> {
         }
     }
     // The checkout this crate was built from.
-    out.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.vigil/onnxruntime").join(LIBRARY_NAME));
+    out.push(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../.vigil/onnxruntime")
+            .join(LIBRARY_NAME),
+    );
     out
 }
 
@@ -41,23 +49,37 @@ pub fn environment() -> Result<Environment, ModelError> {
         let candidates = library_candidates();
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
             return Err(ModelError::RuntimeMissing {
-                looked_at: candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                looked_at: candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
             }
             .to_string());
         };
         let builder = ort::init_from(path).map_err(|e| {
-            ModelError::RuntimeLoad { path: path.clone(), message: e.to_string() }.to_string()
+            ModelError::RuntimeLoad {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+            .to_string()
         })?;
         tracing::debug!(library = %path.display(), "ONNX Runtime loaded");
-        builder
-            .with_name("vigil")
-            .build()
-            .map_err(|e| ModelError::RuntimeLoad { path: path.clone(), message: e.to_string() }.to_string())
+        builder.with_name("vigil").build().map_err(|e| {
+            ModelError::RuntimeLoad {
+                path: path.clone(),
+                message: e.to_string(),
+            }
+            .to_string()
+        })
     });
     match result {
         Ok(env) => Ok(env.clone()),
         // The first failure is cached as text; report it as the same kind of error.
-        Err(message) => Err(ModelError::RuntimeLoad { path: PathBuf::from(LIBRARY_NAME), message: message.clone() }),
+        Err(message) => Err(ModelError::RuntimeLoad {
+            path: PathBuf::from(LIBRARY_NAME),
+            message: message.clone(),
+        }),
     }
 }
 
@@ -66,12 +88,23 @@ pub fn intra_threads() -> usize {
     std::env::var("VIGIL_INFER_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }
 
-pub(crate) fn load_session(role: &str, path: &std::path::Path) -> Result<ort::session::Session, ModelError> {
+pub(crate) fn load_session(
+    role: &str,
+    path: &std::path::Path,
+) -> Result<ort::session::Session, ModelError> {
     let env = environment()?;
-    let load_err = |message: String| ModelError::Load { path: path.to_owned(), role: role.into(), message };
+    let load_err = |message: String| ModelError::Load {
+        path: path.to_owned(),
+        role: role.into(),
+        message,
+    };
     ort::session::Session::builder(&env)
         .map_err(|e| load_err(e.to_string()))?
         .with_intra_threads(intra_threads())

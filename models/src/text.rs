@@ -41,7 +41,14 @@ impl TextDetector {
         let (path, _) = manifest.verified(role)?;
         let session = runtime::load_session(role, &path)?;
         let input_name = first_input(&session, role, &path)?;
-        Ok(Self { session, input_name, max_side: 480, pixel_threshold: 0.3, region_threshold: 0.5, unclip_ratio: 1.6 })
+        Ok(Self {
+            session,
+            input_name,
+            max_side: 480,
+            pixel_threshold: 0.3,
+            region_threshold: 0.5,
+            unclip_ratio: 1.6,
+        })
     }
 
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<TextRegion>, ModelError> {
@@ -55,12 +62,19 @@ impl TextDetector {
         let mut tensor = Array4::<f32>::zeros((1, 3, nh as usize, nw as usize));
         for (x, y, px) in resized.enumerate_pixels() {
             for c in 0..3 {
-                tensor[[0, c, y as usize, x as usize]] = (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
+                tensor[[0, c, y as usize, x as usize]] =
+                    (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
             }
         }
-        let infer_err = |e: ort::Error| ModelError::Inference { role: "text_detector".into(), message: e.to_string() };
+        let infer_err = |e: ort::Error| ModelError::Inference {
+            role: "text_detector".into(),
+            message: e.to_string(),
+        };
         let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
-        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input]).map_err(infer_err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => input])
+            .map_err(infer_err)?;
         let prob = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
         let shape = prob.shape().to_vec();
         if shape.len() != 4 || shape[2] != nh as usize || shape[3] != nw as usize {
@@ -70,12 +84,25 @@ impl TextDetector {
             });
         }
         let prob: Vec<f32> = prob.iter().copied().collect();
-        let regions = regions_from_probability(&prob, nw, nh, self.pixel_threshold, self.region_threshold, self.unclip_ratio);
+        let regions = regions_from_probability(
+            &prob,
+            nw,
+            nh,
+            self.pixel_threshold,
+            self.region_threshold,
+            self.unclip_ratio,
+        );
         let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
         Ok(regions
             .into_iter()
             .map(|r| TextRegion {
-                bbox: BBox::new(r.bbox.x1 * sx, r.bbox.y1 * sy, r.bbox.x2 * sx, r.bbox.y2 * sy).clamp(w, h),
+                bbox: BBox::new(
+                    r.bbox.x1 * sx,
+                    r.bbox.y1 * sy,
+                    r.bbox.x2 * sx,
+                    r.bbox.y2 * sy,
+                )
+                .clamp(w, h),
                 score: r.score,
             })
             .collect())
@@ -110,7 +137,14 @@ pub fn regions_from_probability(
             continue;
         }
         let p = prob[(y * width + x) as usize];
-        let a = acc.entry(l.0[0]).or_insert(Acc { x1: x, y1: y, x2: x, y2: y, sum: 0.0, n: 0 });
+        let a = acc.entry(l.0[0]).or_insert(Acc {
+            x1: x,
+            y1: y,
+            x2: x,
+            y2: y,
+            sum: 0.0,
+            n: 0,
+        });
         a.x1 = a.x1.min(x);
         a.y1 = a.y1.min(y);
         a.x2 = a.x2.max(x);
@@ -124,7 +158,12 @@ pub fn regions_from_probability(
             let (w, h) = ((a.x2 - a.x1 + 1) as f32, (a.y2 - a.y1 + 1) as f32);
             let d = w * h * unclip_ratio / (2.0 * (w + h));
             TextRegion {
-                bbox: BBox::new(a.x1 as f32 - d, a.y1 as f32 - d, (a.x2 + 1) as f32 + d, (a.y2 + 1) as f32 + d),
+                bbox: BBox::new(
+                    a.x1 as f32 - d,
+                    a.y1 as f32 - d,
+                    (a.x2 + 1) as f32 + d,
+                    (a.y2 + 1) as f32 + d,
+                ),
                 score: a.sum / a.n as f32,
             }
         })
@@ -166,36 +205,60 @@ impl TextRecognizer {
         let mut charset = vec![String::new()];
         charset.extend(characters.lines().map(str::to_owned));
         charset.push(" ".into());
-        Ok(Self { session, input_name, charset, height: 48 })
+        Ok(Self {
+            session,
+            input_name,
+            charset,
+            height: 48,
+        })
     }
 
     /// Read one line of text from `image` (a tight crop around it).
     pub fn recognize(&mut self, image: &RgbImage) -> Result<Recognized, ModelError> {
         let (w, h) = image.dimensions();
-        let width = ((w as f32 * self.height as f32 / h.max(1) as f32).round() as u32).clamp(16, 960);
-        let resized = image::imageops::resize(image, width, self.height, image::imageops::FilterType::Triangle);
+        let width =
+            ((w as f32 * self.height as f32 / h.max(1) as f32).round() as u32).clamp(16, 960);
+        let resized = image::imageops::resize(
+            image,
+            width,
+            self.height,
+            image::imageops::FilterType::Triangle,
+        );
         let mut tensor = Array4::<f32>::zeros((1, 3, self.height as usize, width as usize));
         for (x, y, px) in resized.enumerate_pixels() {
             for c in 0..3 {
                 tensor[[0, c, y as usize, x as usize]] = (px.0[c] as f32 / 255.0 - 0.5) / 0.5;
             }
         }
-        let infer_err = |e: ort::Error| ModelError::Inference { role: "text_recognizer".into(), message: e.to_string() };
+        let infer_err = |e: ort::Error| ModelError::Inference {
+            role: "text_recognizer".into(),
+            message: e.to_string(),
+        };
         let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
-        let outputs = self.session.run(ort::inputs![self.input_name.as_str() => input]).map_err(infer_err)?;
+        let outputs = self
+            .session
+            .run(ort::inputs![self.input_name.as_str() => input])
+            .map_err(infer_err)?;
         let probs = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
         let shape = probs.shape().to_vec();
         if shape.len() != 3 || shape[2] != self.charset.len() {
             return Err(ModelError::Inference {
                 role: "text_recognizer".into(),
-                message: format!("output shape {shape:?} does not match a {}-symbol dictionary", self.charset.len()),
+                message: format!(
+                    "output shape {shape:?} does not match a {}-symbol dictionary",
+                    self.charset.len()
+                ),
             });
         }
         let steps: Vec<(usize, f32)> = probs
             .index_axis(ndarray::Axis(0), 0)
             .rows()
             .into_iter()
-            .map(|row| row.iter().enumerate().fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b }))
+            .map(|row| {
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
+            })
             .collect();
         Ok(ctc_greedy(&steps, &self.charset))
     }
@@ -207,11 +270,12 @@ pub fn ctc_greedy(steps: &[(usize, f32)], charset: &[String]) -> Recognized {
     let mut char_confidences = Vec::new();
     let mut last = 0;
     for &(index, p) in steps {
-        if index != 0 && index != last {
-            if let Some(s) = charset.get(index) {
-                text.push_str(s);
-                char_confidences.push(p);
-            }
+        if index != 0
+            && index != last
+            && let Some(s) = charset.get(index)
+        {
+            text.push_str(s);
+            char_confidences.push(p);
         }
         last = index;
     }
@@ -220,15 +284,27 @@ pub fn ctc_greedy(steps: &[(usize, f32)], charset: &[String]) -> Recognized {
     } else {
         char_confidences.iter().sum::<f32>() / char_confidences.len() as f32
     };
-    Recognized { text, confidence, char_confidences }
+    Recognized {
+        text,
+        confidence,
+        char_confidences,
+    }
 }
 
-fn first_input(session: &Session, role: &str, path: &std::path::Path) -> Result<String, ModelError> {
-    session.inputs().first().map(|i| i.name().to_string()).ok_or_else(|| ModelError::Mismatch {
-        path: PathBuf::from(path),
-        role: role.into(),
-        message: "the model has no input".into(),
-    })
+fn first_input(
+    session: &Session,
+    role: &str,
+    path: &std::path::Path,
+) -> Result<String, ModelError> {
+    session
+        .inputs()
+        .first()
+        .map(|i| i.name().to_string())
+        .ok_or_else(|| ModelError::Mismatch {
+            path: PathBuf::from(path),
+            role: role.into(),
+            message: "the model has no input".into(),
+        })
 }
 
 #[cfg(test)]
@@ -238,7 +314,15 @@ mod tests {
     #[test]
     fn ctc_collapses_repeats_and_blanks() {
         let charset: Vec<String> = ["", "9", "8", "A"].iter().map(|s| s.to_string()).collect();
-        let steps = [(1, 0.9), (1, 0.8), (0, 0.99), (1, 0.7), (2, 0.6), (0, 0.9), (3, 1.0)];
+        let steps = [
+            (1, 0.9),
+            (1, 0.8),
+            (0, 0.99),
+            (1, 0.7),
+            (2, 0.6),
+            (0, 0.9),
+            (3, 1.0),
+        ];
         let r = ctc_greedy(&steps, &charset);
         assert_eq!(r.text, "998A");
         assert_eq!(r.char_confidences, vec![0.9, 0.7, 0.6, 1.0]);
@@ -257,6 +341,9 @@ mod tests {
         let regions = regions_from_probability(&prob, w, h, 0.3, 0.5, 1.5);
         assert_eq!(regions.len(), 1);
         let d = 6.0 * 2.0 * 1.5 / 16.0;
-        assert_eq!(regions[0].bbox, BBox::new(2.0 - d, 2.0 - d, 8.0 + d, 4.0 + d));
+        assert_eq!(
+            regions[0].bbox,
+            BBox::new(2.0 - d, 2.0 - d, 8.0 + d, 4.0 + d)
+        );
     }
 }

@@ -46,7 +46,10 @@ impl Models {
             let (path, spec) = manifest.verified(role)?;
             info.push(ModelInfo {
                 role: role.into(),
-                file: path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+                file: path
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
                 sha256: spec.sha256.clone(),
                 package: spec.source.package.clone(),
                 version: spec.source.version.clone(),
@@ -105,7 +108,10 @@ pub struct AnalyzerSettings {
 
 impl Default for AnalyzerSettings {
     fn default() -> Self {
-        Self { plate_candidates: 4, after_delay: Duration::from_secs(1) }
+        Self {
+            plate_candidates: 4,
+            after_delay: Duration::from_secs(1),
+        }
     }
 }
 
@@ -148,16 +154,25 @@ impl<'m> Analyzer<'m> {
     /// Analyse one frame; returns the violations that became complete with it.
     pub fn process(&mut self, frame: Frame) -> Result<Vec<Finding>, AnalysisError> {
         if !self.checked_size {
-            self.camera.check_frame_size(frame.image.width(), frame.image.height())?;
+            self.camera
+                .check_frame_size(frame.image.width(), frame.image.height())?;
             self.checked_size = true;
         }
         let signal = self.signal.state(&frame.image, frame.pts);
         let detections = self.models.vehicle.detect(&frame.image)?;
-        let observations: Vec<Observation> =
-            detections.iter().map(|d| Observation { bbox: d.bbox, score: d.score, class_id: d.class_id }).collect();
+        let observations: Vec<Observation> = detections
+            .iter()
+            .map(|d| Observation {
+                bbox: d.bbox,
+                score: d.score,
+                class_id: d.class_id,
+            })
+            .collect();
         let ended = self.tracker.update(frame.index, frame.pts, &observations);
 
-        let keep = (self.settings.after_delay.as_secs_f64() * self.camera.analysis_fps as f64).ceil() as usize + 2;
+        let keep = (self.settings.after_delay.as_secs_f64() * self.camera.analysis_fps as f64)
+            .ceil() as usize
+            + 2;
         self.recent.push_back((frame.clone(), signal));
         while self.recent.len() > keep.max(4) {
             self.recent.pop_front();
@@ -210,16 +225,35 @@ impl<'m> Analyzer<'m> {
         self.recent
             .iter()
             .find(|(f, _)| f.index == frame_index)
-            .map(|(f, s)| KeyFrame { label, frame: f.clone(), bbox, signal: *s })
+            .map(|(f, s)| KeyFrame {
+                label,
+                frame: f.clone(),
+                bbox,
+                signal: *s,
+            })
     }
 
     fn start_pending(&mut self, crossing: Crossing, track: &Track) {
-        let point = |frame: u64| track.points.iter().find(|p| p.frame == frame).map(|p| p.bbox);
-        let before = point(crossing.before_frame).and_then(|b| self.key_frame("before", crossing.before_frame, b));
+        let point = |frame: u64| {
+            track
+                .points
+                .iter()
+                .find(|p| p.frame == frame)
+                .map(|p| p.bbox)
+        };
+        let before = point(crossing.before_frame)
+            .and_then(|b| self.key_frame("before", crossing.before_frame, b));
         let on = point(crossing.frame).and_then(|b| self.key_frame("on", crossing.frame, b));
         match (before, on) {
-            (Some(before), Some(on)) => self.pending.push(Pending { crossing, before, on }),
-            _ => tracing::warn!(track = track.id, "red-light crossing without its key frames; not reported"),
+            (Some(before), Some(on)) => self.pending.push(Pending {
+                crossing,
+                before,
+                on,
+            }),
+            _ => tracing::warn!(
+                track = track.id,
+                "red-light crossing without its key frames; not reported"
+            ),
         }
     }
 
@@ -227,7 +261,10 @@ impl<'m> Analyzer<'m> {
         let p = track.last();
         let (w, h) = frame.image.dimensions();
         // A box cut by the frame edge hides part of the vehicle, maybe its plate.
-        let inside = p.bbox.x1 > 2.0 && p.bbox.y1 > 2.0 && p.bbox.x2 < w as f32 - 2.0 && p.bbox.y2 < h as f32 - 2.0;
+        let inside = p.bbox.x1 > 2.0
+            && p.bbox.y1 > 2.0
+            && p.bbox.x2 < w as f32 - 2.0
+            && p.bbox.y2 < h as f32 - 2.0;
         let quality = p.score * p.bbox.area() * if inside { 1.0 } else { 0.25 };
         let crops = self.crops.entry(track.id).or_default();
         let limit = self.settings.plate_candidates;
@@ -241,7 +278,9 @@ impl<'m> Analyzer<'m> {
             p.bbox.x2 + p.bbox.width() * margin,
             p.bbox.y2 + p.bbox.height() * margin,
         );
-        let Some((x, y, cw, ch)) = grown.pixel_rect(w, h) else { return };
+        let Some((x, y, cw, ch)) = grown.pixel_rect(w, h) else {
+            return;
+        };
         let image = image::imageops::crop_imm(frame.image.as_ref(), x, y, cw, ch).to_image();
         crops.push(Crop { quality, image });
         crops.sort_by(|a, b| b.quality.total_cmp(&a.quality));
@@ -259,7 +298,11 @@ impl<'m> Analyzer<'m> {
             .key_frame("after", after_index.frame, after_index.bbox)
             .or_else(|| self.key_frame("after", last.frame, last.bbox));
         let mut reads: Vec<(PlateRead, usize)> = Vec::new();
-        let crops = self.crops.get(&track.id).map(Vec::as_slice).unwrap_or_default();
+        let crops = self
+            .crops
+            .get(&track.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         for (i, crop) in crops.iter().enumerate() {
             if let Some(read) = self.models.plates.read(&crop.image)? {
                 reads.push((read, i));
@@ -279,10 +322,23 @@ impl<'m> Analyzer<'m> {
             None => (None, 0.0, None),
         };
         let class_id = track.class_id();
-        let vehicle_class = self.models.vehicle.classes.get(class_id).cloned().unwrap_or_else(|| class_id.to_string());
+        let vehicle_class = self
+            .models
+            .vehicle
+            .classes
+            .get(class_id)
+            .cloned()
+            .unwrap_or_else(|| class_id.to_string());
         let mut key_frames = vec![p.before, p.on];
         key_frames.extend(after);
-        Ok(Finding { crossing: p.crossing, vehicle_class, key_frames, plate, plate_confidence, plate_crop })
+        Ok(Finding {
+            crossing: p.crossing,
+            vehicle_class,
+            key_frames,
+            plate,
+            plate_confidence,
+            plate_crop,
+        })
     }
 }
 

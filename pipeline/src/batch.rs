@@ -23,11 +23,17 @@ pub enum BatchError {
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error("video {path}: {source}")]
-    Analysis { path: PathBuf, source: AnalysisError },
+    Analysis {
+        path: PathBuf,
+        source: AnalysisError,
+    },
     #[error(transparent)]
     Evidence(#[from] EvidenceError),
     #[error("video {path}: cannot read it: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("recording the case failed: {0}")]
     Sink(String),
 }
@@ -56,32 +62,67 @@ pub fn event_id(camera_id: &str, source_sha256: &str, finding: &Finding) -> Uuid
     Uuid::new_v5(&EVENT_NAMESPACE, key.as_bytes())
 }
 
+/// One recorded file to analyse, and where its evidence goes.
+pub struct FileJob<'a> {
+    pub path: &'a Path,
+    pub camera: &'a CameraConfig,
+    pub evidence_root: &'a Path,
+    pub key: &'a EvidenceKey,
+    /// Wall-clock time of the file's first frame.
+    pub started_at: DateTime<Utc>,
+}
+
 pub fn process_file(
-    path: &Path,
-    camera: &CameraConfig,
+    job: &FileJob,
     models: &mut Models,
-    evidence_root: &Path,
-    key: &EvidenceKey,
-    started_at: DateTime<Utc>,
     mut on_progress: impl FnMut(Progress),
     mut on_event: impl FnMut(ViolationEvent) -> Result<(), String>,
 ) -> Result<FileReport, BatchError> {
-    let sha256 = vigil_models::manifest::sha256_file(path).map_err(|source| match source.kind() {
-        std::io::ErrorKind::NotFound => BatchError::Source(SourceError::NotFound { path: path.to_owned() }),
-        _ => BatchError::Read { path: path.to_owned(), source },
-    })?;
-    let source_info = SourceInfo { uri: path.display().to_string(), sha256, started_at };
+    let FileJob {
+        path,
+        camera,
+        evidence_root,
+        key,
+        started_at,
+    } = *job;
+    let sha256 =
+        vigil_models::manifest::sha256_file(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => BatchError::Source(SourceError::NotFound {
+                path: path.to_owned(),
+            }),
+            _ => BatchError::Read {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    let source_info = SourceInfo {
+        uri: path.display().to_string(),
+        sha256,
+        started_at,
+    };
     let mut frames = FileSource::open(path, camera.analysis_fps)?;
     let model_info = models.info.clone();
     let mut analyzer = Analyzer::new(camera.clone(), models, AnalyzerSettings::default());
     let mut report = FileReport::default();
-    let analysis_err = |source: AnalysisError| BatchError::Analysis { path: path.to_owned(), source };
+    let analysis_err = |source: AnalysisError| BatchError::Analysis {
+        path: path.to_owned(),
+        source,
+    };
 
     let mut emit = |findings: Vec<Finding>, report: &mut FileReport| -> Result<(), BatchError> {
         for finding in findings {
             let id = event_id(&camera.id, &source_info.sha256, &finding);
-            let package = evidence::write_package(evidence_root, id, camera, &source_info, &model_info, &finding, key)?;
-            let occurred_at = started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
+            let package = evidence::write_package(
+                evidence_root,
+                id,
+                camera,
+                &source_info,
+                &model_info,
+                &finding,
+                key,
+            )?;
+            let occurred_at =
+                started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
             let event = ViolationEvent {
                 schema_version: EVENT_SCHEMA_VERSION,
                 event_id: id,
@@ -113,7 +154,11 @@ pub fn process_file(
         let findings = analyzer.process(frame).map_err(analysis_err)?;
         emit(findings, &mut report)?;
         report.frames += 1;
-        on_progress(Progress { position, duration: frames.duration(), frames: report.frames });
+        on_progress(Progress {
+            position,
+            duration: frames.duration(),
+            frames: report.frames,
+        });
     }
     let findings = analyzer.finish().map_err(analysis_err)?;
     emit(findings, &mut report)?;

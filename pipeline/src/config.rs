@@ -8,12 +8,19 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("camera config {path}: cannot read it: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// `toml`'s message carries the line, column and key.
     #[error("camera config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("camera config {path}: `{key}`: {message}")]
-    Invalid { path: PathBuf, key: String, message: String },
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -72,13 +79,18 @@ pub struct Phase {
 
 impl CameraConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: format!("not UTF-8 text: {e}"),
         })?;
-        let mut config: CameraConfig =
-            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let mut config: CameraConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
         config.sha256 = hex::encode(Sha256::digest(&bytes));
         config.path = path.to_owned();
         config.validate()?;
@@ -86,7 +98,11 @@ impl CameraConfig {
     }
 
     fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid { path: self.path.clone(), key: key.into(), message: message.into() }
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -94,14 +110,26 @@ impl CameraConfig {
             return Err(self.invalid("id", "must not be empty"));
         }
         if !(1..=30).contains(&self.analysis_fps) {
-            return Err(self.invalid("analysis_fps", format!("{} is outside 1..=30", self.analysis_fps)));
+            return Err(self.invalid(
+                "analysis_fps",
+                format!("{} is outside 1..=30", self.analysis_fps),
+            ));
         }
         let [a, b] = self.red_light.stop_line;
         if a == b {
             return Err(self.invalid("red_light.stop_line", "the two points are the same"));
         }
-        if self.red_light.stop_line.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(self.invalid("red_light.stop_line", "coordinates must be finite and not negative"));
+        if self
+            .red_light
+            .stop_line
+            .iter()
+            .flatten()
+            .any(|v| !v.is_finite() || *v < 0.0)
+        {
+            return Err(self.invalid(
+                "red_light.stop_line",
+                "coordinates must be finite and not negative",
+            ));
         }
         let [dx, dy] = self.red_light.direction;
         if !(dx.is_finite() && dy.is_finite()) || dx == 0.0 && dy == 0.0 {
@@ -114,8 +142,15 @@ impl CameraConfig {
                 }
             }
             SignalConfig::Schedule { phases, .. } => {
-                if phases.is_empty() || phases.iter().any(|p| !(p.seconds > 0.0)) {
-                    return Err(self.invalid("signal.phases", "needs at least one phase, each of positive length"));
+                if phases.is_empty()
+                    || phases
+                        .iter()
+                        .any(|p| !p.seconds.is_finite() || p.seconds <= 0.0)
+                {
+                    return Err(self.invalid(
+                        "signal.phases",
+                        "needs at least one phase, each of positive length",
+                    ));
                 }
             }
         }
@@ -125,16 +160,29 @@ impl CameraConfig {
     /// Check the geometry against the analysed frame size, known once the video is open.
     pub fn check_frame_size(&self, width: u32, height: u32) -> Result<(), ConfigError> {
         let (w, h) = (width as f32, height as f32);
-        if self.red_light.stop_line.iter().any(|[x, y]| *x > w || *y > h) {
+        if self
+            .red_light
+            .stop_line
+            .iter()
+            .any(|[x, y]| *x > w || *y > h)
+        {
             return Err(self.invalid(
                 "red_light.stop_line",
-                format!("{:?} lies outside the {width}x{height} frame", self.red_light.stop_line),
+                format!(
+                    "{:?} lies outside the {width}x{height} frame",
+                    self.red_light.stop_line
+                ),
             ));
         }
-        if let SignalConfig::Region { region: [x, y, rw, rh] } = self.signal {
-            if x + rw > width || y + rh > height {
-                return Err(self.invalid("signal.region", format!("lies outside the {width}x{height} frame")));
-            }
+        if let SignalConfig::Region {
+            region: [x, y, rw, rh],
+        } = self.signal
+            && (x + rw > width || y + rh > height)
+        {
+            return Err(self.invalid(
+                "signal.region",
+                format!("lies outside the {width}x{height} frame"),
+            ));
         }
         Ok(())
     }
@@ -173,7 +221,9 @@ phases = [{ state = "green", seconds = 3 }, { state = "red", seconds = 5 }]
 
     #[test]
     fn unknown_key_is_reported_with_file_line_and_key() {
-        let err = load(&GOOD.replace("direction", "directoin")).unwrap_err().to_string();
+        let err = load(&GOOD.replace("direction", "directoin"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cam.toml"), "{err}");
         assert!(err.contains("directoin"), "{err}");
         assert!(err.contains("line 7"), "{err}");
@@ -181,18 +231,29 @@ phases = [{ state = "green", seconds = 3 }, { state = "red", seconds = 5 }]
 
     #[test]
     fn bad_values_name_the_key() {
-        let err = load(&GOOD.replace("[1.0, 0.0]", "[0.0, 0.0]")).unwrap_err().to_string();
+        let err = load(&GOOD.replace("[1.0, 0.0]", "[0.0, 0.0]"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("red_light.direction"), "{err}");
-        let err = load(&GOOD.replace("seconds = 3", "seconds = 0")).unwrap_err().to_string();
+        let err = load(&GOOD.replace("seconds = 3", "seconds = 0"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("signal.phases"), "{err}");
-        let err = load(&GOOD.replace("\"green\"", "\"purple\"")).unwrap_err().to_string();
+        let err = load(&GOOD.replace("\"green\"", "\"purple\""))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("purple"), "{err}");
     }
 
     #[test]
     fn geometry_outside_the_frame_is_rejected() {
         let c = load(&GOOD.replace("[10.0, 100.0]", "[10.0, 500.0]")).unwrap();
-        assert!(c.check_frame_size(640, 360).unwrap_err().to_string().contains("outside the 640x360 frame"));
+        assert!(
+            c.check_frame_size(640, 360)
+                .unwrap_err()
+                .to_string()
+                .contains("outside the 640x360 frame")
+        );
         assert!(c.check_frame_size(640, 640).is_ok());
     }
 }

@@ -28,7 +28,10 @@ pub const MANIFEST: &str = "manifest.json";
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
     #[error("evidence {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("evidence {path}: cannot encode image: {message}")]
     Image { path: PathBuf, message: String },
     #[error("evidence {path}: existing package has no readable manifest")]
@@ -68,7 +71,8 @@ struct Times {
 pub const TIME_ZONE: chrono_tz::Tz = chrono_tz::Asia::Ho_Chi_Minh;
 
 pub fn local_time(t: DateTime<Utc>) -> String {
-    t.with_timezone(&TIME_ZONE).to_rfc3339_opts(SecondsFormat::Millis, false)
+    t.with_timezone(&TIME_ZONE)
+        .to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
 /// Write the package for `finding` under `root/<event_id>`, or return the existing one.
@@ -87,8 +91,12 @@ pub fn write_package(
         move |source| EvidenceError::Io { path, source }
     };
     if dir.exists() {
-        let manifest = std::fs::read(dir.join(MANIFEST)).map_err(|_| EvidenceError::Incomplete { path: dir.clone() })?;
-        return Ok(Package { manifest_sha256: hex::encode(Sha256::digest(&manifest)), dir });
+        let manifest = std::fs::read(dir.join(MANIFEST))
+            .map_err(|_| EvidenceError::Incomplete { path: dir.clone() })?;
+        return Ok(Package {
+            manifest_sha256: hex::encode(Sha256::digest(&manifest)),
+            dir,
+        });
     }
     std::fs::create_dir_all(root).map_err(io(root))?;
     let partial = root.join(format!(".{event_id}.partial"));
@@ -97,15 +105,29 @@ pub fn write_package(
     }
     std::fs::create_dir(&partial).map_err(io(&partial))?;
 
-    let occurred_at = source.started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
+    let occurred_at =
+        source.started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
     let mut files: Vec<FileEntry> = Vec::new();
     for (i, kf) in finding.key_frames.iter().enumerate() {
         let at = source.started_at + chrono::Duration::from_std(kf.frame.pts).unwrap_or_default();
         let mut img = kf.frame.image.as_ref().clone();
-        annotate(&mut img, kf.bbox, &[
-            format!("{}  {}", at.with_timezone(&TIME_ZONE).format("%Y-%m-%d %H:%M:%S%.3f %:z"), camera.id),
-            format!("RED LIGHT  signal: {}  vehicle: {}", kf.signal.as_str(), kf.label),
-        ]);
+        annotate(
+            &mut img,
+            kf.bbox,
+            &[
+                format!(
+                    "{}  {}",
+                    at.with_timezone(&TIME_ZONE)
+                        .format("%Y-%m-%d %H:%M:%S%.3f %:z"),
+                    camera.id
+                ),
+                format!(
+                    "RED LIGHT  signal: {}  vehicle: {}",
+                    kf.signal.as_str(),
+                    kf.label
+                ),
+            ],
+        );
         let name = format!("{}_{}.jpg", i + 1, kf.label);
         files.push(save_jpeg(&partial, &name, &img)?);
     }
@@ -156,15 +178,19 @@ pub fn write_package(
     let manifest_path = partial.join(MANIFEST);
     std::fs::write(&manifest_path, &manifest_bytes).map_err(io(&manifest_path))?;
     let signature_path = partial.join(SIGNATURE_FILE);
-    let signature = serde_json::to_vec_pretty(&key.sign(&manifest_bytes)).map_err(|e| EvidenceError::Io {
-        path: signature_path.clone(),
-        source: std::io::Error::other(e),
-    })?;
+    let signature =
+        serde_json::to_vec_pretty(&key.sign(&manifest_bytes)).map_err(|e| EvidenceError::Io {
+            path: signature_path.clone(),
+            source: std::io::Error::other(e),
+        })?;
     std::fs::write(&signature_path, signature).map_err(io(&signature_path))?;
     sync_dir(&partial);
     std::fs::rename(&partial, &dir).map_err(io(&dir))?;
     sync_dir(root);
-    Ok(Package { dir, manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)) })
+    Ok(Package {
+        dir,
+        manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
+    })
 }
 
 fn sync_dir(dir: &Path) {
@@ -178,9 +204,19 @@ fn save_jpeg(dir: &Path, name: &str, img: &RgbImage) -> Result<FileEntry, Eviden
     let mut bytes = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 92);
     img.write_with_encoder(encoder)
-        .map_err(|e| EvidenceError::Image { path: path.clone(), message: e.to_string() })?;
-    std::fs::write(&path, &bytes).map_err(|source| EvidenceError::Io { path: path.clone(), source })?;
-    Ok(FileEntry { name: name.into(), sha256: hex::encode(Sha256::digest(&bytes)), bytes: bytes.len() as u64 })
+        .map_err(|e| EvidenceError::Image {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    std::fs::write(&path, &bytes).map_err(|source| EvidenceError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(FileEntry {
+        name: name.into(),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+        bytes: bytes.len() as u64,
+    })
 }
 
 /// Draw the vehicle's box and a caption banner on a key frame.
@@ -198,9 +234,21 @@ fn annotate(img: &mut RgbImage, bbox: vigil_models::BBox, lines: &[String]) {
     let line_h = 16u32;
     let banner_h = (line_h * lines.len() as u32 + 6).min(img.height());
     let top = img.height() - banner_h;
-    draw_filled_rect_mut(img, Rect::at(0, top as i32).of_size(img.width(), banner_h), Rgb([0, 0, 0]));
+    draw_filled_rect_mut(
+        img,
+        Rect::at(0, top as i32).of_size(img.width(), banner_h),
+        Rgb([0, 0, 0]),
+    );
     for (i, text) in lines.iter().enumerate() {
         let y = (top + 3 + i as u32 * line_h) as i32;
-        draw_text_mut(img, Rgb([255, 255, 255]), 4, y, PxScale::from(14.0), &font, text);
+        draw_text_mut(
+            img,
+            Rgb([255, 255, 255]),
+            4,
+            y,
+            PxScale::from(14.0),
+            &font,
+            text,
+        );
     }
 }

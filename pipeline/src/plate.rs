@@ -43,7 +43,13 @@ pub enum PlateError {
 
 fn clean(s: &str) -> String {
     s.chars()
-        .map(|c| if c == 'Đ' || c == 'đ' { 'D' } else { c.to_ascii_uppercase() })
+        .map(|c| {
+            if c == 'Đ' || c == 'đ' {
+                'D'
+            } else {
+                c.to_ascii_uppercase()
+            }
+        })
         .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
         .collect()
 }
@@ -54,11 +60,17 @@ fn alnum(s: &str) -> String {
 
 fn parse_head(head: &str) -> Result<(String, String), PlateError> {
     let head = alnum(head);
-    let Some(province) = head.get(..2).filter(|p| p.chars().all(|c| c.is_ascii_digit()) && *p >= "10") else {
+    let Some(province) = head
+        .get(..2)
+        .filter(|p| p.chars().all(|c| c.is_ascii_digit()) && *p >= "10")
+    else {
         return Err(PlateError::Province(head));
     };
     let series = &head[2..];
-    let letters: String = series.chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    let letters: String = series
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect();
     let rest = &series[letters.len()..];
     let ok = (1..=2).contains(&letters.len())
         && letters.chars().all(|c| SERIES_LETTERS.contains(c))
@@ -85,7 +97,11 @@ pub fn parse(lines: &[&str]) -> Result<Plate, PlateError> {
         [one] if one.split_whitespace().count() == 2 => one.split_whitespace().collect(),
         _ => lines.to_vec(),
     };
-    let lines: Vec<String> = split.iter().map(|l| clean(l)).filter(|l| !l.is_empty()).collect();
+    let lines: Vec<String> = split
+        .iter()
+        .map(|l| clean(l))
+        .filter(|l| !l.is_empty())
+        .collect();
     let (head, tail) = match lines.as_slice() {
         [] => return Err(PlateError::Empty),
         [one] => split_single_line(one)?,
@@ -94,7 +110,12 @@ pub fn parse(lines: &[&str]) -> Result<Plate, PlateError> {
     };
     let (province, series) = parse_head(&head)?;
     let number = parse_number(&tail)?;
-    Ok(Plate { province, series, number, lines: lines.len() })
+    Ok(Plate {
+        province,
+        series,
+        number,
+        lines: lines.len(),
+    })
 }
 
 /// Split `98A-123.45` at the dash; without one, take the number as the trailing digits
@@ -122,7 +143,9 @@ mod tests {
     use super::*;
 
     fn norm(lines: &[&str]) -> String {
-        parse(lines).map(|p| p.to_string()).unwrap_or_else(|e| format!("error: {e}"))
+        parse(lines)
+            .map(|p| p.to_string())
+            .unwrap_or_else(|e| format!("error: {e}"))
     }
 
     #[test]
@@ -142,14 +165,29 @@ mod tests {
     #[test]
     fn invalid_plates_are_rejected_with_a_reason() {
         assert_eq!(parse(&["98I-123.45"]), Err(PlateError::Series("I".into())));
-        assert_eq!(parse(&["9A-123.45"]).unwrap_err(), PlateError::Province("9A".into()));
-        assert_eq!(parse(&["98-123.45"]).unwrap_err(), PlateError::Series("".into()));
+        assert_eq!(
+            parse(&["9A-123.45"]).unwrap_err(),
+            PlateError::Province("9A".into())
+        );
+        assert_eq!(
+            parse(&["98-123.45"]).unwrap_err(),
+            PlateError::Series("".into())
+        );
         assert_eq!(parse(&["98A-12"]), Err(PlateError::Number("12".into())));
-        assert_eq!(parse(&["98A-123456"]), Err(PlateError::Number("123456".into())));
-        assert_eq!(parse(&["98ABC-123.45"]), Err(PlateError::Series("ABC".into())));
-        assert_eq!(parse(&["cero emisiones"]).is_err(), true);
+        assert_eq!(
+            parse(&["98A-123456"]),
+            Err(PlateError::Number("123456".into()))
+        );
+        assert_eq!(
+            parse(&["98ABC-123.45"]),
+            Err(PlateError::Series("ABC".into()))
+        );
+        assert!(parse(&["cero emisiones"]).is_err());
         assert_eq!(parse(&[]), Err(PlateError::Empty));
         assert_eq!(parse(&["a", "b", "c"]), Err(PlateError::TooManyLines));
-        assert_eq!(parse(&["05A-123.45"]), Err(PlateError::Province("05A".into())));
+        assert_eq!(
+            parse(&["05A-123.45"]),
+            Err(PlateError::Province("05A".into()))
+        );
     }
 }

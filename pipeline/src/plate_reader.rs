@@ -34,14 +34,20 @@ impl PlateReader {
     pub fn read(&mut self, image: &RgbImage) -> Result<Option<PlateRead>, ModelError> {
         let mut lines: Vec<Line> = Vec::new();
         for region in self.detector.detect(image)? {
-            let Some((x, y, w, h)) = region.bbox.pixel_rect(image.width(), image.height()) else { continue };
+            let Some((x, y, w, h)) = region.bbox.pixel_rect(image.width(), image.height()) else {
+                continue;
+            };
             if w < 8 || h < 6 {
                 continue;
             }
             let crop = image::imageops::crop_imm(image, x, y, w, h).to_image();
             let r = self.recognizer.recognize(&crop)?;
             if !r.text.trim().is_empty() {
-                lines.push(Line { bbox: region.bbox, text: r.text, confidence: r.confidence });
+                lines.push(Line {
+                    bbox: region.bbox,
+                    text: r.text,
+                    confidence: r.confidence,
+                });
             }
         }
         Ok(best_plate(&lines))
@@ -52,29 +58,36 @@ fn best_plate(lines: &[Line]) -> Option<PlateRead> {
     let mut candidates: Vec<PlateRead> = Vec::new();
     for l in lines {
         if let Ok(p) = plate::parse(&[&l.text]) {
-            candidates.push(PlateRead { plate: p, lines: vec![l.text.clone()], confidence: l.confidence, bbox: l.bbox });
+            candidates.push(PlateRead {
+                plate: p,
+                lines: vec![l.text.clone()],
+                confidence: l.confidence,
+                bbox: l.bbox,
+            });
         }
     }
     for top in lines {
         for bottom in lines {
-            if stacked(&top.bbox, &bottom.bbox) {
-                if let Ok(p) = plate::parse(&[&top.text, &bottom.text]) {
-                    candidates.push(PlateRead {
-                        plate: p,
-                        lines: vec![top.text.clone(), bottom.text.clone()],
-                        confidence: top.confidence.min(bottom.confidence),
-                        bbox: BBox::new(
-                            top.bbox.x1.min(bottom.bbox.x1),
-                            top.bbox.y1,
-                            top.bbox.x2.max(bottom.bbox.x2),
-                            bottom.bbox.y2,
-                        ),
-                    });
-                }
+            if stacked(&top.bbox, &bottom.bbox)
+                && let Ok(p) = plate::parse(&[&top.text, &bottom.text])
+            {
+                candidates.push(PlateRead {
+                    plate: p,
+                    lines: vec![top.text.clone(), bottom.text.clone()],
+                    confidence: top.confidence.min(bottom.confidence),
+                    bbox: BBox::new(
+                        top.bbox.x1.min(bottom.bbox.x1),
+                        top.bbox.y1,
+                        top.bbox.x2.max(bottom.bbox.x2),
+                        bottom.bbox.y2,
+                    ),
+                });
             }
         }
     }
-    candidates.into_iter().max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+    candidates
+        .into_iter()
+        .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
 }
 
 /// `bottom` sits directly under `top`, overlapping it horizontally: the two lines of a
@@ -104,7 +117,9 @@ pub fn vote(reads: &[PlateRead]) -> Option<(usize, f32)> {
     let share = members.len() as f32 / reads.len() as f32;
     let mean = weight / members.len() as f32;
     // The representative read is the most confident of the winners.
-    let best = members.into_iter().max_by(|&a, &b| reads[a].confidence.total_cmp(&reads[b].confidence))?;
+    let best = members
+        .into_iter()
+        .max_by(|&a, &b| reads[a].confidence.total_cmp(&reads[b].confidence))?;
     Some((best, mean * share))
 }
 
@@ -113,23 +128,36 @@ mod tests {
     use super::*;
 
     fn line(x: f32, y: f32, w: f32, h: f32, text: &str) -> Line {
-        Line { bbox: BBox::new(x, y, x + w, y + h), text: text.into(), confidence: 0.9 }
+        Line {
+            bbox: BBox::new(x, y, x + w, y + h),
+            text: text.into(),
+            confidence: 0.9,
+        }
     }
 
     #[test]
     fn a_single_line_plate_is_picked_from_other_text() {
-        let lines = [line(10.0, 10.0, 80.0, 15.0, "cero emisiones"), line(100.0, 100.0, 80.0, 18.0, "98A-123.45")];
+        let lines = [
+            line(10.0, 10.0, 80.0, 15.0, "cero emisiones"),
+            line(100.0, 100.0, 80.0, 18.0, "98A-123.45"),
+        ];
         assert_eq!(best_plate(&lines).unwrap().plate.to_string(), "98A-123.45");
     }
 
     #[test]
     fn two_stacked_lines_make_a_motorbike_plate() {
-        let lines = [line(12.0, 40.0, 38.0, 14.0, "123.45"), line(10.0, 22.0, 40.0, 15.0, "99-B1")];
+        let lines = [
+            line(12.0, 40.0, 38.0, 14.0, "123.45"),
+            line(10.0, 22.0, 40.0, 15.0, "99-B1"),
+        ];
         let read = best_plate(&lines).unwrap();
         assert_eq!(read.plate.to_string(), "99B1-123.45");
         assert_eq!(read.lines, vec!["99-B1", "123.45"]);
         // Side by side, the same texts are not one plate.
-        let apart = [line(10.0, 22.0, 40.0, 15.0, "99-B1"), line(200.0, 22.0, 38.0, 14.0, "123.45")];
+        let apart = [
+            line(10.0, 22.0, 40.0, 15.0, "99-B1"),
+            line(200.0, 22.0, 38.0, 14.0, "123.45"),
+        ];
         assert!(best_plate(&apart).is_none());
     }
 
@@ -141,7 +169,11 @@ mod tests {
             confidence: c,
             bbox: BBox::new(0.0, 0.0, 1.0, 1.0),
         };
-        let reads = [read("98A-123.45", 0.9), read("98A-128.45", 0.95), read("98A-123.45", 0.8)];
+        let reads = [
+            read("98A-123.45", 0.9),
+            read("98A-128.45", 0.95),
+            read("98A-123.45", 0.8),
+        ];
         let (i, c) = vote(&reads).unwrap();
         assert_eq!(reads[i].plate.to_string(), "98A-123.45");
         assert!((c - 0.85 * 2.0 / 3.0).abs() < 1e-5, "{c}");

@@ -35,17 +35,25 @@ pub enum SignalSource {
 impl SignalSource {
     pub fn from_config(config: &SignalConfig) -> Self {
         match config {
-            SignalConfig::Region { region } => SignalSource::Region(RegionClassifier { region: *region }),
-            SignalConfig::Schedule { phases, offset_seconds } => {
-                SignalSource::Schedule { phases: phases.clone(), offset: *offset_seconds }
+            SignalConfig::Region { region } => {
+                SignalSource::Region(RegionClassifier { region: *region })
             }
+            SignalConfig::Schedule {
+                phases,
+                offset_seconds,
+            } => SignalSource::Schedule {
+                phases: phases.clone(),
+                offset: *offset_seconds,
+            },
         }
     }
 
     pub fn state(&self, frame: &RgbImage, pts: Duration) -> SignalState {
         match self {
             SignalSource::Region(c) => c.classify(frame),
-            SignalSource::Schedule { phases, offset } => schedule_state(phases, *offset, pts.as_secs_f64()),
+            SignalSource::Schedule { phases, offset } => {
+                schedule_state(phases, *offset, pts.as_secs_f64())
+            }
         }
     }
 }
@@ -92,7 +100,10 @@ impl RegionClassifier {
             return SignalState::Unknown;
         }
         let n = lit.len() as f32;
-        let [r, g, b] = lit.iter().fold([0.0; 3], |a, p| [a[0] + p[0], a[1] + p[1], a[2] + p[2]]).map(|v| v / n);
+        let [r, g, b] = lit
+            .iter()
+            .fold([0.0; 3], |a, p| [a[0] + p[0], a[1] + p[1], a[2] + p[2]])
+            .map(|v| v / n);
         if g > r && g > b {
             SignalState::Green
         } else if r > g && g / r >= 0.45 {
@@ -122,23 +133,39 @@ mod tests {
 
     #[test]
     fn classifies_lit_lamp_colours() {
-        let c = RegionClassifier { region: [0, 0, 40, 100] };
+        let c = RegionClassifier {
+            region: [0, 0, 40, 100],
+        };
         assert_eq!(c.classify(&head(Rgb([255, 40, 30]))), SignalState::Red);
         assert_eq!(c.classify(&head(Rgb([255, 170, 0]))), SignalState::Amber);
         assert_eq!(c.classify(&head(Rgb([40, 230, 90]))), SignalState::Green);
         // Everything dark: no lamp lit (a failed signal or night without exposure).
         assert_eq!(c.classify(&head(Rgb([60, 20, 20]))), SignalState::Unknown);
         // A region outside the frame cannot be read.
-        let off = RegionClassifier { region: [30, 0, 40, 100] };
-        assert_eq!(off.classify(&head(Rgb([255, 40, 30]))), SignalState::Unknown);
+        let off = RegionClassifier {
+            region: [30, 0, 40, 100],
+        };
+        assert_eq!(
+            off.classify(&head(Rgb([255, 40, 30]))),
+            SignalState::Unknown
+        );
     }
 
     #[test]
     fn schedule_repeats_its_cycle_from_the_offset() {
         let phases = vec![
-            Phase { state: SignalState::Green, seconds: 3.0 },
-            Phase { state: SignalState::Amber, seconds: 1.0 },
-            Phase { state: SignalState::Red, seconds: 4.0 },
+            Phase {
+                state: SignalState::Green,
+                seconds: 3.0,
+            },
+            Phase {
+                state: SignalState::Amber,
+                seconds: 1.0,
+            },
+            Phase {
+                state: SignalState::Red,
+                seconds: 4.0,
+            },
         ];
         assert_eq!(schedule_state(&phases, 0.0, 0.0), SignalState::Green);
         assert_eq!(schedule_state(&phases, 0.0, 3.5), SignalState::Amber);

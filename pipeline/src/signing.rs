@@ -37,19 +37,28 @@ impl EvidenceKey {
     /// The key in `dir`, made (from the OS's random source) if there is none yet.
     pub fn load_or_create(dir: &Path) -> Result<Self, SigningError> {
         let path = dir.join(KEY_FILE);
-        let key_err = |message: String| SigningError::Key { path: path.clone(), message };
+        let key_err = |message: String| SigningError::Key {
+            path: path.clone(),
+            message,
+        };
         match std::fs::read_to_string(&path) {
             Ok(text) => {
-                let bytes = hex::decode(text.trim()).map_err(|e| key_err(format!("not hex: {e}")))?;
-                let seed: [u8; 32] = bytes.try_into().map_err(|_| key_err("not a 32-byte Ed25519 seed".into()))?;
-                Ok(Self { key: SigningKey::from_bytes(&seed) })
+                let bytes =
+                    hex::decode(text.trim()).map_err(|e| key_err(format!("not hex: {e}")))?;
+                let seed: [u8; 32] = bytes
+                    .try_into()
+                    .map_err(|_| key_err("not a 32-byte Ed25519 seed".into()))?;
+                Ok(Self {
+                    key: SigningKey::from_bytes(&seed),
+                })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(dir).map_err(|e| key_err(e.to_string()))?;
                 let mut seed = [0u8; 32];
                 getrandom::fill(&mut seed).map_err(|e| key_err(format!("no randomness: {e}")))?;
                 let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
-                write_private(&tmp, hex::encode(seed).as_bytes()).map_err(|e| key_err(e.to_string()))?;
+                write_private(&tmp, hex::encode(seed).as_bytes())
+                    .map_err(|e| key_err(e.to_string()))?;
                 // A key made by a concurrent first run wins; ours is dropped.
                 match std::fs::hard_link(&tmp, &path) {
                     Ok(()) => {
@@ -91,7 +100,12 @@ impl EvidenceKey {
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
 }
@@ -103,20 +117,36 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 pub fn parse_public_key(hex_key: &str) -> Result<VerifyingKey, SigningError> {
     let bad = || SigningError::PublicKey(hex_key.to_string());
-    let bytes: [u8; 32] = hex::decode(hex_key.trim()).map_err(|_| bad())?.try_into().map_err(|_| bad())?;
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .map_err(|_| bad())?
+        .try_into()
+        .map_err(|_| bad())?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| bad())
 }
 
 /// One thing wrong with a package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Problem {
-    Unreadable { file: String, message: String },
-    Missing { file: String },
-    Altered { file: String, expected: String, actual: String },
-    Unlisted { file: String },
+    Unreadable {
+        file: String,
+        message: String,
+    },
+    Missing {
+        file: String,
+    },
+    Altered {
+        file: String,
+        expected: String,
+        actual: String,
+    },
+    Unlisted {
+        file: String,
+    },
     Unsigned,
     BadSignature,
-    UntrustedKey { found: String },
+    UntrustedKey {
+        found: String,
+    },
 }
 
 impl std::fmt::Display for Problem {
@@ -124,13 +154,29 @@ impl std::fmt::Display for Problem {
         match self {
             Problem::Unreadable { file, message } => write!(f, "{file}: unreadable: {message}"),
             Problem::Missing { file } => write!(f, "{file}: listed in the manifest but missing"),
-            Problem::Altered { file, expected, actual } => {
-                write!(f, "{file}: altered (SHA-256 {actual}, manifest says {expected})")
+            Problem::Altered {
+                file,
+                expected,
+                actual,
+            } => {
+                write!(
+                    f,
+                    "{file}: altered (SHA-256 {actual}, manifest says {expected})"
+                )
             }
             Problem::Unlisted { file } => write!(f, "{file}: not listed in the manifest"),
-            Problem::Unsigned => write!(f, "{SIGNATURE_FILE}: missing or unreadable; the package is unsigned"),
-            Problem::BadSignature => write!(f, "manifest.json: the signature does not match (altered after signing)"),
-            Problem::UntrustedKey { found } => write!(f, "{SIGNATURE_FILE}: signed by {found}, not the trusted key"),
+            Problem::Unsigned => write!(
+                f,
+                "{SIGNATURE_FILE}: missing or unreadable; the package is unsigned"
+            ),
+            Problem::BadSignature => write!(
+                f,
+                "manifest.json: the signature does not match (altered after signing)"
+            ),
+            Problem::UntrustedKey { found } => write!(
+                f,
+                "{SIGNATURE_FILE}: signed by {found}, not the trusted key"
+            ),
         }
     }
 }
@@ -141,16 +187,28 @@ pub fn verify_package(dir: &Path, trusted: &VerifyingKey) -> Vec<Problem> {
     let manifest_name = crate::evidence::MANIFEST;
     let manifest_bytes = match std::fs::read(dir.join(manifest_name)) {
         Ok(b) => b,
-        Err(e) => return vec![Problem::Unreadable { file: manifest_name.into(), message: e.to_string() }],
+        Err(e) => {
+            return vec![Problem::Unreadable {
+                file: manifest_name.into(),
+                message: e.to_string(),
+            }];
+        }
     };
 
-    match std::fs::read(dir.join(SIGNATURE_FILE)).ok().and_then(|b| serde_json::from_slice::<SignatureFile>(&b).ok()) {
+    match std::fs::read(dir.join(SIGNATURE_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SignatureFile>(&b).ok())
+    {
         None => problems.push(Problem::Unsigned),
         Some(sig) => {
             if sig.public_key != hex::encode(trusted.as_bytes()) {
-                problems.push(Problem::UntrustedKey { found: sig.public_key.clone() });
+                problems.push(Problem::UntrustedKey {
+                    found: sig.public_key.clone(),
+                });
             }
-            let signature = hex::decode(&sig.signature).ok().and_then(|b| Signature::from_slice(&b).ok());
+            let signature = hex::decode(&sig.signature)
+                .ok()
+                .and_then(|b| Signature::from_slice(&b).ok());
             match signature {
                 Some(s) if trusted.verify(&manifest_bytes, &s).is_ok() => {}
                 _ => problems.push(Problem::BadSignature),
@@ -170,34 +228,49 @@ pub fn verify_package(dir: &Path, trusted: &VerifyingKey) -> Vec<Problem> {
     let listed = match serde_json::from_slice::<Manifest>(&manifest_bytes) {
         Ok(m) => m.files,
         Err(e) => {
-            problems.push(Problem::Unreadable { file: manifest_name.into(), message: e.to_string() });
+            problems.push(Problem::Unreadable {
+                file: manifest_name.into(),
+                message: e.to_string(),
+            });
             return problems;
         }
     };
     for entry in &listed {
         // Names come from the manifest: refuse anything that would leave the folder.
         if entry.name.contains('/') || entry.name.contains('\\') || entry.name.starts_with('.') {
-            problems.push(Problem::Unreadable { file: entry.name.clone(), message: "not a plain file name".into() });
+            problems.push(Problem::Unreadable {
+                file: entry.name.clone(),
+                message: "not a plain file name".into(),
+            });
             continue;
         }
         match std::fs::read(dir.join(&entry.name)) {
             Ok(bytes) => {
                 let actual = hex::encode(Sha256::digest(&bytes));
                 if !actual.eq_ignore_ascii_case(&entry.sha256) {
-                    problems.push(Problem::Altered { file: entry.name.clone(), expected: entry.sha256.clone(), actual });
+                    problems.push(Problem::Altered {
+                        file: entry.name.clone(),
+                        expected: entry.sha256.clone(),
+                        actual,
+                    });
                 }
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                problems.push(Problem::Missing { file: entry.name.clone() })
-            }
-            Err(e) => problems.push(Problem::Unreadable { file: entry.name.clone(), message: e.to_string() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => problems.push(Problem::Missing {
+                file: entry.name.clone(),
+            }),
+            Err(e) => problems.push(Problem::Unreadable {
+                file: entry.name.clone(),
+                message: e.to_string(),
+            }),
         }
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut extra: Vec<String> = entries
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n != manifest_name && n != SIGNATURE_FILE && !listed.iter().any(|l| &l.name == n))
+            .filter(|n| {
+                n != manifest_name && n != SIGNATURE_FILE && !listed.iter().any(|l| &l.name == n)
+            })
             .collect();
         extra.sort();
         problems.extend(extra.into_iter().map(|file| Problem::Unlisted { file }));
@@ -217,7 +290,11 @@ mod tests {
         }))
         .unwrap();
         std::fs::write(dir.path().join("manifest.json"), &manifest).unwrap();
-        std::fs::write(dir.path().join(SIGNATURE_FILE), serde_json::to_vec(&key.sign(&manifest)).unwrap()).unwrap();
+        std::fs::write(
+            dir.path().join(SIGNATURE_FILE),
+            serde_json::to_vec(&key.sign(&manifest)).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
@@ -230,11 +307,20 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join(KEY_FILE)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(dir.path().join(KEY_FILE), "zz").unwrap();
-        assert!(EvidenceKey::load_or_create(dir.path()).err().unwrap().to_string().contains("not hex"));
+        assert!(
+            EvidenceKey::load_or_create(dir.path())
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("not hex")
+        );
     }
 
     #[test]
@@ -247,8 +333,16 @@ mod tests {
         std::fs::write(dir.path().join("a.jpg"), b"frame!").unwrap();
         std::fs::write(dir.path().join("extra.txt"), b"x").unwrap();
         let problems = verify_package(dir.path(), &key.verifying_key());
-        assert!(matches!(&problems[0], Problem::Altered { file, .. } if file == "a.jpg"), "{problems:?}");
-        assert_eq!(problems[1], Problem::Unlisted { file: "extra.txt".into() });
+        assert!(
+            matches!(&problems[0], Problem::Altered { file, .. } if file == "a.jpg"),
+            "{problems:?}"
+        );
+        assert_eq!(
+            problems[1],
+            Problem::Unlisted {
+                file: "extra.txt".into()
+            }
+        );
 
         let dir = package(&key);
         let mut m = std::fs::read(dir.path().join("manifest.json")).unwrap();
@@ -264,7 +358,12 @@ mod tests {
         let theirs = EvidenceKey::load_or_create(k2.path()).unwrap();
         let dir = package(&theirs);
         let problems = verify_package(dir.path(), &ours.verifying_key());
-        assert!(problems.contains(&Problem::UntrustedKey { found: theirs.public_hex() }), "{problems:?}");
+        assert!(
+            problems.contains(&Problem::UntrustedKey {
+                found: theirs.public_hex()
+            }),
+            "{problems:?}"
+        );
         assert!(problems.contains(&Problem::BadSignature));
         assert!(parse_public_key(&ours.public_hex()).is_ok());
         assert!(parse_public_key("abc").is_err());

@@ -42,8 +42,12 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
-        let caps = format!("video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={analysis_fps}/1");
-        Self::open_with(path, &format!("videoconvert ! videoscale ! videorate ! {caps}"))
+        let caps =
+            format!("video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={analysis_fps}/1");
+        Self::open_with(
+            path,
+            &format!("videoconvert ! videoscale ! videorate ! {caps}"),
+        )
     }
 
     /// Decode only: every frame in its decoded format, nothing converted (for benchmarks).
@@ -54,9 +58,14 @@ impl FileSource {
     fn open_with(path: &Path, conversion: &str) -> Result<Self, SourceError> {
         init_gstreamer()?;
         if !path.is_file() {
-            return Err(SourceError::NotFound { path: path.to_owned() });
+            return Err(SourceError::NotFound {
+                path: path.to_owned(),
+            });
         }
-        let decode_err = |message: String| SourceError::Decode { path: path.to_owned(), message };
+        let decode_err = |message: String| SourceError::Decode {
+            path: path.to_owned(),
+            message,
+        };
         let description = format!(
             "filesrc name=src ! decodebin ! {conversion} ! appsink name=sink sync=false max-buffers=8 drop=false"
         );
@@ -64,18 +73,28 @@ impl FileSource {
             .map_err(|e| decode_err(e.to_string()))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| decode_err("not a pipeline".into()))?;
-        let src = pipeline.by_name("src").ok_or_else(|| decode_err("no filesrc".into()))?;
+        let src = pipeline
+            .by_name("src")
+            .ok_or_else(|| decode_err("no filesrc".into()))?;
         src.set_property("location", path.to_string_lossy().to_string());
         let sink = pipeline
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| decode_err("no appsink".into()))?;
         pipeline.set_state(gst::State::Playing).map_err(|_| {
-            let message = bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into());
+            let message =
+                bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into());
             let _ = pipeline.set_state(gst::State::Null);
             decode_err(message)
         })?;
-        Ok(Self { path: path.to_owned(), pipeline, sink, next_index: 0, finished: false, first_pts: None })
+        Ok(Self {
+            path: path.to_owned(),
+            pipeline,
+            sink,
+            next_index: 0,
+            finished: false,
+            first_pts: None,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -84,23 +103,33 @@ impl FileSource {
 
     /// The file's duration, once the pipeline knows it (after the first frame at the latest).
     pub fn duration(&self) -> Option<Duration> {
-        self.pipeline.query_duration::<gst::ClockTime>().map(|d| Duration::from_nanos(d.nseconds()))
+        self.pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| Duration::from_nanos(d.nseconds()))
     }
 
     /// Time of a buffer from the first frame.
     fn relative(&mut self, pts: Option<gst::ClockTime>) -> Duration {
-        let Some(pts) = pts else { return Duration::ZERO };
+        let Some(pts) = pts else {
+            return Duration::ZERO;
+        };
         let first = *self.first_pts.get_or_insert(pts);
         Duration::from_nanos(pts.saturating_sub(first).nseconds())
     }
 
     fn next_sample(&mut self) -> Result<Option<gst::Sample>, SourceError> {
         loop {
-            if let Some(sample) = self.sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            if let Some(sample) = self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+            {
                 return Ok(Some(sample));
             }
             if let Some(message) = bus_error(&self.pipeline) {
-                return Err(SourceError::Decode { path: self.path.clone(), message });
+                return Err(SourceError::Decode {
+                    path: self.path.clone(),
+                    message,
+                });
             }
             if self.sink.is_eos() {
                 return Ok(None);
@@ -129,14 +158,22 @@ impl FileSource {
         }
     }
 
-    fn to_frame(&mut self, sample: &gst::Sample) -> Result<Frame, SourceError> {
+    fn frame_from_sample(&mut self, sample: &gst::Sample) -> Result<Frame, SourceError> {
         let path = self.path.clone();
-        let err = |m: &str| SourceError::Decode { path: path.clone(), message: m.into() };
+        let err = |m: &str| SourceError::Decode {
+            path: path.clone(),
+            message: m.into(),
+        };
         let caps = sample.caps().ok_or_else(|| err("sample without caps"))?;
-        let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| err("unreadable video caps"))?;
-        let buffer = sample.buffer().ok_or_else(|| err("sample without buffer"))?;
+        let info =
+            gst_video::VideoInfo::from_caps(caps).map_err(|_| err("unreadable video caps"))?;
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| err("sample without buffer"))?;
         let pts = self.relative(buffer.pts());
-        let map = buffer.map_readable().map_err(|_| err("unreadable buffer"))?;
+        let map = buffer
+            .map_readable()
+            .map_err(|_| err("unreadable buffer"))?;
         let (w, h) = (info.width(), info.height());
         let stride = info.stride()[0] as usize;
         let row = w as usize * 3;
@@ -149,7 +186,11 @@ impl FileSource {
             pixels.extend_from_slice(&data[y * stride..y * stride + row]);
         }
         let image = RgbImage::from_raw(w, h, pixels).ok_or_else(|| err("bad frame size"))?;
-        Ok(Frame { index: self.next_index, pts, image: Arc::new(image) })
+        Ok(Frame {
+            index: self.next_index,
+            pts,
+            image: Arc::new(image),
+        })
     }
 }
 
@@ -161,7 +202,7 @@ impl Iterator for FileSource {
             return None;
         }
         let result = match self.next_sample() {
-            Ok(Some(sample)) => self.to_frame(&sample),
+            Ok(Some(sample)) => self.frame_from_sample(&sample),
             Ok(None) => {
                 self.finished = true;
                 return None;

@@ -34,7 +34,11 @@ impl Track {
         for p in &self.points {
             *counts.entry(p.class_id).or_default() += 1;
         }
-        counts.into_iter().max_by_key(|&(_, n)| n).map(|(c, _)| c).unwrap_or(0)
+        counts
+            .into_iter()
+            .max_by_key(|&(_, n)| n)
+            .map(|(c, _)| c)
+            .unwrap_or(0)
     }
 }
 
@@ -56,11 +60,21 @@ pub struct IouTracker {
 
 impl IouTracker {
     pub fn new(min_iou: f32, max_misses: u32) -> Self {
-        Self { min_iou, max_misses, next_id: 1, live: Vec::new() }
+        Self {
+            min_iou,
+            max_misses,
+            next_id: 1,
+            live: Vec::new(),
+        }
     }
 
     /// Feed one frame's detections; returns the tracks that ended on this frame.
-    pub fn update(&mut self, frame: u64, pts: Duration, observations: &[Observation]) -> Vec<Track> {
+    pub fn update(
+        &mut self,
+        frame: u64,
+        pts: Duration,
+        observations: &[Observation],
+    ) -> Vec<Track> {
         // Greedy matching, best overlap first.
         let mut pairs: Vec<(f32, usize, usize)> = Vec::new();
         for (ti, t) in self.live.iter().enumerate() {
@@ -82,7 +96,13 @@ impl IouTracker {
             obs_taken[oi] = true;
             let o = observations[oi];
             let t = &mut self.live[ti];
-            t.points.push(TrackPoint { frame, pts, bbox: o.bbox, score: o.score, class_id: o.class_id });
+            t.points.push(TrackPoint {
+                frame,
+                pts,
+                bbox: o.bbox,
+                score: o.score,
+                class_id: o.class_id,
+            });
             t.misses = 0;
         }
         for (ti, taken) in track_taken.iter().enumerate() {
@@ -94,14 +114,21 @@ impl IouTracker {
             if !obs_taken[oi] {
                 self.live.push(Track {
                     id: self.next_id,
-                    points: vec![TrackPoint { frame, pts, bbox: o.bbox, score: o.score, class_id: o.class_id }],
+                    points: vec![TrackPoint {
+                        frame,
+                        pts,
+                        bbox: o.bbox,
+                        score: o.score,
+                        class_id: o.class_id,
+                    }],
                     misses: 0,
                 });
                 self.next_id += 1;
             }
         }
-        let (ended, live): (Vec<Track>, Vec<Track>) =
-            std::mem::take(&mut self.live).into_iter().partition(|t| t.misses > self.max_misses);
+        let (ended, live): (Vec<Track>, Vec<Track>) = std::mem::take(&mut self.live)
+            .into_iter()
+            .partition(|t| t.misses > self.max_misses);
         self.live = live;
         ended
     }
@@ -126,7 +153,11 @@ mod tests {
     use super::*;
 
     fn obs(x: f32) -> Observation {
-        Observation { bbox: BBox::new(x, 0.0, x + 100.0, 50.0), score: 0.9, class_id: 0 }
+        Observation {
+            bbox: BBox::new(x, 0.0, x + 100.0, 50.0),
+            score: 0.9,
+            class_id: 0,
+        }
     }
 
     fn at(frame: u64) -> Duration {
@@ -137,7 +168,11 @@ mod tests {
     fn two_moving_vehicles_keep_their_ids() {
         let mut t = IouTracker::new(0.3, 2);
         for f in 0..10u64 {
-            let ended = t.update(f, at(f), &[obs(f as f32 * 10.0), obs(400.0 - f as f32 * 10.0)]);
+            let ended = t.update(
+                f,
+                at(f),
+                &[obs(f as f32 * 10.0), obs(400.0 - f as f32 * 10.0)],
+            );
             assert!(ended.is_empty());
         }
         let ids: Vec<u64> = t.current(9).map(|tr| tr.id).collect();
@@ -166,7 +201,14 @@ mod tests {
     fn class_is_the_majority_along_the_track() {
         let mut t = IouTracker::new(0.3, 2);
         for (f, c) in [0usize, 1, 1].iter().enumerate() {
-            t.update(f as u64, at(f as u64), &[Observation { class_id: *c, ..obs(f as f32) }]);
+            t.update(
+                f as u64,
+                at(f as u64),
+                &[Observation {
+                    class_id: *c,
+                    ..obs(f as f32)
+                }],
+            );
         }
         assert_eq!(t.finish()[0].class_id(), 1);
     }

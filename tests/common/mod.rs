@@ -13,7 +13,11 @@ pub fn checkout() -> PathBuf {
 
 pub fn fixture(name: &str) -> PathBuf {
     let path = checkout().join("fixtures/generated").join(name);
-    assert!(path.is_file(), "fixture {} is missing: run scripts/setup", path.display());
+    assert!(
+        path.is_file(),
+        "fixture {} is missing: run scripts/setup",
+        path.display()
+    );
     path
 }
 
@@ -51,7 +55,11 @@ impl TruthVehicle {
     /// The ground-truth box at `seconds` into the video.
     pub fn box_at(&self, seconds: f64, fps: u32) -> Option<BBox> {
         let i = (seconds * fps as f64).round() as usize;
-        self.boxes.get(i).copied().flatten().map(|[a, b, c, d]| BBox::new(a, b, c, d))
+        self.boxes
+            .get(i)
+            .copied()
+            .flatten()
+            .map(|[a, b, c, d]| BBox::new(a, b, c, d))
     }
 
     pub fn fully_visible_at(&self, seconds: f64, fps: u32) -> bool {

@@ -57,7 +57,8 @@ impl ViolationEvent {
         struct Version {
             schema_version: u32,
         }
-        let v: Version = serde_json::from_str(json).map_err(|e| format!("not a violation event: {e}"))?;
+        let v: Version =
+            serde_json::from_str(json).map_err(|e| format!("not a violation event: {e}"))?;
         if v.schema_version != EVENT_SCHEMA_VERSION {
             return Err(format!(
                 "violation event schema version {} is not supported (this build reads {EVENT_SCHEMA_VERSION})",
@@ -77,8 +78,14 @@ pub(crate) fn sample_event(n: u128) -> ViolationEvent {
         camera_name: "Camera 1".into(),
         location: "Junction".into(),
         violation: ViolationKind::RedLight,
-        occurred_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:04+07:00").unwrap().to_utc(),
-        plate: Some(PlateReading { text: "98A-123.45".into(), confidence: 0.99, raw_lines: vec!["98A-123.45".into()] }),
+        occurred_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:04+07:00")
+            .unwrap()
+            .to_utc(),
+        plate: Some(PlateReading {
+            text: "98A-123.45".into(),
+            confidence: 0.99,
+            raw_lines: vec!["98A-123.45".into()],
+        }),
         vehicle_class: "bus".into(),
         evidence_dir: "/tmp/e".into(),
         evidence_manifest_sha256: "00".into(),
@@ -97,7 +104,11 @@ mod tests {
         assert!(json.contains("\"violation\":\"red_light\""));
         assert_eq!(ViolationEvent::from_json(&json).unwrap(), e);
         let future = json.replace("\"schema_version\":1", "\"schema_version\":2");
-        assert!(ViolationEvent::from_json(&future).unwrap_err().contains("version 2"));
+        assert!(
+            ViolationEvent::from_json(&future)
+                .unwrap_err()
+                .contains("version 2")
+        );
         assert!(ViolationEvent::from_json("{}").is_err());
     }
 }

@@ -5,7 +5,11 @@
 //! service can be upgraded apart.
 
 pub mod event;
+pub mod fines;
+pub mod intake;
 pub mod store;
 
 pub use event::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, ViolationKind};
+pub use fines::{Fine, FineSchedules, VehicleCategory};
+pub use intake::Intake;
 pub use store::{CaseStore, CaseSummary, Recorded, StoreError};

@@ -60,7 +60,13 @@ impl RedLightRule {
         let (cx, cy) = b.center();
         let (dx, dy) = self.direction;
         let pick = |d: f32, lo: f32, hi: f32, mid: f32| {
-            if d > 0.25 { hi } else if d < -0.25 { lo } else { mid }
+            if d > 0.25 {
+                hi
+            } else if d < -0.25 {
+                lo
+            } else {
+                mid
+            }
         };
         (pick(dx, b.x1, b.x2, cx), pick(dy, b.y1, b.y2, cy))
     }
@@ -82,7 +88,8 @@ impl RedLightRule {
         if before < 0.0 && after >= 0.0 {
             self.crossed.insert(track.id);
             let fraction = (-before / (after - before)) as f64;
-            let pts = prev.pts + (cur.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
+            let pts =
+                prev.pts + (cur.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
             return Some(Crossing {
                 track_id: track.id,
                 frame: cur.frame,
@@ -101,7 +108,10 @@ mod tests {
     use crate::tracker::TrackPoint;
 
     fn rule() -> RedLightRule {
-        RedLightRule::new(&RedLightConfig { stop_line: [[100.0, 0.0], [100.0, 200.0]], direction: [1.0, 0.0] })
+        RedLightRule::new(&RedLightConfig {
+            stop_line: [[100.0, 0.0], [100.0, 200.0]],
+            direction: [1.0, 0.0],
+        })
     }
 
     fn track(id: u64, xs: &[f32]) -> Track {
@@ -136,7 +146,9 @@ mod tests {
         let expected = 0.2 + 0.2 * 5.0 / 15.0;
         assert!((c.pts.as_secs_f64() - expected).abs() < 1e-6, "{:?}", c.pts);
         let mut later = t.clone();
-        later.points.extend(track(1, &[0.0, 0.0, 0.0, 130.0]).points.into_iter().skip(3));
+        later
+            .points
+            .extend(track(1, &[0.0, 0.0, 0.0, 130.0]).points.into_iter().skip(3));
         assert_eq!(r.observe(&later, SignalState::Red), None);
     }
 
@@ -157,21 +169,38 @@ mod tests {
     #[test]
     fn crossing_on_green_or_amber_is_not_a_violation() {
         let mut r = rule();
-        assert!(!r.observe(&track(1, &[90.0, 105.0]), SignalState::Green).unwrap().is_violation());
-        assert!(!r.observe(&track(2, &[90.0, 105.0]), SignalState::Amber).unwrap().is_violation());
+        assert!(
+            !r.observe(&track(1, &[90.0, 105.0]), SignalState::Green)
+                .unwrap()
+                .is_violation()
+        );
+        assert!(
+            !r.observe(&track(2, &[90.0, 105.0]), SignalState::Amber)
+                .unwrap()
+                .is_violation()
+        );
     }
 
     #[test]
     fn stopping_short_of_the_line_or_driving_against_the_direction_never_crosses() {
         let mut r = rule();
-        assert_eq!(r.observe(&track(1, &[90.0, 99.0, 99.5, 99.9]), SignalState::Red), None);
+        assert_eq!(
+            r.observe(&track(1, &[90.0, 99.0, 99.5, 99.9]), SignalState::Red),
+            None
+        );
         // Coming from the far side (against the direction of travel) is not a crossing.
-        assert_eq!(r.observe(&track(2, &[200.0, 150.0, 90.0]), SignalState::Red), None);
+        assert_eq!(
+            r.observe(&track(2, &[200.0, 150.0, 90.0]), SignalState::Red),
+            None
+        );
     }
 
     #[test]
     fn the_front_follows_the_direction_of_travel() {
-        let down = RedLightRule::new(&RedLightConfig { stop_line: [[0.0, 50.0], [200.0, 50.0]], direction: [0.0, 1.0] });
+        let down = RedLightRule::new(&RedLightConfig {
+            stop_line: [[0.0, 50.0], [200.0, 50.0]],
+            direction: [0.0, 1.0],
+        });
         let b = BBox::new(10.0, 0.0, 30.0, 45.0);
         assert_eq!(down.front(&b), (20.0, 45.0));
         assert!(down.past_line(&b) < 0.0);

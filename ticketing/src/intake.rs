@@ -1,0 +1,73 @@
+//! Intake: a violation event becomes a case with the fine the law set on its date.
+
+use crate::event::ViolationEvent;
+use crate::fines::{Fine, FineSchedules, VehicleCategory};
+use crate::store::{CaseStore, Recorded, StoreError};
+
+pub struct Intake {
+    pub store: CaseStore,
+    pub fines: FineSchedules,
+}
+
+impl Intake {
+    /// The fine for an event, if the schedule covers its violation and vehicle. A case
+    /// with no fine still goes to review: an officer decides, nothing is dropped.
+    pub fn fine_for(&self, event: &ViolationEvent) -> Option<Fine> {
+        let Some(category) = VehicleCategory::from_class(&event.vehicle_class) else {
+            tracing::warn!(event = %event.event_id, class = %event.vehicle_class, "no fine category for this vehicle class");
+            return None;
+        };
+        match self
+            .fines
+            .fine(event.violation.as_str(), category, event.occurred_at)
+        {
+            Ok(fine) => Some(fine),
+            Err(e) => {
+                tracing::warn!(event = %event.event_id, error = %e, "no fine for this case");
+                None
+            }
+        }
+    }
+
+    pub async fn record(&self, event: &ViolationEvent) -> Result<Recorded, StoreError> {
+        let fine = self.fine_for(event);
+        self.store.record(event, fine.as_ref()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::sample_event;
+
+    #[tokio::test]
+    async fn a_bus_running_the_red_is_fined_as_a_car_and_kept_with_the_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let intake = Intake {
+            store: CaseStore::open_sqlite(&dir.path().join("c.db"))
+                .await
+                .unwrap(),
+            fines: FineSchedules::load_dir(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"),
+            )
+            .unwrap(),
+        };
+        intake.record(&sample_event(1)).await.unwrap();
+        let mut unknown = sample_event(2);
+        unknown.vehicle_class = "cart".into();
+        intake.record(&unknown).await.unwrap();
+        let cases = intake.store.list().await.unwrap();
+        let fine = cases[0].fine.as_ref().expect("fined");
+        assert_eq!(
+            (
+                fine.min_vnd,
+                fine.max_vnd,
+                fine.points,
+                fine.article.as_str()
+            ),
+            (18_000_000, 20_000_000, 4, "6.9.b")
+        );
+        assert_eq!(cases.len(), 2);
+        assert_eq!(cases[1].fine, None);
+    }
+}
