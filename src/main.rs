@@ -34,6 +34,14 @@ struct Cli {
     /// Folder of fine schedules (one TOML file per decree or amendment).
     #[arg(long, global = true, env = "VIGIL_FINES")]
     fines: Option<PathBuf>,
+    /// Case database: `postgres://…` for a shared deployment; default SQLite in the data folder.
+    #[arg(
+        long,
+        global = true,
+        env = "VIGIL_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -118,6 +126,7 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = BatchContext {
         runtime: &runtime,
         data: &cli.data,
+        database: cli.database.as_deref(),
         models_path: &models_path,
         fines_dir: &fines_dir,
     };
@@ -136,7 +145,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Cases { json } => list_cases(&runtime, &cli.data, json),
+        Command::Cases { json } => list_cases(&runtime, &cli.data, cli.database.as_deref(), json),
         Command::Demo => {
             let fixtures = Path::new(CHECKOUT).join("fixtures");
             let videos: Vec<PathBuf> = ["redlight_a.mp4", "redlight_b.mp4"]
@@ -156,7 +165,7 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("{failed} fixture video(s) failed");
             }
             println!();
-            list_cases(&runtime, &cli.data, false)
+            list_cases(&runtime, &cli.data, cli.database.as_deref(), false)
         }
         Command::Verify {
             public_key,
@@ -177,6 +186,7 @@ fn run(cli: Cli) -> Result<()> {
 struct BatchContext<'a> {
     runtime: &'a tokio::runtime::Runtime,
     data: &'a Path,
+    database: Option<&'a str>,
     models_path: &'a Path,
     fines_dir: &'a Path,
 }
@@ -193,6 +203,7 @@ impl BatchContext<'_> {
         let BatchContext {
             runtime,
             data,
+            database,
             models_path,
             fines_dir,
         } = *self;
@@ -202,7 +213,7 @@ impl BatchContext<'_> {
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create data folder {}", data.display()))?;
         let intake = Intake {
-            store: runtime.block_on(CaseStore::open_sqlite(&data.join("vigil.db")))?,
+            store: runtime.block_on(open_store(data, database))?,
             fines,
         };
         let key = EvidenceKey::load_or_create(&data.join("keys"))?;
@@ -347,14 +358,31 @@ fn modified_time(path: &Path) -> Option<DateTime<Utc>> {
         .map(DateTime::<Utc>::from)
 }
 
-fn list_cases(runtime: &tokio::runtime::Runtime, data: &Path, json: bool) -> Result<()> {
-    let db = data.join("vigil.db");
-    if !db.exists() {
-        println!("no cases yet (no database at {})", db.display());
+async fn open_store(
+    data: &Path,
+    database: Option<&str>,
+) -> Result<CaseStore, vigil_ticketing::StoreError> {
+    match database {
+        Some(url) => CaseStore::open(url).await,
+        None => CaseStore::open_sqlite(&data.join("vigil.db")).await,
+    }
+}
+
+fn list_cases(
+    runtime: &tokio::runtime::Runtime,
+    data: &Path,
+    database: Option<&str>,
+    json: bool,
+) -> Result<()> {
+    if database.is_none() && !data.join("vigil.db").exists() {
+        println!(
+            "no cases yet (no database at {})",
+            data.join("vigil.db").display()
+        );
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    let store = runtime.block_on(CaseStore::open_sqlite(&db))?;
+    let store = runtime.block_on(open_store(data, database))?;
     let cases = runtime.block_on(store.list())?;
     if json {
         for c in &cases {

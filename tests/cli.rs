@@ -307,3 +307,40 @@ fn verify_accepts_an_intact_package_and_names_one_altered_byte() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("not the trusted key"));
 }
+
+#[test]
+fn batch_records_into_postgresql_once_when_given_a_database_url() {
+    let data = tempfile::tempdir().unwrap();
+    let url = common::fresh_postgres_url();
+    let video = common::fixture("redlight_b.mp4");
+    for run in 0..2 {
+        let out = batch(data.path(), &[&video], &["--database", &url]);
+        assert!(out.status.success(), "run {run}: {}", stderr(&out));
+    }
+    assert!(
+        !data.path().join("vigil.db").exists(),
+        "nothing may go to SQLite when a database URL is given"
+    );
+    let o = vigil(data.path(), &["--database", &url, "cases", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["plate"], "99B1-123.45");
+    assert_eq!(rows[0]["fine"]["points"], 4);
+
+    // A wrong database URL is named (without its password) and nothing runs.
+    let bad = batch(
+        data.path(),
+        &[&video],
+        &["--database", "postgres://vigil:hunter2@127.0.0.1:1/none"],
+    );
+    assert!(!bad.status.success());
+    let err = stderr(&bad);
+    assert!(
+        err.contains("postgres://vigil:***@127.0.0.1:1/none") && !err.contains("hunter2"),
+        "{err}"
+    );
+}

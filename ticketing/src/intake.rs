@@ -42,11 +42,15 @@ mod tests {
 
     #[tokio::test]
     async fn a_bus_running_the_red_is_fined_as_a_car_and_kept_with_the_case() {
-        let dir = tempfile::tempdir().unwrap();
+        for (backend, store, _dir) in crate::store::testing::both().await {
+            eprintln!("backend {backend}");
+            fined_and_kept(store).await;
+        }
+    }
+
+    async fn fined_and_kept(store: CaseStore) {
         let intake = Intake {
-            store: CaseStore::open_sqlite(&dir.path().join("c.db"))
-                .await
-                .unwrap(),
+            store,
             fines: FineSchedules::load_dir(
                 &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"),
             )

@@ -1,9 +1,9 @@
 use std::path::Path;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::any::AnyPoolOptions;
 
 use crate::event::ViolationEvent;
 use crate::fines::Fine;
@@ -15,6 +15,8 @@ pub enum StoreError {
         location: String,
         source: sqlx::Error,
     },
+    #[error("case database {0}: only sqlite:// and postgres:// URLs are supported")]
+    Scheme(String),
     #[error("case database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("case database query failed: {0}")]
@@ -46,30 +48,70 @@ pub struct CaseSummary {
     pub fine: Option<Fine>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The cases, on SQLite (the embedded default) or PostgreSQL (a province's deployment).
+/// Queries are written once, with `$n` placeholders, which both accept.
 #[derive(Clone)]
 pub struct CaseStore {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl CaseStore {
     /// Open (creating if needed) the SQLite case database at `path` and migrate it.
     pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        let location = path.display().to_string();
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{location}"))
-            .map_err(|source| StoreError::Open {
-                location: location.clone(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Open a `sqlite://` or `postgres://` database and migrate it.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Scheme(redact(url)));
+        };
+        let options =
+            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
+        let options = if backend == Backend::Sqlite {
+            // Writers from several processes (batch jobs, the server) wait instead of failing.
+            options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&mut *conn)
+                        .await?;
+                    sqlx::query("PRAGMA busy_timeout = 10000")
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options
+            .connect(url)
             .await
-            .map_err(|source| StoreError::Open { location, source })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+            .map_err(|source| StoreError::Open {
+                location: redact(url),
+                source,
+            })?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Record an event as a case with its fine, once: a second call with the same event id
@@ -87,7 +129,7 @@ impl CaseStore {
             "INSERT INTO cases (event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
                                 occurred_at, evidence_dir, event_json, created_at,
                                 fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
              ON CONFLICT (event_id) DO NOTHING
              RETURNING id",
         )
@@ -111,7 +153,7 @@ impl CaseStore {
         if let Some(row) = inserted {
             return Ok(Recorded::New(row.try_get("id")?));
         }
-        let id: i64 = sqlx::query_scalar("SELECT id FROM cases WHERE event_id = ?")
+        let id: i64 = sqlx::query_scalar("SELECT id FROM cases WHERE event_id = $1")
             .bind(event.event_id.to_string())
             .fetch_one(&self.pool)
             .await?;
@@ -177,7 +219,7 @@ impl CaseStore {
     /// The event a case was made from.
     pub async fn event(&self, case_id: i64) -> Result<Option<ViolationEvent>, StoreError> {
         let row: Option<(String, String)> =
-            sqlx::query_as("SELECT event_id, event_json FROM cases WHERE id = ?")
+            sqlx::query_as("SELECT event_id, event_json FROM cases WHERE id = $1")
                 .bind(case_id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -188,8 +230,91 @@ impl CaseStore {
         .transpose()
     }
 
+    pub async fn count(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM cases")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A database URL fit for an error message: no password.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Test support: a store on each backend, each empty. PostgreSQL comes from
+/// `VIGIL_TEST_POSTGRES_URL` (default the local server) with a fresh schema per store.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    pub fn postgres_url() -> String {
+        std::env::var("VIGIL_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    }
+
+    pub async fn postgres() -> CaseStore {
+        let base = postgres_url();
+        let now = Utc::now().timestamp();
+        // The creation time in the name lets later runs sweep schemas left by earlier ones.
+        let schema = format!("vigil_test_{now}_{}", uuid::Uuid::new_v4().simple());
+        sqlx::any::install_default_drivers();
+        let admin = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&base)
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL at {} is not reachable ({e}); .ci/run starts it",
+                    redact(&base)
+                )
+            });
+        let old: Vec<String> = sqlx::query_scalar(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'vigil\\_test\\_%'",
+        )
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        for name in old {
+            let stamp = name.split('_').nth(2).and_then(|t| t.parse::<i64>().ok());
+            if stamp.is_none_or(|t| now - t > 3600) {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                    .execute(&admin)
+                    .await;
+            }
+        }
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&admin)
+            .await
+            .unwrap();
+        admin.close().await;
+        let sep = if base.contains('?') { '&' } else { '?' };
+        CaseStore::open(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+            .await
+            .unwrap()
+    }
+
+    /// (name, store, the temporary folder a SQLite store lives in)
+    pub async fn both() -> Vec<(&'static str, CaseStore, tempfile::TempDir)> {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = CaseStore::open_sqlite(&dir.path().join("cases.db"))
+            .await
+            .unwrap();
+        vec![
+            ("sqlite", sqlite, dir),
+            ("postgres", postgres().await, tempfile::tempdir().unwrap()),
+        ]
     }
 }
 
@@ -200,10 +325,13 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_event_recorded_three_times_is_one_case() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = CaseStore::open_sqlite(&dir.path().join("cases.db"))
-            .await
-            .unwrap();
+        for (backend, store, _dir) in testing::both().await {
+            eprintln!("backend {backend}");
+            the_same_event_three_times(store).await;
+        }
+    }
+
+    async fn the_same_event_three_times(store: CaseStore) {
         let first = store.record(&sample_event(7), None).await.unwrap();
         let Recorded::New(id) = first else {
             panic!("first record was {first:?}")
@@ -225,6 +353,46 @@ mod tests {
         assert_eq!(cases[0].plate.as_deref(), Some("98A-123.45"));
         assert_eq!(cases[0].state, "detected");
         assert_eq!(store.event(id).await.unwrap(), Some(sample_event(7)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_thousand_events_from_ten_concurrent_writers_make_exactly_the_expected_cases() {
+        for (backend, store, _dir) in testing::both().await {
+            // Writer w sends events w*100 .. w*100+99, and every writer also resends the
+            // first ten events of the writer before it: 1,000 distinct events, 1,100 sends.
+            let mut writers = Vec::new();
+            for w in 0..10u128 {
+                let store = store.clone();
+                writers.push(tokio::spawn(async move {
+                    let mut outcomes = (0, 0);
+                    let resend = ((w + 9) % 10) * 100;
+                    for n in (w * 100..w * 100 + 100).chain(resend..resend + 10) {
+                        match store.record(&sample_event(n + 1), None).await.unwrap() {
+                            Recorded::New(_) => outcomes.0 += 1,
+                            Recorded::Duplicate(_) => outcomes.1 += 1,
+                        }
+                    }
+                    outcomes
+                }));
+            }
+            let (mut new, mut dup) = (0, 0);
+            for w in writers {
+                let (n, d) = w.await.unwrap();
+                new += n;
+                dup += d;
+            }
+            assert_eq!((new, dup), (1000, 100), "{backend}");
+            assert_eq!(store.count().await.unwrap(), 1000, "{backend}");
+        }
+    }
+
+    #[test]
+    fn passwords_stay_out_of_error_messages() {
+        assert_eq!(
+            redact("postgres://vigil:s3cret@db:5432/vigil"),
+            "postgres://vigil:***@db:5432/vigil"
+        );
+        assert_eq!(redact("sqlite://data/vigil.db"), "sqlite://data/vigil.db");
     }
 
     #[tokio::test]
