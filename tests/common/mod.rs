@@ -74,42 +74,13 @@ pub fn truth(scene: &str) -> Truth {
     serde_json::from_str(&text).expect("parse ground truth")
 }
 
-/// A URL for a new, empty schema on the test PostgreSQL server (`VIGIL_TEST_POSTGRES_URL`,
-/// default the local one). Fails, never skips, when the server is down.
+/// A URL for a new, empty schema on the test PostgreSQL server.
 pub fn fresh_postgres_url() -> String {
-    let base = std::env::var("VIGIL_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!(
-        "vigil_test_{}_{}",
-        chrono_now(),
-        uuid::Uuid::new_v4().simple()
-    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&base)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL is not reachable ({e}); .ci/run starts it"));
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool.close().await;
-    });
-    let sep = if base.contains('?') { '&' } else { '?' };
-    format!("{base}{sep}options=-c%20search_path%3D{schema}")
-}
-
-fn chrono_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    rt.block_on(vigil_ticketing::testing::fresh_postgres_url())
 }
 
 pub const SCENES: [&str; 2] = ["redlight_a", "redlight_b"];

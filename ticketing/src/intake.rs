@@ -42,7 +42,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_bus_running_the_red_is_fined_as_a_car_and_kept_with_the_case() {
-        for (backend, store, _dir) in crate::store::testing::both().await {
+        for (backend, store, _dir) in crate::testing::both().await {
             eprintln!("backend {backend}");
             fined_and_kept(store).await;
         }

@@ -8,6 +8,8 @@ pub mod event;
 pub mod fines;
 pub mod intake;
 pub mod store;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 
 pub use event::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, ViolationKind};
 pub use fines::{Fine, FineSchedules, VehicleCategory};

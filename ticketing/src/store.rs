@@ -242,7 +242,7 @@ impl CaseStore {
 }
 
 /// A database URL fit for an error message: no password.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -253,71 +253,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Test support: a store on each backend, each empty. PostgreSQL comes from
-/// `VIGIL_TEST_POSTGRES_URL` (default the local server) with a fresh schema per store.
-#[cfg(test)]
-pub(crate) mod testing {
-    use super::*;
-
-    pub fn postgres_url() -> String {
-        std::env::var("VIGIL_TEST_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-    }
-
-    pub async fn postgres() -> CaseStore {
-        let base = postgres_url();
-        let now = Utc::now().timestamp();
-        // The creation time in the name lets later runs sweep schemas left by earlier ones.
-        let schema = format!("vigil_test_{now}_{}", uuid::Uuid::new_v4().simple());
-        sqlx::any::install_default_drivers();
-        let admin = AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(&base)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL at {} is not reachable ({e}); .ci/run starts it",
-                    redact(&base)
-                )
-            });
-        let old: Vec<String> = sqlx::query_scalar(
-            "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'vigil\\_test\\_%'",
-        )
-        .fetch_all(&admin)
-        .await
-        .unwrap();
-        for name in old {
-            let stamp = name.split('_').nth(2).and_then(|t| t.parse::<i64>().ok());
-            if stamp.is_none_or(|t| now - t > 3600) {
-                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
-                    .execute(&admin)
-                    .await;
-            }
-        }
-        sqlx::query(&format!("CREATE SCHEMA {schema}"))
-            .execute(&admin)
-            .await
-            .unwrap();
-        admin.close().await;
-        let sep = if base.contains('?') { '&' } else { '?' };
-        CaseStore::open(&format!("{base}{sep}options=-c%20search_path%3D{schema}"))
-            .await
-            .unwrap()
-    }
-
-    /// (name, store, the temporary folder a SQLite store lives in)
-    pub async fn both() -> Vec<(&'static str, CaseStore, tempfile::TempDir)> {
-        let dir = tempfile::tempdir().unwrap();
-        let sqlite = CaseStore::open_sqlite(&dir.path().join("cases.db"))
-            .await
-            .unwrap();
-        vec![
-            ("sqlite", sqlite, dir),
-            ("postgres", postgres().await, tempfile::tempdir().unwrap()),
-        ]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_same_event_recorded_three_times_is_one_case() {
-        for (backend, store, _dir) in testing::both().await {
+        for (backend, store, _dir) in crate::testing::both().await {
             eprintln!("backend {backend}");
             the_same_event_three_times(store).await;
         }
@@ -357,7 +292,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_thousand_events_from_ten_concurrent_writers_make_exactly_the_expected_cases() {
-        for (backend, store, _dir) in testing::both().await {
+        for (backend, store, _dir) in crate::testing::both().await {
             // Writer w sends events w*100 .. w*100+99, and every writer also resends the
             // first ten events of the writer before it: 1,000 distinct events, 1,100 sends.
             let mut writers = Vec::new();
