@@ -17,27 +17,48 @@ pub struct TrackPoint {
 #[derive(Debug, Clone)]
 pub struct Track {
     pub id: u64,
+    /// The most recent points, oldest first (at most the tracker's `max_history`).
     pub points: Vec<TrackPoint>,
     /// Consecutive frames without a matching detection.
     pub misses: u32,
+    /// Detections per class over the track's whole life, not only the kept points.
+    class_counts: BTreeMap<usize, usize>,
 }
 
 impl Track {
+    pub fn new(id: u64, first: TrackPoint) -> Self {
+        let mut t = Self {
+            id,
+            points: Vec::new(),
+            misses: 0,
+            class_counts: BTreeMap::new(),
+        };
+        t.push(first, usize::MAX);
+        t
+    }
+
+    /// Add a point, dropping the oldest beyond `max_history` so a vehicle that stays in
+    /// view for hours costs no more than one passing through.
+    pub fn push(&mut self, point: TrackPoint, max_history: usize) {
+        *self.class_counts.entry(point.class_id).or_default() += 1;
+        self.points.push(point);
+        if self.points.len() > max_history.max(2) {
+            let excess = self.points.len() - max_history.max(2);
+            self.points.drain(..excess);
+        }
+    }
+
     pub fn last(&self) -> &TrackPoint {
-        // A track is created with its first point and points are never removed.
+        // A track is created with its first point and never drops below two.
         &self.points[self.points.len() - 1]
     }
 
     /// The class seen most often along the track.
     pub fn class_id(&self) -> usize {
-        let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
-        for p in &self.points {
-            *counts.entry(p.class_id).or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .max_by_key(|&(_, n)| n)
-            .map(|(c, _)| c)
+        self.class_counts
+            .iter()
+            .max_by_key(|&(_, n)| *n)
+            .map(|(c, _)| *c)
             .unwrap_or(0)
     }
 }
@@ -54,6 +75,8 @@ pub struct IouTracker {
     pub min_iou: f32,
     /// Frames a track may go unseen before it ends.
     pub max_misses: u32,
+    /// Points kept per track.
+    pub max_history: usize,
     next_id: u64,
     live: Vec<Track>,
 }
@@ -63,6 +86,7 @@ impl IouTracker {
         Self {
             min_iou,
             max_misses,
+            max_history: 150,
             next_id: 1,
             live: Vec::new(),
         }
@@ -96,13 +120,16 @@ impl IouTracker {
             obs_taken[oi] = true;
             let o = observations[oi];
             let t = &mut self.live[ti];
-            t.points.push(TrackPoint {
-                frame,
-                pts,
-                bbox: o.bbox,
-                score: o.score,
-                class_id: o.class_id,
-            });
+            t.push(
+                TrackPoint {
+                    frame,
+                    pts,
+                    bbox: o.bbox,
+                    score: o.score,
+                    class_id: o.class_id,
+                },
+                self.max_history,
+            );
             t.misses = 0;
         }
         for (ti, taken) in track_taken.iter().enumerate() {
@@ -112,17 +139,14 @@ impl IouTracker {
         }
         for (oi, o) in observations.iter().enumerate() {
             if !obs_taken[oi] {
-                self.live.push(Track {
-                    id: self.next_id,
-                    points: vec![TrackPoint {
-                        frame,
-                        pts,
-                        bbox: o.bbox,
-                        score: o.score,
-                        class_id: o.class_id,
-                    }],
-                    misses: 0,
-                });
+                let first = TrackPoint {
+                    frame,
+                    pts,
+                    bbox: o.bbox,
+                    score: o.score,
+                    class_id: o.class_id,
+                };
+                self.live.push(Track::new(self.next_id, first));
                 self.next_id += 1;
             }
         }
@@ -195,6 +219,29 @@ mod tests {
         // A detection far from every track starts a new one.
         t.update(6, at(6), &[obs(300.0)]);
         assert_eq!(t.current(6).next().map(|tr| tr.id), Some(2));
+    }
+
+    #[test]
+    fn a_vehicle_staying_in_view_keeps_bounded_history_and_its_whole_class_vote() {
+        let mut t = IouTracker::new(0.3, 2);
+        t.max_history = 20;
+        for f in 0..1000u64 {
+            let class_id = usize::from(f >= 600); // 600 frames as class 0, then 400 as class 1
+            t.update(
+                f,
+                at(f),
+                &[Observation {
+                    class_id,
+                    ..obs(0.0)
+                }],
+            );
+        }
+        let track = t.get(1).unwrap();
+        assert_eq!(track.points.len(), 20);
+        assert_eq!(track.points[0].frame, 980);
+        assert_eq!(track.last().frame, 999);
+        // The kept points are all class 1, but the vote covers the whole life.
+        assert_eq!(track.class_id(), 0);
     }
 
     #[test]

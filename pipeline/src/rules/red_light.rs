@@ -115,21 +115,18 @@ mod tests {
     }
 
     fn track(id: u64, xs: &[f32]) -> Track {
-        Track {
-            id,
-            misses: 0,
-            points: xs
-                .iter()
-                .enumerate()
-                .map(|(i, &x)| TrackPoint {
-                    frame: i as u64,
-                    pts: Duration::from_millis(i as u64 * 200),
-                    bbox: BBox::new(x - 50.0, 10.0, x, 60.0),
-                    score: 0.9,
-                    class_id: 0,
-                })
-                .collect(),
+        let point = |i: usize, x: f32| TrackPoint {
+            frame: i as u64,
+            pts: Duration::from_millis(i as u64 * 200),
+            bbox: BBox::new(x - 50.0, 10.0, x, 60.0),
+            score: 0.9,
+            class_id: 0,
+        };
+        let mut t = Track::new(id, point(0, xs[0]));
+        for (i, &x) in xs.iter().enumerate().skip(1) {
+            t.push(point(i, x), usize::MAX);
         }
+        t
     }
 
     #[test]
