@@ -278,12 +278,9 @@ impl BatchContext<'_> {
                         report.violations
                     );
                     if next_start.is_some() {
-                        let length = FileSource::open(video, camera.analysis_fps)
-                            .ok()
-                            .and_then(|s| s.duration())
-                            .unwrap_or(Duration::from_secs_f64(
-                                report.frames as f64 / camera.analysis_fps as f64,
-                            ));
+                        let length = report.duration.unwrap_or(Duration::from_secs_f64(
+                            report.frames as f64 / camera.analysis_fps as f64,
+                        ));
                         next_start = Some(
                             started_at + chrono::Duration::from_std(length).unwrap_or_default(),
                         );

@@ -155,12 +155,18 @@ fn a_corrupt_video_fails_by_name_and_keeps_the_cases_found_before_it() {
     assert_eq!(cases(data.path()), kept);
 }
 
-#[test]
-fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
+/// A data folder holding the case of redlight_a, and its case list.
+fn data_with_one_case() -> (tempfile::TempDir, Vec<serde_json::Value>) {
     let data = tempfile::tempdir().unwrap();
     let ok = batch(data.path(), &[&common::fixture("redlight_a.mp4")], &[]);
     assert!(ok.status.success(), "{}", stderr(&ok));
     let before = cases(data.path());
+    (data, before)
+}
+
+#[test]
+fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
+    let (data, before) = data_with_one_case();
 
     // A copy of the manifest whose detector file is not there.
     let models_dir = tempfile::tempdir().unwrap();
@@ -212,10 +218,7 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
 
 #[test]
 fn a_malformed_camera_config_names_the_file_and_the_key() {
-    let data = tempfile::tempdir().unwrap();
-    let ok = batch(data.path(), &[&common::fixture("redlight_a.mp4")], &[]);
-    assert!(ok.status.success(), "{}", stderr(&ok));
-    let before = cases(data.path());
+    let (data, before) = data_with_one_case();
 
     let dir = tempfile::tempdir().unwrap();
     let good = std::fs::read_to_string(common::camera_path()).unwrap();

@@ -50,6 +50,8 @@ pub struct Progress {
 pub struct FileReport {
     pub frames: u64,
     pub violations: usize,
+    /// The file's length, as the decoder reported it.
+    pub duration: Option<Duration>,
 }
 
 /// The id of a violation: the same camera, recording and moment give the same id.
@@ -162,5 +164,6 @@ pub fn process_file(
     }
     let findings = analyzer.finish().map_err(analysis_err)?;
     emit(findings, &mut report)?;
+    report.duration = frames.duration();
     Ok(report)
 }
