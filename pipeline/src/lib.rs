@@ -10,7 +10,8 @@ pub mod batch;
 pub mod config;
 pub mod evidence;
 pub mod frame;
-pub mod plate;
+/// The plate grammar lives with the cases (ticketing checks corrected plates against it).
+pub use vigil_ticketing::plate;
 pub mod plate_reader;
 pub mod rules;
 pub mod signal;

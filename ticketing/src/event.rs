@@ -69,8 +69,9 @@ impl ViolationEvent {
     }
 }
 
-#[cfg(test)]
-pub(crate) fn sample_event(n: u128) -> ViolationEvent {
+/// An event for tests: `n` sets its id and time.
+#[cfg(any(test, feature = "test-support"))]
+pub fn sample_event(n: u128) -> ViolationEvent {
     ViolationEvent {
         schema_version: EVENT_SCHEMA_VERSION,
         event_id: Uuid::from_u128(n),
@@ -78,9 +79,11 @@ pub(crate) fn sample_event(n: u128) -> ViolationEvent {
         camera_name: "Camera 1".into(),
         location: "Junction".into(),
         violation: ViolationKind::RedLight,
+        // Ten minutes apart: distinct events never fall in one dedup window.
         occurred_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:04+07:00")
             .unwrap()
-            .to_utc(),
+            .to_utc()
+            + chrono::Duration::minutes(10 * (n as i64 % 100_000)),
         plate: Some(PlateReading {
             text: "98A-123.45".into(),
             confidence: 0.99,

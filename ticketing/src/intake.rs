@@ -1,15 +1,36 @@
 //! Intake: a violation event becomes a case with the fine the law set on its date.
 
+use std::sync::Arc;
+
+use chrono::Duration;
+
+use crate::clock::{Clock, SystemClock};
 use crate::event::ViolationEvent;
 use crate::fines::{Fine, FineSchedules, VehicleCategory};
 use crate::store::{CaseStore, Recorded, StoreError};
 
+/// How close in time two events of one plate, violation and camera must be to be one
+/// case: a vehicle that stops over the line and moves on is seen crossing more than once.
+pub const DEFAULT_DEDUP_WINDOW: Duration = Duration::minutes(5);
+
+#[derive(Clone)]
 pub struct Intake {
     pub store: CaseStore,
-    pub fines: FineSchedules,
+    pub fines: Arc<FineSchedules>,
+    pub dedup_window: Duration,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Intake {
+    pub fn new(store: CaseStore, fines: FineSchedules) -> Self {
+        Self {
+            store,
+            fines: Arc::new(fines),
+            dedup_window: DEFAULT_DEDUP_WINDOW,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
     /// The fine for an event, if the schedule covers its violation and vehicle. A case
     /// with no fine still goes to review: an officer decides, nothing is dropped.
     pub fn fine_for(&self, event: &ViolationEvent) -> Option<Fine> {
@@ -31,7 +52,9 @@ impl Intake {
 
     pub async fn record(&self, event: &ViolationEvent) -> Result<Recorded, StoreError> {
         let fine = self.fine_for(event);
-        self.store.record(event, fine.as_ref()).await
+        self.store
+            .record(event, fine.as_ref(), self.clock.now(), self.dedup_window)
+            .await
     }
 }
 
@@ -49,13 +72,11 @@ mod tests {
     }
 
     async fn fined_and_kept(store: CaseStore) {
-        let intake = Intake {
+        let intake = Intake::new(
             store,
-            fines: FineSchedules::load_dir(
-                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"),
-            )
-            .unwrap(),
-        };
+            FineSchedules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"))
+                .unwrap(),
+        );
         intake.record(&sample_event(1)).await.unwrap();
         let mut unknown = sample_event(2);
         unknown.vehicle_class = "cart".into();

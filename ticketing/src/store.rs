@@ -1,12 +1,13 @@
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
-use sqlx::AnyPool;
-use sqlx::Row;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::event::ViolationEvent;
 use crate::fines::Fine;
+use crate::lifecycle::CaseState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -23,6 +24,18 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("case {event_id} holds an unreadable event: {message}")]
     Corrupt { event_id: String, message: String },
+    #[error("case {0} does not exist")]
+    CaseNotFound(i64),
+    #[error("case {case_id} is {state}; it cannot be {action}")]
+    WrongState {
+        case_id: i64,
+        state: String,
+        action: &'static str,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no notice {0} for that plate")]
+    NoticeNotFound(String),
 }
 
 /// What recording an event did.
@@ -31,11 +44,23 @@ pub enum Recorded {
     New(i64),
     /// The event was recorded before; nothing changed.
     Duplicate(i64),
+    /// Another event of the same plate, violation and camera within the dedup window made
+    /// this case; the event and its evidence were added to it.
+    Merged(i64),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+impl Recorded {
+    pub fn case_id(&self) -> i64 {
+        match *self {
+            Recorded::New(id) | Recorded::Duplicate(id) | Recorded::Merged(id) => id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseSummary {
     pub id: i64,
+    /// The first event the case was made from.
     pub event_id: String,
     pub camera_id: String,
     pub violation: String,
@@ -45,7 +70,59 @@ pub struct CaseSummary {
     pub occurred_at: DateTime<Utc>,
     pub evidence_dir: String,
     pub state: String,
+    #[schema(value_type = Option<Object>)]
     pub fine: Option<Fine>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub from_state: Option<String>,
+    pub to_state: String,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CaseEventRef {
+    pub event_id: String,
+    pub occurred_at: DateTime<Utc>,
+    pub evidence_dir: String,
+}
+
+/// Everything an officer sees about one case.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    pub original_plate: Option<String>,
+    pub reject_reason: Option<String>,
+    pub reject_text: Option<String>,
+    pub merged_into: Option<i64>,
+    #[schema(value_type = Option<Object>)]
+    pub owner: Option<serde_json::Value>,
+    pub owner_error: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub driver: Option<serde_json::Value>,
+    pub notice_code: Option<String>,
+    pub events: Vec<CaseEventRef>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// Which cases a listing shows; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct CaseFilter {
+    pub states: Vec<CaseState>,
+    pub camera_id: Option<String>,
+    pub violation: Option<String>,
+    /// Matched forgivingly: see [`fold_plate`].
+    pub plate: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,11 +131,102 @@ pub enum Backend {
     Postgres,
 }
 
+/// Times are stored as RFC 3339 UTC text with a fixed number of digits, so both backends
+/// compare and sort them as strings alike.
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, false)
+}
+
+pub(crate) fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|e| StoreError::Corrupt {
+            event_id: what.to_string(),
+            message: format!("bad time `{s}`: {e}"),
+        })
+}
+
+/// A plate reduced to what OCR cannot confuse: separators dropped, upper case, and each
+/// group of look-alikes (0/O/D, 1/I/L, 8/B, 5/S, 2/Z, 6/G) folded to one character.
+/// Kept in step with the SQL in the lifecycle migration.
+pub fn fold_plate(plate: &str) -> String {
+    plate
+        .chars()
+        .filter(|c| !matches!(c, '-' | '.' | ' '))
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' | 'D' => '0',
+            'I' | 'L' => '1',
+            'B' => '8',
+            'S' => '5',
+            'Z' => '2',
+            'G' => '6',
+            other => other,
+        })
+        .collect()
+}
+
+fn in_list(states: &[CaseState]) -> String {
+    states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+const CASE_COLUMNS: &str = "id, event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
+    occurred_at, evidence_dir, state, created_at, updated_at,
+    fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points";
+
+fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> {
+    let event_id: String = row.try_get("event_id")?;
+    let occurred: String = row.try_get("occurred_at")?;
+    let created: String = row.try_get("created_at")?;
+    let updated: Option<String> = row.try_get("updated_at")?;
+    let decree: Option<String> = row.try_get("fine_decree")?;
+    let fine = match decree {
+        Some(decree) => Some(Fine {
+            decree,
+            article: row
+                .try_get::<Option<String>, _>("fine_article")?
+                .unwrap_or_default(),
+            min_vnd: row
+                .try_get::<Option<i64>, _>("fine_min_vnd")?
+                .unwrap_or_default() as u64,
+            max_vnd: row
+                .try_get::<Option<i64>, _>("fine_max_vnd")?
+                .unwrap_or_default() as u64,
+            points: row
+                .try_get::<Option<i64>, _>("fine_points")?
+                .unwrap_or_default() as u8,
+        }),
+        None => None,
+    };
+    let created_at = parse_ts(&event_id, &created)?;
+    Ok(CaseSummary {
+        fine,
+        id: row.try_get("id")?,
+        camera_id: row.try_get("camera_id")?,
+        violation: row.try_get("violation")?,
+        plate: row.try_get("plate")?,
+        plate_confidence: row.try_get("plate_confidence")?,
+        vehicle_class: row.try_get("vehicle_class")?,
+        occurred_at: parse_ts(&event_id, &occurred)?,
+        evidence_dir: row.try_get("evidence_dir")?,
+        state: row.try_get("state")?,
+        created_at,
+        updated_at: match updated {
+            Some(u) => parse_ts(&event_id, &u)?,
+            None => created_at,
+        },
+        event_id,
+    })
+}
+
 /// The cases, on SQLite (the embedded default) or PostgreSQL (a province's deployment).
 /// Queries are written once, with `$n` placeholders, which both accept.
 #[derive(Clone)]
 pub struct CaseStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     backend: Backend,
 }
 
@@ -90,6 +258,9 @@ impl CaseStore {
                     sqlx::query("PRAGMA busy_timeout = 10000")
                         .execute(&mut *conn)
                         .await?;
+                    sqlx::query("PRAGMA foreign_keys = ON")
+                        .execute(&mut *conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -114,106 +285,303 @@ impl CaseStore {
         self.backend
     }
 
-    /// Record an event as a case with its fine, once: a second call with the same event id
-    /// changes nothing.
+    /// A write transaction. SQLite takes its write lock at the start, so two writers that
+    /// read before they write queue up instead of failing with "database is locked".
+    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// On PostgreSQL, serialise the transactions that decide about one key (a plate's
+    /// dedup, a case's transition); SQLite's write lock already does.
+    pub(crate) async fn lock_key(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        key: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                .bind(key.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Record an event once: a second call with the same event id changes nothing. An
+    /// event of the same plate, violation and camera as a case still open for it, within
+    /// `dedup_window` of that case's events, is added to that case with its evidence.
     pub async fn record(
         &self,
         event: &ViolationEvent,
         fine: Option<&Fine>,
+        now: DateTime<Utc>,
+        dedup_window: Duration,
     ) -> Result<Recorded, StoreError> {
+        let event_id = event.event_id.to_string();
         let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt {
-            event_id: event.event_id.to_string(),
+            event_id: event_id.clone(),
             message: e.to_string(),
         })?;
-        let inserted = sqlx::query(
-            "INSERT INTO cases (event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
-                                occurred_at, evidence_dir, event_json, created_at,
-                                fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (event_id) DO NOTHING
-             RETURNING id",
-        )
-        .bind(event.event_id.to_string())
-        .bind(&event.camera_id)
-        .bind(event.violation.as_str())
-        .bind(event.plate.as_ref().map(|p| p.text.clone()))
-        .bind(event.plate.as_ref().map(|p| p.confidence as f64))
-        .bind(&event.vehicle_class)
-        .bind(event.occurred_at.to_rfc3339())
-        .bind(&event.evidence_dir)
-        .bind(json)
-        .bind(Utc::now().to_rfc3339())
-        .bind(fine.map(|f| f.decree.clone()))
-        .bind(fine.map(|f| f.article.clone()))
-        .bind(fine.map(|f| f.min_vnd as i64))
-        .bind(fine.map(|f| f.max_vnd as i64))
-        .bind(fine.map(|f| f.points as i64))
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok(Recorded::New(row.try_get("id")?));
+        let plate = event.plate.as_ref().map(|p| p.text.clone());
+        let mut tx = self.begin().await?;
+        let lock = match &plate {
+            Some(p) => format!("dedup|{}|{}|{p}", event.camera_id, event.violation.as_str()),
+            None => format!("event|{event_id}"),
+        };
+        self.lock_key(&mut tx, &lock).await?;
+
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT case_id FROM case_events WHERE event_id = $1")
+                .bind(&event_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if let Some(case_id) = known {
+            tx.rollback().await?;
+            return Ok(Recorded::Duplicate(case_id));
         }
-        let id: i64 = sqlx::query_scalar("SELECT id FROM cases WHERE event_id = $1")
-            .bind(event.event_id.to_string())
-            .fetch_one(&self.pool)
+        let occurred = ts(event.occurred_at);
+        let now_s = ts(now);
+
+        let target: Option<i64> = match &plate {
+            Some(plate) => {
+                sqlx::query_scalar(&format!(
+                    "SELECT id FROM cases
+                     WHERE camera_id = $1 AND violation = $2 AND plate = $3
+                       AND state IN ({})
+                       AND last_occurred_at >= $4 AND occurred_at <= $5
+                     ORDER BY id LIMIT 1",
+                    in_list(&CaseState::MERGEABLE)
+                ))
+                .bind(&event.camera_id)
+                .bind(event.violation.as_str())
+                .bind(plate)
+                .bind(ts(event.occurred_at - dedup_window))
+                .bind(ts(event.occurred_at + dedup_window))
+                .fetch_optional(&mut *tx)
+                .await?
+            }
+            None => None,
+        };
+
+        let outcome = if let Some(case_id) = target {
+            let (first, last): (String, String) =
+                sqlx::query_as("SELECT occurred_at, last_occurred_at FROM cases WHERE id = $1")
+                    .bind(case_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let first = parse_ts(&event_id, &first)?.min(event.occurred_at);
+            let last = parse_ts(&event_id, &last)?.max(event.occurred_at);
+            sqlx::query(
+                "UPDATE cases SET occurred_at = $1, last_occurred_at = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(ts(first))
+            .bind(ts(last))
+            .bind(&now_s)
+            .bind(case_id)
+            .execute(&mut *tx)
             .await?;
-        Ok(Recorded::Duplicate(id))
+            let state: String = sqlx::query_scalar("SELECT state FROM cases WHERE id = $1")
+                .bind(case_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            append_history(
+                &mut tx,
+                case_id,
+                now,
+                "intake",
+                "event_merged",
+                Some(&state),
+                &state,
+                Some(&format!("event {event_id} at {occurred}")),
+            )
+            .await?;
+            Recorded::Merged(case_id)
+        } else {
+            let row = sqlx::query(
+                "INSERT INTO cases (event_id, camera_id, violation, plate, plate_key, plate_confidence,
+                                    vehicle_class, occurred_at, last_occurred_at, evidence_dir, event_json,
+                                    created_at, updated_at, state,
+                                    fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17)
+                 RETURNING id",
+            )
+            .bind(&event_id)
+            .bind(&event.camera_id)
+            .bind(event.violation.as_str())
+            .bind(plate.clone())
+            .bind(plate.as_deref().map(fold_plate))
+            .bind(event.plate.as_ref().map(|p| p.confidence as f64))
+            .bind(&event.vehicle_class)
+            .bind(&occurred)
+            .bind(&event.evidence_dir)
+            .bind(&json)
+            .bind(&now_s)
+            .bind(CaseState::Detected.as_str())
+            .bind(fine.map(|f| f.decree.clone()))
+            .bind(fine.map(|f| f.article.clone()))
+            .bind(fine.map(|f| f.min_vnd as i64))
+            .bind(fine.map(|f| f.max_vnd as i64))
+            .bind(fine.map(|f| f.points as i64))
+            .fetch_one(&mut *tx)
+            .await?;
+            let case_id: i64 = row.try_get("id")?;
+            append_history(
+                &mut tx,
+                case_id,
+                now,
+                "intake",
+                "detected",
+                None,
+                CaseState::Detected.as_str(),
+                Some(&format!("event {event_id}")),
+            )
+            .await?;
+            Recorded::New(case_id)
+        };
+        sqlx::query(
+            "INSERT INTO case_events (event_id, case_id, occurred_at, evidence_dir, event_json, received_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&event_id)
+        .bind(outcome.case_id())
+        .bind(&occurred)
+        .bind(&event.evidence_dir)
+        .bind(&json)
+        .bind(&now_s)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 
     /// All cases, oldest violation first.
     pub async fn list(&self) -> Result<Vec<CaseSummary>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
-                    occurred_at, evidence_dir, state,
-                    fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points
-             FROM cases ORDER BY occurred_at, id",
+        self.list_filtered(&CaseFilter::default()).await
+    }
+
+    /// The cases a filter selects, oldest violation first.
+    pub async fn list_filtered(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
+        let states = if filter.states.is_empty() {
+            String::new()
+        } else {
+            format!("AND state IN ({})", in_list(&filter.states))
+        };
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases
+             WHERE ($1 IS NULL OR camera_id = $1)
+               AND ($2 IS NULL OR violation = $2)
+               AND ($3 IS NULL OR plate_key LIKE $3)
+               AND ($4 IS NULL OR occurred_at >= $4)
+               AND ($5 IS NULL OR occurred_at <= $5)
+               {states}
+             ORDER BY occurred_at, id
+             LIMIT $6"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(filter.camera_id.clone())
+            .bind(filter.violation.clone())
+            .bind(
+                filter
+                    .plate
+                    .as_deref()
+                    .map(|p| format!("%{}%", fold_plate(p))),
+            )
+            .bind(filter.from.map(ts))
+            .bind(filter.to.map(ts))
+            .bind(filter.limit.unwrap_or(i64::MAX).clamp(0, 100_000))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    pub async fn summary(&self, case_id: i64) -> Result<CaseSummary, StoreError> {
+        let row = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+            .bind(case_id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::CaseNotFound(case_id))?;
+        summary_from_row(&row)
+    }
+
+    /// A case with its events, history, owner and notice.
+    pub async fn case(&self, case_id: i64) -> Result<CaseDetail, StoreError> {
+        let summary = self.summary(case_id).await?;
+        let row = sqlx::query(
+            "SELECT c.original_plate, c.reject_reason, c.reject_text, c.merged_into, c.owner_json,
+                    c.owner_error, c.driver_json, n.code
+             FROM cases c LEFT JOIN notices n ON n.id = c.notice_id WHERE c.id = $1",
         )
-        .fetch_all(&self.pool)
+        .bind(case_id)
+        .fetch_one(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|row| {
-                let event_id: String = row.try_get("event_id")?;
-                let occurred: String = row.try_get("occurred_at")?;
-                let occurred_at = DateTime::parse_from_rfc3339(&occurred)
-                    .map_err(|e| StoreError::Corrupt {
-                        event_id: event_id.clone(),
-                        message: e.to_string(),
-                    })?
-                    .to_utc();
-                let decree: Option<String> = row.try_get("fine_decree")?;
-                let fine = match decree {
-                    Some(decree) => Some(Fine {
-                        decree,
-                        article: row
-                            .try_get::<Option<String>, _>("fine_article")?
-                            .unwrap_or_default(),
-                        min_vnd: row
-                            .try_get::<Option<i64>, _>("fine_min_vnd")?
-                            .unwrap_or_default() as u64,
-                        max_vnd: row
-                            .try_get::<Option<i64>, _>("fine_max_vnd")?
-                            .unwrap_or_default() as u64,
-                        points: row
-                            .try_get::<Option<i64>, _>("fine_points")?
-                            .unwrap_or_default() as u8,
-                    }),
-                    None => None,
-                };
-                Ok(CaseSummary {
-                    fine,
-                    id: row.try_get("id")?,
-                    camera_id: row.try_get("camera_id")?,
-                    violation: row.try_get("violation")?,
-                    plate: row.try_get("plate")?,
-                    plate_confidence: row.try_get("plate_confidence")?,
-                    vehicle_class: row.try_get("vehicle_class")?,
-                    occurred_at,
-                    evidence_dir: row.try_get("evidence_dir")?,
-                    state: row.try_get("state")?,
-                    event_id,
+        let json = |col: &str| -> Result<Option<serde_json::Value>, StoreError> {
+            let text: Option<String> = row.try_get(col)?;
+            text.map(|t| {
+                serde_json::from_str(&t).map_err(|e| StoreError::Corrupt {
+                    event_id: summary.event_id.clone(),
+                    message: format!("{col}: {e}"),
                 })
             })
-            .collect()
+            .transpose()
+        };
+        let events = sqlx::query(
+            "SELECT event_id, occurred_at, evidence_dir FROM case_events WHERE case_id = $1
+             ORDER BY occurred_at, event_id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let event_id: String = r.try_get("event_id")?;
+            let at: String = r.try_get("occurred_at")?;
+            Ok(CaseEventRef {
+                occurred_at: parse_ts(&event_id, &at)?,
+                evidence_dir: r.try_get("evidence_dir")?,
+                event_id,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(CaseDetail {
+            original_plate: row.try_get("original_plate")?,
+            reject_reason: row.try_get("reject_reason")?,
+            reject_text: row.try_get("reject_text")?,
+            merged_into: row.try_get("merged_into")?,
+            owner: json("owner_json")?,
+            owner_error: row.try_get("owner_error")?,
+            driver: json("driver_json")?,
+            notice_code: row.try_get("code")?,
+            history: self.history(case_id).await?,
+            events,
+            summary,
+        })
+    }
+
+    /// Every transition of a case, oldest first.
+    pub async fn history(&self, case_id: i64) -> Result<Vec<HistoryEntry>, StoreError> {
+        sqlx::query(
+            "SELECT at, actor, action, from_state, to_state, detail FROM case_history
+             WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(case_id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let at: String = r.try_get("at")?;
+            Ok(HistoryEntry {
+                at: parse_ts(&format!("case {case_id}"), &at)?,
+                actor: r.try_get("actor")?,
+                action: r.try_get("action")?,
+                from_state: r.try_get("from_state")?,
+                to_state: r.try_get("to_state")?,
+                detail: r.try_get("detail")?,
+            })
+        })
+        .collect()
     }
 
     /// The event a case was made from.
@@ -230,15 +598,124 @@ impl CaseStore {
         .transpose()
     }
 
+    /// Any event, by its id, with the case it belongs to.
+    pub async fn event_by_id(
+        &self,
+        event_id: &str,
+    ) -> Result<Option<(i64, ViolationEvent)>, StoreError> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT case_id, event_json FROM case_events WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(case_id, json)| {
+            ViolationEvent::from_json(&json)
+                .map(|e| (case_id, e))
+                .map_err(|message| StoreError::Corrupt {
+                    event_id: event_id.to_string(),
+                    message,
+                })
+        })
+        .transpose()
+    }
+
     pub async fn count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM cases")
             .fetch_one(&self.pool)
             .await?)
     }
 
+    /// Cases per state.
+    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT state, COUNT(*) FROM cases GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// Move a case from one of `from` to `to`, with a history row, inside `tx`. Returns
+    /// the state it was in. `set` is an extra `col = $n, ...` list, its values in `binds`
+    /// from `$3` on.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn transition(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        case_id: i64,
+        from: &[CaseState],
+        to: CaseState,
+        actor: &str,
+        action: &'static str,
+        detail: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<CaseState, StoreError> {
+        self.lock_key(tx, &format!("case|{case_id}")).await?;
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM cases WHERE id = $1")
+            .bind(case_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        let state = state.ok_or(StoreError::CaseNotFound(case_id))?;
+        let current: CaseState = state.parse().map_err(|message| StoreError::Corrupt {
+            event_id: format!("case {case_id}"),
+            message,
+        })?;
+        if !from.contains(&current) {
+            return Err(StoreError::WrongState {
+                case_id,
+                state,
+                action,
+            });
+        }
+        sqlx::query("UPDATE cases SET state = $1, updated_at = $2 WHERE id = $3")
+            .bind(to.as_str())
+            .bind(ts(now))
+            .bind(case_id)
+            .execute(&mut **tx)
+            .await?;
+        append_history(
+            tx,
+            case_id,
+            now,
+            actor,
+            action,
+            Some(current.as_str()),
+            to.as_str(),
+            detail,
+        )
+        .await?;
+        Ok(current)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn append_history(
+    tx: &mut Transaction<'static, Any>,
+    case_id: i64,
+    at: DateTime<Utc>,
+    actor: &str,
+    action: &str,
+    from: Option<&str>,
+    to: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(case_id)
+    .bind(ts(at))
+    .bind(actor.to_string())
+    .bind(action.to_string())
+    .bind(from.map(str::to_string))
+    .bind(to.to_string())
+    .bind(detail.map(str::to_string))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// A database URL fit for an error message: no password.
@@ -258,6 +735,14 @@ mod tests {
     use super::*;
     use crate::event::sample_event;
 
+    fn now() -> DateTime<Utc> {
+        "2025-03-01T02:00:00Z".parse().unwrap()
+    }
+
+    fn window() -> Duration {
+        Duration::minutes(5)
+    }
+
     #[tokio::test]
     async fn the_same_event_recorded_three_times_is_one_case() {
         for (backend, store, _dir) in crate::testing::both().await {
@@ -267,27 +752,98 @@ mod tests {
     }
 
     async fn the_same_event_three_times(store: CaseStore) {
-        let first = store.record(&sample_event(7), None).await.unwrap();
+        let record = |n| {
+            let store = store.clone();
+            async move {
+                store
+                    .record(&sample_event(n), None, now(), window())
+                    .await
+                    .unwrap()
+            }
+        };
+        let first = record(7).await;
         let Recorded::New(id) = first else {
             panic!("first record was {first:?}")
         };
-        assert_eq!(
-            store.record(&sample_event(7), None).await.unwrap(),
-            Recorded::Duplicate(id)
-        );
-        assert_eq!(
-            store.record(&sample_event(7), None).await.unwrap(),
-            Recorded::Duplicate(id)
-        );
-        assert!(matches!(
-            store.record(&sample_event(8), None).await.unwrap(),
-            Recorded::New(_)
-        ));
+        assert_eq!(record(7).await, Recorded::Duplicate(id));
+        assert_eq!(record(7).await, Recorded::Duplicate(id));
+        assert!(matches!(record(8).await, Recorded::New(_)));
         let cases = store.list().await.unwrap();
         assert_eq!(cases.len(), 2);
         assert_eq!(cases[0].plate.as_deref(), Some("98A-123.45"));
         assert_eq!(cases[0].state, "detected");
         assert_eq!(store.event(id).await.unwrap(), Some(sample_event(7)));
+        let detail = store.case(id).await.unwrap();
+        assert_eq!(detail.events.len(), 1);
+        assert_eq!(detail.history.len(), 1);
+        assert_eq!(detail.history[0].action, "detected");
+    }
+
+    #[tokio::test]
+    async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keeping_all_evidence()
+     {
+        for (backend, store, _dir) in crate::testing::both().await {
+            let base = sample_event(1);
+            let at = |e: &ViolationEvent, id: u128, secs: i64, evidence: &str| {
+                let mut e = e.clone();
+                e.event_id = uuid::Uuid::from_u128(id);
+                e.occurred_at = base.occurred_at + Duration::seconds(secs);
+                e.evidence_dir = evidence.into();
+                e
+            };
+            let first = store.record(&base, None, now(), window()).await.unwrap();
+            let id = first.case_id();
+            // 4 min later: merges; 8 min after the first (4 after the second): merges too,
+            // the window runs from the case's latest event.
+            for (n, secs) in [(100, 240), (101, 480)] {
+                assert_eq!(
+                    store
+                        .record(&at(&base, n, secs, &format!("/e/{n}")), None, now(), window())
+                        .await
+                        .unwrap(),
+                    Recorded::Merged(id),
+                    "{backend}"
+                );
+            }
+            // 20 min later: a new case. Another camera, violation-time or plate: new cases.
+            let late = at(&base, 102, 1200, "/e/102");
+            assert!(matches!(
+                store.record(&late, None, now(), window()).await.unwrap(),
+                Recorded::New(n) if n != id
+            ));
+            let mut other_camera = at(&base, 103, 10, "/e/103");
+            other_camera.camera_id = "cam-2".into();
+            assert!(matches!(
+                store.record(&other_camera, None, now(), window()).await.unwrap(),
+                Recorded::New(_)
+            ));
+            let mut no_plate = at(&base, 104, 10, "/e/104");
+            no_plate.plate = None;
+            assert!(matches!(
+                store.record(&no_plate, None, now(), window()).await.unwrap(),
+                Recorded::New(_)
+            ));
+            let detail = store.case(id).await.unwrap();
+            let dirs: Vec<_> = detail.events.iter().map(|e| e.evidence_dir.as_str()).collect();
+            assert_eq!(dirs, ["/tmp/e", "/e/100", "/e/101"], "{backend}");
+            assert_eq!(
+                detail
+                    .history
+                    .iter()
+                    .map(|h| h.action.as_str())
+                    .collect::<Vec<_>>(),
+                ["detected", "event_merged", "event_merged"]
+            );
+            // Merging the same event again is still a duplicate.
+            assert_eq!(
+                store
+                    .record(&at(&base, 100, 240, "/e/100"), None, now(), window())
+                    .await
+                    .unwrap(),
+                Recorded::Duplicate(id)
+            );
+            assert_eq!(store.count().await.unwrap(), 4, "{backend}");
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -302,9 +858,14 @@ mod tests {
                     let mut outcomes = (0, 0);
                     let resend = ((w + 9) % 10) * 100;
                     for n in (w * 100..w * 100 + 100).chain(resend..resend + 10) {
-                        match store.record(&sample_event(n + 1), None).await.unwrap() {
+                        match store
+                            .record(&sample_event(n + 1), None, now(), window())
+                            .await
+                            .unwrap()
+                        {
                             Recorded::New(_) => outcomes.0 += 1,
                             Recorded::Duplicate(_) => outcomes.1 += 1,
+                            Recorded::Merged(id) => panic!("merged into {id}"),
                         }
                     }
                     outcomes
@@ -321,6 +882,55 @@ mod tests {
         }
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_events_of_one_vehicle_make_one_case() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            // Ten writers at once, each with a different event of the same plate a few
+            // seconds apart: the dedup lock must give exactly one case holding all ten.
+            let mut writers = Vec::new();
+            for w in 0..10u128 {
+                let store = store.clone();
+                writers.push(tokio::spawn(async move {
+                    let mut e = sample_event(1);
+                    e.event_id = uuid::Uuid::from_u128(500 + w);
+                    e.occurred_at += Duration::seconds(w as i64);
+                    store.record(&e, None, now(), window()).await.unwrap()
+                }));
+            }
+            for w in writers {
+                w.await.unwrap();
+            }
+            assert_eq!(store.count().await.unwrap(), 1, "{backend}");
+            let id = store.list().await.unwrap()[0].id;
+            assert_eq!(store.case(id).await.unwrap().events.len(), 10);
+        }
+    }
+
+    #[tokio::test]
+    async fn history_rows_cannot_be_changed_or_deleted() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            store
+                .record(&sample_event(1), None, now(), window())
+                .await
+                .unwrap();
+            for sql in [
+                "UPDATE case_history SET actor = 'someone else'",
+                "DELETE FROM case_history",
+            ] {
+                let err = sqlx::query(sql).execute(&store.pool).await.unwrap_err();
+                assert!(err.to_string().contains("append-only"), "{backend}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn plates_fold_what_ocr_confuses() {
+        assert_eq!(fold_plate("98A-123.45"), fold_plate("98A-l23.4S"));
+        assert_eq!(fold_plate("98A-123.45"), "98A12345");
+        assert_eq!(fold_plate("29-B1 002.33"), fold_plate("29-81 OO2.33"));
+        assert_ne!(fold_plate("98A-123.45"), fold_plate("98A-123.46"));
+    }
+
     #[test]
     fn passwords_stay_out_of_error_messages() {
         assert_eq!(
@@ -335,7 +945,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cases.db");
         let store = CaseStore::open_sqlite(&path).await.unwrap();
-        store.record(&sample_event(1), None).await.unwrap();
+        store
+            .record(&sample_event(1), None, now(), window())
+            .await
+            .unwrap();
         store.close().await;
         let store = CaseStore::open_sqlite(&path).await.unwrap();
         assert_eq!(store.list().await.unwrap().len(), 1);

@@ -1,0 +1,568 @@
+//! The service over real HTTP, on SQLite and on PostgreSQL: authentication and roles on
+//! every route, intake, the whole lifecycle with the registry and publication stand-ins,
+//! deadlines on a manual clock, citizens, and the audit log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::event::sample_event;
+use crate::fines::FineSchedules;
+use crate::notice::Webhook;
+use crate::owner::{Owner, RegistryClient, RegistryConfig};
+use crate::testing::{RegistryStandIn, WebhookStandIn};
+
+struct Harness {
+    base: String,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    tokens: HashMap<Role, String>,
+    evidence: tempfile::TempDir,
+    backend: &'static str,
+}
+
+fn start_time() -> DateTime<Utc> {
+    "2025-03-01T03:00:00Z".parse().unwrap()
+}
+
+fn password(role: Role) -> String {
+    format!("password-of-the-{role}")
+}
+
+fn agency() -> Agency {
+    Agency {
+        detecting_unit: "Trạm CSGT Bắc Ninh".into(),
+        handling_unit: "Phòng CSGT Công an tỉnh Bắc Ninh".into(),
+        contact_phone: "0204 3854 000".into(),
+        lookup_url: None,
+    }
+}
+
+async fn start(backend: &'static str, store: CaseStore) -> Harness {
+    let clock = Arc::new(ManualClock::new(start_time()));
+    let fines =
+        FineSchedules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"))
+            .unwrap();
+    let mut intake = Intake::new(store.clone(), fines);
+    intake.clock = clock.clone();
+    let state = AppState::new(intake, agency(), false);
+    let mut tokens = HashMap::new();
+    for role in Role::ALL {
+        store
+            .create_user(role.as_str(), &password(role), role, start_time())
+            .await
+            .unwrap();
+        tokens.insert(
+            role,
+            store
+                .create_api_token(role.as_str(), "tests", start_time())
+                .await
+                .unwrap(),
+        );
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let s = state.clone();
+    tokio::spawn(async move { serve(listener, s, std::future::pending()).await });
+    Harness {
+        base,
+        state,
+        clock,
+        tokens,
+        evidence: tempfile::tempdir().unwrap(),
+        backend,
+    }
+}
+
+impl Harness {
+    /// An event whose evidence folder really exists.
+    fn event(&self, n: u128) -> crate::ViolationEvent {
+        let mut e = sample_event(n);
+        let dir = self.evidence.path().join(format!("event-{n}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("2_on.jpg"), format!("jpeg of event {n}")).unwrap();
+        std::fs::write(dir.join("plate.jpg"), format!("plate of event {n}")).unwrap();
+        std::fs::write(dir.join("manifest.json"), "{}").unwrap();
+        e.evidence_dir = dir.display().to_string();
+        e
+    }
+
+    async fn call(
+        &self,
+        role: Option<Role>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
+        if let Some(role) = role {
+            req = req.bearer_auth(&self.tokens[&role]);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn send_event(&self, e: &crate::ViolationEvent) -> (StatusCode, Value) {
+        self.call(
+            Some(Role::Operator),
+            Method::POST,
+            "/api/events",
+            Some(serde_json::to_value(e).unwrap()),
+        )
+        .await
+    }
+
+    /// A browser: logs in and keeps the cookie.
+    async fn browser(&self, role: Role) -> (reqwest::Client, String) {
+        let client = reqwest::Client::builder()
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let resp = client
+            .post(format!("{}/api/login", self.base))
+            .json(&json!({"username": role.as_str(), "password": password(role)}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{}", self.backend);
+        let info: Value = resp.json().await.unwrap();
+        (client, info["csrf_token"].as_str().unwrap().to_string())
+    }
+
+    async fn work(&self, registry: Option<&RegistryClient>, webhook: Option<&Webhook>) -> WorkRound {
+        work_round(&self.state, registry, webhook).await.unwrap()
+    }
+
+    async fn audit_actions(&self) -> Vec<String> {
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/audit", self.base))
+            .bearer_auth(&self.tokens[&Role::Admin])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text()
+            .await
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn owner(plate: &str) -> Owner {
+    Owner {
+        plate: plate.into(),
+        owner_name: "Nguyễn Văn An".into(),
+        owner_id_number: Some("024090001234".into()),
+        address: "12 Lê Lợi, Bắc Ninh".into(),
+        province: Some("Bắc Ninh".into()),
+        vehicle_type: Some("xe khách (bus)".into()),
+        brand: None,
+        colour: None,
+        plate_colour: Some("yellow".into()),
+    }
+}
+
+fn registry(url: &str) -> RegistryClient {
+    let mut config = RegistryConfig::new(url).unwrap();
+    config.backoff = std::time::Duration::from_millis(10);
+    config.timeout = std::time::Duration::from_secs(2);
+    RegistryClient::new(config).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let (status, body) = h.send_event(&h.event(1)).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend}: {body}");
+        let case_id = body["case_id"].as_i64().unwrap();
+        let event_id = sample_event(1).event_id.to_string();
+        for (spec, _) in route_table() {
+            let path = spec
+                .path
+                .replace("{id}", &case_id.to_string())
+                .replace("{event_id}", &event_id)
+                .replace("{file}", "2_on.jpg")
+                .replace("{code}", "NOSUCHCODE")
+                .replace("{username}", "officer");
+            let what = format!("{backend}: {} {path}", spec.method);
+            // Public routes get wrong credentials: a wrong password, or no plate.
+            let wrong = json!({"username": "officer", "password": "wrong", "plate": "", "reference": "x"});
+            let (status, body) = h.call(None, spec.method.clone(), &path, Some(wrong)).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} unauthenticated: {body}");
+            if spec.roles.is_empty() {
+                continue;
+            }
+            // A made-up token is no better than none.
+            let resp = reqwest::Client::new()
+                .request(spec.method.clone(), format!("{}{path}", h.base))
+                .bearer_auth("vgl_0000")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{what} bad token");
+            for role in Role::ALL {
+                let (status, body) = h.call(Some(role), spec.method.clone(), &path, None).await;
+                if spec.roles.contains(&role) {
+                    assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{what} as {role} (allowed) got {status}: {body}"
+                    );
+                } else {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{what} as {role}: {body}");
+                }
+            }
+        }
+        // A session cookie alone does not change anything: the CSRF token must come too.
+        let (browser, csrf) = h.browser(Role::Officer).await;
+        let url = format!("{}/api/cases/{case_id}/open", h.base);
+        let resp = browser.post(&url).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{backend}");
+        assert!(resp.text().await.unwrap().contains("CSRF"));
+        let resp = browser.post(&url).header(CSRF_HEADER, "wrong").send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{backend}");
+        let resp = browser.post(&url).header(CSRF_HEADER, &csrf).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        // Reading needs no CSRF token; logging out ends the session.
+        let resp = browser.get(format!("{}/api/session", h.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = browser
+            .post(format!("{}/api/logout", h.base))
+            .header(CSRF_HEADER, &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let resp = browser.get(format!("{}/api/session", h.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intake_over_http_is_idempotent_and_names_what_is_wrong() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let e = h.event(1);
+        let (s1, b1) = h.send_event(&e).await;
+        let (s2, b2) = h.send_event(&e).await;
+        let (s3, b3) = h.send_event(&e).await;
+        assert_eq!((s1, s2, s3), (StatusCode::CREATED, StatusCode::OK, StatusCode::OK));
+        assert_eq!(b1["outcome"], "new");
+        assert_eq!((b2["outcome"].as_str(), b3["outcome"].as_str()), (Some("duplicate"), Some("duplicate")));
+        assert_eq!(b1["case_id"], b3["case_id"]);
+        assert_eq!(h.state.store.count().await.unwrap(), 1, "{backend}");
+        // The case was fined at intake from the schedule in force on its date.
+        let (_, case) = h
+            .call(Some(Role::Officer), Method::GET, &format!("/api/cases/{}", b1["case_id"]), None)
+            .await;
+        assert_eq!(case["fine"]["min_vnd"], 18_000_000, "{backend}: {case}");
+        assert_eq!(case["fine"]["points"], 4);
+
+        let garbage = reqwest::Client::new()
+            .post(format!("{}/api/events", h.base))
+            .bearer_auth(&h.tokens[&Role::Operator])
+            .body("{\"hello\": ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+        assert!(garbage.text().await.unwrap().contains("not a violation event"));
+        let mut future = serde_json::to_value(h.event(2)).unwrap();
+        future["schema_version"] = json!(9);
+        let (status, body) = h.call(Some(Role::Operator), Method::POST, "/api/events", Some(future)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("version 9"), "{body}");
+        let (status, body) = h
+            .call(Some(Role::Officer), Method::POST, "/api/cases/1/reject", Some(json!({"reason": "sunspots"})))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("reason"), "{body}");
+        let (status, _) = h.call(Some(Role::Officer), Method::GET, "/api/cases?from=yesterday", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // Nothing recorded was lost to the bad requests.
+        assert_eq!(h.state.store.count().await.unwrap(), 1, "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and_publication() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let mut registry_server = RegistryStandIn::start(vec![owner("98A-123.45")]).await;
+        let registry = registry(&registry_server.url());
+        let webhook_server = WebhookStandIn::start(2).await;
+        let webhook = Webhook::new(&webhook_server.url(), None).unwrap();
+
+        let e = h.event(1);
+        let (_, b) = h.send_event(&e).await;
+        let id = b["case_id"].as_i64().unwrap();
+
+        // An officer, in a browser, approves it.
+        let (browser, csrf) = h.browser(Role::Officer).await;
+        for step in ["open", "approve"] {
+            let resp = browser
+                .post(format!("{}/api/cases/{id}/{step}", h.base))
+                .header(CSRF_HEADER, &csrf)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "{backend}: {step}");
+        }
+        // Approving twice is refused with the state it is in.
+        let resp = browser
+            .post(format!("{}/api/cases/{id}/approve", h.base))
+            .header(CSRF_HEADER, &csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert!(resp.text().await.unwrap().contains("is approved"));
+
+        // The registry is down: the case waits, and nothing is lost.
+        registry_server.stop().await;
+        let round = h.work(Some(&registry), Some(&webhook)).await;
+        assert_eq!(round.owners.as_ref().unwrap().pending, 1, "{backend}");
+        let case = h.state.store.case(id).await.unwrap();
+        assert_eq!(case.summary.state, "owner_pending");
+        assert!(case.owner_error.as_deref().unwrap_or("").contains("unavailable"), "{:?}", case.owner_error);
+        // Not retried before its backoff has passed...
+        let round = h.work(Some(&registry), Some(&webhook)).await;
+        assert_eq!(round.owners.unwrap().pending, 0);
+        // ...and once the registry is back, the owner is filled in.
+        registry_server.restart().await;
+        h.clock.advance(Duration::minutes(2));
+        let round = h.work(Some(&registry), Some(&webhook)).await;
+        assert_eq!(round.owners.unwrap().identified, 1, "{backend}");
+        assert_eq!(round.notices.len(), 1, "a notice is issued in the same round");
+        let code = round.notices[0].clone();
+        let case = h.state.store.case(id).await.unwrap();
+        assert_eq!(case.summary.state, "notice_sent");
+        assert_eq!(case.owner.as_ref().unwrap()["owner_name"], "Nguyễn Văn An");
+        assert_eq!(case.notice_code.as_deref(), Some(code.as_str()));
+
+        // Publication: the receiver fails twice; the outbox keeps it and retries.
+        assert_eq!(round.published, 0);
+        for _ in 0..3 {
+            h.clock.advance(Duration::minutes(10));
+            h.work(Some(&registry), Some(&webhook)).await;
+        }
+        let received = webhook_server.received.lock().unwrap().clone();
+        assert_eq!(received.len(), 1, "{backend}");
+        let record = &received[&format!("notice-{code}")];
+        for field in ["vehicle_type", "plate", "plate_colour", "detecting_unit", "handling_unit", "contact_phone"] {
+            assert!(record[field].is_string(), "publication record lacks {field}: {record}");
+        }
+        assert_eq!(record["plate_colour"], "yellow");
+        assert_eq!(record["violations"][0]["location"], "Junction");
+        assert_eq!(record["violations"][0]["violation"], "red_light");
+        assert!(record.get("owner_name").is_none(), "no personal data in what is published");
+        assert!(h.state.store.outbox_pending().await.unwrap().is_empty());
+
+        // The printable notice carries the Form 01 fields and the evidence.
+        let (status, page) = h.call(Some(Role::Officer), Method::GET, &format!("/notices/{code}"), None).await;
+        assert_eq!(status, StatusCode::OK);
+        let page = page.as_str().unwrap().to_string();
+        for needle in ["98A-123.45", "Nguyễn Văn An", "yellow", "Phòng CSGT Công an tỉnh Bắc Ninh", "0204 3854 000", "2_on.jpg", "plate.jpg", "18.000.000"] {
+            assert!(page.contains(needle), "notice page lacks {needle}");
+        }
+
+        // The citizen: wrong plate → nothing; right plate → the notice, its pictures, payment.
+        let citizen = reqwest::Client::new();
+        let resp = citizen
+            .get(format!("{}/citizen/notices/{code}?plate=30A-999.99", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let resp = citizen
+            .get(format!("{}/citizen/notices/{}?plate=98a12345", h.base, code.to_lowercase()))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        let view: Value = resp.json().await.unwrap();
+        assert_eq!(view["record"]["fine_total_min_vnd"], 18_000_000);
+        let event_id = e.event_id.to_string();
+        let resp = citizen
+            .get(format!("{}/citizen/notices/{code}/evidence/{event_id}/2_on.jpg?plate=98A-123.45", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.text().await.unwrap(), "jpeg of event 1");
+        let resp = citizen
+            .get(format!("{}/citizen/notices/{code}/evidence/{event_id}/manifest.json?plate=98A-123.45", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        let resp = citizen
+            .post(format!("{}/citizen/notices/{code}/payment", h.base))
+            .json(&json!({"plate": "98A-123.45", "reference": "VNPAY-20250310-0001"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        let case = h.state.store.case(id).await.unwrap();
+        assert_eq!(case.summary.state, "paid");
+        let states: Vec<_> = case.history.iter().map(|h| h.to_state.as_str()).collect();
+        assert_eq!(
+            states,
+            ["detected", "in_review", "approved", "owner_pending", "owner_identified", "notice_sent", "paid"],
+            "{backend}"
+        );
+        assert!(case.history.iter().all(|h| !h.actor.is_empty()));
+
+        // Officers' views and decisions, searches and evidence views are all audited.
+        let (status, found) = h
+            .call(Some(Role::Investigator), Method::GET, "/api/cases?plate=98A-l23.4S", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(found.as_array().unwrap().len(), 1, "OCR-tolerant search: {found}");
+        let (status, _) = h
+            .call(Some(Role::Investigator), Method::GET, &format!("/api/evidence/{event_id}/plate.jpg"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = h
+            .call(Some(Role::Investigator), Method::GET, &format!("/api/evidence/{event_id}/..%2Fsecret"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let actions = h.audit_actions().await;
+        for action in ["login", "review_opened", "approved", "notice_view", "citizen_notice_view",
+                       "citizen_evidence_view", "citizen_payment", "plate_search", "evidence_view"] {
+            assert!(actions.iter().any(|a| a == action), "{backend}: audit lacks {action}: {actions:?}");
+        }
+        registry_server.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let registry_server = RegistryStandIn::start(vec![owner("98A-123.45")]).await;
+        let registry = registry(&registry_server.url());
+        let (_, a) = h.send_event(&h.event(1)).await;
+        let a = a["case_id"].as_i64().unwrap();
+        let mut other = h.event(2);
+        other.plate.as_mut().unwrap().text = "30K-555.55".into();
+        let (_, b) = h.send_event(&other).await;
+        let b = b["case_id"].as_i64().unwrap();
+        // 11 days on, neither has an owner: both are overdue for identification.
+        h.clock.advance(Duration::days(11));
+        let overdue = h.state.store.overdue(h.clock.now()).await.unwrap();
+        assert_eq!(overdue.len(), 2, "{backend}: {overdue:?}");
+        assert!(overdue.iter().all(|o| o.deadline == "owner_identification"));
+        h.state.store.approve(a, "officer", h.clock.now()).await.unwrap();
+        let round = h.work(Some(&registry), None).await;
+        assert_eq!(round.notices.len(), 1);
+        // 21 days after the notice: flagged, and listed as overdue.
+        h.clock.advance(Duration::days(21));
+        let round = h.work(Some(&registry), None).await;
+        assert_eq!(round.sweep.flagged, 1, "{backend}");
+        assert_eq!(h.state.store.summary(a).await.unwrap().state, "flagged");
+        let (status, overdue) = h.call(Some(Role::Officer), Method::GET, "/api/overdue", None).await;
+        assert_eq!(status, StatusCode::OK);
+        let kinds: Vec<_> = overdue.as_array().unwrap().iter().map(|o| o["deadline"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["owner_identification", "notice_unresolved"], "{backend}");
+        // A year after the violation the unreviewed case expires; the flagged one too.
+        h.clock.advance(Duration::days(340));
+        let round = h.work(None, None).await;
+        assert_eq!(round.sweep.expired, 2, "{backend}");
+        assert_eq!(h.state.store.summary(b).await.unwrap().state, "expired");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn violations_of_one_vehicle_are_decided_together() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let registry_server = RegistryStandIn::start(vec![owner("98A-123.45")]).await;
+        let registry = registry(&registry_server.url());
+        for n in [1, 2] {
+            let (_, b) = h.send_event(&h.event(n)).await;
+            h.state
+                .store
+                .approve(b["case_id"].as_i64().unwrap(), "officer", h.clock.now())
+                .await
+                .unwrap();
+        }
+        let round = h.work(Some(&registry), None).await;
+        assert_eq!(round.notices.len(), 1, "{backend}");
+        let notice = h.state.store.notice(&round.notices[0], None).await.unwrap();
+        assert_eq!(notice.case_ids.len(), 2);
+        // Each red light is fined; only the largest point deduction applies.
+        assert_eq!(
+            (notice.record.fine_total_min_vnd, notice.record.fine_total_max_vnd, notice.record.points),
+            (36_000_000, 40_000_000, 4),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_are_rate_limited_and_a_plate_not_in_the_registry_goes_back_to_review() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let client = reqwest::Client::new();
+        let login = |password: &'static str| {
+            client
+                .post(format!("{}/api/login", h.base))
+                .json(&json!({"username": "officer", "password": password}))
+                .send()
+        };
+        for _ in 0..5 {
+            assert_eq!(login("guess").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+        }
+        // The sixth try is refused even with the right password.
+        let resp = login("password-of-the-officer").await.unwrap();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "{backend}");
+        assert!(h.audit_actions().await.iter().filter(|a| *a == "login_failed").count() >= 5);
+
+        let registry_server = RegistryStandIn::start(vec![]).await;
+        let (_, b) = h.send_event(&h.event(1)).await;
+        let id = b["case_id"].as_i64().unwrap();
+        h.state.store.approve(id, "officer", h.clock.now()).await.unwrap();
+        let round = h.work(Some(&registry(&registry_server.url())), None).await;
+        assert_eq!(round.owners.unwrap().returned_to_review, 1);
+        let case = h.state.store.case(id).await.unwrap();
+        assert_eq!(case.summary.state, "in_review", "{backend}");
+        assert!(case.owner_error.unwrap().contains("no vehicle with plate 98A-123.45"));
+        assert!(registry_server.hits() >= 1);
+    }
+}
+
+#[test]
+fn the_openapi_document_lists_every_route_with_its_method() {
+    let doc = openapi_document();
+    let paths = doc["paths"].as_object().unwrap();
+    let table = route_table();
+    for (spec, _) in &table {
+        let method = spec.method.as_str().to_lowercase();
+        assert!(
+            paths.get(spec.path).and_then(|p| p.get(&method)).is_some(),
+            "{} {} missing from the OpenAPI document",
+            spec.method,
+            spec.path
+        );
+    }
+    let operations: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(operations, table.len());
+    assert!(doc["components"]["schemas"]["CaseDetail"].is_object());
+}

@@ -1,0 +1,394 @@
+//! What officers do to a case: open it, approve it, reject it with a reason, correct its
+//! plate. Each is one transaction with its history row; a case in the wrong state is
+//! refused with the state it is in, never silently changed.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::lifecycle::{CaseState, RejectReason};
+use crate::plate;
+use crate::store::{CaseStore, StoreError, append_history, ts};
+
+/// What correcting a plate did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", content = "case_id", rename_all = "snake_case")]
+pub enum Corrected {
+    /// The case now carries the corrected plate and waits for approval.
+    Corrected(i64),
+    /// Another case already held this vehicle's violation at this camera in the window:
+    /// this case's events moved there.
+    MergedInto(i64),
+}
+
+/// A plate as an officer typed it, checked against the Vietnamese plate grammar and
+/// written in its normal form.
+pub fn normalise_plate(text: &str) -> Result<String, StoreError> {
+    let lines: Vec<&str> = text
+        .split(['/', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let parsed = plate::parse(&lines);
+    parsed
+        .map(|p| p.to_string())
+        .map_err(|e| StoreError::Invalid(format!("`{text}` is not a Vietnamese plate: {e}")))
+}
+
+impl CaseStore {
+    /// An officer opens a case: detected → in review. Opening one already in review (by
+    /// anyone) changes nothing.
+    pub async fn open_review(
+        &self,
+        case_id: i64,
+        officer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        match self
+            .transition(
+                &mut tx,
+                case_id,
+                &[CaseState::Detected],
+                CaseState::InReview,
+                officer,
+                "review_opened",
+                None,
+                now,
+            )
+            .await
+        {
+            Ok(_) => {
+                tx.commit().await?;
+                Ok(())
+            }
+            Err(StoreError::WrongState { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn approve(
+        &self,
+        case_id: i64,
+        officer: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let summary = self.summary(case_id).await?;
+        if summary.plate.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "case {case_id} has no plate: correct the plate before approving, or reject it"
+            )));
+        }
+        let mut tx = self.begin().await?;
+        self.transition(
+            &mut tx,
+            case_id,
+            &CaseState::AWAITING_REVIEW,
+            CaseState::Approved,
+            officer,
+            "approved",
+            None,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn reject(
+        &self,
+        case_id: i64,
+        officer: &str,
+        reason: RejectReason,
+        text: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let text = text.trim();
+        if reason == RejectReason::Other && text.is_empty() {
+            return Err(StoreError::Invalid(
+                "a rejection for `other` reasons needs a text saying why".into(),
+            ));
+        }
+        let mut tx = self.begin().await?;
+        let detail = if text.is_empty() {
+            reason.as_str().to_string()
+        } else {
+            format!("{}: {text}", reason.as_str())
+        };
+        self.transition(
+            &mut tx,
+            case_id,
+            &CaseState::AWAITING_REVIEW,
+            CaseState::Rejected,
+            officer,
+            "rejected",
+            Some(&detail),
+            now,
+        )
+        .await?;
+        sqlx::query("UPDATE cases SET reject_reason = $1, reject_text = $2 WHERE id = $3")
+            .bind(reason.as_str())
+            .bind((!text.is_empty()).then(|| text.to_string()))
+            .bind(case_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Correct a case's plate. If another open case already holds the same vehicle's
+    /// violation at this camera within the dedup window, this case merges into it (its
+    /// events and evidence move there); otherwise it waits for approval with the new plate.
+    pub async fn correct_plate(
+        &self,
+        case_id: i64,
+        officer: &str,
+        typed: &str,
+        now: DateTime<Utc>,
+        dedup_window: Duration,
+    ) -> Result<Corrected, StoreError> {
+        let plate = normalise_plate(typed)?;
+        let summary = self.summary(case_id).await?;
+        let mut tx = self.begin().await?;
+        self.lock_key(
+            &mut tx,
+            &format!(
+                "dedup|{}|{}|{plate}",
+                summary.camera_id, summary.violation
+            ),
+        )
+        .await?;
+        let detail = format!(
+            "plate {} → {plate}",
+            summary.plate.as_deref().unwrap_or("(none)")
+        );
+        let previous = self
+            .transition(
+                &mut tx,
+                case_id,
+                &CaseState::AWAITING_REVIEW,
+                CaseState::PlateCorrected,
+                officer,
+                "plate_corrected",
+                Some(&detail),
+                now,
+            )
+            .await?;
+        let (first, last): (String, String) =
+            sqlx::query_as("SELECT occurred_at, last_occurred_at FROM cases WHERE id = $1")
+                .bind(case_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        sqlx::query(
+            "UPDATE cases SET original_plate = COALESCE(original_plate, plate), plate = $1,
+                              plate_key = $2 WHERE id = $3",
+        )
+        .bind(&plate)
+        .bind(crate::store::fold_plate(&plate))
+        .bind(case_id)
+        .execute(&mut *tx)
+        .await?;
+        let first = crate::store::parse_ts("case", &first)?;
+        let last = crate::store::parse_ts("case", &last)?;
+        let target: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM cases
+             WHERE camera_id = $1 AND violation = $2 AND plate = $3 AND id <> $4
+               AND state IN ({})
+               AND last_occurred_at >= $5 AND occurred_at <= $6
+             ORDER BY id LIMIT 1",
+            CaseState::MERGEABLE
+                .iter()
+                .map(|s| format!("'{}'", s.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(&summary.camera_id)
+        .bind(&summary.violation)
+        .bind(&plate)
+        .bind(case_id)
+        .bind(ts(first - dedup_window))
+        .bind(ts(last + dedup_window))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let outcome = match target {
+            None => Corrected::Corrected(case_id),
+            Some(into) => {
+                sqlx::query("UPDATE case_events SET case_id = $1 WHERE case_id = $2")
+                    .bind(into)
+                    .bind(case_id)
+                    .execute(&mut *tx)
+                    .await?;
+                let (t_first, t_last): (String, String) = sqlx::query_as(
+                    "SELECT occurred_at, last_occurred_at FROM cases WHERE id = $1",
+                )
+                .bind(into)
+                .fetch_one(&mut *tx)
+                .await?;
+                let t_first = crate::store::parse_ts("case", &t_first)?.min(first);
+                let t_last = crate::store::parse_ts("case", &t_last)?.max(last);
+                sqlx::query(
+                    "UPDATE cases SET occurred_at = $1, last_occurred_at = $2, updated_at = $3
+                     WHERE id = $4",
+                )
+                .bind(ts(t_first))
+                .bind(ts(t_last))
+                .bind(ts(now))
+                .bind(into)
+                .execute(&mut *tx)
+                .await?;
+                let into_state: String =
+                    sqlx::query_scalar("SELECT state FROM cases WHERE id = $1")
+                        .bind(into)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                append_history(
+                    &mut tx,
+                    into,
+                    now,
+                    officer,
+                    "case_merged",
+                    Some(&into_state),
+                    &into_state,
+                    Some(&format!("case {case_id} merged in after its plate was corrected")),
+                )
+                .await?;
+                self.transition(
+                    &mut tx,
+                    case_id,
+                    &[CaseState::PlateCorrected],
+                    CaseState::Merged,
+                    officer,
+                    "merged",
+                    Some(&format!("into case {into}")),
+                    now,
+                )
+                .await?;
+                sqlx::query("UPDATE cases SET merged_into = $1 WHERE id = $2")
+                    .bind(into)
+                    .bind(case_id)
+                    .execute(&mut *tx)
+                    .await?;
+                Corrected::MergedInto(into)
+            }
+        };
+        tx.commit().await?;
+        tracing::info!(case_id, from = %previous, ?outcome, "plate corrected");
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::sample_event;
+
+    fn now() -> DateTime<Utc> {
+        "2025-03-01T02:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn typed_plates_are_checked_and_normalised() {
+        assert_eq!(normalise_plate("98a-123.45").unwrap(), "98A-123.45");
+        assert_eq!(normalise_plate("99-B1/123.45").unwrap(), "99B1-123.45");
+        assert_eq!(normalise_plate("99-B1 123.45").unwrap(), "99B1-123.45");
+        let err = normalise_plate("hello").unwrap_err().to_string();
+        assert!(err.contains("`hello` is not a Vietnamese plate"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn review_decisions_follow_the_lifecycle_and_leave_history() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            let w = Duration::minutes(5);
+            let a = store.record(&sample_event(1), None, now(), w).await.unwrap().case_id();
+            let b = store.record(&sample_event(2), None, now(), w).await.unwrap().case_id();
+            store.open_review(a, "officer1", now()).await.unwrap();
+            store.open_review(a, "officer2", now()).await.unwrap();
+            store.approve(a, "officer1", now()).await.unwrap();
+            // Decided cases refuse a second decision, naming the state.
+            let err = store
+                .reject(a, "officer1", RejectReason::NoViolation, "", now())
+                .await
+                .unwrap_err();
+            assert!(err.to_string().contains("is approved"), "{backend}: {err}");
+            // `other` needs a text.
+            assert!(matches!(
+                store.reject(b, "officer1", RejectReason::Other, " ", now()).await,
+                Err(StoreError::Invalid(_))
+            ));
+            store
+                .reject(b, "officer1", RejectReason::PriorityVehicle, "ambulance", now())
+                .await
+                .unwrap();
+            let a = store.case(a).await.unwrap();
+            assert_eq!(a.summary.state, "approved");
+            let steps: Vec<_> = a
+                .history
+                .iter()
+                .map(|h| (h.actor.as_str(), h.to_state.as_str()))
+                .collect();
+            assert_eq!(
+                steps,
+                [
+                    ("intake", "detected"),
+                    ("officer1", "in_review"),
+                    ("officer1", "approved")
+                ]
+            );
+            let b = store.case(b).await.unwrap();
+            assert_eq!(b.reject_reason.as_deref(), Some("priority_vehicle"));
+            assert_eq!(b.reject_text.as_deref(), Some("ambulance"));
+            assert!(matches!(
+                store.approve(999, "officer1", now()).await,
+                Err(StoreError::CaseNotFound(999))
+            ));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            let w = Duration::minutes(5);
+            let right = sample_event(1);
+            let mut misread = sample_event(1);
+            misread.event_id = uuid::Uuid::from_u128(77);
+            misread.occurred_at += Duration::seconds(30);
+            misread.evidence_dir = "/e/misread".into();
+            misread.plate.as_mut().unwrap().text = "98A-128.45".into();
+            let kept = store.record(&right, None, now(), w).await.unwrap().case_id();
+            let wrong = store.record(&misread, None, now(), w).await.unwrap().case_id();
+            assert_ne!(kept, wrong);
+            let outcome = store
+                .correct_plate(wrong, "officer1", "98A-123.45", now(), w)
+                .await
+                .unwrap();
+            assert_eq!(outcome, Corrected::MergedInto(kept), "{backend}");
+            let kept = store.case(kept).await.unwrap();
+            assert_eq!(kept.events.len(), 2);
+            let wrong = store.case(wrong).await.unwrap();
+            assert_eq!(wrong.summary.state, "merged");
+            assert_eq!(wrong.merged_into, Some(kept.summary.id));
+            assert_eq!(wrong.original_plate.as_deref(), Some("98A-128.45"));
+
+            // With nothing to merge into, the case keeps the new plate and waits.
+            let lone = store.record(&sample_event(5), None, now(), w).await.unwrap().case_id();
+            assert_eq!(
+                store
+                    .correct_plate(lone, "officer1", "30K-555.55", now(), w)
+                    .await
+                    .unwrap(),
+                Corrected::Corrected(lone)
+            );
+            let lone = store.case(lone).await.unwrap();
+            assert_eq!(lone.summary.state, "plate_corrected");
+            assert_eq!(lone.summary.plate.as_deref(), Some("30K-555.55"));
+            store.approve(lone.summary.id, "officer1", now()).await.unwrap();
+            // Search finds it by the new plate, typed with OCR confusions.
+            let found = store
+                .list_filtered(&crate::store::CaseFilter {
+                    plate: Some("30K-5S5.5S".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert_eq!(found.len(), 1, "{backend}");
+        }
+    }
+}
