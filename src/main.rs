@@ -13,7 +13,10 @@ use vigil_pipeline::evidence::TIME_ZONE;
 use vigil_pipeline::signing::{self, EvidenceKey};
 use vigil_pipeline::source::FileSource;
 use vigil_pipeline::{Analyzer, AnalyzerSettings, CameraConfig, Models};
-use vigil_ticketing::{CaseStore, FineSchedules, Intake, Recorded};
+use vigil_ticketing::http::{AppState, work_round};
+use vigil_ticketing::notice::Webhook;
+use vigil_ticketing::owner::{RegistryClient, RegistryConfig};
+use vigil_ticketing::{Agency, CaseStore, FineSchedules, Intake, Recorded, Role};
 
 /// The checkout this binary was built from: where setup puts models and fixtures.
 const CHECKOUT: &str = env!("CARGO_MANIFEST_DIR");
@@ -47,6 +50,31 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum UserAction {
+    /// Add a user with a role: officer, investigator, operator, admin or agency.
+    Add {
+        name: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Set a user's password (ends their sessions).
+    Passwd {
+        name: String,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token for a user; it is printed once, only its hash is kept.
+    Create {
+        user: String,
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run recorded videos of one camera through the pipeline and record the cases found.
     Batch {
@@ -65,6 +93,61 @@ enum Command {
         /// One JSON object per line instead of a table.
         #[arg(long)]
         json: bool,
+        /// Only cases past a legal deadline: owner identification (10 days after
+        /// detection) or an unresolved notice (20 days after it was sent).
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Serve the ticketing API and pages, and run its background work (owner lookup,
+    /// notices, publication, deadlines).
+    Serve {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// Vehicle registry base URL; without it, approved cases wait for their owner.
+        #[arg(long, env = "VIGIL_REGISTRY_URL")]
+        registry_url: Option<String>,
+        /// Bearer token for the registry.
+        #[arg(long, env = "VIGIL_REGISTRY_TOKEN", hide_env_values = true)]
+        registry_token: Option<String>,
+        /// Seconds before a registry request gives up.
+        #[arg(long, default_value_t = 10)]
+        registry_timeout: u64,
+        /// Where publication records are POSTed (traffic police site / VNeTraffic intake);
+        /// without it they wait in the outbox.
+        #[arg(long, env = "VIGIL_PUBLISH_URL")]
+        publish_url: Option<String>,
+        #[arg(long, env = "VIGIL_PUBLISH_TOKEN", hide_env_values = true)]
+        publish_token: Option<String>,
+        /// Agency details printed on notices (TOML); default ticketing/agency.toml.
+        #[arg(long, env = "VIGIL_AGENCY")]
+        agency: Option<PathBuf>,
+        /// Seconds between rounds of background work.
+        #[arg(long, default_value_t = 30)]
+        work_interval: u64,
+        /// Events of one plate, violation and camera this many seconds apart are one case.
+        #[arg(long, default_value_t = 300)]
+        dedup_window: i64,
+        /// Mark cookies Secure (default: on unless listening on a loopback address; behind
+        /// a TLS proxy, turn it on).
+        #[arg(long)]
+        secure_cookies: Option<bool>,
+    },
+    /// Manage users (the password comes from VIGIL_PASSWORD or the first line of stdin).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// API tokens (pipeline workers use an operator's).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+    /// Export the audit log as JSON lines.
+    Audit {
+        /// Only entries at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<DateTime<chrono::FixedOffset>>,
     },
     /// Run the bundled fixture videos through everything and list the cases.
     Demo,
@@ -79,6 +162,14 @@ enum Command {
     },
     /// Print the public key that evidence is signed with (made on first use).
     Key,
+    /// Intake throughput: events/s recorded on this database (SQLite by default).
+    #[command(hide = true)]
+    BenchIntake {
+        #[arg(long, default_value_t = 5000)]
+        events: u32,
+        #[arg(long, default_value_t = 8)]
+        writers: u32,
+    },
     /// Frames per second of decoding alone and of the whole pipeline on one video.
     #[command(hide = true)]
     Bench {
@@ -112,7 +203,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let models_path = cli
@@ -145,7 +236,112 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Cases { json } => list_cases(&runtime, &cli.data, cli.database.as_deref(), json),
+        Command::Cases { json, overdue } => {
+            if overdue {
+                let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+                list_overdue(&runtime, &store, json)
+            } else {
+                list_cases(&runtime, &cli.data, cli.database.as_deref(), json)
+            }
+        }
+        Command::Serve {
+            listen,
+            registry_url,
+            registry_token,
+            registry_timeout,
+            publish_url,
+            publish_token,
+            agency,
+            work_interval,
+            dedup_window,
+            secure_cookies,
+        } => {
+            let agency_path =
+                agency.unwrap_or_else(|| Path::new(CHECKOUT).join("ticketing/agency.toml"));
+            let registry = match registry_url {
+                Some(url) => {
+                    let mut config = RegistryConfig::new(&url)?;
+                    config.token = registry_token;
+                    config.timeout = Duration::from_secs(registry_timeout.max(1));
+                    Some(RegistryClient::new(config)?)
+                }
+                None => None,
+            };
+            let webhook = publish_url
+                .map(|u| Webhook::new(&u, publish_token))
+                .transpose()?;
+            let settings = ServeSettings {
+                listen,
+                registry,
+                webhook,
+                agency: Agency::load(&agency_path)?,
+                fines: FineSchedules::load_dir(&fines_dir)?,
+                work_interval: Duration::from_secs(work_interval.max(1)),
+                dedup_window: chrono::Duration::seconds(dedup_window.max(0)),
+                secure_cookies: secure_cookies.unwrap_or(!listen.ip().is_loopback()),
+            };
+            std::fs::create_dir_all(&cli.data)
+                .with_context(|| format!("cannot create data folder {}", cli.data.display()))?;
+            let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+            runtime.block_on(serve(store, settings))
+        }
+        Command::User { action } => {
+            std::fs::create_dir_all(&cli.data)
+                .with_context(|| format!("cannot create data folder {}", cli.data.display()))?;
+            let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+            match action {
+                UserAction::Add { name, role } => {
+                    let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+                    let password = read_password()?;
+                    let user =
+                        runtime.block_on(store.create_user(&name, &password, role, Utc::now()))?;
+                    println!("user {} added ({})", user.username, user.role);
+                }
+                UserAction::Passwd { name } => {
+                    let password = read_password()?;
+                    runtime.block_on(store.set_password(&name, &password))?;
+                    println!("password of {name} changed; their sessions ended");
+                }
+                UserAction::List => {
+                    for u in runtime.block_on(store.users())? {
+                        println!("{:<24} {}", u.username, u.role);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Token {
+            action: TokenAction::Create { user, label },
+        } => {
+            let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+            println!(
+                "{}",
+                runtime.block_on(store.create_api_token(&user, &label, Utc::now()))?
+            );
+            Ok(())
+        }
+        Command::Audit { since } => {
+            let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+            let mut out = std::io::BufWriter::new(std::io::stdout());
+            let n = runtime.block_on(store.export_audit(since.map(|s| s.to_utc()), &mut out))?;
+            out.flush()?;
+            eprintln!("{n} audit entries");
+            Ok(())
+        }
+        Command::BenchIntake { events, writers } => {
+            let store = match cli.database.as_deref() {
+                Some(url) => runtime.block_on(CaseStore::open(url))?,
+                None => {
+                    std::fs::create_dir_all(&cli.data)?;
+                    let path = cli
+                        .data
+                        .join(format!("bench-intake-{}.db", std::process::id()));
+                    runtime.block_on(CaseStore::open_sqlite(&path))?
+                }
+            };
+            let fines = FineSchedules::load_dir(&fines_dir)?;
+            runtime.block_on(bench_intake(store, fines, events, writers))
+        }
         Command::Demo => {
             let fixtures = Path::new(CHECKOUT).join("fixtures");
             let videos: Vec<PathBuf> = ["redlight_a.mp4", "redlight_b.mp4"]
@@ -212,10 +408,7 @@ impl BatchContext<'_> {
         let fines = FineSchedules::load_dir(fines_dir)?;
         std::fs::create_dir_all(data)
             .with_context(|| format!("cannot create data folder {}", data.display()))?;
-        let intake = Intake {
-            store: runtime.block_on(open_store(data, database))?,
-            fines,
-        };
+        let intake = Intake::new(runtime.block_on(open_store(data, database))?, fines);
         let key = EvidenceKey::load_or_create(&data.join("keys"))?;
         let evidence_root = data.join("evidence");
         let mut failed = 0;
@@ -261,7 +454,7 @@ impl BatchContext<'_> {
                         new += 1;
                         Ok(())
                     }
-                    Ok(Recorded::Duplicate(_)) => {
+                    Ok(Recorded::Duplicate(_) | Recorded::Merged(_)) => {
                         dup += 1;
                         Ok(())
                     }
@@ -398,7 +591,7 @@ fn list_cases(
     }
     writeln!(
         out,
-        "{:<5} {:<26} {:<12} {:<10} {:<12} {:>5} {:<9} {:<9} {:<33} EVIDENCE",
+        "{:<5} {:<26} {:<12} {:<10} {:<12} {:>5} {:<9} {:<16} {:<33} EVIDENCE",
         "CASE",
         "TIME (Asia/Ho_Chi_Minh)",
         "CAMERA",
@@ -425,7 +618,7 @@ fn list_cases(
             .unwrap_or_else(|| "(none in schedule)".into());
         writeln!(
             out,
-            "{:<5} {:<26} {:<12} {:<10} {:<12} {:>5} {:<9} {:<9} {:<33} {}",
+            "{:<5} {:<26} {:<12} {:<10} {:<12} {:>5} {:<9} {:<16} {:<33} {}",
             c.id,
             c.occurred_at
                 .with_timezone(&TIME_ZONE)
@@ -500,4 +693,205 @@ fn bench(models_path: &Path, camera_path: &Path, video: &Path) -> Result<()> {
         analysed as f64 / pipeline_s
     );
     Ok(())
+}
+
+/// A password from VIGIL_PASSWORD or the first line of stdin, never from the command line
+/// (where `ps` and shell history would show it).
+fn read_password() -> Result<String> {
+    if let Ok(p) = std::env::var("VIGIL_PASSWORD") {
+        return Ok(p);
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("password (at least 12 characters; shown as you type): ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn list_overdue(runtime: &tokio::runtime::Runtime, store: &CaseStore, json: bool) -> Result<()> {
+    let overdue = runtime.block_on(store.overdue(Utc::now()))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        for o in &overdue {
+            writeln!(out, "{}", serde_json::to_string(o)?)?;
+        }
+        return Ok(());
+    }
+    if overdue.is_empty() {
+        writeln!(out, "no case is past a deadline")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<6} {:<14} {:<17} {:<22} DUE (Asia/Ho_Chi_Minh)",
+        "CASE", "PLATE", "STATE", "DEADLINE"
+    )?;
+    for o in &overdue {
+        writeln!(
+            out,
+            "{:<6} {:<14} {:<17} {:<22} {}",
+            o.case_id,
+            o.plate.as_deref().unwrap_or("-"),
+            o.state,
+            o.deadline,
+            o.due_at.with_timezone(&TIME_ZONE).format("%Y-%m-%d %H:%M")
+        )?;
+    }
+    Ok(())
+}
+
+struct ServeSettings {
+    listen: std::net::SocketAddr,
+    registry: Option<RegistryClient>,
+    webhook: Option<Webhook>,
+    agency: Agency,
+    fines: FineSchedules,
+    work_interval: Duration,
+    dedup_window: chrono::Duration,
+    secure_cookies: bool,
+}
+
+async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
+    let mut intake = Intake::new(store, settings.fines);
+    intake.dedup_window = settings.dedup_window;
+    let state = AppState::new(intake, settings.agency, settings.secure_cookies);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    eprintln!(
+        "vigil: serving on http://{} (API description at /api/openapi.json)",
+        listener.local_addr()?
+    );
+    if settings.registry.is_none() {
+        eprintln!("vigil: no --registry-url: approved cases wait for owner identification");
+    }
+    if settings.webhook.is_none() {
+        eprintln!("vigil: no --publish-url: publication records wait in the outbox");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        let (registry, webhook) = (settings.registry, settings.webhook);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(settings.work_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                match work_round(&state, registry.as_ref(), webhook.as_ref()).await {
+                    Ok(round) => tracing::info!(?round, "background work"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "background work failed; retrying next round")
+                    }
+                }
+            }
+        })
+    };
+    let mut stop = stop_rx;
+    vigil_ticketing::http::serve(listener, state, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let _ = stop.changed().await;
+    })
+    .await?;
+    let _ = worker.await;
+    eprintln!("vigil: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Writers recording distinct events as fast as the database takes them.
+async fn bench_intake(
+    store: CaseStore,
+    fines: FineSchedules,
+    events: u32,
+    writers: u32,
+) -> Result<()> {
+    let intake = Intake::new(store, fines);
+    let backend = format!("{:?}", intake.store.backend()).to_lowercase();
+    let writers = writers.max(1);
+    let per_writer = events.div_ceil(writers);
+    let run = uuid_like(std::process::id());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let intake = intake.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let n = w * per_writer + i;
+                let event = bench_event(run, n);
+                intake.record(&event).await?;
+            }
+            Ok::<_, vigil_ticketing::StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = per_writer * writers;
+    println!(
+        "intake {backend}: {total} events from {writers} writers in {secs:.2} s = {:.0} events/s",
+        total as f64 / secs
+    );
+    intake.store.close().await;
+    Ok(())
+}
+
+fn uuid_like(pid: u32) -> u128 {
+    ((pid as u128) << 64) | Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128
+}
+
+fn bench_event(run: u128, n: u32) -> vigil_ticketing::ViolationEvent {
+    let start: DateTime<Utc> = "2025-03-01T01:00:00Z"
+        .parse()
+        .unwrap_or_else(|_| Utc::now());
+    vigil_ticketing::ViolationEvent {
+        schema_version: vigil_ticketing::EVENT_SCHEMA_VERSION,
+        event_id: uuid::Uuid::from_u128(run ^ ((n as u128) << 96) ^ n as u128),
+        camera_id: format!("cam-{}", n % 50),
+        camera_name: format!("Camera {}", n % 50),
+        location: "Bench junction".into(),
+        violation: vigil_ticketing::ViolationKind::RedLight,
+        occurred_at: start + chrono::Duration::seconds(n as i64 * 7),
+        plate: Some(vigil_ticketing::PlateReading {
+            text: format!("98A-{:03}.{:02}", (n / 100) % 1000, n % 100),
+            confidence: 0.97,
+            raw_lines: vec![],
+        }),
+        vehicle_class: if n.is_multiple_of(3) {
+            "motorbike"
+        } else {
+            "car"
+        }
+        .into(),
+        evidence_dir: format!("/bench/{n}"),
+        evidence_manifest_sha256: "0".repeat(64),
+        source: "bench".into(),
+    }
 }

@@ -22,6 +22,17 @@ pub struct AuditEntry {
     pub client: Option<String>,
 }
 
+type AuditRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 /// One thing to audit.
 #[derive(Debug, Clone, Default)]
 pub struct AuditRecord<'a> {
@@ -58,23 +69,21 @@ impl CaseStore {
         since: Option<DateTime<Utc>>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<(i64, String, String, Option<String>, String, Option<String>, Option<String>, Option<String>)> =
-            sqlx::query_as(
-                "SELECT id, at, actor, role, action, target, detail, client FROM audit_log
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT id, at, actor, role, action, target, detail, client FROM audit_log
                  WHERE id > $1 AND ($2 IS NULL OR at >= $2) ORDER BY id LIMIT $3",
-            )
-            .bind(after_id)
-            .bind(since.map(ts))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        )
+        .bind(after_id)
+        .bind(since.map(ts))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.into_iter()
             .map(|(id, at, actor, role, action, target, detail, client)| {
                 Ok(AuditEntry {
                     at: parse_ts(&format!("audit {id}"), &at)?,
-                    detail: detail.map(|d| {
-                        serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))
-                    }),
+                    detail: detail
+                        .map(|d| serde_json::from_str(&d).unwrap_or(serde_json::Value::String(d))),
                     id,
                     actor,
                     role,

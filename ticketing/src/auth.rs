@@ -5,8 +5,8 @@
 use std::fmt;
 use std::str::FromStr;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -99,8 +99,8 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)
         .map_err(|e| StoreError::Invalid(format!("no randomness for a salt: {e}")))?;
-    let salt = SaltString::encode_b64(&salt)
-        .map_err(|e| StoreError::Invalid(format!("salt: {e}")))?;
+    let salt =
+        SaltString::encode_b64(&salt).map_err(|e| StoreError::Invalid(format!("salt: {e}")))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -158,7 +158,9 @@ impl CaseStore {
             .fetch_optional(&self.pool)
             .await?;
         if exists.is_some() {
-            return Err(StoreError::Invalid(format!("user `{username}` already exists")));
+            return Err(StoreError::Invalid(format!(
+                "user `{username}` already exists"
+            )));
         }
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO users (username, password_hash, role, created_at) VALUES ($1, $2, $3, $4)
@@ -318,12 +320,11 @@ impl CaseStore {
         label: &str,
         now: DateTime<Utc>,
     ) -> Result<String, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar(
-            "SELECT id FROM users WHERE username = $1 AND disabled_at IS NULL",
-        )
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
+        let id: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE username = $1 AND disabled_at IS NULL")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await?;
         let id = id.ok_or_else(|| StoreError::Invalid(format!("no user `{username}`")))?;
         let token = format!("vgl_{}", random_token()?);
         sqlx::query(
@@ -363,7 +364,9 @@ mod tests {
                 .await
                 .unwrap();
             assert!(matches!(
-                store.create_user("officer1", "another long password", Role::Admin, now).await,
+                store
+                    .create_user("officer1", "another long password", Role::Admin, now)
+                    .await,
                 Err(StoreError::Invalid(_))
             ));
             assert!(matches!(
@@ -378,10 +381,16 @@ mod tests {
                     .unwrap();
             assert!(hash.starts_with("$argon2id$"), "{backend}: {hash}");
             assert_eq!(
-                store.check_password("officer1", "correct horse battery").await.unwrap(),
+                store
+                    .check_password("officer1", "correct horse battery")
+                    .await
+                    .unwrap(),
                 Some(user.clone())
             );
-            assert_eq!(store.check_password("officer1", "wrong").await.unwrap(), None);
+            assert_eq!(
+                store.check_password("officer1", "wrong").await.unwrap(),
+                None
+            );
             assert_eq!(store.check_password("nobody", "wrong").await.unwrap(), None);
 
             let (token, session) = store.create_session(&user, now).await.unwrap();
@@ -396,7 +405,10 @@ mod tests {
             store.end_session(&token).await.unwrap();
             assert_eq!(store.session(&token, now).await.unwrap(), None);
 
-            let api = store.create_api_token("officer1", "test", now).await.unwrap();
+            let api = store
+                .create_api_token("officer1", "test", now)
+                .await
+                .unwrap();
             assert_eq!(store.token_user(&api).await.unwrap(), Some(user));
             assert_eq!(store.token_user("vgl_nope").await.unwrap(), None);
         }

@@ -74,8 +74,10 @@ mod tests {
     async fn fined_and_kept(store: CaseStore) {
         let intake = Intake::new(
             store,
-            FineSchedules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"))
-                .unwrap(),
+            FineSchedules::load_dir(
+                &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"),
+            )
+            .unwrap(),
         );
         intake.record(&sample_event(1)).await.unwrap();
         let mut unknown = sample_event(2);

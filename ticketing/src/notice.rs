@@ -174,10 +174,8 @@ impl CaseStore {
                         article: row
                             .try_get::<Option<String>, _>("fine_article")?
                             .unwrap_or_default(),
-                        min_vnd: row.try_get::<Option<i64>, _>("fine_min_vnd")?.unwrap_or(0)
-                            as u64,
-                        max_vnd: row.try_get::<Option<i64>, _>("fine_max_vnd")?.unwrap_or(0)
-                            as u64,
+                        min_vnd: row.try_get::<Option<i64>, _>("fine_min_vnd")?.unwrap_or(0) as u64,
+                        max_vnd: row.try_get::<Option<i64>, _>("fine_max_vnd")?.unwrap_or(0) as u64,
                         points: row.try_get::<Option<i64>, _>("fine_points")?.unwrap_or(0) as u8,
                     }),
                     None => None,
@@ -522,6 +520,9 @@ mod tests {
         let b = new_notice_code().unwrap();
         assert_eq!(a.len(), 10);
         assert_ne!(a, b);
-        assert!(a.chars().all(|c| c.is_ascii_alphanumeric() && !"ILOU".contains(c)));
+        assert!(
+            a.chars()
+                .all(|c| c.is_ascii_alphanumeric() && !"ILOU".contains(c))
+        );
     }
 }

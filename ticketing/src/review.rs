@@ -150,10 +150,7 @@ impl CaseStore {
         let mut tx = self.begin().await?;
         self.lock_key(
             &mut tx,
-            &format!(
-                "dedup|{}|{}|{plate}",
-                summary.camera_id, summary.violation
-            ),
+            &format!("dedup|{}|{}|{plate}", summary.camera_id, summary.violation),
         )
         .await?;
         let detail = format!(
@@ -216,12 +213,11 @@ impl CaseStore {
                     .bind(case_id)
                     .execute(&mut *tx)
                     .await?;
-                let (t_first, t_last): (String, String) = sqlx::query_as(
-                    "SELECT occurred_at, last_occurred_at FROM cases WHERE id = $1",
-                )
-                .bind(into)
-                .fetch_one(&mut *tx)
-                .await?;
+                let (t_first, t_last): (String, String) =
+                    sqlx::query_as("SELECT occurred_at, last_occurred_at FROM cases WHERE id = $1")
+                        .bind(into)
+                        .fetch_one(&mut *tx)
+                        .await?;
                 let t_first = crate::store::parse_ts("case", &t_first)?.min(first);
                 let t_last = crate::store::parse_ts("case", &t_last)?.max(last);
                 sqlx::query(
@@ -247,7 +243,9 @@ impl CaseStore {
                     "case_merged",
                     Some(&into_state),
                     &into_state,
-                    Some(&format!("case {case_id} merged in after its plate was corrected")),
+                    Some(&format!(
+                        "case {case_id} merged in after its plate was corrected"
+                    )),
                 )
                 .await?;
                 self.transition(
@@ -297,8 +295,16 @@ mod tests {
     async fn review_decisions_follow_the_lifecycle_and_leave_history() {
         for (backend, store, _dir) in crate::testing::both().await {
             let w = Duration::minutes(5);
-            let a = store.record(&sample_event(1), None, now(), w).await.unwrap().case_id();
-            let b = store.record(&sample_event(2), None, now(), w).await.unwrap().case_id();
+            let a = store
+                .record(&sample_event(1), None, now(), w)
+                .await
+                .unwrap()
+                .case_id();
+            let b = store
+                .record(&sample_event(2), None, now(), w)
+                .await
+                .unwrap()
+                .case_id();
             store.open_review(a, "officer1", now()).await.unwrap();
             store.open_review(a, "officer2", now()).await.unwrap();
             store.approve(a, "officer1", now()).await.unwrap();
@@ -310,11 +316,19 @@ mod tests {
             assert!(err.to_string().contains("is approved"), "{backend}: {err}");
             // `other` needs a text.
             assert!(matches!(
-                store.reject(b, "officer1", RejectReason::Other, " ", now()).await,
+                store
+                    .reject(b, "officer1", RejectReason::Other, " ", now())
+                    .await,
                 Err(StoreError::Invalid(_))
             ));
             store
-                .reject(b, "officer1", RejectReason::PriorityVehicle, "ambulance", now())
+                .reject(
+                    b,
+                    "officer1",
+                    RejectReason::PriorityVehicle,
+                    "ambulance",
+                    now(),
+                )
                 .await
                 .unwrap();
             let a = store.case(a).await.unwrap();
@@ -352,8 +366,16 @@ mod tests {
             misread.occurred_at += Duration::seconds(30);
             misread.evidence_dir = "/e/misread".into();
             misread.plate.as_mut().unwrap().text = "98A-128.45".into();
-            let kept = store.record(&right, None, now(), w).await.unwrap().case_id();
-            let wrong = store.record(&misread, None, now(), w).await.unwrap().case_id();
+            let kept = store
+                .record(&right, None, now(), w)
+                .await
+                .unwrap()
+                .case_id();
+            let wrong = store
+                .record(&misread, None, now(), w)
+                .await
+                .unwrap()
+                .case_id();
             assert_ne!(kept, wrong);
             let outcome = store
                 .correct_plate(wrong, "officer1", "98A-123.45", now(), w)
@@ -368,7 +390,11 @@ mod tests {
             assert_eq!(wrong.original_plate.as_deref(), Some("98A-128.45"));
 
             // With nothing to merge into, the case keeps the new plate and waits.
-            let lone = store.record(&sample_event(5), None, now(), w).await.unwrap().case_id();
+            let lone = store
+                .record(&sample_event(5), None, now(), w)
+                .await
+                .unwrap()
+                .case_id();
             assert_eq!(
                 store
                     .correct_plate(lone, "officer1", "30K-555.55", now(), w)
@@ -379,7 +405,10 @@ mod tests {
             let lone = store.case(lone).await.unwrap();
             assert_eq!(lone.summary.state, "plate_corrected");
             assert_eq!(lone.summary.plate.as_deref(), Some("30K-555.55"));
-            store.approve(lone.summary.id, "officer1", now()).await.unwrap();
+            store
+                .approve(lone.summary.id, "officer1", now())
+                .await
+                .unwrap();
             // Search finds it by the new plate, typed with OCR confusions.
             let found = store
                 .list_filtered(&crate::store::CaseFilter {

@@ -173,7 +173,8 @@ fn in_list(states: &[CaseState]) -> String {
         .join(", ")
 }
 
-const CASE_COLUMNS: &str = "id, event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
+const CASE_COLUMNS: &str =
+    "id, event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
     occurred_at, evidence_dir, state, created_at, updated_at,
     fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points";
 
@@ -781,7 +782,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keeping_all_evidence()
-     {
+    {
         for (backend, store, _dir) in crate::testing::both().await {
             let base = sample_event(1);
             let at = |e: &ViolationEvent, id: u128, secs: i64, evidence: &str| {
@@ -798,7 +799,12 @@ mod tests {
             for (n, secs) in [(100, 240), (101, 480)] {
                 assert_eq!(
                     store
-                        .record(&at(&base, n, secs, &format!("/e/{n}")), None, now(), window())
+                        .record(
+                            &at(&base, n, secs, &format!("/e/{n}")),
+                            None,
+                            now(),
+                            window()
+                        )
                         .await
                         .unwrap(),
                     Recorded::Merged(id),
@@ -814,17 +820,27 @@ mod tests {
             let mut other_camera = at(&base, 103, 10, "/e/103");
             other_camera.camera_id = "cam-2".into();
             assert!(matches!(
-                store.record(&other_camera, None, now(), window()).await.unwrap(),
+                store
+                    .record(&other_camera, None, now(), window())
+                    .await
+                    .unwrap(),
                 Recorded::New(_)
             ));
             let mut no_plate = at(&base, 104, 10, "/e/104");
             no_plate.plate = None;
             assert!(matches!(
-                store.record(&no_plate, None, now(), window()).await.unwrap(),
+                store
+                    .record(&no_plate, None, now(), window())
+                    .await
+                    .unwrap(),
                 Recorded::New(_)
             ));
             let detail = store.case(id).await.unwrap();
-            let dirs: Vec<_> = detail.events.iter().map(|e| e.evidence_dir.as_str()).collect();
+            let dirs: Vec<_> = detail
+                .events
+                .iter()
+                .map(|e| e.evidence_dir.as_str())
+                .collect();
             assert_eq!(dirs, ["/tmp/e", "/e/100", "/e/101"], "{backend}");
             assert_eq!(
                 detail

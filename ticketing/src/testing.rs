@@ -100,7 +100,9 @@ impl RegistryStandIn {
         let owners = Arc::new(Mutex::new(
             owners.into_iter().map(|o| (o.plate.clone(), o)).collect(),
         ));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind registry");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind registry");
         let addr = listener.local_addr().expect("registry address");
         let mut me = Self {
             addr,
@@ -202,7 +204,9 @@ impl WebhookStandIn {
                 }
             }),
         );
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind webhook");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind webhook");
         let addr = listener.local_addr().expect("webhook address");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

@@ -186,7 +186,9 @@ pub fn router(state: AppState) -> Router {
             let roles = spec.roles;
             handler.layer(from_fn_with_state(
                 state.clone(),
-                move |s: State<AppState>, req: Request, next: Next| authenticate(s, roles, req, next),
+                move |s: State<AppState>, req: Request, next: Next| {
+                    authenticate(s, roles, req, next)
+                },
             ))
         };
         router = router.route(spec.path, handler);
@@ -758,11 +760,15 @@ async fn appeal_case(
 /// included, anything with a path separator or a leading dot refused.
 fn evidence_path(dir: &str, file: &str) -> ApiResult<PathBuf> {
     if file.is_empty() || file.starts_with('.') || file.contains(['/', '\\']) {
-        return Err(ApiError::BadRequest(format!("`{file}` is not an evidence file name")));
+        return Err(ApiError::BadRequest(format!(
+            "`{file}` is not an evidence file name"
+        )));
     }
     let path = PathBuf::from(dir).join(file);
     if !path.is_file() {
-        return Err(ApiError::NotFound(format!("evidence file {file} is not there")));
+        return Err(ApiError::NotFound(format!(
+            "evidence file {file} is not there"
+        )));
     }
     Ok(path)
 }
@@ -845,7 +851,12 @@ async fn notice_json(
 ) -> ApiResult<Json<crate::notice::Notice>> {
     let notice = state.store.notice(&code, None).await?;
     state
-        .audit(&caller, "notice_view", Some(format!("notice {}", notice.code)), None)
+        .audit(
+            &caller,
+            "notice_view",
+            Some(format!("notice {}", notice.code)),
+            None,
+        )
         .await?;
     Ok(Json(notice))
 }
@@ -857,9 +868,18 @@ async fn notice_page(
 ) -> ApiResult<maud::Markup> {
     let notice = state.store.notice(&code, None).await?;
     state
-        .audit(&caller, "notice_view", Some(format!("notice {}", notice.code)), None)
+        .audit(
+            &caller,
+            "notice_view",
+            Some(format!("notice {}", notice.code)),
+            None,
+        )
         .await?;
-    Ok(pages::notice_page(&notice, &state.agency, pages::EvidenceLinks::Officer))
+    Ok(pages::notice_page(
+        &notice,
+        &state.agency,
+        pages::EvidenceLinks::Officer,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -976,7 +996,12 @@ async fn audit_export(
 ) -> ApiResult<Response> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     state
-        .audit(&caller, "audit_export", None, Some(json!({"since": q.since})))
+        .audit(
+            &caller,
+            "audit_export",
+            None,
+            Some(json!({"since": q.since})),
+        )
         .await?;
     let mut out = Vec::new();
     state.store.export_audit(q.since, &mut out).await?;
@@ -1013,9 +1038,9 @@ async fn citizen_lookup(
     plate: Option<&str>,
 ) -> ApiResult<crate::notice::Notice> {
     citizen_gate(state, addr)?;
-    let plate = plate
-        .filter(|p| !p.trim().is_empty())
-        .ok_or_else(|| ApiError::Unauthenticated("give the plate the notice was sent for".into()))?;
+    let plate = plate.filter(|p| !p.trim().is_empty()).ok_or_else(|| {
+        ApiError::Unauthenticated("give the plate the notice was sent for".into())
+    })?;
     match state.store.notice(code, Some(plate)).await {
         Ok(n) => Ok(n),
         Err(StoreError::NoticeNotFound(code)) => {
@@ -1103,7 +1128,9 @@ async fn citizen_evidence(
         .ok_or_else(|| ApiError::NotFound(format!("notice {code} has no event {event_id}")))?;
     // The owner sees the pictures, not the internal manifest.
     if !(file.ends_with(".jpg") || file.ends_with(".mp4")) {
-        return Err(ApiError::NotFound(format!("evidence file {file} is not public")));
+        return Err(ApiError::NotFound(format!(
+            "evidence file {file} is not public"
+        )));
     }
     let path = evidence_path(dir, &file)?;
     citizen_audit(

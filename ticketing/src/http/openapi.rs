@@ -2,11 +2,15 @@
 //! schemas of the types the handlers take and return.
 
 use utoipa::OpenApi;
-use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+use utoipa::openapi::path::{
+    HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem,
+};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required};
 
 use super::route_table;
@@ -63,7 +67,9 @@ pub fn openapi_document() -> serde_json::Value {
         "ViolationEvent".into(),
         ObjectBuilder::new()
             .schema_type(Type::Object)
-            .description(Some("A violation event, schema_version 1 (see ticketing/src/event.rs)"))
+            .description(Some(
+                "A violation event, schema_version 1 (see ticketing/src/event.rs)",
+            ))
             .into(),
     );
     components.add_security_scheme(
@@ -71,7 +77,9 @@ pub fn openapi_document() -> serde_json::Value {
         SecurityScheme::Http(
             HttpBuilder::new()
                 .scheme(HttpAuthScheme::Bearer)
-                .description(Some("An API token from `vigil token create` or POST /api/users/{username}/tokens"))
+                .description(Some(
+                    "An API token from `vigil token create` or POST /api/users/{username}/tokens",
+                ))
                 .build(),
         ),
     );
@@ -95,7 +103,9 @@ pub fn openapi_document() -> serde_json::Value {
                     .replace(['{', '}'], "")
             )));
         if spec.roles.is_empty() {
-            op = op.description(Some("Public: checks its caller itself (credentials, or plate and notice code)."));
+            op = op.description(Some(
+                "Public: checks its caller itself (credentials, or plate and notice code).",
+            ));
         } else {
             let roles: Vec<&str> = spec.roles.iter().map(|r| r.as_str()).collect();
             op = op
@@ -130,7 +140,10 @@ pub fn openapi_document() -> serde_json::Value {
         for (code, what) in [
             ("400", "A malformed request; the error names what is wrong"),
             ("401", "Not authenticated"),
-            ("403", "Authenticated, but the role may not use this route (or no CSRF token)"),
+            (
+                "403",
+                "Authenticated, but the role may not use this route (or no CSRF token)",
+            ),
             ("404", "Not found"),
             ("409", "The case is in a state that does not allow this"),
         ] {

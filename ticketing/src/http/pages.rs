@@ -15,7 +15,7 @@ fn vnd(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push('.');
         }
         out.push(c);
@@ -25,7 +25,9 @@ fn vnd(n: u64) -> String {
 
 fn violation_name(code: &str) -> &str {
     match code {
-        "red_light" => "Không chấp hành hiệu lệnh của đèn tín hiệu giao thông (running a red light)",
+        "red_light" => {
+            "Không chấp hành hiệu lệnh của đèn tín hiệu giao thông (running a red light)"
+        }
         "wrong_way" => "Đi ngược chiều (wrong way)",
         "wrong_lane" => "Đi không đúng làn đường (wrong lane)",
         "no_stopping" => "Dừng xe nơi cấm dừng (no stopping)",

@@ -142,7 +142,11 @@ impl Harness {
         (client, info["csrf_token"].as_str().unwrap().to_string())
     }
 
-    async fn work(&self, registry: Option<&RegistryClient>, webhook: Option<&Webhook>) -> WorkRound {
+    async fn work(
+        &self,
+        registry: Option<&RegistryClient>,
+        webhook: Option<&Webhook>,
+    ) -> WorkRound {
         work_round(&self.state, registry, webhook).await.unwrap()
     }
 
@@ -158,7 +162,12 @@ impl Harness {
             .await
             .unwrap()
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     }
 }
@@ -202,9 +211,14 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
                 .replace("{username}", "officer");
             let what = format!("{backend}: {} {path}", spec.method);
             // Public routes get wrong credentials: a wrong password, or no plate.
-            let wrong = json!({"username": "officer", "password": "wrong", "plate": "", "reference": "x"});
+            let wrong =
+                json!({"username": "officer", "password": "wrong", "plate": "", "reference": "x"});
             let (status, body) = h.call(None, spec.method.clone(), &path, Some(wrong)).await;
-            assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} unauthenticated: {body}");
+            assert_eq!(
+                status,
+                StatusCode::UNAUTHORIZED,
+                "{what} unauthenticated: {body}"
+            );
             if spec.roles.is_empty() {
                 continue;
             }
@@ -234,12 +248,26 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
         let resp = browser.post(&url).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{backend}");
         assert!(resp.text().await.unwrap().contains("CSRF"));
-        let resp = browser.post(&url).header(CSRF_HEADER, "wrong").send().await.unwrap();
+        let resp = browser
+            .post(&url)
+            .header(CSRF_HEADER, "wrong")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{backend}");
-        let resp = browser.post(&url).header(CSRF_HEADER, &csrf).send().await.unwrap();
+        let resp = browser
+            .post(&url)
+            .header(CSRF_HEADER, &csrf)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{backend}");
         // Reading needs no CSRF token; logging out ends the session.
-        let resp = browser.get(format!("{}/api/session", h.base)).send().await.unwrap();
+        let resp = browser
+            .get(format!("{}/api/session", h.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         let resp = browser
             .post(format!("{}/api/logout", h.base))
@@ -248,7 +276,11 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-        let resp = browser.get(format!("{}/api/session", h.base)).send().await.unwrap();
+        let resp = browser
+            .get(format!("{}/api/session", h.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{backend}");
     }
 }
@@ -261,14 +293,25 @@ async fn intake_over_http_is_idempotent_and_names_what_is_wrong() {
         let (s1, b1) = h.send_event(&e).await;
         let (s2, b2) = h.send_event(&e).await;
         let (s3, b3) = h.send_event(&e).await;
-        assert_eq!((s1, s2, s3), (StatusCode::CREATED, StatusCode::OK, StatusCode::OK));
+        assert_eq!(
+            (s1, s2, s3),
+            (StatusCode::CREATED, StatusCode::OK, StatusCode::OK)
+        );
         assert_eq!(b1["outcome"], "new");
-        assert_eq!((b2["outcome"].as_str(), b3["outcome"].as_str()), (Some("duplicate"), Some("duplicate")));
+        assert_eq!(
+            (b2["outcome"].as_str(), b3["outcome"].as_str()),
+            (Some("duplicate"), Some("duplicate"))
+        );
         assert_eq!(b1["case_id"], b3["case_id"]);
         assert_eq!(h.state.store.count().await.unwrap(), 1, "{backend}");
         // The case was fined at intake from the schedule in force on its date.
         let (_, case) = h
-            .call(Some(Role::Officer), Method::GET, &format!("/api/cases/{}", b1["case_id"]), None)
+            .call(
+                Some(Role::Officer),
+                Method::GET,
+                &format!("/api/cases/{}", b1["case_id"]),
+                None,
+            )
             .await;
         assert_eq!(case["fine"]["min_vnd"], 18_000_000, "{backend}: {case}");
         assert_eq!(case["fine"]["points"], 4);
@@ -281,18 +324,46 @@ async fn intake_over_http_is_idempotent_and_names_what_is_wrong() {
             .await
             .unwrap();
         assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
-        assert!(garbage.text().await.unwrap().contains("not a violation event"));
+        assert!(
+            garbage
+                .text()
+                .await
+                .unwrap()
+                .contains("not a violation event")
+        );
         let mut future = serde_json::to_value(h.event(2)).unwrap();
         future["schema_version"] = json!(9);
-        let (status, body) = h.call(Some(Role::Operator), Method::POST, "/api/events", Some(future)).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(body["error"].as_str().unwrap().contains("version 9"), "{body}");
         let (status, body) = h
-            .call(Some(Role::Officer), Method::POST, "/api/cases/1/reject", Some(json!({"reason": "sunspots"})))
+            .call(
+                Some(Role::Operator),
+                Method::POST,
+                "/api/events",
+                Some(future),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"].as_str().unwrap().contains("version 9"),
+            "{body}"
+        );
+        let (status, body) = h
+            .call(
+                Some(Role::Officer),
+                Method::POST,
+                "/api/cases/1/reject",
+                Some(json!({"reason": "sunspots"})),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body["error"].as_str().unwrap().contains("reason"), "{body}");
-        let (status, _) = h.call(Some(Role::Officer), Method::GET, "/api/cases?from=yesterday", None).await;
+        let (status, _) = h
+            .call(
+                Some(Role::Officer),
+                Method::GET,
+                "/api/cases?from=yesterday",
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         // Nothing recorded was lost to the bad requests.
         assert_eq!(h.state.store.count().await.unwrap(), 1, "{backend}");
@@ -339,7 +410,14 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         assert_eq!(round.owners.as_ref().unwrap().pending, 1, "{backend}");
         let case = h.state.store.case(id).await.unwrap();
         assert_eq!(case.summary.state, "owner_pending");
-        assert!(case.owner_error.as_deref().unwrap_or("").contains("unavailable"), "{:?}", case.owner_error);
+        assert!(
+            case.owner_error
+                .as_deref()
+                .unwrap_or("")
+                .contains("unavailable"),
+            "{:?}",
+            case.owner_error
+        );
         // Not retried before its backoff has passed...
         let round = h.work(Some(&registry), Some(&webhook)).await;
         assert_eq!(round.owners.unwrap().pending, 0);
@@ -348,7 +426,11 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         h.clock.advance(Duration::minutes(2));
         let round = h.work(Some(&registry), Some(&webhook)).await;
         assert_eq!(round.owners.unwrap().identified, 1, "{backend}");
-        assert_eq!(round.notices.len(), 1, "a notice is issued in the same round");
+        assert_eq!(
+            round.notices.len(),
+            1,
+            "a notice is issued in the same round"
+        );
         let code = round.notices[0].clone();
         let case = h.state.store.case(id).await.unwrap();
         assert_eq!(case.summary.state, "notice_sent");
@@ -364,33 +446,69 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         let received = webhook_server.received.lock().unwrap().clone();
         assert_eq!(received.len(), 1, "{backend}");
         let record = &received[&format!("notice-{code}")];
-        for field in ["vehicle_type", "plate", "plate_colour", "detecting_unit", "handling_unit", "contact_phone"] {
-            assert!(record[field].is_string(), "publication record lacks {field}: {record}");
+        for field in [
+            "vehicle_type",
+            "plate",
+            "plate_colour",
+            "detecting_unit",
+            "handling_unit",
+            "contact_phone",
+        ] {
+            assert!(
+                record[field].is_string(),
+                "publication record lacks {field}: {record}"
+            );
         }
         assert_eq!(record["plate_colour"], "yellow");
         assert_eq!(record["violations"][0]["location"], "Junction");
         assert_eq!(record["violations"][0]["violation"], "red_light");
-        assert!(record.get("owner_name").is_none(), "no personal data in what is published");
+        assert!(
+            record.get("owner_name").is_none(),
+            "no personal data in what is published"
+        );
         assert!(h.state.store.outbox_pending().await.unwrap().is_empty());
 
         // The printable notice carries the Form 01 fields and the evidence.
-        let (status, page) = h.call(Some(Role::Officer), Method::GET, &format!("/notices/{code}"), None).await;
+        let (status, page) = h
+            .call(
+                Some(Role::Officer),
+                Method::GET,
+                &format!("/notices/{code}"),
+                None,
+            )
+            .await;
         assert_eq!(status, StatusCode::OK);
         let page = page.as_str().unwrap().to_string();
-        for needle in ["98A-123.45", "Nguyễn Văn An", "yellow", "Phòng CSGT Công an tỉnh Bắc Ninh", "0204 3854 000", "2_on.jpg", "plate.jpg", "18.000.000"] {
+        for needle in [
+            "98A-123.45",
+            "Nguyễn Văn An",
+            "yellow",
+            "Phòng CSGT Công an tỉnh Bắc Ninh",
+            "0204 3854 000",
+            "2_on.jpg",
+            "plate.jpg",
+            "18.000.000",
+        ] {
             assert!(page.contains(needle), "notice page lacks {needle}");
         }
 
         // The citizen: wrong plate → nothing; right plate → the notice, its pictures, payment.
         let citizen = reqwest::Client::new();
         let resp = citizen
-            .get(format!("{}/citizen/notices/{code}?plate=30A-999.99", h.base))
+            .get(format!(
+                "{}/citizen/notices/{code}?plate=30A-999.99",
+                h.base
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
         let resp = citizen
-            .get(format!("{}/citizen/notices/{}?plate=98a12345", h.base, code.to_lowercase()))
+            .get(format!(
+                "{}/citizen/notices/{}?plate=98a12345",
+                h.base,
+                code.to_lowercase()
+            ))
             .header("accept", "application/json")
             .send()
             .await
@@ -400,14 +518,20 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         assert_eq!(view["record"]["fine_total_min_vnd"], 18_000_000);
         let event_id = e.event_id.to_string();
         let resp = citizen
-            .get(format!("{}/citizen/notices/{code}/evidence/{event_id}/2_on.jpg?plate=98A-123.45", h.base))
+            .get(format!(
+                "{}/citizen/notices/{code}/evidence/{event_id}/2_on.jpg?plate=98A-123.45",
+                h.base
+            ))
             .send()
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(resp.text().await.unwrap(), "jpeg of event 1");
         let resp = citizen
-            .get(format!("{}/citizen/notices/{code}/evidence/{event_id}/manifest.json?plate=98A-123.45", h.base))
+            .get(format!(
+                "{}/citizen/notices/{code}/evidence/{event_id}/manifest.json?plate=98A-123.45",
+                h.base
+            ))
             .send()
             .await
             .unwrap();
@@ -424,29 +548,68 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         let states: Vec<_> = case.history.iter().map(|h| h.to_state.as_str()).collect();
         assert_eq!(
             states,
-            ["detected", "in_review", "approved", "owner_pending", "owner_identified", "notice_sent", "paid"],
+            [
+                "detected",
+                "in_review",
+                "approved",
+                "owner_pending",
+                "owner_identified",
+                "notice_sent",
+                "paid"
+            ],
             "{backend}"
         );
         assert!(case.history.iter().all(|h| !h.actor.is_empty()));
 
         // Officers' views and decisions, searches and evidence views are all audited.
         let (status, found) = h
-            .call(Some(Role::Investigator), Method::GET, "/api/cases?plate=98A-l23.4S", None)
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/cases?plate=98A-l23.4S",
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(found.as_array().unwrap().len(), 1, "OCR-tolerant search: {found}");
+        assert_eq!(
+            found.as_array().unwrap().len(),
+            1,
+            "OCR-tolerant search: {found}"
+        );
         let (status, _) = h
-            .call(Some(Role::Investigator), Method::GET, &format!("/api/evidence/{event_id}/plate.jpg"), None)
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                &format!("/api/evidence/{event_id}/plate.jpg"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::OK);
         let (status, _) = h
-            .call(Some(Role::Investigator), Method::GET, &format!("/api/evidence/{event_id}/..%2Fsecret"), None)
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                &format!("/api/evidence/{event_id}/..%2Fsecret"),
+                None,
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         let actions = h.audit_actions().await;
-        for action in ["login", "review_opened", "approved", "notice_view", "citizen_notice_view",
-                       "citizen_evidence_view", "citizen_payment", "plate_search", "evidence_view"] {
-            assert!(actions.iter().any(|a| a == action), "{backend}: audit lacks {action}: {actions:?}");
+        for action in [
+            "login",
+            "review_opened",
+            "approved",
+            "notice_view",
+            "citizen_notice_view",
+            "citizen_evidence_view",
+            "citizen_payment",
+            "plate_search",
+            "evidence_view",
+        ] {
+            assert!(
+                actions.iter().any(|a| a == action),
+                "{backend}: audit lacks {action}: {actions:?}"
+            );
         }
         registry_server.stop().await;
     }
@@ -469,7 +632,11 @@ async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
         let overdue = h.state.store.overdue(h.clock.now()).await.unwrap();
         assert_eq!(overdue.len(), 2, "{backend}: {overdue:?}");
         assert!(overdue.iter().all(|o| o.deadline == "owner_identification"));
-        h.state.store.approve(a, "officer", h.clock.now()).await.unwrap();
+        h.state
+            .store
+            .approve(a, "officer", h.clock.now())
+            .await
+            .unwrap();
         let round = h.work(Some(&registry), None).await;
         assert_eq!(round.notices.len(), 1);
         // 21 days after the notice: flagged, and listed as overdue.
@@ -477,10 +644,21 @@ async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
         let round = h.work(Some(&registry), None).await;
         assert_eq!(round.sweep.flagged, 1, "{backend}");
         assert_eq!(h.state.store.summary(a).await.unwrap().state, "flagged");
-        let (status, overdue) = h.call(Some(Role::Officer), Method::GET, "/api/overdue", None).await;
+        let (status, overdue) = h
+            .call(Some(Role::Officer), Method::GET, "/api/overdue", None)
+            .await;
         assert_eq!(status, StatusCode::OK);
-        let kinds: Vec<_> = overdue.as_array().unwrap().iter().map(|o| o["deadline"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["owner_identification", "notice_unresolved"], "{backend}");
+        let kinds: Vec<_> = overdue
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["deadline"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            ["owner_identification", "notice_unresolved"],
+            "{backend}"
+        );
         // A year after the violation the unreviewed case expires; the flagged one too.
         h.clock.advance(Duration::days(340));
         let round = h.work(None, None).await;
@@ -509,7 +687,11 @@ async fn violations_of_one_vehicle_are_decided_together() {
         assert_eq!(notice.case_ids.len(), 2);
         // Each red light is fined; only the largest point deduction applies.
         assert_eq!(
-            (notice.record.fine_total_min_vnd, notice.record.fine_total_max_vnd, notice.record.points),
+            (
+                notice.record.fine_total_min_vnd,
+                notice.record.fine_total_max_vnd,
+                notice.record.points
+            ),
             (36_000_000, 40_000_000, 4),
             "{backend}"
         );
@@ -528,22 +710,40 @@ async fn logins_are_rate_limited_and_a_plate_not_in_the_registry_goes_back_to_re
                 .send()
         };
         for _ in 0..5 {
-            assert_eq!(login("guess").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+            assert_eq!(
+                login("guess").await.unwrap().status(),
+                StatusCode::UNAUTHORIZED
+            );
         }
         // The sixth try is refused even with the right password.
         let resp = login("password-of-the-officer").await.unwrap();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS, "{backend}");
-        assert!(h.audit_actions().await.iter().filter(|a| *a == "login_failed").count() >= 5);
+        assert!(
+            h.audit_actions()
+                .await
+                .iter()
+                .filter(|a| *a == "login_failed")
+                .count()
+                >= 5
+        );
 
         let registry_server = RegistryStandIn::start(vec![]).await;
         let (_, b) = h.send_event(&h.event(1)).await;
         let id = b["case_id"].as_i64().unwrap();
-        h.state.store.approve(id, "officer", h.clock.now()).await.unwrap();
+        h.state
+            .store
+            .approve(id, "officer", h.clock.now())
+            .await
+            .unwrap();
         let round = h.work(Some(&registry(&registry_server.url())), None).await;
         assert_eq!(round.owners.unwrap().returned_to_review, 1);
         let case = h.state.store.case(id).await.unwrap();
         assert_eq!(case.summary.state, "in_review", "{backend}");
-        assert!(case.owner_error.unwrap().contains("no vehicle with plate 98A-123.45"));
+        assert!(
+            case.owner_error
+                .unwrap()
+                .contains("no vehicle with plate 98A-123.45")
+        );
         assert!(registry_server.hits() >= 1);
     }
 }
