@@ -10,6 +10,7 @@ pub mod batch;
 pub mod config;
 pub mod evidence;
 pub mod frame;
+pub mod live;
 /// The plate grammar lives with the cases (ticketing checks corrected plates against it).
 pub use vigil_ticketing::plate;
 pub mod plate_reader;

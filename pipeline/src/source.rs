@@ -159,39 +159,39 @@ impl FileSource {
     }
 
     fn frame_from_sample(&mut self, sample: &gst::Sample) -> Result<Frame, SourceError> {
-        let path = self.path.clone();
-        let err = |m: &str| SourceError::Decode {
-            path: path.clone(),
+        let (image, pts) = rgb_from_sample(sample).map_err(|m| SourceError::Decode {
+            path: self.path.clone(),
             message: m.into(),
-        };
-        let caps = sample.caps().ok_or_else(|| err("sample without caps"))?;
-        let info =
-            gst_video::VideoInfo::from_caps(caps).map_err(|_| err("unreadable video caps"))?;
-        let buffer = sample
-            .buffer()
-            .ok_or_else(|| err("sample without buffer"))?;
-        let pts = self.relative(buffer.pts());
-        let map = buffer
-            .map_readable()
-            .map_err(|_| err("unreadable buffer"))?;
-        let (w, h) = (info.width(), info.height());
-        let stride = info.stride()[0] as usize;
-        let row = w as usize * 3;
-        let data = map.as_slice();
-        if data.len() < stride * (h as usize - 1) + row {
-            return Err(err("buffer smaller than its caps say"));
-        }
-        let mut pixels = Vec::with_capacity(row * h as usize);
-        for y in 0..h as usize {
-            pixels.extend_from_slice(&data[y * stride..y * stride + row]);
-        }
-        let image = RgbImage::from_raw(w, h, pixels).ok_or_else(|| err("bad frame size"))?;
+        })?;
         Ok(Frame {
             index: self.next_index,
-            pts,
+            pts: self.relative(pts),
             image: Arc::new(image),
         })
     }
+}
+
+/// An RGB sample's picture (rows copied out of GStreamer's stride) and its timestamp.
+pub(crate) fn rgb_from_sample(
+    sample: &gst::Sample,
+) -> Result<(RgbImage, Option<gst::ClockTime>), &'static str> {
+    let caps = sample.caps().ok_or("sample without caps")?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(|_| "unreadable video caps")?;
+    let buffer = sample.buffer().ok_or("sample without buffer")?;
+    let map = buffer.map_readable().map_err(|_| "unreadable buffer")?;
+    let (w, h) = (info.width(), info.height());
+    let stride = info.stride()[0] as usize;
+    let row = w as usize * 3;
+    let data = map.as_slice();
+    if h == 0 || data.len() < stride * (h as usize - 1) + row {
+        return Err("buffer smaller than its caps say");
+    }
+    let mut pixels = Vec::with_capacity(row * h as usize);
+    for y in 0..h as usize {
+        pixels.extend_from_slice(&data[y * stride..y * stride + row]);
+    }
+    let image = RgbImage::from_raw(w, h, pixels).ok_or("bad frame size")?;
+    Ok((image, buffer.pts()))
 }
 
 impl Iterator for FileSource {
