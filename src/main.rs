@@ -656,14 +656,14 @@ fn bench(models_path: &Path, camera_path: &Path, video: &Path) -> Result<()> {
     drop(decoder);
 
     let t = Instant::now();
-    let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
+    let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
     let mut analysed = 0u64;
     let mut violations = 0usize;
     for frame in FileSource::open(video, camera.analysis_fps)? {
-        violations += analyzer.process(frame?)?.len();
+        violations += analyzer.process(&mut models, frame?)?.len();
         analysed += 1;
     }
-    violations += analyzer.finish()?.len();
+    violations += analyzer.finish(&mut models)?.len();
     let pipeline_s = t.elapsed().as_secs_f64();
 
     println!(

@@ -13,7 +13,7 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
     let mut models = Models::load(&common::models_path()).unwrap();
     for scene in common::SCENES {
         let truth = common::truth(scene);
-        let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
+        let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
         let mut findings = Vec::new();
         for frame in FileSource::open(
             &common::fixture(&format!("{scene}.mp4")),
@@ -21,9 +21,9 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
         )
         .unwrap()
         {
-            findings.extend(analyzer.process(frame.unwrap()).unwrap());
+            findings.extend(analyzer.process(&mut models, frame.unwrap()).unwrap());
         }
-        findings.extend(analyzer.finish().unwrap());
+        findings.extend(analyzer.finish(&mut models).unwrap());
 
         let violators: Vec<_> = truth
             .vehicles
@@ -82,13 +82,13 @@ phases = [
     std::fs::write(&path, format!("{head}{schedule}")).unwrap();
     let camera = CameraConfig::load(&path).unwrap();
     let mut models = Models::load(&common::models_path()).unwrap();
-    let mut analyzer = Analyzer::new(camera.clone(), &mut models, AnalyzerSettings::default());
+    let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
     let mut findings = Vec::new();
     for frame in FileSource::open(&common::fixture("redlight_a.mp4"), camera.analysis_fps).unwrap()
     {
-        findings.extend(analyzer.process(frame.unwrap()).unwrap());
+        findings.extend(analyzer.process(&mut models, frame.unwrap()).unwrap());
     }
-    findings.extend(analyzer.finish().unwrap());
+    findings.extend(analyzer.finish(&mut models).unwrap());
     let plates: Vec<_> = findings
         .iter()
         .map(|f| f.plate.as_ref().map(|p| p.plate.to_string()))

@@ -115,9 +115,10 @@ impl Default for AnalyzerSettings {
     }
 }
 
-pub struct Analyzer<'m> {
+/// One camera's analysis state (tracks, pending violations, recent frames). The models
+/// are lent per call, so one set of models can serve several cameras.
+pub struct Analyzer {
     camera: CameraConfig,
-    models: &'m mut Models,
     settings: AnalyzerSettings,
     tracker: IouTracker,
     rule: RedLightRule,
@@ -129,8 +130,8 @@ pub struct Analyzer<'m> {
     checked_size: bool,
 }
 
-impl<'m> Analyzer<'m> {
-    pub fn new(camera: CameraConfig, models: &'m mut Models, settings: AnalyzerSettings) -> Self {
+impl Analyzer {
+    pub fn new(camera: CameraConfig, settings: AnalyzerSettings) -> Self {
         let fps = camera.analysis_fps;
         Self {
             rule: RedLightRule::new(&camera.red_light),
@@ -142,9 +143,13 @@ impl<'m> Analyzer<'m> {
             pending: Vec::new(),
             checked_size: false,
             camera,
-            models,
             settings,
         }
+    }
+
+    /// A violation is waiting for its "after" frame: every frame matters until it has it.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     pub fn camera(&self) -> &CameraConfig {
@@ -152,14 +157,18 @@ impl<'m> Analyzer<'m> {
     }
 
     /// Analyse one frame; returns the violations that became complete with it.
-    pub fn process(&mut self, frame: Frame) -> Result<Vec<Finding>, AnalysisError> {
+    pub fn process(
+        &mut self,
+        models: &mut Models,
+        frame: Frame,
+    ) -> Result<Vec<Finding>, AnalysisError> {
         if !self.checked_size {
             self.camera
                 .check_frame_size(frame.image.width(), frame.image.height())?;
             self.checked_size = true;
         }
         let signal = self.signal.state(&frame.image, frame.pts);
-        let detections = self.models.vehicle.detect(&frame.image)?;
+        let detections = models.vehicle.detect(&frame.image)?;
         let observations: Vec<Observation> = detections
             .iter()
             .map(|d| Observation {
@@ -196,8 +205,8 @@ impl<'m> Analyzer<'m> {
             let ended_track = ended.iter().find(|t| t.id == p.crossing.track_id);
             let late_enough = frame.pts >= p.crossing.pts + self.settings.after_delay;
             match (track, ended_track) {
-                (Some(t), _) if late_enough => done.push(self.complete(p, t)?),
-                (_, Some(t)) => done.push(self.complete(p, t)?),
+                (Some(t), _) if late_enough => done.push(self.complete(models, p, t)?),
+                (_, Some(t)) => done.push(self.complete(models, p, t)?),
                 _ => still.push(p),
             }
         }
@@ -209,12 +218,12 @@ impl<'m> Analyzer<'m> {
     }
 
     /// The stream ended: complete every pending violation with what was seen.
-    pub fn finish(&mut self) -> Result<Vec<Finding>, AnalysisError> {
+    pub fn finish(&mut self, models: &mut Models) -> Result<Vec<Finding>, AnalysisError> {
         let tracks = self.tracker.finish();
         let mut done = Vec::new();
         for p in std::mem::take(&mut self.pending) {
             if let Some(t) = tracks.iter().find(|t| t.id == p.crossing.track_id) {
-                done.push(self.complete(p, t)?);
+                done.push(self.complete(models, p, t)?);
             }
         }
         self.crops.clear();
@@ -287,7 +296,12 @@ impl<'m> Analyzer<'m> {
         crops.truncate(limit);
     }
 
-    fn complete(&mut self, p: Pending, track: &Track) -> Result<Finding, AnalysisError> {
+    fn complete(
+        &mut self,
+        models: &mut Models,
+        p: Pending,
+        track: &Track,
+    ) -> Result<Finding, AnalysisError> {
         let last = track.last();
         let after_index = track
             .points
@@ -304,7 +318,7 @@ impl<'m> Analyzer<'m> {
             .map(Vec::as_slice)
             .unwrap_or_default();
         for (i, crop) in crops.iter().enumerate() {
-            if let Some(read) = self.models.plates.read(&crop.image)? {
+            if let Some(read) = models.plates.read(&crop.image)? {
                 reads.push((read, i));
             }
         }
@@ -322,8 +336,7 @@ impl<'m> Analyzer<'m> {
             None => (None, 0.0, None),
         };
         let class_id = track.class_id();
-        let vehicle_class = self
-            .models
+        let vehicle_class = models
             .vehicle
             .classes
             .get(class_id)

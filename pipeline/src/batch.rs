@@ -104,7 +104,7 @@ pub fn process_file(
     };
     let mut frames = FileSource::open(path, camera.analysis_fps)?;
     let model_info = models.info.clone();
-    let mut analyzer = Analyzer::new(camera.clone(), models, AnalyzerSettings::default());
+    let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
     let mut report = FileReport::default();
     let analysis_err = |source: AnalysisError| BatchError::Analysis {
         path: path.to_owned(),
@@ -122,6 +122,7 @@ pub fn process_file(
                 &model_info,
                 &finding,
                 key,
+                None,
             )?;
             let occurred_at =
                 started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
@@ -153,7 +154,7 @@ pub fn process_file(
     while let Some(frame) = frames.next() {
         let frame = frame?;
         let position = frame.pts;
-        let findings = analyzer.process(frame).map_err(analysis_err)?;
+        let findings = analyzer.process(models, frame).map_err(analysis_err)?;
         emit(findings, &mut report)?;
         report.frames += 1;
         on_progress(Progress {
@@ -162,7 +163,7 @@ pub fn process_file(
             frames: report.frames,
         });
     }
-    let findings = analyzer.finish().map_err(analysis_err)?;
+    let findings = analyzer.finish(models).map_err(analysis_err)?;
     emit(findings, &mut report)?;
     report.duration = frames.duration();
     Ok(report)

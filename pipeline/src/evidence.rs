@@ -75,7 +75,15 @@ pub fn local_time(t: DateTime<Utc>) -> String {
         .to_rfc3339_opts(SecondsFormat::Millis, false)
 }
 
+/// A video clip of the violation to move into the package as `clip.mp4`, with the stream
+/// time its first frame has.
+pub struct ClipFile<'a> {
+    pub path: &'a Path,
+    pub starts_at: std::time::Duration,
+}
+
 /// Write the package for `finding` under `root/<event_id>`, or return the existing one.
+#[allow(clippy::too_many_arguments)]
 pub fn write_package(
     root: &Path,
     event_id: Uuid,
@@ -84,6 +92,7 @@ pub fn write_package(
     models: &[ModelInfo],
     finding: &Finding,
     key: &EvidenceKey,
+    clip: Option<ClipFile<'_>>,
 ) -> Result<Package, EvidenceError> {
     let dir = root.join(event_id.to_string());
     let io = |path: &Path| {
@@ -134,6 +143,17 @@ pub fn write_package(
     if let Some(crop) = &finding.plate_crop {
         files.push(save_jpeg(&partial, "plate.jpg", crop)?);
     }
+    let clip_offset_ms = clip.as_ref().map(|c| c.starts_at.as_millis());
+    if let Some(clip) = clip {
+        let target = partial.join("clip.mp4");
+        std::fs::rename(clip.path, &target).map_err(io(clip.path))?;
+        let bytes = std::fs::read(&target).map_err(io(&target))?;
+        files.push(FileEntry {
+            name: "clip.mp4".into(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes: bytes.len() as u64,
+        });
+    }
 
     let manifest = serde_json::json!({
         "schema_version": 1,
@@ -168,6 +188,9 @@ pub fn write_package(
             "confidence": finding.plate_confidence,
         })),
         "source": source,
+        "clip": clip_offset_ms.map(|ms| serde_json::json!({
+            "file": "clip.mp4", "video_offset_ms": ms,
+        })),
         "models": models,
         "files": files,
     });

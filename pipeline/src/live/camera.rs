@@ -267,6 +267,19 @@ impl LiveCamera {
         (!units.is_empty()).then_some((caps, units))
     }
 
+    /// Stream time of the newest compressed unit held.
+    pub fn ring_end(&self) -> Option<Duration> {
+        let ring = self.shared.ring.lock().ok()?;
+        ring.1
+            .span()
+            .map(|(_, end)| Duration::from_nanos(end.nseconds()))
+    }
+
+    /// Analysis frames waiting.
+    pub fn queued(&self) -> usize {
+        self.shared.frames.len()
+    }
+
     pub fn stop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.thread.take() {

@@ -3,7 +3,10 @@
 
 pub mod camera;
 pub mod clip;
+pub mod deployment;
+pub mod motion;
 pub mod ring;
+pub mod runner;
 pub mod test_server;
 
 use std::path::Path;
