@@ -191,7 +191,7 @@ impl Shared {
 
 pub struct LiveCamera {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl LiveCamera {
@@ -226,7 +226,7 @@ impl LiveCamera {
             .map_err(|e| LiveError::Gst(format!("cannot start camera thread: {e}")))?;
         Ok(Self {
             shared,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -280,9 +280,11 @@ impl LiveCamera {
         self.shared.frames.len()
     }
 
-    pub fn stop(&mut self) {
+    /// Disconnect and stop retrying; waits for the supervisor to end.
+    pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
+        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
             let _ = t.join();
         }
         self.shared.set_state(CameraState::Stopped);

@@ -200,7 +200,7 @@ pub struct RunnerSettings {
 pub struct LiveRunner {
     slots: Arc<Vec<Slot>>,
     stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -261,7 +261,7 @@ impl LiveRunner {
         Ok(Self {
             slots,
             stop,
-            workers,
+            workers: Mutex::new(workers),
             metrics,
         })
     }
@@ -285,12 +285,19 @@ impl LiveRunner {
 
     /// Stop taking frames, finish every pending violation with the video there is (clip
     /// cut short rather than lost), then stop the cameras.
-    pub fn shutdown(mut self) {
+    pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        for w in self.workers.drain(..) {
+        let workers: Vec<_> = self
+            .workers
+            .lock()
+            .map(|mut w| w.drain(..).collect())
+            .unwrap_or_default();
+        for w in workers {
             let _ = w.join();
         }
-        // Cameras stop when their slots drop.
+        for slot in self.slots.iter() {
+            slot.camera.stop();
+        }
     }
 }
 
@@ -475,10 +482,7 @@ impl Worker {
 
 impl Drop for LiveRunner {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.shutdown();
     }
 }
 
