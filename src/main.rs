@@ -184,6 +184,17 @@ enum Command {
     },
     /// Print the public key that evidence is signed with (made on first use).
     Key,
+    /// Live cameras analysed in real time: for each camera count, that many looping RTSP
+    /// streams of the fixtures through the whole live pipeline for `--seconds`.
+    #[command(hide = true)]
+    BenchLive {
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3,4")]
+        cameras: Vec<usize>,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long)]
+        no_gating: bool,
+    },
     /// Intake throughput: events/s recorded on this database (SQLite by default).
     #[command(hide = true)]
     BenchIntake {
@@ -350,6 +361,11 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("{n} audit entries");
             Ok(())
         }
+        Command::BenchLive {
+            cameras,
+            seconds,
+            no_gating,
+        } => bench_live(&models_path, &cameras, seconds, !no_gating),
         Command::BenchIntake { events, writers } => {
             let store = match cli.database.as_deref() {
                 Some(url) => runtime.block_on(CaseStore::open(url))?,
@@ -1137,4 +1153,118 @@ fn demo_live(
     drop(server);
     println!();
     list_cases(runtime, ctx.data, ctx.database, false)
+}
+
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn bench_live(models_path: &Path, counts: &[usize], seconds: u64, gating: bool) -> Result<()> {
+    let fixtures = Path::new(CHECKOUT).join("fixtures");
+    let files = ["redlight_a.mp4", "redlight_b.mp4"].map(|f| fixtures.join("generated").join(f));
+    // The detector alone, on a fixture frame: the ceiling of detected frames per second.
+    let mut models = Models::load(models_path)?;
+    let frame = FileSource::open(&files[0], 5)?
+        .nth(20)
+        .context("fixture too short")??;
+    let _ = models.vehicle.detect(&frame.image)?;
+    let start = Instant::now();
+    let runs = 20;
+    for _ in 0..runs {
+        let _ = models.vehicle.detect(&frame.image)?;
+    }
+    let detector_fps = runs as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "detector alone: {detector_fps:.1} frames/s ({:.0} ms/frame) = {:.1} cameras at 5 analysed frames/s",
+        1000.0 / detector_fps,
+        detector_fps / 5.0
+    );
+    drop(models);
+    println!("motion gating: {}", if gating { "on" } else { "off" });
+    println!(
+        "cameras  frames/s/cam  analysed  gated-out  dropped  violations  RSS MiB (per camera)  real time"
+    );
+    for &n in counts {
+        let mounts: Vec<Mount> = (0..n)
+            .map(|i| Mount::Video {
+                path: format!("/cam{i}"),
+                file: files[i % 2].clone(),
+                credentials: None,
+            })
+            .collect();
+        let server = TestRtspServer::start(mounts, 0)?;
+        let dir = tempfile_dir()?;
+        let camera = fixtures.join("cameras/junction-demo.toml");
+        let mut toml = format!("[run]\nmotion_gating = {gating}\n");
+        for i in 0..n {
+            toml.push_str(&format!(
+                "\n[[camera]]\nconfig = \"{}\"\nid = \"cam{i}\"\nurl = \"{}\"\n",
+                camera.display(),
+                server.url(&format!("/cam{i}"))
+            ));
+        }
+        let path = dir.join("deployment.toml");
+        std::fs::write(&path, toml)?;
+        let rss_before = rss_mib();
+        let runner = LiveRunner::start(
+            Deployment::load(&path)?,
+            RunnerSettings {
+                evidence_root: dir.join("evidence"),
+                models_path: models_path.to_owned(),
+                key: std::sync::Arc::new(EvidenceKey::load_or_create(&dir.join("keys"))?),
+                sink: std::sync::Arc::new(|_| Ok(())),
+            },
+        )?;
+        // Let every camera connect, then measure.
+        std::thread::sleep(Duration::from_secs(3));
+        let before: Vec<_> = runner.statuses();
+        let counts_before = runner.analysis_counts();
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs(seconds));
+        let secs = t.elapsed().as_secs_f64();
+        let after = runner.statuses();
+        let counts_after = runner.analysis_counts();
+        let rss = rss_mib();
+        runner.shutdown();
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+        let sum = |v: &[vigil_pipeline::live::camera::CameraStatus],
+                   f: fn(&vigil_pipeline::live::camera::CameraStatus) -> u64| {
+            v.iter().map(f).sum::<u64>()
+        };
+        let frames = sum(&after, |s| s.frames_in) - sum(&before, |s| s.frames_in);
+        let dropped = sum(&after, |s| s.frames_dropped) - sum(&before, |s| s.frames_dropped);
+        let analysed: u64 = counts_after.iter().map(|c| c.1).sum::<u64>()
+            - counts_before.iter().map(|c| c.1).sum::<u64>();
+        let skipped: u64 = counts_after.iter().map(|c| c.2).sum::<u64>()
+            - counts_before.iter().map(|c| c.2).sum::<u64>();
+        let violations: u64 = counts_after.iter().map(|c| c.3).sum();
+        let drop_share = dropped as f64 / frames.max(1) as f64;
+        println!(
+            "{n:>7}  {:>12.2}  {analysed:>8}  {skipped:>9}  {:>6.1}%  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
+            frames as f64 / secs / n as f64,
+            drop_share * 100.0,
+            (rss - rss_before).max(0.0) / n as f64,
+            if drop_share <= 0.01 { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-bench-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }

@@ -35,6 +35,8 @@ pub struct LiveSettings {
     pub password: Option<String>,
     pub transport: Transport,
     pub analysis_fps: u32,
+    /// Scale analysis frames to this size (the size the camera's geometry is drawn in).
+    pub frame_size: Option<(u32, u32)>,
     /// No analysis frame for this long while streaming: stalled, reconnect.
     pub stall_after: Duration,
     pub backoff_min: Duration,
@@ -55,6 +57,7 @@ impl LiveSettings {
             password: None,
             transport: Transport::Tcp,
             analysis_fps: 5,
+            frame_size: None,
             stall_after: Duration::from_secs(5),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(4),
@@ -373,9 +376,12 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
          t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 leaky=downstream \
             ! appsink name=units sync=false max-buffers=500 drop=true \
          t. ! queue max-size-buffers=30 leaky=downstream ! avdec_h264 ! videoconvert ! videoscale \
-            ! videorate drop-only=true ! video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={}/1 \
+            ! videorate drop-only=true ! video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={}/1{} \
             ! appsink name=frames sync=false max-buffers=2 drop=true",
-        s.analysis_fps.max(1)
+        s.analysis_fps.max(1),
+        s.frame_size
+            .map(|(w, h)| format!(",width={w},height={h}"))
+            .unwrap_or_default()
     );
     let pipeline = match gst::parse::launch(&description)
         .ok()

@@ -72,6 +72,11 @@ struct CameraEntry {
     password_env: Option<Spanned<String>>,
     #[serde(default)]
     transport: Option<Spanned<String>>,
+    /// Analysis frames are scaled to this [width, height]; the camera config's geometry is
+    /// checked against it at start-up. Without it, frames keep the stream's size and the
+    /// geometry is checked on the first frame.
+    #[serde(default)]
+    frame_size: Option<Spanned<[u32; 2]>>,
 }
 
 #[derive(Debug)]
@@ -161,6 +166,21 @@ impl Deployment {
                     }
                 };
             }
+            if let Some(size) = &entry.frame_size {
+                let [w, h] = *size.get_ref();
+                let line = line_of(&text, size.span().start);
+                if w < 32 || h < 32 || w > 7680 || h > 4320 {
+                    return Err(err(
+                        line,
+                        "camera.frame_size",
+                        format!("{w}x{h} is not a frame size"),
+                    ));
+                }
+                config
+                    .check_frame_size(w, h)
+                    .map_err(|e| err(line, "camera.frame_size", e.to_string()))?;
+                settings.frame_size = Some((w, h));
+            }
             settings.analysis_fps = config.analysis_fps;
             settings.stall_after = Duration::from_secs_f64(file.run.stall_seconds.max(0.5));
             settings.queue_frames = file.run.queue_frames.max(1);
@@ -236,6 +256,14 @@ mod tests {
         assert!(
             missing.contains("deployment.toml:2: camera.config") && missing.contains("nope.toml"),
             "{missing}"
+        );
+        let outside = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\nframe_size = [320, 180]\n",
+        );
+        assert!(
+            outside.contains(":4: camera.frame_size")
+                && outside.contains("outside the 320x180 frame"),
+            "{outside}"
         );
         let transport = error(
             "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\ntransport = \"carrier pigeon\"\n",

@@ -270,6 +270,22 @@ impl LiveRunner {
         self.slots.iter().map(|s| s.camera.status()).collect()
     }
 
+    /// (frames analysed, frames skipped by motion gating, violations) per camera.
+    pub fn analysis_counts(&self) -> Vec<(String, u64, u64, u64)> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let l = Metrics::label(&s.config.id);
+                (
+                    s.config.id.clone(),
+                    self.metrics.analysed.get_or_create(&l).get(),
+                    self.metrics.skipped.get_or_create(&l).get(),
+                    self.metrics.violations.get_or_create(&l).get(),
+                )
+            })
+            .collect()
+    }
+
     /// Prometheus text exposition of the metrics.
     pub fn metrics_text(&self) -> String {
         let statuses: Vec<(CameraStatus, usize)> = self
