@@ -204,3 +204,54 @@ fn a_wrong_url_wrong_credentials_and_an_audio_stream_fail_with_their_reasons() {
     }
     assert!(LiveCamera::start(LiveSettings::new("x", "http://example/a")).is_err());
 }
+
+#[test]
+fn clips_come_from_the_main_stream_when_the_camera_has_one() {
+    let server = TestRtspServer::start(
+        vec![
+            video("/sub", "redlight_a.mp4"),
+            video("/main", "redlight_a.mp4"),
+        ],
+        0,
+    )
+    .unwrap();
+    let mut s = LiveSettings::new("two-streams", &server.url("/sub"));
+    s.evidence_url = Some(server.url("/main"));
+    let cam = LiveCamera::start(s).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(40), || {
+            let st = cam.status();
+            st.state == CameraState::Streaming
+                && st.evidence == Some(CameraState::Streaming)
+                && cam
+                    .ring_end()
+                    .is_some_and(|e| e >= Duration::from_millis(6500))
+        }),
+        "{:?}",
+        cam.status()
+    );
+    drain(&cam);
+    let (caps, units) = cam
+        .clip(Duration::from_secs(4), Duration::from_secs(6))
+        .expect("a clip from the main stream");
+    eprintln!(
+        "{} units, {:?} .. {:?}",
+        units.len(),
+        units.first().map(|u| u.pts),
+        units.last().map(|u| u.pts)
+    );
+    assert!(units[0].keyframe);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clip.mp4");
+    write_clip(&units, &caps, &path).unwrap();
+    let frames = FileSource::open(&path, 5)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let last = frames.last().unwrap().pts;
+    assert!(
+        last >= Duration::from_millis(1500),
+        "clip ends at {last:?}, {} frames",
+        frames.len()
+    );
+}

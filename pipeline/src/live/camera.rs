@@ -35,6 +35,9 @@ pub struct LiveSettings {
     pub password: Option<String>,
     pub transport: Transport,
     pub analysis_fps: u32,
+    /// The camera's main stream, for evidence clips; without it, clips come from `url`.
+    /// Credentials are those above unless the URL carries its own.
+    pub evidence_url: Option<String>,
     /// Scale analysis frames to this size (the size the camera's geometry is drawn in).
     pub frame_size: Option<(u32, u32)>,
     /// No analysis frame for this long while streaming: stalled, reconnect.
@@ -58,6 +61,7 @@ impl LiveSettings {
             transport: Transport::Tcp,
             analysis_fps: 5,
             frame_size: None,
+            evidence_url: None,
             stall_after: Duration::from_secs(5),
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(4),
@@ -153,11 +157,19 @@ pub struct CameraStatus {
     pub reconnects: u64,
     pub last_frame: Option<Instant>,
     pub ring_bytes: usize,
+    /// The evidence (main) stream's state, when it has its own.
+    pub evidence: Option<CameraState>,
 }
 
 struct Shared {
     settings: LiveSettings,
     url: CameraUrl,
+    evidence_url: Option<CameraUrl>,
+    evidence_state: Mutex<CameraState>,
+    /// When the analysis connection's first unit or frame arrived: the main stream's
+    /// units are placed on the analysis timeline by their arrival after it.
+    anchor: Mutex<Option<Instant>>,
+    evidence_units: AtomicU64,
     state: Mutex<CameraState>,
     frames: ArrayQueue<Frame>,
     ring: Mutex<(Option<gst::Caps>, RingBuffer)>,
@@ -190,11 +202,29 @@ impl Shared {
     fn stopping(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
     }
+
+    fn set_anchor(&self) {
+        *self.anchor.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn set_evidence_state(&self, state: CameraState) {
+        let mut s = self
+            .evidence_state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if *s != state {
+            if let CameraState::Failed(reason) = &state {
+                tracing::warn!(camera = %self.settings.id, %reason, "evidence stream failed");
+            }
+            *s = state;
+        }
+    }
 }
 
 pub struct LiveCamera {
     shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    evidence_thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl LiveCamera {
@@ -203,6 +233,11 @@ impl LiveCamera {
     pub fn start(mut settings: LiveSettings) -> Result<Self, LiveError> {
         init_gstreamer()?;
         let url = parse_camera_url(&settings.url)?;
+        let evidence_url = settings
+            .evidence_url
+            .as_deref()
+            .map(parse_camera_url)
+            .transpose()?;
         settings.username = settings.username.take().or(url.username.clone());
         settings.password = settings.password.take().or(url.password.clone());
         let shared = Arc::new(Shared {
@@ -212,6 +247,10 @@ impl LiveCamera {
                 RingBuffer::new(settings.ring, settings.ring_max_bytes),
             )),
             url,
+            evidence_state: Mutex::new(CameraState::Connecting),
+            anchor: Mutex::new(None),
+            evidence_units: AtomicU64::new(0),
+            evidence_url,
             settings,
             state: Mutex::new(CameraState::Connecting),
             stop: AtomicBool::new(false),
@@ -225,11 +264,23 @@ impl LiveCamera {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name(format!("camera-{}", shared.settings.id))
-            .spawn(move || supervise(s))
+            .spawn(move || supervise(s, Stream::Analysis))
             .map_err(|e| LiveError::Gst(format!("cannot start camera thread: {e}")))?;
+        let evidence_thread = if shared.evidence_url.is_some() {
+            let s = shared.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name(format!("evidence-{}", shared.settings.id))
+                    .spawn(move || supervise(s, Stream::Evidence))
+                    .map_err(|e| LiveError::Gst(format!("cannot start camera thread: {e}")))?,
+            )
+        } else {
+            None
+        };
         Ok(Self {
             shared,
             thread: Mutex::new(Some(thread)),
+            evidence_thread: Mutex::new(evidence_thread),
         })
     }
 
@@ -250,6 +301,12 @@ impl LiveCamera {
             reconnects: s.reconnects.load(Ordering::SeqCst),
             last_frame: (last > 0).then(|| s.epoch + Duration::from_millis(last)),
             ring_bytes: s.ring.lock().map(|r| r.1.bytes()).unwrap_or(0),
+            evidence: s.evidence_url.as_ref().map(|_| {
+                s.evidence_state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone()
+            }),
         }
     }
 
@@ -286,9 +343,11 @@ impl LiveCamera {
     /// Disconnect and stop retrying; waits for the supervisor to end.
     pub fn stop(&self) {
         self.shared.stop.store(true, Ordering::SeqCst);
-        let thread = self.thread.lock().ok().and_then(|mut t| t.take());
-        if let Some(t) = thread {
-            let _ = t.join();
+        for slot in [&self.thread, &self.evidence_thread] {
+            let thread = slot.lock().ok().and_then(|mut t| t.take());
+            if let Some(t) = thread {
+                let _ = t.join();
+            }
         }
         self.shared.set_state(CameraState::Stopped);
     }
@@ -312,20 +371,40 @@ pub fn backoff(attempt: u32, min: Duration, max: Duration) -> Duration {
     full.mul_f64(fraction)
 }
 
-fn supervise(shared: Arc<Shared>) {
+/// Which of a camera's streams a supervisor keeps up.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Analysis,
+    Evidence,
+}
+
+impl Shared {
+    fn set_stream_state(&self, stream: Stream, state: CameraState) {
+        match stream {
+            Stream::Analysis => self.set_state(state),
+            Stream::Evidence => self.set_evidence_state(state),
+        }
+    }
+}
+
+fn supervise(shared: Arc<Shared>, stream: Stream) {
     let mut attempt = 0u32;
     while !shared.stopping() {
-        shared.set_state(CameraState::Connecting);
-        let outcome = run_connection(&shared);
+        shared.set_stream_state(stream, CameraState::Connecting);
+        let (state, streamed) = match stream {
+            Stream::Analysis => run_connection(&shared),
+            Stream::Evidence => run_evidence_connection(&shared),
+        };
         if shared.stopping() {
             break;
         }
-        let (state, streamed) = outcome;
         if streamed {
             attempt = 0;
         }
-        shared.reconnects.fetch_add(1, Ordering::SeqCst);
-        shared.set_state(state);
+        if stream == Stream::Analysis {
+            shared.reconnects.fetch_add(1, Ordering::SeqCst);
+        }
+        shared.set_stream_state(stream, state);
         let wait = backoff(
             attempt,
             shared.settings.backoff_min,
@@ -337,7 +416,55 @@ fn supervise(shared: Arc<Shared>) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    shared.set_state(CameraState::Stopped);
+    shared.set_stream_state(stream, CameraState::Stopped);
+}
+
+/// Put a compressed sample into the ring buffer at `pts` (remembering the stream's caps).
+fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime) {
+    let Some(buffer) = sample.buffer() else {
+        return;
+    };
+    let Ok(map) = buffer.map_readable() else {
+        return;
+    };
+    let unit = AccessUnit {
+        data: Arc::from(map.as_slice()),
+        pts,
+        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+    };
+    if let Ok(mut ring) = shared.ring.lock() {
+        if ring.0.is_none() {
+            ring.0 = sample.caps().map(|c| c.to_owned());
+        }
+        ring.1.push(unit);
+    }
+}
+
+/// Start a camera pipeline; its bus, or the failure to show.
+fn play(pipeline: &gst::Pipeline, shown_url: &str) -> Result<gst::Bus, CameraState> {
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| CameraState::Failed("pipeline without a bus".into()))?;
+    if pipeline.set_state(gst::State::Playing).is_err() {
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(CameraState::Failed(format!("cannot start {shown_url}")));
+    }
+    Ok(bus)
+}
+
+/// Wait up to 100 ms for the pipeline to fail or end; the state that leaves it in.
+fn bus_failure(bus: &gst::Bus, shown_url: &str) -> Option<CameraState> {
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_mseconds(100),
+        &[gst::MessageType::Error, gst::MessageType::Eos],
+    )?;
+    Some(match msg.view() {
+        gst::MessageView::Error(e) => {
+            let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
+            CameraState::Failed(reason_of(&e.error().to_string(), &debug, shown_url))
+        }
+        _ => CameraState::Failed("the camera ended the stream".into()),
+    })
 }
 
 /// Turn GStreamer's error into what an operator can act on.
@@ -420,6 +547,7 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
         ring.0 = None;
         ring.1.clear();
     }
+    *shared.anchor.lock().unwrap_or_else(|p| p.into_inner()) = None;
     // Both branches time from the first access unit of this connection.
     let first_pts: Arc<Mutex<Option<gst::ClockTime>>> = Arc::default();
     {
@@ -438,22 +566,16 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
                     let base = *first_pts
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert(pts);
-                    let Ok(map) = buffer.map_readable() else {
+                        .get_or_insert_with(|| {
+                            shared.set_anchor();
+                            pts
+                        });
+                    if shared.evidence_url.is_some() {
+                        // Clips come from the main stream.
                         return Ok(gst::FlowSuccess::Ok);
-                    };
-                    let unit = AccessUnit {
-                        data: Arc::from(map.as_slice()),
-                        pts: pts.saturating_sub(base),
-                        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-                    };
-                    shared.units_in.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut ring) = shared.ring.lock() {
-                        if ring.0.is_none() {
-                            ring.0 = sample.caps().map(|c| c.to_owned());
-                        }
-                        ring.1.push(unit);
                     }
+                    shared.units_in.fetch_add(1, Ordering::Relaxed);
+                    keep_unit(&shared, &sample, pts.saturating_sub(base));
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .build(),
@@ -474,7 +596,10 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
                     let base = *first_pts
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
-                        .get_or_insert(pts);
+                        .get_or_insert_with(|| {
+                            shared.set_anchor();
+                            pts
+                        });
                     let frame = Frame {
                         index: index.fetch_add(1, Ordering::Relaxed),
                         pts: Duration::from_nanos(pts.saturating_sub(base).nseconds()),
@@ -493,16 +618,10 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
                 .build(),
         );
     }
-    let Some(bus) = pipeline.bus() else {
-        return (CameraState::Failed("pipeline without a bus".into()), false);
+    let bus = match play(&pipeline, &shared.url.shown) {
+        Ok(bus) => bus,
+        Err(failed) => return (failed, false),
     };
-    if pipeline.set_state(gst::State::Playing).is_err() {
-        let _ = pipeline.set_state(gst::State::Null);
-        return (
-            CameraState::Failed(format!("cannot start {}", shared.url.shown)),
-            false,
-        );
-    }
     let started = Instant::now();
     let mut streamed = false;
     let frames_before = shared.frames_in.load(Ordering::SeqCst);
@@ -510,21 +629,8 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
         if shared.stopping() {
             break CameraState::Stopped;
         }
-        if let Some(msg) = bus.timed_pop_filtered(
-            gst::ClockTime::from_mseconds(100),
-            &[gst::MessageType::Error, gst::MessageType::Eos],
-        ) {
-            match msg.view() {
-                gst::MessageView::Error(e) => {
-                    let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
-                    break CameraState::Failed(reason_of(
-                        &e.error().to_string(),
-                        &debug,
-                        &shared.url.shown,
-                    ));
-                }
-                _ => break CameraState::Failed("the camera ended the stream".into()),
-            }
+        if let Some(failed) = bus_failure(&bus, &shared.url.shown) {
+            break failed;
         }
         let got_frames = shared.frames_in.load(Ordering::SeqCst) > frames_before;
         if got_frames && !streamed {
@@ -553,6 +659,106 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
                 CameraState::Failed(format!(
                     "no video from {} within {} s",
                     shared.url.shown,
+                    limit.as_secs()
+                ))
+            };
+        }
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    (outcome, streamed)
+}
+
+/// The main stream: reconnects like the analysis stream, on its own, and only fills the
+/// ring buffer.
+fn run_evidence_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
+    let Some(url) = shared.evidence_url.clone() else {
+        return (CameraState::Stopped, false);
+    };
+    let s = &shared.settings;
+    let protocols = match s.transport {
+        Transport::Tcp => "tcp",
+        Transport::Udp => "udp",
+    };
+    let description = format!(
+        "rtspsrc name=src latency=200 protocols={protocols} timeout=5000000 tcp-timeout=5000000 \
+         ! rtph264depay ! h264parse config-interval=-1 \
+         ! video/x-h264,stream-format=byte-stream,alignment=au \
+         ! appsink name=units sync=false max-buffers=500 drop=true"
+    );
+    let built = gst::parse::launch(&description)
+        .ok()
+        .and_then(|p| p.downcast::<gst::Pipeline>().ok());
+    let Some((pipeline, src, units)) = built.and_then(|p| {
+        let src = p.by_name("src")?;
+        let units = p.by_name("units")?.downcast::<gst_app::AppSink>().ok()?;
+        Some((p, src, units))
+    }) else {
+        return (
+            CameraState::Failed("cannot build the RTSP pipeline".into()),
+            false,
+        );
+    };
+    src.set_property("location", &url.shown);
+    if let Some(u) = url.username.as_ref().or(s.username.as_ref()) {
+        src.set_property("user-id", u);
+    }
+    if let Some(p) = url.password.as_ref().or(s.password.as_ref()) {
+        src.set_property("user-pw", p);
+    }
+    {
+        let shared = shared.clone();
+        units.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let anchor = *shared.anchor.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(anchor) = anchor else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    shared.evidence_units.fetch_add(1, Ordering::Relaxed);
+                    // Placed on the analysis timeline by when it arrived.
+                    let at = gst::ClockTime::from_nseconds(anchor.elapsed().as_nanos() as u64);
+                    keep_unit(&shared, &sample, at);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    let bus = match play(&pipeline, &url.shown) {
+        Ok(bus) => bus,
+        Err(failed) => return (failed, false),
+    };
+    let mut streamed = false;
+    let mut last_count = shared.evidence_units.load(Ordering::SeqCst);
+    let mut last_change = Instant::now();
+    let outcome = loop {
+        if shared.stopping() {
+            break CameraState::Stopped;
+        }
+        if let Some(failed) = bus_failure(&bus, &url.shown) {
+            break failed;
+        }
+        let count = shared.evidence_units.load(Ordering::SeqCst);
+        if count != last_count {
+            last_count = count;
+            last_change = Instant::now();
+            if !streamed {
+                streamed = true;
+                shared.set_evidence_state(CameraState::Streaming);
+            }
+        }
+        let limit = if streamed {
+            s.stall_after
+        } else {
+            s.stall_after + Duration::from_secs(10)
+        };
+        if last_change.elapsed() > limit {
+            break if streamed {
+                CameraState::Stalled
+            } else {
+                CameraState::Failed(format!(
+                    "no video from {} within {} s",
+                    url.shown,
                     limit.as_secs()
                 ))
             };

@@ -65,6 +65,9 @@ struct CameraEntry {
     #[serde(default)]
     id: Option<Spanned<String>>,
     url: Spanned<String>,
+    /// The main stream, for evidence clips (the `url` then being the sub-stream analysed).
+    #[serde(default)]
+    evidence_url: Option<Spanned<String>>,
     #[serde(default)]
     username: Option<String>,
     /// Read from this environment variable, so the file can be shared without secrets.
@@ -142,6 +145,16 @@ impl Deployment {
             parse_camera_url(entry.url.get_ref())
                 .map_err(|e| err(url_line, "camera.url", e.to_string()))?;
             let mut settings = LiveSettings::new(&config.id, entry.url.get_ref());
+            if let Some(main) = &entry.evidence_url {
+                parse_camera_url(main.get_ref()).map_err(|e| {
+                    err(
+                        line_of(&text, main.span().start),
+                        "camera.evidence_url",
+                        e.to_string(),
+                    )
+                })?;
+                settings.evidence_url = Some(main.get_ref().clone());
+            }
             settings.username = entry.username.clone();
             if let Some(var) = &entry.password_env {
                 let value = std::env::var(var.get_ref()).map_err(|_| {
