@@ -5,7 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use crate::lifecycle::CaseState;
-use crate::store::{CaseStore, StoreError, parse_ts, ts};
+use crate::store::{CaseStore, StoreError, in_list, parse_ts, ts};
 
 /// Circular 73/2024 Art. 24.1.
 pub const OWNER_IDENTIFICATION: Duration = Duration::days(10);
@@ -28,13 +28,6 @@ pub struct Sweep {
     pub expired: usize,
 }
 
-fn states(list: &[CaseState]) -> String {
-    list.iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl CaseStore {
     /// Cases past a deadline at `now`, the most overdue first.
     pub async fn overdue(&self, now: DateTime<Utc>) -> Result<Vec<Overdue>, StoreError> {
@@ -42,7 +35,7 @@ impl CaseStore {
         let rows: Vec<(i64, Option<String>, String, String)> = sqlx::query_as(&format!(
             "SELECT id, plate, state, created_at FROM cases
              WHERE state IN ({}) AND created_at <= $1 ORDER BY created_at, id",
-            states(&CaseState::BEFORE_OWNER)
+            in_list(&CaseState::BEFORE_OWNER)
         ))
         .bind(ts(now - OWNER_IDENTIFICATION))
         .fetch_all(&self.pool)
@@ -116,7 +109,7 @@ impl CaseStore {
         }
         let to_expire: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM cases WHERE state IN ({}) AND occurred_at <= $1 ORDER BY id",
-            states(&CaseState::UNRESOLVED)
+            in_list(&CaseState::UNRESOLVED)
         ))
         .bind(ts(now - LIMITATION))
         .fetch_all(&self.pool)

@@ -13,7 +13,7 @@ use chrono_tz::Asia::Ho_Chi_Minh;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::fines::{Fine, combine};
+use crate::fines::combine;
 use crate::lifecycle::CaseState;
 use crate::owner::Owner;
 use crate::store::{CaseStore, StoreError, parse_ts, ts};
@@ -168,18 +168,7 @@ impl CaseStore {
                 let occurred: String = row.try_get("occurred_at")?;
                 let occurred = parse_ts(&format!("case {case_id}"), &occurred)?;
                 vehicle_class = row.try_get("vehicle_class")?;
-                let fine = match row.try_get::<Option<String>, _>("fine_decree")? {
-                    Some(decree) => Some(Fine {
-                        decree,
-                        article: row
-                            .try_get::<Option<String>, _>("fine_article")?
-                            .unwrap_or_default(),
-                        min_vnd: row.try_get::<Option<i64>, _>("fine_min_vnd")?.unwrap_or(0) as u64,
-                        max_vnd: row.try_get::<Option<i64>, _>("fine_max_vnd")?.unwrap_or(0) as u64,
-                        points: row.try_get::<Option<i64>, _>("fine_points")?.unwrap_or(0) as u8,
-                    }),
-                    None => None,
-                };
+                let fine = crate::store::fine_from_row(row)?;
                 violations.push(PublishedViolation {
                     case_id,
                     violation: row.try_get("violation")?,

@@ -191,11 +191,7 @@ impl CaseStore {
                AND state IN ({})
                AND last_occurred_at >= $5 AND occurred_at <= $6
              ORDER BY id LIMIT 1",
-            CaseState::MERGEABLE
-                .iter()
-                .map(|s| format!("'{}'", s.as_str()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::store::in_list(&CaseState::MERGEABLE)
         ))
         .bind(&summary.camera_id)
         .bind(&summary.violation)

@@ -165,7 +165,8 @@ pub fn fold_plate(plate: &str) -> String {
         .collect()
 }
 
-fn in_list(states: &[CaseState]) -> String {
+/// `'a', 'b'` for `state IN (…)`: the names are ours, never input, so they can be inlined.
+pub(crate) fn in_list(states: &[CaseState]) -> String {
     states
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
@@ -178,30 +179,28 @@ const CASE_COLUMNS: &str =
     occurred_at, evidence_dir, state, created_at, updated_at,
     fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points";
 
+/// The fine stored with a case (the `fine_*` columns), if it was fined.
+pub(crate) fn fine_from_row(row: &sqlx::any::AnyRow) -> Result<Option<Fine>, StoreError> {
+    let Some(decree) = row.try_get::<Option<String>, _>("fine_decree")? else {
+        return Ok(None);
+    };
+    Ok(Some(Fine {
+        decree,
+        article: row
+            .try_get::<Option<String>, _>("fine_article")?
+            .unwrap_or_default(),
+        min_vnd: row.try_get::<Option<i64>, _>("fine_min_vnd")?.unwrap_or(0) as u64,
+        max_vnd: row.try_get::<Option<i64>, _>("fine_max_vnd")?.unwrap_or(0) as u64,
+        points: row.try_get::<Option<i64>, _>("fine_points")?.unwrap_or(0) as u8,
+    }))
+}
+
 fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> {
     let event_id: String = row.try_get("event_id")?;
     let occurred: String = row.try_get("occurred_at")?;
     let created: String = row.try_get("created_at")?;
     let updated: Option<String> = row.try_get("updated_at")?;
-    let decree: Option<String> = row.try_get("fine_decree")?;
-    let fine = match decree {
-        Some(decree) => Some(Fine {
-            decree,
-            article: row
-                .try_get::<Option<String>, _>("fine_article")?
-                .unwrap_or_default(),
-            min_vnd: row
-                .try_get::<Option<i64>, _>("fine_min_vnd")?
-                .unwrap_or_default() as u64,
-            max_vnd: row
-                .try_get::<Option<i64>, _>("fine_max_vnd")?
-                .unwrap_or_default() as u64,
-            points: row
-                .try_get::<Option<i64>, _>("fine_points")?
-                .unwrap_or_default() as u8,
-        }),
-        None => None,
-    };
+    let fine = fine_from_row(row)?;
     let created_at = parse_ts(&event_id, &created)?;
     Ok(CaseSummary {
         fine,
