@@ -1,0 +1,248 @@
+//! Benchmarks behind hidden subcommands (`scripts/bench` runs them): decode vs pipeline, intake, live cameras.
+
+use super::*;
+
+pub(crate) fn bench(models_path: &Path, camera_path: &Path, video: &Path) -> Result<()> {
+    let camera = CameraConfig::load(camera_path)?;
+    let mut models = Models::load(models_path)?;
+
+    let t = Instant::now();
+    let mut decoder = FileSource::open_decode_only(video)?;
+    let mut decoded = 0u64;
+    while let Some(r) = decoder.next_raw() {
+        r?;
+        decoded += 1;
+    }
+    let decode_s = t.elapsed().as_secs_f64();
+    let video_length = decoder.duration().map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    drop(decoder);
+
+    let t = Instant::now();
+    let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
+    let mut analysed = 0u64;
+    let mut violations = 0usize;
+    for frame in FileSource::open(video, camera.analysis_fps)? {
+        violations += analyzer.process(&mut models, frame?)?.len();
+        analysed += 1;
+    }
+    violations += analyzer.finish(&mut models)?.len();
+    let pipeline_s = t.elapsed().as_secs_f64();
+
+    println!(
+        "video: {} ({video_length:.1} s, {decoded} frames decoded)",
+        video.display()
+    );
+    println!(
+        "{:<34} {:>10} {:>14} {:>16}",
+        "stage", "seconds", "video frames/s", "x real time"
+    );
+    println!(
+        "{:<34} {:>10.3} {:>14.1} {:>16.1}",
+        "decode only (all frames)",
+        decode_s,
+        decoded as f64 / decode_s,
+        video_length / decode_s
+    );
+    println!(
+        "{:<34} {:>10.3} {:>14.1} {:>16.1}",
+        format!("whole pipeline ({} analysed fps)", camera.analysis_fps),
+        pipeline_s,
+        decoded as f64 / pipeline_s,
+        video_length / pipeline_s
+    );
+    println!(
+        "analysed frames: {analysed} ({:.1} analysed frames/s); violations: {violations}",
+        analysed as f64 / pipeline_s
+    );
+    Ok(())
+}
+
+/// Writers recording distinct events as fast as the database takes them.
+pub(crate) async fn bench_intake(
+    store: CaseStore,
+    fines: FineSchedules,
+    events: u32,
+    writers: u32,
+) -> Result<()> {
+    let intake = Intake::new(store, fines);
+    let backend = format!("{:?}", intake.store.backend()).to_lowercase();
+    let writers = writers.max(1);
+    let per_writer = events.div_ceil(writers);
+    let run = uuid_like(std::process::id());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let intake = intake.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let n = w * per_writer + i;
+                let event = bench_event(run, n);
+                intake.record(&event).await?;
+            }
+            Ok::<_, vigil_ticketing::StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let total = per_writer * writers;
+    println!(
+        "intake {backend}: {total} events from {writers} writers in {secs:.2} s = {:.0} events/s",
+        total as f64 / secs
+    );
+    intake.store.close().await;
+    Ok(())
+}
+
+pub(crate) fn uuid_like(pid: u32) -> u128 {
+    ((pid as u128) << 64) | Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128
+}
+
+pub(crate) fn bench_event(run: u128, n: u32) -> vigil_ticketing::ViolationEvent {
+    let start: DateTime<Utc> = "2025-03-01T01:00:00Z"
+        .parse()
+        .unwrap_or_else(|_| Utc::now());
+    vigil_ticketing::ViolationEvent {
+        schema_version: vigil_ticketing::EVENT_SCHEMA_VERSION,
+        event_id: uuid::Uuid::from_u128(run ^ ((n as u128) << 96) ^ n as u128),
+        camera_id: format!("cam-{}", n % 50),
+        camera_name: format!("Camera {}", n % 50),
+        location: "Bench junction".into(),
+        violation: vigil_ticketing::ViolationKind::RedLight,
+        occurred_at: start + chrono::Duration::seconds(n as i64 * 7),
+        plate: Some(vigil_ticketing::PlateReading {
+            text: format!("98A-{:03}.{:02}", (n / 100) % 1000, n % 100),
+            confidence: 0.97,
+            raw_lines: vec![],
+        }),
+        vehicle_class: if n.is_multiple_of(3) {
+            "motorbike"
+        } else {
+            "car"
+        }
+        .into(),
+        evidence_dir: format!("/bench/{n}"),
+        evidence_manifest_sha256: "0".repeat(64),
+        source: "bench".into(),
+    }
+}
+
+pub(crate) fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(0.0)
+}
+
+pub(crate) fn bench_live(
+    models_path: &Path,
+    counts: &[usize],
+    seconds: u64,
+    gating: bool,
+) -> Result<()> {
+    let fixtures = Path::new(CHECKOUT).join("fixtures");
+    let files = ["redlight_a.mp4", "redlight_b.mp4"].map(|f| fixtures.join("generated").join(f));
+    // The detector alone, on a fixture frame: the ceiling of detected frames per second.
+    let mut models = Models::load(models_path)?;
+    let frame = FileSource::open(&files[0], 5)?
+        .nth(20)
+        .context("fixture too short")??;
+    let _ = models.vehicle.detect(&frame.image)?;
+    let start = Instant::now();
+    let runs = 20;
+    for _ in 0..runs {
+        let _ = models.vehicle.detect(&frame.image)?;
+    }
+    let detector_fps = runs as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "detector alone: {detector_fps:.1} frames/s ({:.0} ms/frame) = {:.1} cameras at 5 analysed frames/s",
+        1000.0 / detector_fps,
+        detector_fps / 5.0
+    );
+    drop(models);
+    println!("motion gating: {}", if gating { "on" } else { "off" });
+    println!(
+        "cameras  frames/s/cam  analysed  gated-out  dropped  violations  RSS MiB (per camera)  real time"
+    );
+    for &n in counts {
+        let mounts: Vec<Mount> = (0..n)
+            .map(|i| Mount::Video {
+                path: format!("/cam{i}"),
+                file: files[i % 2].clone(),
+                credentials: None,
+            })
+            .collect();
+        let server = TestRtspServer::start(mounts, 0)?;
+        let dir = tempfile_dir()?;
+        let camera = fixtures.join("cameras/junction-demo.toml");
+        let mut toml = format!("[run]\nmotion_gating = {gating}\n");
+        for i in 0..n {
+            toml.push_str(&format!(
+                "\n[[camera]]\nconfig = \"{}\"\nid = \"cam{i}\"\nurl = \"{}\"\n",
+                camera.display(),
+                server.url(&format!("/cam{i}"))
+            ));
+        }
+        let path = dir.join("deployment.toml");
+        std::fs::write(&path, toml)?;
+        let rss_before = rss_mib();
+        let runner = LiveRunner::start(
+            Deployment::load(&path)?,
+            RunnerSettings {
+                evidence_root: dir.join("evidence"),
+                models_path: models_path.to_owned(),
+                key: std::sync::Arc::new(EvidenceKey::load_or_create(&dir.join("keys"))?),
+                sink: std::sync::Arc::new(|_| Ok(())),
+            },
+        )?;
+        // Let every camera connect, then measure.
+        std::thread::sleep(Duration::from_secs(3));
+        let before: Vec<_> = runner.statuses();
+        let counts_before = runner.analysis_counts();
+        let t = Instant::now();
+        std::thread::sleep(Duration::from_secs(seconds));
+        let secs = t.elapsed().as_secs_f64();
+        let after = runner.statuses();
+        let counts_after = runner.analysis_counts();
+        let rss = rss_mib();
+        runner.shutdown();
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+        let sum = |v: &[vigil_pipeline::live::camera::CameraStatus],
+                   f: fn(&vigil_pipeline::live::camera::CameraStatus) -> u64| {
+            v.iter().map(f).sum::<u64>()
+        };
+        let frames = sum(&after, |s| s.frames_in) - sum(&before, |s| s.frames_in);
+        let dropped = sum(&after, |s| s.frames_dropped) - sum(&before, |s| s.frames_dropped);
+        let analysed: u64 = counts_after.iter().map(|c| c.1).sum::<u64>()
+            - counts_before.iter().map(|c| c.1).sum::<u64>();
+        let skipped: u64 = counts_after.iter().map(|c| c.2).sum::<u64>()
+            - counts_before.iter().map(|c| c.2).sum::<u64>();
+        let violations: u64 = counts_after.iter().map(|c| c.3).sum();
+        let drop_share = dropped as f64 / frames.max(1) as f64;
+        println!(
+            "{n:>7}  {:>12.2}  {analysed:>8}  {skipped:>9}  {:>6.1}%  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
+            frames as f64 / secs / n as f64,
+            drop_share * 100.0,
+            (rss - rss_before).max(0.0) / n as f64,
+            if drop_share <= 0.01 { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "vigil-bench-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_nanos_opt().unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
