@@ -65,6 +65,37 @@ pub fn event_id(camera_id: &str, source_sha256: &str, finding: &Finding) -> Uuid
 }
 
 /// One recorded file to analyse, and where its evidence goes.
+/// The event a finding becomes once its evidence package is written; `started_at` is the
+/// wall-clock time of the source's first frame.
+pub fn violation_event(
+    camera: &CameraConfig,
+    id: Uuid,
+    started_at: DateTime<Utc>,
+    finding: &Finding,
+    package: &evidence::Package,
+    source: &str,
+) -> ViolationEvent {
+    ViolationEvent {
+        schema_version: EVENT_SCHEMA_VERSION,
+        event_id: id,
+        camera_id: camera.id.clone(),
+        camera_name: camera.name.clone(),
+        location: camera.location.clone(),
+        violation: ViolationKind::RedLight,
+        occurred_at: started_at
+            + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default(),
+        plate: finding.plate.as_ref().map(|p| PlateReading {
+            text: p.plate.to_string(),
+            confidence: finding.plate_confidence,
+            raw_lines: p.lines.clone(),
+        }),
+        vehicle_class: finding.vehicle_class.clone(),
+        evidence_dir: package.dir.display().to_string(),
+        evidence_manifest_sha256: package.manifest_sha256.clone(),
+        source: source.to_string(),
+    }
+}
+
 pub struct FileJob<'a> {
     pub path: &'a Path,
     pub camera: &'a CameraConfig,
@@ -124,26 +155,8 @@ pub fn process_file(
                 key,
                 None,
             )?;
-            let occurred_at =
-                started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
-            let event = ViolationEvent {
-                schema_version: EVENT_SCHEMA_VERSION,
-                event_id: id,
-                camera_id: camera.id.clone(),
-                camera_name: camera.name.clone(),
-                location: camera.location.clone(),
-                violation: ViolationKind::RedLight,
-                occurred_at,
-                plate: finding.plate.as_ref().map(|p| PlateReading {
-                    text: p.plate.to_string(),
-                    confidence: finding.plate_confidence,
-                    raw_lines: p.lines.clone(),
-                }),
-                vehicle_class: finding.vehicle_class.clone(),
-                evidence_dir: package.dir.display().to_string(),
-                evidence_manifest_sha256: package.manifest_sha256,
-                source: source_info.uri.clone(),
-            };
+            let event =
+                violation_event(camera, id, started_at, &finding, &package, &source_info.uri);
             tracing::info!(event = %id, plate = ?event.plate.as_ref().map(|p| &p.text), "red-light violation");
             on_event(event).map_err(BatchError::Sink)?;
             report.violations += 1;

@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, ViolationKind};
+use vigil_ticketing::ViolationEvent;
 
 use super::LiveError;
 use super::camera::{CameraState, CameraStatus, LiveCamera};
@@ -26,7 +26,7 @@ use super::clip::write_clip;
 use super::deployment::Deployment;
 use super::motion::MotionGate;
 use crate::analyzer::{Analyzer, AnalyzerSettings, Finding, Models};
-use crate::batch::event_id;
+use crate::batch::{event_id, violation_event};
 use crate::config::CameraConfig;
 use crate::evidence::{self, ClipFile, SourceInfo};
 use crate::signing::EvidenceKey;
@@ -472,26 +472,7 @@ impl Worker {
             }),
         )
         .map_err(|e| e.to_string())?;
-        let occurred_at =
-            p.started_at + chrono::Duration::from_std(p.finding.crossing.pts).unwrap_or_default();
-        let event = ViolationEvent {
-            schema_version: EVENT_SCHEMA_VERSION,
-            event_id: id,
-            camera_id: camera.id.clone(),
-            camera_name: camera.name.clone(),
-            location: camera.location.clone(),
-            violation: ViolationKind::RedLight,
-            occurred_at,
-            plate: p.finding.plate.as_ref().map(|r| PlateReading {
-                text: r.plate.to_string(),
-                confidence: p.finding.plate_confidence,
-                raw_lines: r.lines.clone(),
-            }),
-            vehicle_class: p.finding.vehicle_class.clone(),
-            evidence_dir: package.dir.display().to_string(),
-            evidence_manifest_sha256: package.manifest_sha256,
-            source: source.uri,
-        };
+        let event = violation_event(camera, id, p.started_at, &p.finding, &package, &source.uri);
         (self.settings.sink)(event)
     }
 }
