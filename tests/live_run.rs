@@ -10,32 +10,13 @@ use std::time::{Duration, Instant};
 use vigil_pipeline::FileSource;
 use vigil_pipeline::live::deployment::Deployment;
 use vigil_pipeline::live::runner::{LiveRunner, RunnerSettings};
-use vigil_pipeline::live::test_server::{Mount, TestRtspServer};
 use vigil_pipeline::signing::{EvidenceKey, verify_package};
 use vigil_ticketing::ViolationEvent;
 
 #[test]
 fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it() {
-    let server = TestRtspServer::start(
-        vec![Mount::Video {
-            path: "/junction".into(),
-            file: common::fixture("redlight_a.mp4"),
-            credentials: None,
-        }],
-        0,
-    )
-    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let deployment = dir.path().join("deployment.toml");
-    std::fs::write(
-        &deployment,
-        format!(
-            "[run]\nclip_before_seconds = 2\nclip_after_seconds = 2\n\n[[camera]]\nconfig = \"{}\"\nurl = \"{}\"\n",
-            common::camera_path().display(),
-            server.url("/junction")
-        ),
-    )
-    .unwrap();
+    let (_server, deployment) = common::junction_camera(dir.path(), 2, 2);
     let deployment = Deployment::load(&deployment).unwrap();
     let key = Arc::new(EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap());
     let events: Arc<Mutex<Vec<ViolationEvent>>> = Arc::default();

@@ -10,30 +10,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use vigil_pipeline::FileSource;
-use vigil_pipeline::live::test_server::{Mount, TestRtspServer};
 
 #[test]
 fn sigterm_during_a_clip_leaves_a_complete_clip_and_the_case_recorded() {
-    let server = TestRtspServer::start(
-        vec![Mount::Video {
-            path: "/junction".into(),
-            file: common::fixture("redlight_a.mp4"),
-            credentials: None,
-        }],
-        0,
-    )
-    .unwrap();
     let data = tempfile::tempdir().unwrap();
-    let deployment = data.path().join("deployment.toml");
-    std::fs::write(
-        &deployment,
-        format!(
-            "[run]\nclip_before_seconds = 2\nclip_after_seconds = 6\n\n[[camera]]\nconfig = \"{}\"\nurl = \"{}\"\n",
-            common::camera_path().display(),
-            server.url("/junction")
-        ),
-    )
-    .unwrap();
+    let (_server, deployment) = common::junction_camera(data.path(), 2, 6);
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("--data")
         .arg(data.path())

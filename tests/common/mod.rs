@@ -84,3 +84,34 @@ pub fn fresh_postgres_url() -> String {
 }
 
 pub const SCENES: [&str; 2] = ["redlight_a", "redlight_b"];
+
+/// The junction fixture served as a looping RTSP camera on 127.0.0.1, and a deployment
+/// file in `dir` with that one camera and the given clip span.
+pub fn junction_camera(
+    dir: &std::path::Path,
+    clip_before: u32,
+    clip_after: u32,
+) -> (vigil_pipeline::live::test_server::TestRtspServer, PathBuf) {
+    use vigil_pipeline::live::test_server::{Mount, TestRtspServer};
+    let server = TestRtspServer::start(
+        vec![Mount::Video {
+            path: "/junction".into(),
+            file: fixture("redlight_a.mp4"),
+            credentials: None,
+        }],
+        0,
+    )
+    .expect("start the test RTSP server");
+    let deployment = dir.join("deployment.toml");
+    std::fs::write(
+        &deployment,
+        format!(
+            "[run]\nclip_before_seconds = {clip_before}\nclip_after_seconds = {clip_after}\n\n\
+             [[camera]]\nconfig = \"{}\"\nurl = \"{}\"\n",
+            camera_path().display(),
+            server.url("/junction")
+        ),
+    )
+    .expect("write the deployment");
+    (server, deployment)
+}
