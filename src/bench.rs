@@ -140,12 +140,22 @@ pub(crate) fn rss_mib() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How the live pipeline is set up for one benchmark run.
+pub(crate) struct LiveBenchRun {
+    pub gating: bool,
+    pub inference_workers: usize,
+}
+
 pub(crate) fn bench_live(
     models_path: &Path,
     counts: &[usize],
     seconds: u64,
-    gating: bool,
+    run: LiveBenchRun,
 ) -> Result<()> {
+    let LiveBenchRun {
+        gating,
+        inference_workers,
+    } = run;
     let fixtures = Path::new(CHECKOUT).join("fixtures");
     let files = ["redlight_a.mp4", "redlight_b.mp4"].map(|f| fixtures.join("generated").join(f));
     // The detector alone, on a fixture frame: the ceiling of detected frames per second.
@@ -166,7 +176,11 @@ pub(crate) fn bench_live(
         detector_fps / 5.0
     );
     drop(models);
-    println!("motion gating: {}", if gating { "on" } else { "off" });
+    println!(
+        "motion gating: {}; {inference_workers} inference worker(s) of {} thread(s) each",
+        if gating { "on" } else { "off" },
+        vigil_models::runtime::intra_threads(),
+    );
     println!(
         "cameras  frames/s/cam  analysed  gated-out  dropped  violations  RSS MiB (per camera)  real time"
     );
@@ -181,7 +195,8 @@ pub(crate) fn bench_live(
         let server = TestRtspServer::start(mounts, 0)?;
         let dir = tempfile_dir()?;
         let camera = fixtures.join("cameras/junction-demo.toml");
-        let mut toml = format!("[run]\nmotion_gating = {gating}\n");
+        let mut toml =
+            format!("[run]\nmotion_gating = {gating}\ninference_workers = {inference_workers}\n");
         for i in 0..n {
             toml.push_str(&format!(
                 "\n[[camera]]\nconfig = \"{}\"\nid = \"cam{i}\"\nurl = \"{}\"\n",

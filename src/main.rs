@@ -25,7 +25,7 @@ mod bench;
 mod live;
 mod serve;
 
-use bench::{bench, bench_intake, bench_live};
+use bench::{LiveBenchRun, bench, bench_intake, bench_live};
 use live::{demo_live, run_live};
 use serve::{ServeSettings, list_overdue, read_password, serve};
 
@@ -202,6 +202,9 @@ enum Command {
         seconds: u64,
         #[arg(long)]
         no_gating: bool,
+        /// Detector sessions in parallel (see VIGIL_INFER_THREADS for threads per session).
+        #[arg(long, default_value_t = 1)]
+        inference_workers: usize,
     },
     /// Intake throughput: events/s recorded on this database (SQLite by default).
     #[command(hide = true)]
@@ -373,7 +376,16 @@ fn run(cli: Cli) -> Result<()> {
             cameras,
             seconds,
             no_gating,
-        } => bench_live(&models_path, &cameras, seconds, !no_gating),
+            inference_workers,
+        } => bench_live(
+            &models_path,
+            &cameras,
+            seconds,
+            LiveBenchRun {
+                gating: !no_gating,
+                inference_workers,
+            },
+        ),
         Command::BenchIntake { events, writers } => {
             let store = match cli.database.as_deref() {
                 Some(url) => runtime.block_on(CaseStore::open(url))?,

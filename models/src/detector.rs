@@ -161,9 +161,34 @@ impl Detector {
         &self.path
     }
 
-    /// Detect objects in `image`; boxes are in the image's pixels, after NMS.
+    /// Detect objects in `image` scoring at least the manifest's confidence; boxes are in
+    /// the image's pixels, after NMS.
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>, ModelError> {
+        self.detect_above(image, self.confidence)
+    }
+
+    /// As [`Detector::detect`], keeping boxes down to `min_score` (a tracker's weak
+    /// detections).
+    pub fn detect_above(
+        &mut self,
+        image: &RgbImage,
+        min_score: f32,
+    ) -> Result<Vec<Detection>, ModelError> {
         let (tensor, lb) = letterbox(image, self.size);
+        let (boxes, scores, classes) = self.infer(&tensor, min_score)?;
+        let keep = nms(&boxes, &scores, &classes, self.iou);
+        Ok(keep
+            .into_iter()
+            .map(|i| Detection {
+                bbox: lb.unmap(boxes[i]).clamp(image.width(), image.height()),
+                class_id: classes[i],
+                score: scores[i],
+            })
+            .collect())
+    }
+
+    /// Run the model on a prepared input; candidates above `min_score`, before NMS.
+    fn infer(&mut self, tensor: &Array4<f32>, min_score: f32) -> Result<Candidates, ModelError> {
         let infer_err = |e: ort::Error| ModelError::Inference {
             role: self.role.clone(),
             message: e.to_string(),
@@ -183,7 +208,7 @@ impl Detector {
             shape = out.shape().to_vec();
             raw = out.iter().map(|v| v.to_f32()).collect();
         } else {
-            let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
+            let input = TensorRef::from_array_view(tensor).map_err(infer_err)?;
             let outputs = self
                 .session
                 .run(ort::inputs![self.input_name.as_str() => input])
@@ -203,26 +228,17 @@ impl Detector {
                 role: self.role.clone(),
                 message: format!("output shape {shape:?} is not [1, a, b]"),
             })?;
-        let (boxes, scores, classes) = decode(
+        decode(
             out.index_axis(Axis(0), 0),
             self.format,
             self.classes.len(),
             self.size,
-            self.confidence,
+            min_score,
         )
         .map_err(|message| ModelError::Inference {
             role: self.role.clone(),
             message,
-        })?;
-        let keep = nms(&boxes, &scores, &classes, self.iou);
-        Ok(keep
-            .into_iter()
-            .map(|i| Detection {
-                bbox: lb.unmap(boxes[i]).clamp(image.width(), image.height()),
-                class_id: classes[i],
-                score: scores[i],
-            })
-            .collect())
+        })
     }
 }
 

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use image::RgbImage;
 use serde::Serialize;
-use vigil_models::{BBox, Detector, Manifest, ModelError, TextDetector, TextRecognizer};
+use vigil_models::{BBox, Detection, Detector, Manifest, ModelError, TextDetector, TextRecognizer};
 
 use crate::config::CameraConfig;
 use crate::frame::Frame;
 use crate::plate_reader::{PlateRead, PlateReader, vote};
 use crate::rules::{Crossing, RedLightRule};
 use crate::signal::{SignalSource, SignalState};
-use crate::tracker::{IouTracker, Observation, Track};
+use crate::tracker::{Observation, Track, Tracker, TrackerSettings};
 
 /// A model as the evidence records it.
 #[derive(Debug, Clone, Serialize)]
@@ -120,7 +120,7 @@ impl Default for AnalyzerSettings {
 pub struct Analyzer {
     camera: CameraConfig,
     settings: AnalyzerSettings,
-    tracker: IouTracker,
+    tracker: Tracker,
     rule: RedLightRule,
     signal: SignalSource,
     /// Recent frames with their signal state, for key frames.
@@ -132,12 +132,10 @@ pub struct Analyzer {
 
 impl Analyzer {
     pub fn new(camera: CameraConfig, settings: AnalyzerSettings) -> Self {
-        let fps = camera.analysis_fps;
         Self {
             rule: RedLightRule::new(&camera.red_light),
             signal: SignalSource::from_config(&camera.signal),
-            // A vehicle unseen for a second has gone.
-            tracker: IouTracker::new(0.3, fps),
+            tracker: Tracker::new(TrackerSettings::default()),
             recent: VecDeque::new(),
             crops: HashMap::new(),
             pending: Vec::new(),
@@ -162,13 +160,39 @@ impl Analyzer {
         models: &mut Models,
         frame: Frame,
     ) -> Result<Vec<Finding>, AnalysisError> {
+        let detections = models
+            .vehicle
+            .detect_above(&frame.image, self.min_score())?;
+        self.process_detected(models, frame, &detections)
+    }
+
+    /// The least detection score the tracker uses: below the detector's own confidence,
+    /// so a half-hidden vehicle still extends its track.
+    pub fn min_score(&self) -> f32 {
+        self.tracker.settings.low_score
+    }
+
+    /// Analyse one frame whose vehicles were detected elsewhere (several cameras' frames
+    /// in one model run).
+    pub fn process_detected(
+        &mut self,
+        models: &mut Models,
+        frame: Frame,
+        detections: &[Detection],
+    ) -> Result<Vec<Finding>, AnalysisError> {
         if !self.checked_size {
             self.camera
                 .check_frame_size(frame.image.width(), frame.image.height())?;
             self.checked_size = true;
+            // The detector's own confidence is what counts as a confident detection.
+            let confident = models
+                .vehicle
+                .confidence
+                .max(self.tracker.settings.low_score);
+            self.tracker.settings.high_score = confident;
+            self.tracker.settings.new_track_score = confident;
         }
         let signal = self.signal.state(&frame.image, frame.pts);
-        let detections = models.vehicle.detect(&frame.image)?;
         let observations: Vec<Observation> = detections
             .iter()
             .map(|d| Observation {

@@ -122,11 +122,11 @@ mod tests {
             score: 0.9,
             class_id: 0,
         };
-        let mut t = Track::new(id, point(0, xs[0]));
-        for (i, &x) in xs.iter().enumerate().skip(1) {
-            t.push(point(i, x), usize::MAX);
-        }
-        t
+        Track::from_points(
+            id,
+            xs.iter().enumerate().map(|(i, &x)| point(i, x)).collect(),
+        )
+        .expect("points")
     }
 
     #[test]
