@@ -193,6 +193,7 @@ impl Analyzer {
             self.tracker.settings.new_track_score = confident;
         }
         let signal = self.signal.state(&frame.image, frame.pts);
+        self.rule.signal(frame.pts, signal);
         let observations: Vec<Observation> = detections
             .iter()
             .map(|d| Observation {
@@ -205,7 +206,9 @@ impl Analyzer {
 
         let keep = (self.settings.after_delay.as_secs_f64() * self.camera.analysis_fps as f64)
             .ceil() as usize
-            + 2;
+            // A crossing is confirmed a frame or two after the line is reached; its
+            // "before" and "on" frames must still be here then.
+            + 5;
         self.recent.push_back((frame.clone(), signal));
         while self.recent.len() > keep.max(4) {
             self.recent.pop_front();
@@ -214,8 +217,8 @@ impl Analyzer {
         let current: Vec<Track> = self.tracker.current(frame.index).cloned().collect();
         for track in &current {
             self.keep_crop(track, &frame);
-            if let Some(crossing) = self.rule.observe(track, signal) {
-                tracing::debug!(track = track.id, signal = signal.as_str(), t = ?crossing.pts, "stop line crossed");
+            if let Some(crossing) = self.rule.observe(track) {
+                tracing::debug!(track = track.id, signal = crossing.signal.as_str(), red_for = ?crossing.red_for, exempt = ?crossing.exempt, t = ?crossing.pts, "stop line crossed");
                 if crossing.is_violation() {
                     self.start_pending(crossing, track);
                 }

@@ -51,6 +51,27 @@ pub struct RedLightConfig {
     pub stop_line: [[f32; 2]; 2],
     /// Direction of travel, as a vector in image coordinates.
     pub direction: [f32; 2],
+    /// How long the signal must have been red when the vehicle reaches the line: a
+    /// vehicle that reaches it as the lamp changes could not have stopped.
+    #[serde(default = "default_red_dwell")]
+    pub red_dwell_seconds: f64,
+    /// How far past the line (as a share of the vehicle's length along the direction of
+    /// travel) its front must get before the crossing counts: a vehicle stopped on the
+    /// line, its box jittering across it, never crosses.
+    #[serde(default = "default_confirm_fraction")]
+    pub confirm_fraction: f32,
+    /// Lanes where turning right on red is allowed (a sign says so), as polygons in
+    /// pixels; a vehicle reaching the line inside one is not in violation.
+    #[serde(default)]
+    pub right_turn_on_red: Vec<Vec<[f32; 2]>>,
+}
+
+fn default_red_dwell() -> f64 {
+    0.5
+}
+
+fn default_confirm_fraction() -> f32 {
+    0.15
 }
 
 /// Where the signal state comes from.

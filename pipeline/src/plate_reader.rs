@@ -54,14 +54,22 @@ impl PlateReader {
     }
 }
 
+/// Each character the plate grammar had to correct leaves the read this much less sure:
+/// the recogniser was confident about a character that cannot be there.
+const CORRECTION_PENALTY: f32 = 0.85;
+
+fn corrected(confidence: f32, corrections: usize) -> f32 {
+    confidence * CORRECTION_PENALTY.powi(corrections.min(16) as i32)
+}
+
 fn best_plate(lines: &[Line]) -> Option<PlateRead> {
     let mut candidates: Vec<PlateRead> = Vec::new();
     for l in lines {
-        if let Ok(p) = plate::parse(&[&l.text]) {
+        if let Ok((p, n)) = plate::parse_counting(&[&l.text]) {
             candidates.push(PlateRead {
                 plate: p,
                 lines: vec![l.text.clone()],
-                confidence: l.confidence,
+                confidence: corrected(l.confidence, n),
                 bbox: l.bbox,
             });
         }
@@ -69,12 +77,12 @@ fn best_plate(lines: &[Line]) -> Option<PlateRead> {
     for top in lines {
         for bottom in lines {
             if stacked(&top.bbox, &bottom.bbox)
-                && let Ok(p) = plate::parse(&[&top.text, &bottom.text])
+                && let Ok((p, n)) = plate::parse_counting(&[&top.text, &bottom.text])
             {
                 candidates.push(PlateRead {
                     plate: p,
                     lines: vec![top.text.clone(), bottom.text.clone()],
-                    confidence: top.confidence.min(bottom.confidence),
+                    confidence: corrected(top.confidence.min(bottom.confidence), n),
                     bbox: BBox::new(
                         top.bbox.x1.min(bottom.bbox.x1),
                         top.bbox.y1,
@@ -142,6 +150,21 @@ mod tests {
             line(100.0, 100.0, 80.0, 18.0, "98A-123.45"),
         ];
         assert_eq!(best_plate(&lines).unwrap().plate.to_string(), "98A-123.45");
+    }
+
+    #[test]
+    fn a_read_the_grammar_corrected_is_less_sure_than_a_clean_one() {
+        let clean = best_plate(&[line(100.0, 100.0, 80.0, 18.0, "98A-123.45")]).unwrap();
+        let fixed = best_plate(&[line(100.0, 100.0, 80.0, 18.0, "98A-l23.4S")]).unwrap();
+        assert_eq!(fixed.plate, clean.plate);
+        assert_eq!(fixed.lines, vec!["98A-l23.4S"], "the raw text is kept");
+        assert!((fixed.confidence - 0.9 * 0.85 * 0.85).abs() < 1e-5);
+        // Given both, the clean read wins.
+        let both = [
+            line(100.0, 100.0, 80.0, 18.0, "98A-l23.4S"),
+            line(100.0, 150.0, 80.0, 18.0, "98A-123.45"),
+        ];
+        assert_eq!(best_plate(&both).unwrap().lines, vec!["98A-123.45"]);
     }
 
     #[test]

@@ -58,8 +58,66 @@ fn alnum(s: &str) -> String {
     s.chars().filter(char::is_ascii_alphanumeric).collect()
 }
 
-fn parse_head(head: &str) -> Result<(String, String), PlateError> {
-    let head = alnum(head);
+/// The character a digit-only position must have been, for the letters OCR confuses with
+/// digits (O/D→0, I/L→1, Z→2, S→5, G→6, B→8).
+fn as_digit(c: char) -> Option<char> {
+    match c {
+        '0'..='9' => Some(c),
+        'O' | 'D' | 'Q' => Some('0'),
+        'I' | 'L' => Some('1'),
+        'Z' => Some('2'),
+        'S' => Some('5'),
+        'G' => Some('6'),
+        'B' => Some('8'),
+        _ => None,
+    }
+}
+
+/// The series letter a letter-only position must have been: the reverse confusions, kept
+/// only where one plate letter is possible (0 is O or D, and O is no series letter).
+fn as_letter(c: char) -> Option<char> {
+    match c {
+        'A'..='Z' => Some(c),
+        '0' => Some('D'),
+        '1' => Some('L'),
+        '2' => Some('Z'),
+        '5' => Some('S'),
+        '6' => Some('G'),
+        '8' => Some('B'),
+        _ => None,
+    }
+}
+
+/// Apply `map` to each character of `s`, counting the characters it changed; the
+/// original is kept where the map has no answer, for the error to show it.
+fn force(s: &str, map: fn(char) -> Option<char>, corrections: &mut usize) -> String {
+    s.chars()
+        .map(|c| match map(c) {
+            Some(m) => {
+                *corrections += usize::from(m != c);
+                m
+            }
+            None => c,
+        })
+        .collect()
+}
+
+fn parse_head(head: &str, corrections: &mut usize) -> Result<(String, String), PlateError> {
+    // Only the positions the grammar pins are corrected: the two province digits and the
+    // series' first letter. The series' second place may hold a letter (29-HA) or a digit
+    // (99-B1), so what OCR read there stands.
+    let raw = alnum(head);
+    let mut chars = raw.chars();
+    let province: String = chars.by_ref().take(2).collect();
+    let first: String = chars.by_ref().take(1).collect();
+    let rest: String = chars.collect();
+    let mut fixed = 0;
+    let head = format!(
+        "{}{}{rest}",
+        force(&province, as_digit, &mut fixed),
+        force(&first, as_letter, &mut fixed)
+    );
+    *corrections += fixed;
     let Some(province) = head
         .get(..2)
         .filter(|p| p.chars().all(|c| c.is_ascii_digit()) && *p >= "10")
@@ -82,16 +140,23 @@ fn parse_head(head: &str) -> Result<(String, String), PlateError> {
     Ok((province.into(), series.into()))
 }
 
-fn parse_number(tail: &str) -> Result<String, PlateError> {
-    let digits = alnum(tail);
+fn parse_number(tail: &str, corrections: &mut usize) -> Result<String, PlateError> {
+    let digits = force(&alnum(tail), as_digit, corrections);
     if !(4..=5).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
         return Err(PlateError::Number(tail.into()));
     }
     Ok(digits)
 }
 
-/// Parse a plate from the lines OCR read, top to bottom.
+/// Parse a plate from the lines OCR read, top to bottom, correcting the OCR confusions
+/// the plate grammar rules out (`98A-l23.4S` → `98A-123.45`).
 pub fn parse(lines: &[&str]) -> Result<Plate, PlateError> {
+    parse_counting(lines).map(|(plate, _)| plate)
+}
+
+/// As [`parse`], with how many characters the grammar corrected (each makes the read less
+/// certain).
+pub fn parse_counting(lines: &[&str]) -> Result<(Plate, usize), PlateError> {
     // "99-B1 123.45" read as one line is the two lines of a motorbike plate.
     let split: Vec<&str> = match lines {
         [one] if one.split_whitespace().count() == 2 => one.split_whitespace().collect(),
@@ -108,14 +173,18 @@ pub fn parse(lines: &[&str]) -> Result<Plate, PlateError> {
         [top, bottom] => (top.clone(), bottom.clone()),
         _ => return Err(PlateError::TooManyLines),
     };
-    let (province, series) = parse_head(&head)?;
-    let number = parse_number(&tail)?;
-    Ok(Plate {
-        province,
-        series,
-        number,
-        lines: lines.len(),
-    })
+    let mut corrections = 0;
+    let (province, series) = parse_head(&head, &mut corrections)?;
+    let number = parse_number(&tail, &mut corrections)?;
+    Ok((
+        Plate {
+            province,
+            series,
+            number,
+            lines: lines.len(),
+        },
+        corrections,
+    ))
 }
 
 /// Split `98A-123.45` at the dash; without one, take the number as the trailing digits
@@ -160,6 +229,40 @@ mod tests {
         assert_eq!(norm(&["98a 123.45"]), "98A-123.45");
         assert_eq!(norm(&["98A12345"]), "98A-123.45");
         assert_eq!(norm(&["29-Đ1", "1234"]), "29D1-1234");
+    }
+
+    #[test]
+    fn ocr_confusions_are_corrected_only_where_the_grammar_forces_it() {
+        let counted = |lines: &[&str]| {
+            parse_counting(lines)
+                .map(|(p, n)| (p.to_string(), n))
+                .unwrap_or_else(|e| (format!("error: {e}"), 0))
+        };
+        // Digits where only digits may stand: province and number.
+        assert_eq!(counted(&["98A-l23.4S"]), ("98A-123.45".into(), 2));
+        assert_eq!(counted(&["9BA-I23.4S"]), ("98A-123.45".into(), 3));
+        // Corrected and still no plate: the reason shows what the grammar made of it.
+        assert_eq!(
+            parse(&["O2A-123.45"]),
+            Err(PlateError::Province("02A".into()))
+        );
+        assert_eq!(counted(&["29-HA", "OO2.33"]), ("29HA-002.33".into(), 2));
+        assert_eq!(counted(&["5lK-Z3G.DB"]), ("51K-236.08".into(), 5));
+        // A letter where only a letter may stand: the series' first place.
+        assert_eq!(counted(&["988-123.45"]), ("98B-123.45".into(), 1));
+        assert_eq!(counted(&["990-123.45"]), ("99D-123.45".into(), 1));
+        assert_eq!(counted(&["99-81", "123.45"]), ("99B1-123.45".into(), 1));
+        // The series' second place may be a letter or a digit: left as read.
+        assert_eq!(counted(&["29-HA", "002.33"]), ("29HA-002.33".into(), 0));
+        assert_eq!(counted(&["99-B1", "123.45"]), ("99B1-123.45".into(), 0));
+        assert_eq!(counted(&["29-H8", "002.33"]), ("29H8-002.33".into(), 0));
+        // A clean read needs nothing.
+        assert_eq!(counted(&["98A-123.45"]), ("98A-123.45".into(), 0));
+        // Letters with no digit look-alike stay wrong, and say so.
+        assert_eq!(
+            parse(&["98A-12X.45"]),
+            Err(PlateError::Number("12X.45".into()))
+        );
     }
 
     #[test]

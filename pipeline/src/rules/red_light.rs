@@ -1,7 +1,7 @@
 //! Red light: a vehicle's front crosses the stop line, in the direction of travel, while
 //! the signal is red.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use vigil_models::BBox;
@@ -20,12 +20,53 @@ pub struct Crossing {
     pub pts: Duration,
     /// The last point before the line.
     pub before_frame: u64,
+    /// The signal when the front reached the line.
     pub signal: SignalState,
+    /// How long the signal had been red then (evidence shows it).
+    pub red_for: Option<Duration>,
+    /// Why a crossing on red is allowed, if it is.
+    pub exempt: Option<&'static str>,
+    /// The red time the rule requires.
+    pub red_dwell: Duration,
 }
 
 impl Crossing {
     pub fn is_violation(&self) -> bool {
         self.signal == SignalState::Red
+            && self.exempt.is_none()
+            && self.red_for.is_some_and(|d| d >= self.red_dwell)
+    }
+}
+
+/// The signal's recent changes, to know its state and how long it had held at a moment
+/// between frames (a crossing is confirmed a frame or two after it happened).
+#[derive(Default)]
+struct SignalLog {
+    /// (time it took this state, state), oldest first.
+    changes: VecDeque<(Duration, SignalState)>,
+}
+
+impl SignalLog {
+    const KEEP: Duration = Duration::from_secs(120);
+
+    fn record(&mut self, pts: Duration, state: SignalState) {
+        if self.changes.back().is_none_or(|&(_, s)| s != state) {
+            tracing::debug!(t = ?pts, signal = state.as_str(), "signal changed");
+            self.changes.push_back((pts, state));
+        }
+        // Keep the change in force at `pts - KEEP`, drop older ones.
+        while self.changes.len() > 1 && self.changes[1].0 + Self::KEEP < pts {
+            self.changes.pop_front();
+        }
+    }
+
+    /// The state at `t` and since when it had held.
+    fn at(&self, t: Duration) -> Option<(SignalState, Duration)> {
+        self.changes
+            .iter()
+            .rev()
+            .find(|(since, _)| *since <= t)
+            .map(|&(since, s)| (s, since))
     }
 }
 
@@ -34,6 +75,10 @@ pub struct RedLightRule {
     /// Unit normal of the stop line, pointing the way traffic goes.
     normal: (f32, f32),
     direction: (f32, f32),
+    red_dwell: Duration,
+    confirm_fraction: f32,
+    right_turn_on_red: Vec<Vec<[f32; 2]>>,
+    signal: SignalLog,
     crossed: HashSet<u64>,
 }
 
@@ -51,6 +96,10 @@ impl RedLightRule {
             origin: (ax, ay),
             normal: (nx / len, ny / len),
             direction: (dx / dlen, dy / dlen),
+            red_dwell: Duration::from_secs_f64(config.red_dwell_seconds.max(0.0)),
+            confirm_fraction: config.confirm_fraction.max(0.0),
+            right_turn_on_red: config.right_turn_on_red.clone(),
+            signal: SignalLog::default(),
             crossed: HashSet::new(),
         }
     }
@@ -77,29 +126,75 @@ impl RedLightRule {
         (px - self.origin.0) * self.normal.0 + (py - self.origin.1) * self.normal.1
     }
 
-    /// Check the track's latest step; reports its first crossing only.
-    pub fn observe(&mut self, track: &Track, signal: SignalState) -> Option<Crossing> {
-        let n = track.points.len();
-        if n < 2 || self.crossed.contains(&track.id) {
+    /// The box's length along the direction of travel.
+    fn length(&self, b: &BBox) -> f32 {
+        b.width() * self.direction.0.abs() + b.height() * self.direction.1.abs()
+    }
+
+    /// Record the signal seen on a frame; call on every analysed frame, before `observe`.
+    pub fn signal(&mut self, pts: Duration, state: SignalState) {
+        self.signal.record(pts, state);
+    }
+
+    /// Check the track after its latest point; reports each track's first crossing once,
+    /// when the front is far enough past the line to be sure.
+    pub fn observe(&mut self, track: &Track) -> Option<Crossing> {
+        if track.points.len() < 2 || self.crossed.contains(&track.id) {
             return None;
         }
-        let (prev, cur) = (&track.points[n - 2], &track.points[n - 1]);
-        let (before, after) = (self.past_line(&prev.bbox), self.past_line(&cur.bbox));
-        if before < 0.0 && after >= 0.0 {
-            self.crossed.insert(track.id);
-            let fraction = (-before / (after - before)) as f64;
-            let pts =
-                prev.pts + (cur.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
-            return Some(Crossing {
-                track_id: track.id,
-                frame: cur.frame,
-                pts,
-                before_frame: prev.frame,
-                signal,
-            });
+        let past: Vec<f32> = track
+            .points
+            .iter()
+            .map(|p| self.past_line(&p.bbox))
+            .collect();
+        // The last step from before the line to past it; everything after must stay past.
+        let step = (1..past.len())
+            .rev()
+            .find(|&i| past[i - 1] < 0.0 && past[i] >= 0.0)?;
+        if past[step..].iter().any(|&d| d < 0.0) {
+            return None;
         }
-        None
+        let cur = track.last();
+        if past[past.len() - 1] < self.confirm_fraction * self.length(&cur.bbox) {
+            return None;
+        }
+        self.crossed.insert(track.id);
+        let (prev, first) = (&track.points[step - 1], &track.points[step]);
+        let (before, after) = (past[step - 1], past[step]);
+        let fraction = (-before / (after - before)) as f64;
+        let pts = prev.pts + (first.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
+        let (signal, since) = self.signal.at(pts).unwrap_or((SignalState::Unknown, pts));
+        let (fx, fy) = self.front(&first.bbox);
+        let exempt = self
+            .right_turn_on_red
+            .iter()
+            .any(|lane| inside(lane, fx, fy))
+            .then_some("right turn on red allowed in this lane");
+        Some(Crossing {
+            track_id: track.id,
+            frame: first.frame,
+            pts,
+            before_frame: prev.frame,
+            signal,
+            red_for: (signal == SignalState::Red).then(|| pts.saturating_sub(since)),
+            exempt,
+            red_dwell: self.red_dwell,
+        })
     }
+}
+
+/// Whether (x, y) is inside the polygon (even-odd rule).
+fn inside(polygon: &[[f32; 2]], x: f32, y: f32) -> bool {
+    let mut result = false;
+    let n = polygon.len();
+    for i in 0..n {
+        let [xi, yi] = polygon[i];
+        let [xj, yj] = polygon[(i + n - 1) % n];
+        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+            result = !result;
+        }
+    }
+    result
 }
 
 #[cfg(test)]
@@ -107,18 +202,38 @@ mod tests {
     use super::*;
     use crate::tracker::TrackPoint;
 
-    fn rule() -> RedLightRule {
-        RedLightRule::new(&RedLightConfig {
+    fn config() -> RedLightConfig {
+        RedLightConfig {
             stop_line: [[100.0, 0.0], [100.0, 200.0]],
             direction: [1.0, 0.0],
-        })
+            red_dwell_seconds: 0.5,
+            confirm_fraction: 0.15,
+            right_turn_on_red: Vec::new(),
+        }
     }
 
+    /// The signal red from t = 0; tracks start at t = 2 s.
+    fn rule() -> RedLightRule {
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Red);
+        r
+    }
+
+    fn at(i: usize) -> Duration {
+        Duration::from_millis(2000 + i as u64 * 200)
+    }
+
+    /// A 50 px long vehicle whose front is at each x in turn, one frame every 200 ms, in
+    /// the band y 10..60.
     fn track(id: u64, xs: &[f32]) -> Track {
+        track_in_band(id, xs, 10.0)
+    }
+
+    fn track_in_band(id: u64, xs: &[f32], y: f32) -> Track {
         let point = |i: usize, x: f32| TrackPoint {
             frame: i as u64,
-            pts: Duration::from_millis(i as u64 * 200),
-            bbox: BBox::new(x - 50.0, 10.0, x, 60.0),
+            pts: at(i),
+            bbox: BBox::new(x - 50.0, y, x, y + 50.0),
             score: 0.9,
             class_id: 0,
         };
@@ -129,67 +244,137 @@ mod tests {
         .expect("points")
     }
 
+    fn prefix(t: &Track, n: usize) -> Track {
+        let mut p = t.clone();
+        p.points.truncate(n);
+        p
+    }
+
     #[test]
     fn crossing_on_red_is_a_violation_and_fires_once() {
         let mut r = rule();
-        let t = track(1, &[80.0, 95.0, 110.0]);
-        let mut prefix = t.clone();
-        prefix.points.truncate(2);
-        assert_eq!(r.observe(&prefix, SignalState::Red), None);
-        let c = r.observe(&t, SignalState::Red).expect("crossed");
+        let t = track(1, &[80.0, 95.0, 110.0, 125.0]);
+        assert_eq!(r.observe(&prefix(&t, 2)), None);
+        let c = r.observe(&prefix(&t, 3)).expect("crossed");
         assert!(c.is_violation());
         assert_eq!((c.frame, c.before_frame), (2, 1));
         // Front at 95 then 110: the line (100) is reached a third of the way between frames.
-        let expected = 0.2 + 0.2 * 5.0 / 15.0;
+        let expected = 2.2 + 0.2 * 5.0 / 15.0;
         assert!((c.pts.as_secs_f64() - expected).abs() < 1e-6, "{:?}", c.pts);
-        let mut later = t.clone();
-        later
-            .points
-            .extend(track(1, &[0.0, 0.0, 0.0, 130.0]).points.into_iter().skip(3));
-        assert_eq!(r.observe(&later, SignalState::Red), None);
+        assert_eq!(c.red_for, Some(c.pts));
+        assert_eq!(r.observe(&t), None, "reported once");
+    }
+
+    #[test]
+    fn a_crossing_counts_only_once_the_front_is_clearly_past_the_line() {
+        let mut r = rule();
+        // 3 px past a line the box is 50 px long: not yet (15 % is 7.5 px).
+        let t = track(1, &[90.0, 103.0, 115.0]);
+        assert_eq!(r.observe(&prefix(&t, 2)), None);
+        let c = r.observe(&t).expect("confirmed one frame later");
+        // Still timed and framed where the line was reached.
+        assert_eq!((c.frame, c.before_frame), (1, 0));
+        assert!((c.pts.as_secs_f64() - (2.0 + 0.2 * 10.0 / 13.0)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_vehicle_stopped_on_the_line_never_crosses() {
+        let mut r = rule();
+        // Its box jitters a pixel or two either side of the line while it waits.
+        let xs = [90.0, 98.0, 100.5, 99.6, 101.2, 100.8, 99.9, 102.0, 101.0];
+        let t = track(1, &xs);
+        for n in 2..=xs.len() {
+            assert_eq!(r.observe(&prefix(&t, n)), None, "after {n} points");
+        }
     }
 
     #[test]
     fn frames_missed_around_the_line_do_not_delay_the_crossing_time() {
         let mut r = rule();
         let mut t = track(1, &[90.0, 98.0, 0.0, 0.0, 122.0]);
-        t.points.drain(2..4); // seen at frames 0, 1 and 4 only
-        let mut prefix = t.clone();
-        prefix.points.truncate(2);
-        assert_eq!(r.observe(&prefix, SignalState::Red), None);
-        let c = r.observe(&t, SignalState::Red).unwrap();
+        t.points.drain(2..4); // seen at frames 0, 1 and 4 only: a flickering track
+        assert_eq!(r.observe(&prefix(&t, 2)), None);
+        let c = r.observe(&t).unwrap();
         assert_eq!(c.frame, 4);
-        // 98 at 200 ms, 122 at 800 ms: 100 is reached at 250 ms.
-        assert!((c.pts.as_secs_f64() - 0.25).abs() < 1e-6, "{:?}", c.pts);
+        // 98 at 2.2 s, 122 at 2.8 s: 100 is reached at 2.25 s.
+        assert!((c.pts.as_secs_f64() - 2.25).abs() < 1e-6, "{:?}", c.pts);
+        assert!(c.is_violation());
     }
 
     #[test]
-    fn crossing_on_green_or_amber_is_not_a_violation() {
+    fn crossing_on_green_amber_or_just_after_red_onset_is_not_a_violation() {
+        let green = |state: SignalState| {
+            let mut r = RedLightRule::new(&config());
+            r.signal(Duration::ZERO, state);
+            r.observe(&track(1, &[90.0, 110.0])).expect("crossed")
+        };
+        assert!(!green(SignalState::Green).is_violation());
+        let amber = green(SignalState::Amber);
+        assert!(!amber.is_violation());
+        assert_eq!((amber.signal, amber.red_for), (SignalState::Amber, None));
+        assert!(!green(SignalState::Unknown).is_violation());
+        // Amber until 2.0 s, red from 2.0 s; the line is reached at 2.1 s: red for 0.1 s,
+        // under the 0.5 s the rule asks for — the driver could not have stopped.
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Amber);
+        r.signal(at(0), SignalState::Red);
+        let c = r.observe(&track(1, &[90.0, 110.0])).unwrap();
+        assert_eq!(c.signal, SignalState::Red);
+        assert_eq!(c.red_for, Some(Duration::from_millis(100)));
+        assert!(!c.is_violation());
+        // The same crossing 0.6 s into red is one.
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Amber);
+        r.signal(at(0) - Duration::from_millis(500), SignalState::Red);
+        assert!(r.observe(&track(1, &[90.0, 110.0])).unwrap().is_violation());
+    }
+
+    #[test]
+    fn the_signal_at_the_crossing_counts_not_the_one_when_it_is_confirmed() {
+        // Reached the line at 2.1 s on amber; confirmed at 2.2 s, by when it is red.
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Amber);
+        r.signal(Duration::from_millis(2150), SignalState::Red);
+        let c = r.observe(&track(1, &[90.0, 110.0])).unwrap();
+        assert_eq!(c.signal, SignalState::Amber);
+        assert!(!c.is_violation());
+    }
+
+    #[test]
+    fn right_turn_on_red_is_allowed_only_in_its_lane() {
+        let mut cfg = config();
+        // The upper lane (y 0..80) may turn right on red.
+        cfg.right_turn_on_red = vec![vec![[60.0, 0.0], [160.0, 0.0], [160.0, 80.0], [60.0, 80.0]]];
+        let mut r = RedLightRule::new(&cfg);
+        r.signal(Duration::ZERO, SignalState::Red);
+        let turning = r.observe(&track_in_band(1, &[90.0, 110.0], 10.0)).unwrap();
+        assert!(turning.exempt.is_some());
+        assert!(!turning.is_violation());
+        let straight = r.observe(&track_in_band(2, &[90.0, 110.0], 120.0)).unwrap();
+        assert_eq!(straight.exempt, None);
+        assert!(straight.is_violation());
+    }
+
+    #[test]
+    fn a_vehicle_leaving_and_coming_back_is_judged_once_per_track() {
         let mut r = rule();
-        assert!(
-            !r.observe(&track(1, &[90.0, 105.0]), SignalState::Green)
-                .unwrap()
-                .is_violation()
-        );
-        assert!(
-            !r.observe(&track(2, &[90.0, 105.0]), SignalState::Amber)
-                .unwrap()
-                .is_violation()
-        );
+        // Crosses, backs up behind the line, crosses again: one crossing.
+        let t = track(1, &[90.0, 110.0, 95.0, 80.0, 95.0, 115.0]);
+        assert!(r.observe(&prefix(&t, 2)).is_some());
+        for n in 3..=6 {
+            assert_eq!(r.observe(&prefix(&t, n)), None);
+        }
+        // Out of view and back as a new track: judged again (the case store merges the
+        // two by plate within its deduplication window).
+        assert!(r.observe(&track(2, &[90.0, 110.0])).is_some());
     }
 
     #[test]
     fn stopping_short_of_the_line_or_driving_against_the_direction_never_crosses() {
         let mut r = rule();
-        assert_eq!(
-            r.observe(&track(1, &[90.0, 99.0, 99.5, 99.9]), SignalState::Red),
-            None
-        );
+        assert_eq!(r.observe(&track(1, &[90.0, 99.0, 99.5, 99.9])), None);
         // Coming from the far side (against the direction of travel) is not a crossing.
-        assert_eq!(
-            r.observe(&track(2, &[200.0, 150.0, 90.0]), SignalState::Red),
-            None
-        );
+        assert_eq!(r.observe(&track(2, &[200.0, 150.0, 90.0])), None);
     }
 
     #[test]
@@ -197,10 +382,22 @@ mod tests {
         let down = RedLightRule::new(&RedLightConfig {
             stop_line: [[0.0, 50.0], [200.0, 50.0]],
             direction: [0.0, 1.0],
+            ..config()
         });
         let b = BBox::new(10.0, 0.0, 30.0, 45.0);
         assert_eq!(down.front(&b), (20.0, 45.0));
         assert!(down.past_line(&b) < 0.0);
         assert!(down.past_line(&BBox::new(10.0, 10.0, 30.0, 55.0)) > 0.0);
+    }
+
+    #[test]
+    fn point_in_polygon() {
+        let square = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]];
+        assert!(inside(&square, 5.0, 5.0));
+        assert!(!inside(&square, 15.0, 5.0));
+        assert!(
+            !inside(&square[..2], 5.0, 0.0),
+            "a degenerate polygon holds nothing"
+        );
     }
 }
