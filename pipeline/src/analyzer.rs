@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use image::RgbImage;
 use serde::Serialize;
-use vigil_models::{BBox, Detection, Detector, Manifest, ModelError, TextDetector, TextRecognizer};
+use vigil_models::{BBox, Detector, Manifest, ModelError, TextDetector, TextRecognizer};
 
 use crate::config::CameraConfig;
 use crate::frame::Frame;
@@ -160,31 +160,12 @@ impl Analyzer {
         models: &mut Models,
         frame: Frame,
     ) -> Result<Vec<Finding>, AnalysisError> {
-        let detections = models
-            .vehicle
-            .detect_above(&frame.image, self.min_score())?;
-        self.process_detected(models, frame, &detections)
-    }
-
-    /// The least detection score the tracker uses: below the detector's own confidence,
-    /// so a half-hidden vehicle still extends its track.
-    pub fn min_score(&self) -> f32 {
-        self.tracker.settings.low_score
-    }
-
-    /// Analyse one frame whose vehicles were detected elsewhere (several cameras' frames
-    /// in one model run).
-    pub fn process_detected(
-        &mut self,
-        models: &mut Models,
-        frame: Frame,
-        detections: &[Detection],
-    ) -> Result<Vec<Finding>, AnalysisError> {
         if !self.checked_size {
             self.camera
                 .check_frame_size(frame.image.width(), frame.image.height())?;
             self.checked_size = true;
-            // The detector's own confidence is what counts as a confident detection.
+            // The detector's own confidence is what counts as a confident detection; the
+            // tracker takes weaker boxes too, so a half-hidden vehicle extends its track.
             let confident = models
                 .vehicle
                 .confidence
@@ -192,6 +173,9 @@ impl Analyzer {
             self.tracker.settings.high_score = confident;
             self.tracker.settings.new_track_score = confident;
         }
+        let detections = models
+            .vehicle
+            .detect_above(&frame.image, self.tracker.settings.low_score)?;
         let signal = self.signal.state(&frame.image, frame.pts);
         self.rule.signal(frame.pts, signal);
         let observations: Vec<Observation> = detections
@@ -238,9 +222,9 @@ impl Analyzer {
             }
         }
         self.pending = still;
-        for t in ended {
-            self.crops.remove(&t.id);
-        }
+        // Crops of tracks that ended, or were dropped unconfirmed, go with them.
+        let tracker = &self.tracker;
+        self.crops.retain(|id, _| tracker.get(*id).is_some());
         Ok(done)
     }
 

@@ -142,25 +142,23 @@ impl RedLightRule {
         if track.points.len() < 2 || self.crossed.contains(&track.id) {
             return None;
         }
-        let past: Vec<f32> = track
-            .points
-            .iter()
-            .map(|p| self.past_line(&p.bbox))
-            .collect();
-        // The last step from before the line to past it; everything after must stay past.
-        let step = (1..past.len())
-            .rev()
-            .find(|&i| past[i - 1] < 0.0 && past[i] >= 0.0)?;
-        if past[step..].iter().any(|&d| d < 0.0) {
+        // Walk back over the points past the line (a few, on the hot path) to the last one
+        // before it: that step is the crossing.
+        let points = &track.points;
+        let mut step = points.len();
+        while step > 0 && self.past_line(&points[step - 1].bbox) >= 0.0 {
+            step -= 1;
+        }
+        if step == 0 || step == points.len() {
             return None;
         }
         let cur = track.last();
-        if past[past.len() - 1] < self.confirm_fraction * self.length(&cur.bbox) {
+        if self.past_line(&cur.bbox) < self.confirm_fraction * self.length(&cur.bbox) {
             return None;
         }
         self.crossed.insert(track.id);
-        let (prev, first) = (&track.points[step - 1], &track.points[step]);
-        let (before, after) = (past[step - 1], past[step]);
+        let (prev, first) = (&points[step - 1], &points[step]);
+        let (before, after) = (self.past_line(&prev.bbox), self.past_line(&first.bbox));
         let fraction = (-before / (after - before)) as f64;
         let pts = prev.pts + (first.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
         let (signal, since) = self.signal.at(pts).unwrap_or((SignalState::Unknown, pts));
