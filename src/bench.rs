@@ -115,6 +115,7 @@ pub(crate) fn bench_event(run: u128, n: u32) -> vigil_ticketing::ViolationEvent 
             text: format!("98A-{:03}.{:02}", (n / 100) % 1000, n % 100),
             confidence: 0.97,
             raw_lines: vec![],
+            colour: None,
         }),
         vehicle_class: if n.is_multiple_of(3) {
             "motorbike"

@@ -34,10 +34,10 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
         let v = violators[0];
         assert_eq!(findings.len(), 1, "{scene}: findings {findings:#?}");
         let f = &findings[0];
-        assert_eq!(f.crossing.signal, SignalState::Red);
+        assert_eq!(f.violation.signal, Some(SignalState::Red));
         // The crossing is seen on the first analysed frame at or after the true crossing.
         let truth_t = v.crossing_time.unwrap();
-        let seen_t = f.crossing.pts.as_secs_f64();
+        let seen_t = f.violation.pts.as_secs_f64();
         assert!(
             seen_t >= truth_t - 0.05 && seen_t <= truth_t + 0.25,
             "{scene}: crossing at {seen_t}, truth {truth_t}"

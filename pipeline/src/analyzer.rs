@@ -1,4 +1,4 @@
-//! The per-camera analysis: detect vehicles, track them, apply the red-light rule, and
+//! The per-camera analysis: detect vehicles, track them, apply the camera's rules, and
 //! for each violation gather the key frames and read the plate.
 
 use std::collections::{HashMap, VecDeque};
@@ -12,7 +12,7 @@ use vigil_models::{BBox, Detector, Manifest, ModelError, TextDetector, TextRecog
 use crate::config::CameraConfig;
 use crate::frame::Frame;
 use crate::plate_reader::{PlateRead, PlateReader, vote};
-use crate::rules::{Crossing, RedLightRule};
+use crate::rules::{RuleSet, Violation};
 use crate::signal::{SignalSource, SignalState};
 use crate::tracker::{Observation, Track, Tracker, TrackerSettings};
 
@@ -78,13 +78,14 @@ pub struct KeyFrame {
 /// A decided violation, ready to become evidence and a case.
 #[derive(Debug, Clone)]
 pub struct Finding {
-    pub crossing: Crossing,
+    pub violation: Violation,
     pub vehicle_class: String,
     pub key_frames: Vec<KeyFrame>,
     pub plate: Option<PlateRead>,
     pub plate_confidence: f32,
     /// The crop the plate was read from, cut to the plate.
     pub plate_crop: Option<RgbImage>,
+    pub plate_colour: Option<crate::plate::PlateColour>,
 }
 
 /// A vehicle crop kept as a candidate for plate reading.
@@ -94,7 +95,7 @@ struct Crop {
 }
 
 struct Pending {
-    crossing: Crossing,
+    violation: Violation,
     before: KeyFrame,
     on: KeyFrame,
 }
@@ -121,8 +122,8 @@ pub struct Analyzer {
     camera: CameraConfig,
     settings: AnalyzerSettings,
     tracker: Tracker,
-    rule: RedLightRule,
-    signal: SignalSource,
+    rules: RuleSet,
+    signal: Option<SignalSource>,
     /// Recent frames with their signal state, for key frames.
     recent: VecDeque<(Frame, SignalState)>,
     crops: HashMap<u64, Vec<Crop>>,
@@ -133,8 +134,8 @@ pub struct Analyzer {
 impl Analyzer {
     pub fn new(camera: CameraConfig, settings: AnalyzerSettings) -> Self {
         Self {
-            rule: RedLightRule::new(&camera.red_light),
-            signal: SignalSource::from_config(&camera.signal),
+            rules: RuleSet::from_config(&camera),
+            signal: camera.signal.as_ref().map(SignalSource::from_config),
             tracker: Tracker::new(TrackerSettings::default()),
             recent: VecDeque::new(),
             crops: HashMap::new(),
@@ -173,11 +174,17 @@ impl Analyzer {
             self.tracker.settings.high_score = confident;
             self.tracker.settings.new_track_score = confident;
         }
-        let detections = models
-            .vehicle
-            .detect_above(&frame.image, self.tracker.settings.low_score)?;
-        let signal = self.signal.state(&frame.image, frame.pts);
-        self.rule.signal(frame.pts, signal);
+        let brightened = crate::exposure::for_detection(&frame.image);
+        let detections = models.vehicle.detect_above(
+            brightened.as_ref().unwrap_or(&frame.image),
+            self.tracker.settings.low_score,
+        )?;
+        tracing::trace!(frame = frame.index, t = ?frame.pts, detections = ?detections.iter().map(|d| (d.class_id, (d.score * 100.0).round() / 100.0, d.bbox.x1.round(), d.bbox.y1.round(), d.bbox.x2.round(), d.bbox.y2.round())).collect::<Vec<_>>(), "detected");
+        let signal = match &self.signal {
+            Some(source) => source.state(&frame.image, frame.pts),
+            None => SignalState::Unknown,
+        };
+        self.rules.signal(frame.pts, signal);
         let observations: Vec<Observation> = detections
             .iter()
             .map(|d| Observation {
@@ -201,20 +208,18 @@ impl Analyzer {
         let current: Vec<Track> = self.tracker.current(frame.index).cloned().collect();
         for track in &current {
             self.keep_crop(track, &frame);
-            if let Some(crossing) = self.rule.observe(track) {
-                tracing::debug!(track = track.id, signal = crossing.signal.as_str(), red_for = ?crossing.red_for, exempt = ?crossing.exempt, t = ?crossing.pts, "stop line crossed");
-                if crossing.is_violation() {
-                    self.start_pending(crossing, track);
-                }
+            let class = class_name(&models.vehicle, track.class_id());
+            for violation in self.rules.observe(track, &class) {
+                self.start_pending(violation, track);
             }
         }
 
         let mut done = Vec::new();
         let mut still = Vec::new();
         for p in std::mem::take(&mut self.pending) {
-            let track = current.iter().find(|t| t.id == p.crossing.track_id);
-            let ended_track = ended.iter().find(|t| t.id == p.crossing.track_id);
-            let late_enough = frame.pts >= p.crossing.pts + self.settings.after_delay;
+            let track = current.iter().find(|t| t.id == p.violation.track_id);
+            let ended_track = ended.iter().find(|t| t.id == p.violation.track_id);
+            let late_enough = frame.pts >= p.violation.pts + self.settings.after_delay;
             match (track, ended_track) {
                 (Some(t), _) if late_enough => done.push(self.complete(models, p, t)?),
                 (_, Some(t)) => done.push(self.complete(models, p, t)?),
@@ -225,6 +230,7 @@ impl Analyzer {
         // Crops of tracks that ended, or were dropped unconfirmed, go with them.
         let tracker = &self.tracker;
         self.crops.retain(|id, _| tracker.get(*id).is_some());
+        self.rules.retain(&|id| tracker.get(id).is_some());
         Ok(done)
     }
 
@@ -233,7 +239,7 @@ impl Analyzer {
         let tracks = self.tracker.finish();
         let mut done = Vec::new();
         for p in std::mem::take(&mut self.pending) {
-            if let Some(t) = tracks.iter().find(|t| t.id == p.crossing.track_id) {
+            if let Some(t) = tracks.iter().find(|t| t.id == p.violation.track_id) {
                 done.push(self.complete(models, p, t)?);
             }
         }
@@ -253,7 +259,7 @@ impl Analyzer {
             })
     }
 
-    fn start_pending(&mut self, crossing: Crossing, track: &Track) {
+    fn start_pending(&mut self, violation: Violation, track: &Track) {
         let point = |frame: u64| {
             track
                 .points
@@ -261,18 +267,26 @@ impl Analyzer {
                 .find(|p| p.frame == frame)
                 .map(|p| p.bbox)
         };
-        let before = point(crossing.before_frame)
-            .and_then(|b| self.key_frame("before", crossing.before_frame, b));
-        let on = point(crossing.frame).and_then(|b| self.key_frame("on", crossing.frame, b));
+        // A "before" older than the frames kept (a vehicle that stood for minutes) is
+        // shown by the oldest kept frame the vehicle is on.
+        let before = point(violation.before_frame)
+            .and_then(|b| self.key_frame("before", violation.before_frame, b))
+            .or_else(|| {
+                self.recent.iter().find_map(|(f, _)| {
+                    point(f.index).and_then(|b| self.key_frame("before", f.index, b))
+                })
+            });
+        let on = point(violation.frame).and_then(|b| self.key_frame("on", violation.frame, b));
         match (before, on) {
             (Some(before), Some(on)) => self.pending.push(Pending {
-                crossing,
+                violation,
                 before,
                 on,
             }),
             _ => tracing::warn!(
                 track = track.id,
-                "red-light crossing without its key frames; not reported"
+                rule = %violation.rule,
+                "violation without its key frames; not reported"
             ),
         }
     }
@@ -317,7 +331,7 @@ impl Analyzer {
         let after_index = track
             .points
             .iter()
-            .find(|pt| pt.pts >= p.crossing.pts + self.settings.after_delay)
+            .find(|pt| pt.pts >= p.violation.pts + self.settings.after_delay)
             .unwrap_or(last);
         let after = self
             .key_frame("after", after_index.frame, after_index.bbox)
@@ -346,24 +360,31 @@ impl Analyzer {
             }
             None => (None, 0.0, None),
         };
-        let class_id = track.class_id();
-        let vehicle_class = models
-            .vehicle
-            .classes
-            .get(class_id)
-            .cloned()
-            .unwrap_or_else(|| class_id.to_string());
+        let vehicle_class = class_name(&models.vehicle, track.class_id());
+        let plate_colour = plate_crop
+            .as_ref()
+            .and_then(crate::plate_colour::plate_colour)
+            .map(|(c, _)| c);
         let mut key_frames = vec![p.before, p.on];
         key_frames.extend(after);
         Ok(Finding {
-            crossing: p.crossing,
+            violation: p.violation,
             vehicle_class,
             key_frames,
             plate,
             plate_confidence,
             plate_crop,
+            plate_colour,
         })
     }
+}
+
+fn class_name(detector: &Detector, class_id: usize) -> String {
+    detector
+        .classes
+        .get(class_id)
+        .cloned()
+        .unwrap_or_else(|| class_id.to_string())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, ViolationKind};
+use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent};
 
 use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
 use crate::config::CameraConfig;
@@ -58,8 +58,8 @@ pub struct FileReport {
 pub fn event_id(camera_id: &str, source_sha256: &str, finding: &Finding) -> Uuid {
     let key = format!(
         "{camera_id}|{source_sha256}|{}|{}",
-        ViolationKind::RedLight.as_str(),
-        finding.crossing.pts.as_millis()
+        finding.violation.kind.as_str(),
+        finding.violation.pts.as_millis()
     );
     Uuid::new_v5(&EVENT_NAMESPACE, key.as_bytes())
 }
@@ -81,13 +81,14 @@ pub fn violation_event(
         camera_id: camera.id.clone(),
         camera_name: camera.name.clone(),
         location: camera.location.clone(),
-        violation: ViolationKind::RedLight,
+        violation: finding.violation.kind,
         occurred_at: started_at
-            + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default(),
+            + chrono::Duration::from_std(finding.violation.pts).unwrap_or_default(),
         plate: finding.plate.as_ref().map(|p| PlateReading {
             text: p.plate.to_string(),
             confidence: finding.plate_confidence,
             raw_lines: p.lines.clone(),
+            colour: finding.plate_colour,
         }),
         vehicle_class: finding.vehicle_class.clone(),
         evidence_dir: package.dir.display().to_string(),
@@ -157,7 +158,7 @@ pub fn process_file(
             )?;
             let event =
                 violation_event(camera, id, started_at, &finding, &package, &source_info.uri);
-            tracing::info!(event = %id, plate = ?event.plate.as_ref().map(|p| &p.text), "red-light violation");
+            tracing::info!(event = %id, violation = event.violation.as_str(), plate = ?event.plate.as_ref().map(|p| &p.text), "violation");
             on_event(event).map_err(BatchError::Sink)?;
             report.violations += 1;
         }

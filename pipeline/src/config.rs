@@ -32,8 +32,24 @@ pub struct CameraConfig {
     /// Frames per second analysed (decoded frames are dropped down to this rate).
     #[serde(default = "default_analysis_fps")]
     pub analysis_fps: u32,
-    pub red_light: RedLightConfig,
-    pub signal: SignalConfig,
+    /// Each rule is optional; a camera runs the ones its site has.
+    #[serde(default)]
+    pub red_light: Option<RedLightConfig>,
+    /// Where the signal state comes from; needed by the red-light rule.
+    #[serde(default)]
+    pub signal: Option<SignalConfig>,
+    #[serde(default)]
+    pub wrong_way: Vec<WrongWayConfig>,
+    #[serde(default)]
+    pub solid_line: Vec<SolidLineConfig>,
+    #[serde(default)]
+    pub restricted_lane: Vec<RestrictedLaneConfig>,
+    #[serde(default)]
+    pub sidewalk: Vec<SidewalkConfig>,
+    #[serde(default)]
+    pub no_stopping: Vec<NoStoppingConfig>,
+    #[serde(default)]
+    pub speed: Vec<SpeedConfig>,
     #[serde(skip)]
     pub sha256: String,
     #[serde(skip)]
@@ -72,6 +88,125 @@ fn default_red_dwell() -> f64 {
 
 fn default_confirm_fraction() -> f32 {
     0.15
+}
+
+/// A lane with one direction of travel: moving against it is driving the wrong way.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrongWayConfig {
+    /// The lane, as a polygon in pixels.
+    pub lane: Vec<[f32; 2]>,
+    /// The lawful direction of travel, as a vector in image coordinates.
+    pub direction: [f32; 2],
+    /// How far (pixels, along the direction) a vehicle must move against it: a vehicle
+    /// nudging back while manoeuvring is not driving the wrong way.
+    #[serde(default = "default_wrong_way_distance")]
+    pub min_distance: f32,
+}
+
+fn default_wrong_way_distance() -> f32 {
+    60.0
+}
+
+/// A solid line (or divider) that must not be crossed, as a polyline in pixels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolidLineConfig {
+    pub points: Vec<[f32; 2]>,
+    /// How far (pixels) a vehicle's ground point must be on each side for the crossing to
+    /// count: a wheel brushing the paint, or box jitter, is not a crossing.
+    #[serde(default = "default_solid_line_margin")]
+    pub margin: f32,
+}
+
+fn default_solid_line_margin() -> f32 {
+    8.0
+}
+
+/// A lane closed to some classes (e.g. a car-only lane); a vehicle of another class
+/// driving in it is in the wrong lane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictedLaneConfig {
+    pub lane: Vec<[f32; 2]>,
+    /// Detector classes allowed in the lane.
+    pub allowed: Vec<String>,
+    /// How long a vehicle must be in the lane before it counts.
+    #[serde(default = "default_zone_seconds")]
+    pub min_seconds: f64,
+}
+
+fn default_zone_seconds() -> f64 {
+    1.0
+}
+
+/// A sidewalk: a vehicle moving along it is driving on the sidewalk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidewalkConfig {
+    pub zone: Vec<[f32; 2]>,
+    /// How far (pixels) the vehicle must move inside the zone: a vehicle whose box edge
+    /// clips the kerb while passing is not on the sidewalk.
+    #[serde(default = "default_sidewalk_distance")]
+    pub min_distance: f32,
+}
+
+fn default_sidewalk_distance() -> f32 {
+    40.0
+}
+
+/// A zone where stopping (or parking) is forbidden.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoStoppingConfig {
+    pub zone: Vec<[f32; 2]>,
+    /// How long a vehicle may stand in the zone.
+    pub max_seconds: f64,
+    /// `no_stopping` (the default) or `no_parking`: the sign decides the fine.
+    #[serde(default = "default_stop_kind")]
+    pub kind: StopKind,
+    /// Movement (as a share of the vehicle's box width) that still counts as standing:
+    /// boxes jitter around a parked car.
+    #[serde(default = "default_still_fraction")]
+    pub still_fraction: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopKind {
+    NoStopping,
+    NoParking,
+}
+
+fn default_stop_kind() -> StopKind {
+    StopKind::NoStopping
+}
+
+fn default_still_fraction() -> f32 {
+    0.25
+}
+
+/// A speed trap: two lines across the road a measured distance apart on the ground.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedConfig {
+    pub line_a: [[f32; 2]; 2],
+    pub line_b: [[f32; 2]; 2],
+    /// Distance between the lines on the road, in metres (surveyed on site).
+    pub distance_m: f64,
+    /// The limit, km/h.
+    pub limit_kmh: f64,
+    /// Limits for particular detector classes (e.g. `{ truck = 50 }`), km/h.
+    #[serde(default)]
+    pub class_limits: std::collections::BTreeMap<String, f64>,
+    /// Subtracted from every measured speed before comparing it with the limit: the
+    /// measurement's error (frame timing, box jitter) must never make a ticket.
+    #[serde(default = "default_speed_tolerance")]
+    pub tolerance_kmh: f64,
+}
+
+fn default_speed_tolerance() -> f64 {
+    3.0
 }
 
 /// Where the signal state comes from.
@@ -136,68 +271,192 @@ impl CameraConfig {
                 format!("{} is outside 1..=30", self.analysis_fps),
             ));
         }
-        let [a, b] = self.red_light.stop_line;
-        if a == b {
-            return Err(self.invalid("red_light.stop_line", "the two points are the same"));
-        }
-        if self
-            .red_light
-            .stop_line
-            .iter()
-            .flatten()
-            .any(|v| !v.is_finite() || *v < 0.0)
-        {
+        let rules = self.red_light.iter().count()
+            + self.wrong_way.len()
+            + self.solid_line.len()
+            + self.restricted_lane.len()
+            + self.sidewalk.len()
+            + self.no_stopping.len()
+            + self.speed.len();
+        if rules == 0 {
             return Err(self.invalid(
-                "red_light.stop_line",
-                "coordinates must be finite and not negative",
+                "red_light",
+                "the camera has no rules: configure at least one of red_light, wrong_way, \
+                 solid_line, restricted_lane, sidewalk, no_stopping, speed",
             ));
         }
-        let [dx, dy] = self.red_light.direction;
-        if !(dx.is_finite() && dy.is_finite()) || dx == 0.0 && dy == 0.0 {
-            return Err(self.invalid("red_light.direction", "must be a non-zero vector"));
+        if let Some(red_light) = &self.red_light {
+            self.check_line("red_light.stop_line", &red_light.stop_line)?;
+            self.check_vector("red_light.direction", red_light.direction)?;
+            for (i, lane) in red_light.right_turn_on_red.iter().enumerate() {
+                self.check_polygon(&format!("red_light.right_turn_on_red[{i}]"), lane)?;
+            }
+            if self.signal.is_none() {
+                return Err(self.invalid(
+                    "signal",
+                    "the red-light rule needs a [signal] section (region or schedule)",
+                ));
+            }
         }
         match &self.signal {
-            SignalConfig::Region { region } => {
-                if region[2] == 0 || region[3] == 0 {
-                    return Err(self.invalid("signal.region", "width and height must be positive"));
-                }
+            Some(SignalConfig::Region { region }) if region[2] == 0 || region[3] == 0 => {
+                return Err(self.invalid("signal.region", "width and height must be positive"));
             }
-            SignalConfig::Schedule { phases, .. } => {
+            Some(SignalConfig::Schedule { phases, .. })
                 if phases.is_empty()
                     || phases
                         .iter()
-                        .any(|p| !p.seconds.is_finite() || p.seconds <= 0.0)
-                {
-                    return Err(self.invalid(
-                        "signal.phases",
-                        "needs at least one phase, each of positive length",
-                    ));
-                }
+                        .any(|p| !p.seconds.is_finite() || p.seconds <= 0.0) =>
+            {
+                return Err(self.invalid(
+                    "signal.phases",
+                    "needs at least one phase, each of positive length",
+                ));
+            }
+            _ => {}
+        }
+        for (i, r) in self.wrong_way.iter().enumerate() {
+            self.check_polygon(&format!("wrong_way[{i}].lane"), &r.lane)?;
+            self.check_vector(&format!("wrong_way[{i}].direction"), r.direction)?;
+            self.check_positive(
+                &format!("wrong_way[{i}].min_distance"),
+                r.min_distance as f64,
+            )?;
+        }
+        for (i, r) in self.solid_line.iter().enumerate() {
+            let key = format!("solid_line[{i}].points");
+            if r.points.len() < 2 {
+                return Err(self.invalid(&key, "needs at least two points"));
+            }
+            self.check_points(&key, &r.points)?;
+            if r.points.windows(2).any(|w| w[0] == w[1]) {
+                return Err(self.invalid(&key, "two consecutive points are the same"));
+            }
+            self.check_positive(&format!("solid_line[{i}].margin"), r.margin as f64)?;
+        }
+        for (i, r) in self.restricted_lane.iter().enumerate() {
+            self.check_polygon(&format!("restricted_lane[{i}].lane"), &r.lane)?;
+            if r.allowed.is_empty() {
+                return Err(self.invalid(
+                    &format!("restricted_lane[{i}].allowed"),
+                    "names no class: list the classes allowed in the lane",
+                ));
+            }
+            self.check_positive(&format!("restricted_lane[{i}].min_seconds"), r.min_seconds)?;
+        }
+        for (i, r) in self.sidewalk.iter().enumerate() {
+            self.check_polygon(&format!("sidewalk[{i}].zone"), &r.zone)?;
+            self.check_positive(
+                &format!("sidewalk[{i}].min_distance"),
+                r.min_distance as f64,
+            )?;
+        }
+        for (i, r) in self.no_stopping.iter().enumerate() {
+            self.check_polygon(&format!("no_stopping[{i}].zone"), &r.zone)?;
+            self.check_positive(&format!("no_stopping[{i}].max_seconds"), r.max_seconds)?;
+            self.check_positive(
+                &format!("no_stopping[{i}].still_fraction"),
+                r.still_fraction as f64,
+            )?;
+        }
+        for (i, r) in self.speed.iter().enumerate() {
+            self.check_line(&format!("speed[{i}].line_a"), &r.line_a)?;
+            self.check_line(&format!("speed[{i}].line_b"), &r.line_b)?;
+            self.check_positive(&format!("speed[{i}].distance_m"), r.distance_m)?;
+            self.check_positive(&format!("speed[{i}].limit_kmh"), r.limit_kmh)?;
+            for (class, limit) in &r.class_limits {
+                self.check_positive(&format!("speed[{i}].class_limits.{class}"), *limit)?;
+            }
+            if !r.tolerance_kmh.is_finite() || r.tolerance_kmh < 0.0 {
+                return Err(self.invalid(
+                    &format!("speed[{i}].tolerance_kmh"),
+                    "must be a finite number, zero or more",
+                ));
             }
         }
         Ok(())
     }
 
+    fn check_points(&self, key: &str, points: &[[f32; 2]]) -> Result<(), ConfigError> {
+        if points.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(self.invalid(key, "coordinates must be finite and not negative"));
+        }
+        Ok(())
+    }
+
+    fn check_line(&self, key: &str, line: &[[f32; 2]; 2]) -> Result<(), ConfigError> {
+        if line[0] == line[1] {
+            return Err(self.invalid(key, "the two points are the same"));
+        }
+        self.check_points(key, line)
+    }
+
+    fn check_polygon(&self, key: &str, polygon: &[[f32; 2]]) -> Result<(), ConfigError> {
+        if polygon.len() < 3 {
+            return Err(self.invalid(key, "a polygon needs at least three points"));
+        }
+        self.check_points(key, polygon)
+    }
+
+    fn check_vector(&self, key: &str, [dx, dy]: [f32; 2]) -> Result<(), ConfigError> {
+        if !(dx.is_finite() && dy.is_finite()) || dx == 0.0 && dy == 0.0 {
+            return Err(self.invalid(key, "must be a non-zero vector"));
+        }
+        Ok(())
+    }
+
+    fn check_positive(&self, key: &str, value: f64) -> Result<(), ConfigError> {
+        if !value.is_finite() || value <= 0.0 {
+            return Err(self.invalid(key, format!("{value} must be a positive number")));
+        }
+        Ok(())
+    }
+
+    /// Every point of the camera's geometry, by the key that set it.
+    fn geometry(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        let mut out = Vec::new();
+        if let Some(r) = &self.red_light {
+            out.push(("red_light.stop_line".to_string(), r.stop_line.to_vec()));
+            for (i, lane) in r.right_turn_on_red.iter().enumerate() {
+                out.push((format!("red_light.right_turn_on_red[{i}]"), lane.clone()));
+            }
+        }
+        for (i, r) in self.wrong_way.iter().enumerate() {
+            out.push((format!("wrong_way[{i}].lane"), r.lane.clone()));
+        }
+        for (i, r) in self.solid_line.iter().enumerate() {
+            out.push((format!("solid_line[{i}].points"), r.points.clone()));
+        }
+        for (i, r) in self.restricted_lane.iter().enumerate() {
+            out.push((format!("restricted_lane[{i}].lane"), r.lane.clone()));
+        }
+        for (i, r) in self.sidewalk.iter().enumerate() {
+            out.push((format!("sidewalk[{i}].zone"), r.zone.clone()));
+        }
+        for (i, r) in self.no_stopping.iter().enumerate() {
+            out.push((format!("no_stopping[{i}].zone"), r.zone.clone()));
+        }
+        for (i, r) in self.speed.iter().enumerate() {
+            out.push((format!("speed[{i}].line_a"), r.line_a.to_vec()));
+            out.push((format!("speed[{i}].line_b"), r.line_b.to_vec()));
+        }
+        out
+    }
+
     /// Check the geometry against the analysed frame size, known once the video is open.
     pub fn check_frame_size(&self, width: u32, height: u32) -> Result<(), ConfigError> {
         let (w, h) = (width as f32, height as f32);
-        if self
-            .red_light
-            .stop_line
-            .iter()
-            .any(|[x, y]| *x > w || *y > h)
-        {
-            return Err(self.invalid(
-                "red_light.stop_line",
-                format!(
-                    "{:?} lies outside the {width}x{height} frame",
-                    self.red_light.stop_line
-                ),
-            ));
+        for (key, points) in self.geometry() {
+            if let Some(p) = points.iter().find(|[x, y]| *x > w || *y > h) {
+                return Err(self.invalid(
+                    &key,
+                    format!("the point {p:?} lies outside the {width}x{height} frame"),
+                ));
+            }
         }
-        if let SignalConfig::Region {
+        if let Some(SignalConfig::Region {
             region: [x, y, rw, rh],
-        } = self.signal
+        }) = self.signal
             && (x + rw > width || y + rh > height)
         {
             return Err(self.invalid(
@@ -237,7 +496,9 @@ phases = [{ state = "green", seconds = 3 }, { state = "red", seconds = 5 }]
         let c = load(GOOD).unwrap();
         assert_eq!(c.analysis_fps, 5);
         assert_eq!(c.sha256.len(), 64);
-        assert!(matches!(c.signal, SignalConfig::Schedule { ref phases, .. } if phases.len() == 2));
+        assert!(
+            matches!(c.signal, Some(SignalConfig::Schedule { ref phases, .. }) if phases.len() == 2)
+        );
     }
 
     #[test]
@@ -264,6 +525,106 @@ phases = [{ state = "green", seconds = 3 }, { state = "red", seconds = 5 }]
             .unwrap_err()
             .to_string();
         assert!(err.contains("purple"), "{err}");
+    }
+
+    const RULES_ONLY: &str = r#"
+id = "cam"
+name = "Cam"
+location = "Here"
+[[wrong_way]]
+lane = [[0.0, 200.0], [640.0, 200.0], [640.0, 360.0], [0.0, 360.0]]
+direction = [1.0, 0.0]
+[[solid_line]]
+points = [[0.0, 260.0], [640.0, 260.0]]
+[[restricted_lane]]
+lane = [[0.0, 0.0], [640.0, 0.0], [640.0, 100.0]]
+allowed = ["car", "bus"]
+[[sidewalk]]
+zone = [[0.0, 330.0], [640.0, 330.0], [640.0, 360.0]]
+[[no_stopping]]
+zone = [[300.0, 300.0], [640.0, 300.0], [640.0, 360.0]]
+max_seconds = 30
+kind = "no_parking"
+[[speed]]
+line_a = [[200.0, 0.0], [200.0, 360.0]]
+line_b = [[440.0, 0.0], [440.0, 360.0]]
+distance_m = 12.0
+limit_kmh = 40
+class_limits = { lorry = 30 }
+"#;
+
+    #[test]
+    fn a_camera_may_run_any_rules_without_a_signal() {
+        let c = load(RULES_ONLY).unwrap();
+        assert!(c.red_light.is_none() && c.signal.is_none());
+        assert_eq!(c.wrong_way[0].min_distance, 60.0);
+        assert_eq!(c.no_stopping[0].kind, StopKind::NoParking);
+        assert_eq!(c.speed[0].tolerance_kmh, 3.0);
+        assert!(c.check_frame_size(640, 360).is_ok());
+    }
+
+    #[test]
+    fn each_rules_mistakes_name_their_key() {
+        let cases = [
+            // A polygon needs three points.
+            (
+                RULES_ONLY.replace(
+                    "zone = [[0.0, 330.0], [640.0, 330.0], [640.0, 360.0]]",
+                    "zone = [[0.0, 330.0], [640.0, 330.0]]",
+                ),
+                "sidewalk[0].zone",
+            ),
+            (
+                RULES_ONLY.replace("direction = [1.0, 0.0]", "direction = [0.0, 0.0]"),
+                "wrong_way[0].direction",
+            ),
+            (
+                RULES_ONLY.replace("distance_m = 12.0", "distance_m = -12.0"),
+                "speed[0].distance_m",
+            ),
+            (
+                RULES_ONLY.replace("lorry = 30", "lorry = 0"),
+                "speed[0].class_limits.lorry",
+            ),
+            (
+                RULES_ONLY.replace("allowed = [\"car\", \"bus\"]", "allowed = []"),
+                "restricted_lane[0].allowed",
+            ),
+            (
+                RULES_ONLY.replace("max_seconds = 30", "max_seconds = 0"),
+                "no_stopping[0].max_seconds",
+            ),
+            (
+                RULES_ONLY.replace(
+                    "points = [[0.0, 260.0], [640.0, 260.0]]",
+                    "points = [[0.0, 260.0]]",
+                ),
+                "solid_line[0].points",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        // No rule at all.
+        let bare = "id = \"cam\"\nname = \"Cam\"\nlocation = \"Here\"\n";
+        assert!(load(bare).unwrap_err().to_string().contains("no rules"));
+        let no_signal = GOOD.split("[signal]").next().unwrap();
+        let err = load(no_signal).unwrap_err().to_string();
+        assert!(
+            err.contains("`signal`") && err.contains("red-light rule"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn any_rules_geometry_outside_the_frame_names_its_key() {
+        let c = load(&RULES_ONLY.replace("[300.0, 300.0]", "[300.0, 400.0]")).unwrap();
+        let err = c.check_frame_size(640, 360).unwrap_err().to_string();
+        assert!(
+            err.contains("no_stopping[0].zone") && err.contains("[300.0, 400.0]"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ pub fn write_package(
     std::fs::create_dir(&partial).map_err(io(&partial))?;
 
     let occurred_at =
-        source.started_at + chrono::Duration::from_std(finding.crossing.pts).unwrap_or_default();
+        source.started_at + chrono::Duration::from_std(finding.violation.pts).unwrap_or_default();
     let mut files: Vec<FileEntry> = Vec::new();
     for (i, kf) in finding.key_frames.iter().enumerate() {
         let at = source.started_at + chrono::Duration::from_std(kf.frame.pts).unwrap_or_default();
@@ -130,11 +130,15 @@ pub fn write_package(
                         .format("%Y-%m-%d %H:%M:%S%.3f %:z"),
                     camera.id
                 ),
-                format!(
-                    "RED LIGHT  signal: {}  vehicle: {}",
-                    kf.signal.as_str(),
-                    kf.label
-                ),
+                match finding.violation.signal {
+                    Some(_) => format!(
+                        "{}  signal: {}  vehicle: {}",
+                        finding.violation.caption,
+                        kf.signal.as_str(),
+                        kf.label
+                    ),
+                    None => format!("{}  vehicle: {}", finding.violation.caption, kf.label),
+                },
             ],
         );
         let name = format!("{}_{}.jpg", i + 1, kf.label);
@@ -158,24 +162,24 @@ pub fn write_package(
     let manifest = serde_json::json!({
         "schema_version": 1,
         "event_id": event_id,
-        "violation": "red_light",
+        "violation": finding.violation.kind.as_str(),
+        "rule": finding.violation.rule,
         "camera": {
             "id": camera.id,
             "name": camera.name,
             "location": camera.location,
             "config_sha256": camera.sha256,
-            "stop_line": camera.red_light.stop_line,
-            "direction": camera.red_light.direction,
         },
         "time": Times {
             utc: occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true),
             local: local_time(occurred_at),
             time_zone: "Asia/Ho_Chi_Minh",
-            video_offset_ms: finding.crossing.pts.as_millis(),
+            video_offset_ms: finding.violation.pts.as_millis(),
         },
-        "signal_at_crossing": finding.crossing.signal.as_str(),
+        "measured": finding.violation.facts,
+        "signal_at_crossing": finding.violation.signal.map(|s| s.as_str()),
         "vehicle": {
-            "track_id": finding.crossing.track_id,
+            "track_id": finding.violation.track_id,
             "class": finding.vehicle_class,
             "boxes": finding.key_frames.iter().map(|k| serde_json::json!({
                 "frame": k.label, "video_offset_ms": k.frame.pts.as_millis(),
@@ -185,6 +189,7 @@ pub fn write_package(
         "plate": finding.plate.as_ref().map(|p| serde_json::json!({
             "text": p.plate.to_string(),
             "lines_read": p.lines,
+            "colour": finding.plate_colour.map(|c| c.as_str()),
             "confidence": finding.plate_confidence,
         })),
         "source": source,

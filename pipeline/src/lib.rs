@@ -8,11 +8,14 @@
 pub mod analyzer;
 pub mod batch;
 pub mod config;
+pub mod eval;
 pub mod evidence;
+pub mod exposure;
 pub mod frame;
 pub mod live;
 /// The plate grammar lives with the cases (ticketing checks corrected plates against it).
 pub use vigil_ticketing::plate;
+pub mod plate_colour;
 pub mod plate_reader;
 pub mod rules;
 pub mod signal;

@@ -73,43 +73,76 @@ fn schedule_state(phases: &[Phase], offset: f64, t: f64) -> SignalState {
     SignalState::Unknown
 }
 
-/// Classifies the lit lamp of a signal head from the colour of its brightest pixels.
+/// Reads a vertical signal head (red lamp on top, amber in the middle, green at the
+/// bottom) from its pixels.
+///
+/// The head's own structure is the check against being fooled: a dark housing with one
+/// lamp lit, in the colour of that lamp's place. A vehicle passing in front replaces the
+/// housing with its body (and a red or yellow car would otherwise light up "lamps"), so
+/// when too much of the region is neither housing nor lamp, or light comes from the
+/// wrong place or in the wrong colour, the state is unknown, never a guess.
 pub struct RegionClassifier {
     pub region: [u32; 4],
 }
 
+/// Share of the region that may be neither dark housing nor lit lamp (edges blurred by
+/// compression, a bird, a thin pole) before the head counts as hidden.
+const MAX_FOREIGN: f32 = 0.2;
+/// Share of the lit pixels that must lie in one lamp's third of the head.
+const MIN_IN_ONE_LAMP: f32 = 0.8;
+
 impl RegionClassifier {
     pub fn classify(&self, frame: &RgbImage) -> SignalState {
         let [x, y, w, h] = self.region;
-        if x + w > frame.width() || y + h > frame.height() {
+        if x + w > frame.width() || y + h > frame.height() || h < 3 {
             return SignalState::Unknown;
         }
-        // A lit lamp is far brighter and more saturated than the housing and the dark lamps.
-        let mut lit: Vec<[f32; 3]> = Vec::new();
+        // Per lamp (top, middle, bottom): lit pixels and their summed colour.
+        let mut lit = [(0usize, [0.0f32; 3]); 3];
+        let mut foreign = 0usize;
         for py in y..y + h {
+            let slot = (((py - y) * 3) / h).min(2) as usize;
             for px in x..x + w {
                 let p = frame.get_pixel(px, py).0.map(f32::from);
                 let max = p[0].max(p[1]).max(p[2]);
                 let min = p[0].min(p[1]).min(p[2]);
                 if max >= 150.0 && (max - min) / max >= 0.45 {
-                    lit.push(p);
+                    lit[slot].0 += 1;
+                    for (sum, v) in lit[slot].1.iter_mut().zip(p) {
+                        *sum += v;
+                    }
+                } else if max >= 100.0 {
+                    foreign += 1;
                 }
             }
         }
-        if lit.len() < ((w * h) as usize / 100).max(4) {
+        let area = (w * h) as usize;
+        if foreign as f32 > area as f32 * MAX_FOREIGN {
             return SignalState::Unknown;
         }
-        let n = lit.len() as f32;
-        let [r, g, b] = lit
-            .iter()
-            .fold([0.0; 3], |a, p| [a[0] + p[0], a[1] + p[1], a[2] + p[2]])
-            .map(|v| v / n);
-        if g > r && g > b {
+        let total: usize = lit.iter().map(|l| l.0).sum();
+        if total < (area / 100).max(4) {
+            return SignalState::Unknown;
+        }
+        let Some((slot, &(n, sum))) = lit.iter().enumerate().max_by_key(|(_, l)| l.0) else {
+            return SignalState::Unknown;
+        };
+        if (n as f32) < total as f32 * MIN_IN_ONE_LAMP {
+            return SignalState::Unknown;
+        }
+        let [r, g, b] = sum.map(|v| v / n as f32);
+        let colour = if g > r && g > b {
             SignalState::Green
         } else if r > g && g / r >= 0.45 {
             SignalState::Amber
         } else if r > g && r > b {
             SignalState::Red
+        } else {
+            SignalState::Unknown
+        };
+        let place = [SignalState::Red, SignalState::Amber, SignalState::Green][slot];
+        if colour == place {
+            colour
         } else {
             SignalState::Unknown
         }
@@ -121,33 +154,89 @@ mod tests {
     use super::*;
     use image::Rgb;
 
-    fn head(lit: Rgb<u8>) -> RgbImage {
-        let mut img = RgbImage::from_pixel(40, 100, Rgb([30, 30, 30]));
-        for y in 10..30 {
-            for x in 10..30 {
-                img.put_pixel(x, y, lit);
+    const RED: Rgb<u8> = Rgb([255, 40, 30]);
+    const AMBER: Rgb<u8> = Rgb([255, 170, 0]);
+    const GREEN: Rgb<u8> = Rgb([40, 230, 90]);
+
+    /// A 40×99 head, dark housing, with `colour` lit in lamp `slot` (0 top .. 2 bottom).
+    fn head(slot: u32, colour: Rgb<u8>) -> RgbImage {
+        let mut img = RgbImage::from_pixel(40, 99, Rgb([30, 30, 30]));
+        for y in 8 + 33 * slot..25 + 33 * slot {
+            for x in 11..28 {
+                img.put_pixel(x, y, colour);
             }
         }
         img
     }
 
+    /// Paint rows `rows` of the image with a vehicle's body colour.
+    fn cover(mut img: RgbImage, rows: std::ops::Range<u32>, body: Rgb<u8>) -> RgbImage {
+        for y in rows {
+            for x in 0..img.width() {
+                img.put_pixel(x, y, body);
+            }
+        }
+        img
+    }
+
+    fn classifier() -> RegionClassifier {
+        RegionClassifier {
+            region: [0, 0, 40, 99],
+        }
+    }
+
     #[test]
-    fn classifies_lit_lamp_colours() {
-        let c = RegionClassifier {
-            region: [0, 0, 40, 100],
-        };
-        assert_eq!(c.classify(&head(Rgb([255, 40, 30]))), SignalState::Red);
-        assert_eq!(c.classify(&head(Rgb([255, 170, 0]))), SignalState::Amber);
-        assert_eq!(c.classify(&head(Rgb([40, 230, 90]))), SignalState::Green);
+    fn classifies_the_lit_lamp_by_colour_and_place() {
+        let c = classifier();
+        assert_eq!(c.classify(&head(0, RED)), SignalState::Red);
+        assert_eq!(c.classify(&head(1, AMBER)), SignalState::Amber);
+        assert_eq!(c.classify(&head(2, GREEN)), SignalState::Green);
         // Everything dark: no lamp lit (a failed signal or night without exposure).
-        assert_eq!(c.classify(&head(Rgb([60, 20, 20]))), SignalState::Unknown);
+        assert_eq!(
+            c.classify(&head(0, Rgb([60, 20, 20]))),
+            SignalState::Unknown
+        );
+        // Light of the wrong colour for its place is not a lamp.
+        assert_eq!(c.classify(&head(2, RED)), SignalState::Unknown);
+        assert_eq!(c.classify(&head(0, GREEN)), SignalState::Unknown);
         // A region outside the frame cannot be read.
         let off = RegionClassifier {
             region: [30, 0, 40, 100],
         };
+        assert_eq!(off.classify(&head(0, RED)), SignalState::Unknown);
+    }
+
+    #[test]
+    fn a_vehicle_in_front_of_the_head_makes_it_unknown_never_a_colour() {
+        let c = classifier();
+        let white_bus = Rgb([225, 228, 230]);
+        let blue_bus = Rgb([30, 80, 200]);
+        let red_car = Rgb([210, 30, 35]);
+        // Green lit, the lower half hidden by a white bus: not "no lamp", not a colour.
         assert_eq!(
-            off.classify(&head(Rgb([255, 40, 30]))),
+            c.classify(&cover(head(2, GREEN), 50..99, white_bus)),
             SignalState::Unknown
+        );
+        // Green lit, a blue bus over the lower two thirds.
+        assert_eq!(
+            c.classify(&cover(head(2, GREEN), 33..99, blue_bus)),
+            SignalState::Unknown
+        );
+        // A red car over the green lamp's half while the red lamp is dark: red light
+        // everywhere but the top, never "red".
+        assert_eq!(
+            c.classify(&cover(head(2, GREEN), 40..99, red_car)),
+            SignalState::Unknown
+        );
+        // The whole head behind a red car.
+        assert_eq!(
+            c.classify(&cover(head(0, RED), 0..99, red_car)),
+            SignalState::Unknown
+        );
+        // A thin strip (a pole, a cable) does not hide it.
+        assert_eq!(
+            c.classify(&cover(head(0, RED), 90..96, white_bus)),
+            SignalState::Red
         );
     }
 

@@ -9,12 +9,66 @@ pub const EVENT_SCHEMA_VERSION: u32 = 1;
 #[serde(rename_all = "snake_case")]
 pub enum ViolationKind {
     RedLight,
+    WrongWay,
+    /// Crossing a solid line, or driving in a lane closed to the vehicle's class.
+    WrongLane,
+    SidewalkDriving,
+    NoStopping,
+    NoParking,
+    /// Speeding, by how far over the limit: the decree fines each band differently.
+    #[serde(rename = "speed_5_10")]
+    Speed5To10,
+    #[serde(rename = "speed_10_20")]
+    Speed10To20,
+    #[serde(rename = "speed_20_35")]
+    Speed20To35,
+    #[serde(rename = "speed_over_35")]
+    SpeedOver35,
 }
 
 impl ViolationKind {
+    pub const ALL: [ViolationKind; 10] = [
+        ViolationKind::RedLight,
+        ViolationKind::WrongWay,
+        ViolationKind::WrongLane,
+        ViolationKind::SidewalkDriving,
+        ViolationKind::NoStopping,
+        ViolationKind::NoParking,
+        ViolationKind::Speed5To10,
+        ViolationKind::Speed10To20,
+        ViolationKind::Speed20To35,
+        ViolationKind::SpeedOver35,
+    ];
+
+    /// The code the fine schedule and the case store use.
     pub fn as_str(&self) -> &'static str {
         match self {
             ViolationKind::RedLight => "red_light",
+            ViolationKind::WrongWay => "wrong_way",
+            ViolationKind::WrongLane => "wrong_lane",
+            ViolationKind::SidewalkDriving => "sidewalk_driving",
+            ViolationKind::NoStopping => "no_stopping",
+            ViolationKind::NoParking => "no_parking",
+            ViolationKind::Speed5To10 => "speed_5_10",
+            ViolationKind::Speed10To20 => "speed_10_20",
+            ViolationKind::Speed20To35 => "speed_20_35",
+            ViolationKind::SpeedOver35 => "speed_over_35",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == code)
+    }
+
+    /// The speeding band for a speed this far over the limit (km/h); `None` under 5 km/h,
+    /// which the decree does not fine.
+    pub fn speeding(excess_kmh: f64) -> Option<Self> {
+        match excess_kmh {
+            e if e >= 35.0 => Some(ViolationKind::SpeedOver35),
+            e if e >= 20.0 => Some(ViolationKind::Speed20To35),
+            e if e >= 10.0 => Some(ViolationKind::Speed10To20),
+            e if e >= 5.0 => Some(ViolationKind::Speed5To10),
+            _ => None,
         }
     }
 }
@@ -26,6 +80,9 @@ pub struct PlateReading {
     pub confidence: f32,
     /// The lines as read (one for cars, two for motorbikes), before normalisation.
     pub raw_lines: Vec<String>,
+    /// The plate's background colour, when it could be told (older events lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub colour: Option<crate::plate::PlateColour>,
 }
 
 /// A violation decided by the pipeline, handed to ticketing.
@@ -88,6 +145,7 @@ pub fn sample_event(n: u128) -> ViolationEvent {
             text: "98A-123.45".into(),
             confidence: 0.99,
             raw_lines: vec!["98A-123.45".into()],
+            colour: None,
         }),
         vehicle_class: "bus".into(),
         evidence_dir: "/tmp/e".into(),
@@ -113,5 +171,36 @@ mod tests {
                 .contains("version 2")
         );
         assert!(ViolationEvent::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn every_kind_serialises_as_its_fine_code() {
+        for kind in ViolationKind::ALL {
+            let json = serde_json::to_string(&kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+            assert_eq!(ViolationKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(ViolationKind::parse("jaywalking"), None);
+    }
+
+    #[test]
+    fn speeding_bands_follow_the_decree() {
+        assert_eq!(ViolationKind::speeding(4.9), None);
+        assert_eq!(
+            ViolationKind::speeding(5.0),
+            Some(ViolationKind::Speed5To10)
+        );
+        assert_eq!(
+            ViolationKind::speeding(19.9),
+            Some(ViolationKind::Speed10To20)
+        );
+        assert_eq!(
+            ViolationKind::speeding(20.0),
+            Some(ViolationKind::Speed20To35)
+        );
+        assert_eq!(
+            ViolationKind::speeding(60.0),
+            Some(ViolationKind::SpeedOver35)
+        );
     }
 }

@@ -8,6 +8,28 @@ use std::fmt;
 /// Series letters in use (no I, J, O, Q, W); R is trailers. Đ is read as D.
 const SERIES_LETTERS: &str = "ABCDEFGHKLMNPRSTUVXYZ";
 
+/// The plate's background colour, which says who the vehicle belongs to (Law 36/2024
+/// Art. 36): white private, yellow commercial transport, blue state, red military.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlateColour {
+    White,
+    Yellow,
+    Blue,
+    Red,
+}
+
+impl PlateColour {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PlateColour::White => "white",
+            PlateColour::Yellow => "yellow",
+            PlateColour::Blue => "blue",
+            PlateColour::Red => "red",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plate {
     pub province: String,

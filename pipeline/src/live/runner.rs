@@ -385,9 +385,9 @@ impl Worker {
         match result {
             Ok(findings) => {
                 for finding in findings {
-                    tracing::info!(camera = %slot.config.id, t = ?finding.crossing.pts, "violation; waiting for the end of its clip");
+                    tracing::info!(camera = %slot.config.id, t = ?finding.violation.pts, "violation; waiting for the end of its clip");
                     state.pending.push(Pending {
-                        until: finding.crossing.pts + self.clip_after,
+                        until: finding.violation.pts + self.clip_after,
                         deadline: Instant::now() + self.clip_after + Duration::from_secs(10),
                         started_at: state.started_at,
                         finding,
@@ -435,7 +435,7 @@ impl Worker {
         );
         let root = &self.settings.evidence_root;
         std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
-        let from = p.finding.crossing.pts.saturating_sub(self.clip_before);
+        let from = p.finding.violation.pts.saturating_sub(self.clip_before);
         let clip_path = root.join(format!(".{id}.clip.mp4"));
         let clip = match slot.camera.clip(from, p.until) {
             Some((caps, units)) => {

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use vigil_models::BBox;
 
+use super::Violation;
+use super::geometry::inside;
 use crate::config::RedLightConfig;
 use crate::signal::SignalState;
 use crate::tracker::Track;
@@ -71,6 +73,7 @@ impl SignalLog {
 }
 
 pub struct RedLightRule {
+    config: RedLightConfig,
     origin: (f32, f32),
     /// Unit normal of the stop line, pointing the way traffic goes.
     normal: (f32, f32),
@@ -93,6 +96,7 @@ impl RedLightRule {
         let len = (nx * nx + ny * ny).sqrt();
         let dlen = (dx * dx + dy * dy).sqrt();
         Self {
+            config: config.clone(),
             origin: (ax, ay),
             normal: (nx / len, ny / len),
             direction: (dx / dlen, dy / dlen),
@@ -131,6 +135,35 @@ impl RedLightRule {
         b.width() * self.direction.0.abs() + b.height() * self.direction.1.abs()
     }
 
+    /// The violation a crossing on red makes, with what the evidence shows of it.
+    pub fn violation(&self, c: &Crossing) -> Violation {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Violation {
+            kind: vigil_ticketing::ViolationKind::RedLight,
+            track_id: c.track_id,
+            pts: c.pts,
+            frame: c.frame,
+            before_frame: c.before_frame,
+            rule: "red_light".into(),
+            caption: "RED LIGHT".into(),
+            facts: serde_json::json!({
+                "signal_at_crossing": c.signal.as_str(),
+                "red_for_ms": c.red_for.map(ms),
+                "red_dwell_ms": ms(c.red_dwell),
+                "geometry": {
+                    "stop_line": self.config.stop_line,
+                    "direction": self.config.direction,
+                    "right_turn_on_red": self.config.right_turn_on_red,
+                },
+            }),
+            signal: Some(c.signal),
+        }
+    }
+
+    pub fn retain(&mut self, alive: &dyn Fn(u64) -> bool) {
+        self.crossed.retain(|id| alive(*id));
+    }
+
     /// Record the signal seen on a frame; call on every analysed frame, before `observe`.
     pub fn signal(&mut self, pts: Duration, state: SignalState) {
         self.signal.record(pts, state);
@@ -163,11 +196,24 @@ impl RedLightRule {
         let pts = prev.pts + (first.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
         let (signal, since) = self.signal.at(pts).unwrap_or((SignalState::Unknown, pts));
         let (fx, fy) = self.front(&first.bbox);
-        let exempt = self
+        // Between two frames the vehicle may have waited, then started on green: the
+        // interpolated moment assumes steady motion. Unless the signal was still red when
+        // the vehicle was first seen past the line, the doubt goes to the driver.
+        let red_when_seen_past = self
+            .signal
+            .at(first.pts)
+            .is_some_and(|(s, _)| s == SignalState::Red);
+        let exempt = if self
             .right_turn_on_red
             .iter()
-            .any(|lane| inside(lane, fx, fy))
-            .then_some("right turn on red allowed in this lane");
+            .any(|lane| inside(lane, (fx, fy)))
+        {
+            Some("right turn on red allowed in this lane")
+        } else if signal == SignalState::Red && !red_when_seen_past {
+            Some("the signal had changed from red by the first frame past the line")
+        } else {
+            None
+        };
         Some(Crossing {
             track_id: track.id,
             frame: first.frame,
@@ -179,20 +225,6 @@ impl RedLightRule {
             red_dwell: self.red_dwell,
         })
     }
-}
-
-/// Whether (x, y) is inside the polygon (even-odd rule).
-fn inside(polygon: &[[f32; 2]], x: f32, y: f32) -> bool {
-    let mut result = false;
-    let n = polygon.len();
-    for i in 0..n {
-        let [xi, yi] = polygon[i];
-        let [xj, yj] = polygon[(i + n - 1) % n];
-        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
-            result = !result;
-        }
-    }
-    result
 }
 
 #[cfg(test)]
@@ -328,6 +360,20 @@ mod tests {
     }
 
     #[test]
+    fn a_vehicle_waiting_at_the_line_that_goes_on_green_is_not_a_violation() {
+        // Front 2 px short of the line at 2.0 s (red); past it at 2.2 s, and the lamp
+        // turned green at 2.15 s. Interpolation puts the crossing at 2.02 s, on red, but
+        // the vehicle may well have waited for the green.
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Red);
+        r.signal(Duration::from_millis(2150), SignalState::Green);
+        let c = r.observe(&track(1, &[98.0, 118.0])).unwrap();
+        assert_eq!(c.signal, SignalState::Red);
+        assert!(c.exempt.is_some());
+        assert!(!c.is_violation());
+    }
+
+    #[test]
     fn the_signal_at_the_crossing_counts_not_the_one_when_it_is_confirmed() {
         // Reached the line at 2.1 s on amber; confirmed at 2.2 s, by when it is red.
         let mut r = RedLightRule::new(&config());
@@ -386,16 +432,5 @@ mod tests {
         assert_eq!(down.front(&b), (20.0, 45.0));
         assert!(down.past_line(&b) < 0.0);
         assert!(down.past_line(&BBox::new(10.0, 10.0, 30.0, 55.0)) > 0.0);
-    }
-
-    #[test]
-    fn point_in_polygon() {
-        let square = [[0.0, 0.0], [10.0, 0.0], [10.0, 10.0], [0.0, 10.0]];
-        assert!(inside(&square, 5.0, 5.0));
-        assert!(!inside(&square, 15.0, 5.0));
-        assert!(
-            !inside(&square[..2], 5.0, 0.0),
-            "a degenerate polygon holds nothing"
-        );
     }
 }

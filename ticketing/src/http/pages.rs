@@ -34,6 +34,16 @@ fn violation_name(code: &str) -> &str {
         "no_parking" => "Đỗ xe nơi cấm đỗ (no parking)",
         "no_helmet" => "Không đội mũ bảo hiểm (no helmet)",
         "sidewalk_driving" => "Điều khiển xe trên hè phố (driving on the sidewalk)",
+        "speed_5_10" => {
+            "Chạy quá tốc độ quy định từ 05 km/h đến dưới 10 km/h (speeding, 5–10 km/h over)"
+        }
+        "speed_10_20" => {
+            "Chạy quá tốc độ quy định từ 10 km/h đến 20 km/h (speeding, 10–20 km/h over)"
+        }
+        "speed_20_35" => {
+            "Chạy quá tốc độ quy định trên 20 km/h đến 35 km/h (speeding, 20–35 km/h over)"
+        }
+        "speed_over_35" => "Chạy quá tốc độ quy định trên 35 km/h (speeding, over 35 km/h over)",
         other => other,
     }
 }
