@@ -22,7 +22,9 @@ use vigil_ticketing::owner::{RegistryClient, RegistryConfig};
 use vigil_ticketing::{Agency, CaseStore, FineSchedules, Intake, Recorded, Role};
 
 mod bench;
+mod eval;
 mod live;
+mod plate;
 mod serve;
 
 use bench::{LiveBenchRun, bench, bench_intake, bench_live};
@@ -192,6 +194,25 @@ enum Command {
     },
     /// Print the public key that evidence is signed with (made on first use).
     Key,
+    /// Read licence plates from photographs: each vehicle's plate, or the plate a
+    /// close-up shows.
+    Plate {
+        /// One JSON object per image instead of text.
+        #[arg(long)]
+        json: bool,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Run the pipeline over a scenario suite (videos with ground truth) and print each
+    /// rule's precision and recall and the exact plate-read rate.
+    Eval {
+        /// Suite folder: truth files (*.json) here or in its generated/ folder.
+        #[arg(default_value = "fixtures/scenarios")]
+        suite: PathBuf,
+        /// Print {"rules": {...}, "plates": {...}} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Live cameras analysed in real time: for each camera count, that many looping RTSP
     /// streams of the fixtures through the whole live pipeline for `--seconds`.
     #[command(hide = true)]
@@ -266,6 +287,14 @@ fn run(cli: Cli) -> Result<()> {
         fines_dir: &fines_dir,
     };
     match cli.command {
+        Command::Plate { json, images } => {
+            let mut models = Models::load(&models_path)?;
+            plate::run(&mut models, &images, json)
+        }
+        Command::Eval { suite, json } => {
+            let mut models = Models::load(&models_path)?;
+            eval::run(&mut models, &suite, json)
+        }
         Command::Batch {
             camera,
             start,
