@@ -7,7 +7,6 @@ use image::RgbImage;
 use serde::Serialize;
 use vigil_models::BBox;
 use vigil_pipeline::Models;
-use vigil_pipeline::plate_colour::plate_colour;
 
 #[derive(Debug, Serialize)]
 pub struct PlateFound {
@@ -59,7 +58,6 @@ pub fn read_photo(models: &mut Models, image: &RgbImage) -> Result<Vec<PlateFoun
                 .cloned()
                 .unwrap_or_else(|| d.class_id.to_string());
             found.push(found_plate(
-                image,
                 read,
                 plate_box,
                 Some(VehicleFound {
@@ -74,7 +72,7 @@ pub fn read_photo(models: &mut Models, image: &RgbImage) -> Result<Vec<PlateFoun
         && let Some(read) = models.plates.read(image)?
     {
         let plate_box = read.bbox;
-        found.push(found_plate(image, read, plate_box, None));
+        found.push(found_plate(read, plate_box, None));
     }
     // Two vehicle boxes over one vehicle read its plate twice.
     found.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
@@ -84,16 +82,11 @@ pub fn read_photo(models: &mut Models, image: &RgbImage) -> Result<Vec<PlateFoun
 }
 
 fn found_plate(
-    image: &RgbImage,
     read: vigil_pipeline::plate_reader::PlateRead,
     plate_box: BBox,
     vehicle: Option<VehicleFound>,
 ) -> PlateFound {
-    let colour = plate_box
-        .pixel_rect(image.width(), image.height())
-        .map(|(x, y, w, h)| image::imageops::crop_imm(image, x, y, w, h).to_image())
-        .and_then(|crop| plate_colour(&crop))
-        .map(|(c, _)| c.as_str());
+    let colour = read.colour.map(|c| c.as_str());
     PlateFound {
         text: read.plate.to_string(),
         lines: read.lines,

@@ -21,6 +21,12 @@ use crate::{ModelError, runtime};
 pub struct TextRegion {
     pub bbox: BBox,
     pub score: f32,
+    /// The text line's slope, radians (positive: falling to the right, image y down).
+    pub angle: f32,
+    /// The line's length and thickness along and across its slope, grown like `bbox`:
+    /// with the box's centre, the rotated rectangle a tilted plate is cut from.
+    pub length: f32,
+    pub thickness: f32,
 }
 
 pub struct TextDetector {
@@ -95,15 +101,25 @@ impl TextDetector {
         let (sx, sy) = (w as f32 / nw as f32, h as f32 / nh as f32);
         Ok(regions
             .into_iter()
-            .map(|r| TextRegion {
-                bbox: BBox::new(
-                    r.bbox.x1 * sx,
-                    r.bbox.y1 * sy,
-                    r.bbox.x2 * sx,
-                    r.bbox.y2 * sy,
-                )
-                .clamp(w, h),
-                score: r.score,
+            .map(|r| {
+                // Back to the image's own scale, which may stretch x and y differently.
+                let (c, s) = (r.angle.cos(), r.angle.sin());
+                let angle = (s * sy).atan2(c * sx);
+                let along = ((c * sx).powi(2) + (s * sy).powi(2)).sqrt();
+                let across = ((s * sx).powi(2) + (c * sy).powi(2)).sqrt();
+                TextRegion {
+                    bbox: BBox::new(
+                        r.bbox.x1 * sx,
+                        r.bbox.y1 * sy,
+                        r.bbox.x2 * sx,
+                        r.bbox.y2 * sy,
+                    )
+                    .clamp(w, h),
+                    score: r.score,
+                    angle,
+                    length: r.length * along,
+                    thickness: r.thickness * across,
+                }
             })
             .collect())
     }
@@ -130,6 +146,8 @@ pub fn regions_from_probability(
         y2: u32,
         sum: f32,
         n: u32,
+        /// Sums of x, y, x², y², xy: the component's orientation and extent.
+        moments: [f64; 5],
     }
     let mut acc: std::collections::BTreeMap<u32, Acc> = Default::default();
     for (x, y, l) in labels.enumerate_pixels() {
@@ -144,6 +162,7 @@ pub fn regions_from_probability(
             y2: y,
             sum: 0.0,
             n: 0,
+            moments: [0.0; 5],
         });
         a.x1 = a.x1.min(x);
         a.y1 = a.y1.min(y);
@@ -151,12 +170,21 @@ pub fn regions_from_probability(
         a.y2 = a.y2.max(y);
         a.sum += p;
         a.n += 1;
+        let (fx, fy) = (x as f64, y as f64);
+        for (m, v) in a
+            .moments
+            .iter_mut()
+            .zip([fx, fy, fx * fx, fy * fy, fx * fy])
+        {
+            *m += v;
+        }
     }
     acc.into_values()
         .filter(|a| a.n >= 6 && a.sum / a.n as f32 >= region_threshold)
         .map(|a| {
             let (w, h) = ((a.x2 - a.x1 + 1) as f32, (a.y2 - a.y1 + 1) as f32);
             let d = w * h * unclip_ratio / (2.0 * (w + h));
+            let (angle, length, thickness) = orientation(&a.moments, a.n);
             TextRegion {
                 bbox: BBox::new(
                     a.x1 as f32 - d,
@@ -165,9 +193,28 @@ pub fn regions_from_probability(
                     (a.y2 + 1) as f32 + d,
                 ),
                 score: a.sum / a.n as f32,
+                angle,
+                length: length + 2.0 * d,
+                thickness: thickness + 2.0 * d,
             }
         })
         .collect()
+}
+
+/// A component's principal direction (radians) and its length and thickness along and
+/// across it, from its pixels' moments: a filled rectangle of side L has variance L²/12
+/// along that side.
+fn orientation(m: &[f64; 5], n: u32) -> (f32, f32, f32) {
+    let n = n.max(1) as f64;
+    let (mx, my) = (m[0] / n, m[1] / n);
+    let cxx = m[2] / n - mx * mx;
+    let cyy = m[3] / n - my * my;
+    let cxy = m[4] / n - mx * my;
+    let angle = 0.5 * (2.0 * cxy).atan2(cxx - cyy);
+    let mid = (cxx + cyy) / 2.0;
+    let spread = (((cxx - cyy) / 2.0).powi(2) + cxy * cxy).sqrt();
+    let side = |variance: f64| ((12.0 * variance.max(0.0)).sqrt() + 1.0) as f32;
+    (angle as f32, side(mid + spread), side(mid - spread))
 }
 
 /// A recognised line of text.
@@ -345,5 +392,29 @@ mod tests {
             regions[0].bbox,
             BBox::new(2.0 - d, 2.0 - d, 8.0 + d, 4.0 + d)
         );
+        assert!(regions[0].angle.abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_tilted_line_gets_its_slope_length_and_thickness() {
+        // A 60×8 px bar tilted 15° (falling to the right), drawn by its rotated rectangle.
+        let (w, h) = (100u32, 60u32);
+        let t = 15f32.to_radians();
+        let (c, s) = (t.cos(), t.sin());
+        let prob: Vec<f32> = (0..w * h)
+            .map(|i| {
+                let (x, y) = ((i % w) as f32 - 50.0, (i / w) as f32 - 30.0);
+                let (along, across) = (x * c + y * s, -x * s + y * c);
+                if along.abs() <= 30.0 && across.abs() <= 4.0 {
+                    0.9
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let r = &regions_from_probability(&prob, w, h, 0.3, 0.5, 0.0)[0];
+        assert!((r.angle - t).abs() < 0.02, "angle {}", r.angle.to_degrees());
+        assert!((r.length - 61.0).abs() < 3.0, "length {}", r.length);
+        assert!((r.thickness - 9.0).abs() < 2.0, "thickness {}", r.thickness);
     }
 }

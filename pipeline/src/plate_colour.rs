@@ -50,12 +50,17 @@ fn class_of(pixel: [u8; 3]) -> Option<PlateColour> {
 /// The background colour of a plate image (the crop of the plate alone), with the share
 /// of pixels it covers; `None` when no colour covers enough of it.
 pub fn plate_colour(plate: &RgbImage) -> Option<(PlateColour, f32)> {
-    let total = (plate.width() * plate.height()) as f32;
+    plate_colour_of(&[plate])
+}
+
+/// As [`plate_colour`], over the pieces of one plate (its lines).
+pub fn plate_colour_of(pieces: &[&RgbImage]) -> Option<(PlateColour, f32)> {
+    let total: f32 = pieces.iter().map(|p| (p.width() * p.height()) as f32).sum();
     if total == 0.0 {
         return None;
     }
     let mut counts = [0u32; 4];
-    for p in plate.pixels() {
+    for p in pieces.iter().flat_map(|p| p.pixels()) {
         if let Some(c) = class_of(p.0) {
             counts[c as usize] += 1;
         }

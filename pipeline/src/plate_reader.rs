@@ -4,8 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use image::RgbImage;
-use vigil_models::{BBox, ModelError, TextDetector, TextRecognizer};
+use image::{Rgb, RgbImage};
+use imageproc::geometric_transformations::{Interpolation, rotate};
+use vigil_models::{BBox, ModelError, TextDetector, TextRecognizer, TextRegion};
 
 use crate::plate::{self, Plate};
 
@@ -16,6 +17,8 @@ pub struct PlateRead {
     pub confidence: f32,
     /// Where the plate is in the image that was read.
     pub bbox: BBox,
+    /// The plate's background colour, told from its (levelled) lines.
+    pub colour: Option<crate::plate::PlateColour>,
 }
 
 pub struct PlateReader {
@@ -33,14 +36,11 @@ impl PlateReader {
     /// The best-parsing plate in `image` (a vehicle crop), if any.
     pub fn read(&mut self, image: &RgbImage) -> Result<Option<PlateRead>, ModelError> {
         let mut lines: Vec<Line> = Vec::new();
+        let mut crops: Vec<RgbImage> = Vec::new();
         for region in self.detector.detect(image)? {
-            let Some((x, y, w, h)) = region.bbox.pixel_rect(image.width(), image.height()) else {
+            let Some(crop) = line_image(image, &region) else {
                 continue;
             };
-            if w < 8 || h < 6 {
-                continue;
-            }
-            let crop = image::imageops::crop_imm(image, x, y, w, h).to_image();
             let r = self.recognizer.recognize(&crop)?;
             if !r.text.trim().is_empty() {
                 lines.push(Line {
@@ -48,10 +48,68 @@ impl PlateReader {
                     text: r.text,
                     confidence: r.confidence,
                 });
+                crops.push(crop);
             }
         }
-        Ok(best_plate(&lines))
+        let Some(mut read) = best_plate(&lines) else {
+            return Ok(None);
+        };
+        let of_plate: Vec<&RgbImage> = lines
+            .iter()
+            .zip(&crops)
+            .filter(|(l, _)| {
+                let (x, y) = l.bbox.center();
+                (read.bbox.x1..=read.bbox.x2).contains(&x)
+                    && (read.bbox.y1..=read.bbox.y2).contains(&y)
+            })
+            .map(|(_, c)| c)
+            .collect();
+        read.colour = crate::plate_colour::plate_colour_of(&of_plate).map(|(c, _)| c);
+        Ok(Some(read))
     }
+}
+
+/// Lines tilted less than this are read as they are.
+const RECTIFY_FROM: f32 = 3.0 * std::f32::consts::PI / 180.0;
+
+/// The pixels of one text line, turned level when the plate is tilted (a camera looking
+/// across the road, a plate hung crooked): the recogniser reads level lines only.
+fn line_image(image: &RgbImage, region: &TextRegion) -> Option<RgbImage> {
+    let (iw, ih) = image.dimensions();
+    if region.angle.abs() < RECTIFY_FROM {
+        let (x, y, w, h) = region.bbox.pixel_rect(iw, ih)?;
+        if w < 8 || h < 6 {
+            return None;
+        }
+        return Some(image::imageops::crop_imm(image, x, y, w, h).to_image());
+    }
+    let (length, thickness) = (region.length, region.thickness);
+    if length < 8.0 || thickness < 6.0 {
+        return None;
+    }
+    // A window around the line big enough to hold it at any angle, turned about the
+    // line's centre, then the level line cut out of it.
+    let (cx, cy) = region.bbox.center();
+    let half = length.max(thickness) / 2.0 + 2.0;
+    let window = BBox::new(cx - half, cy - half, cx + half, cy + half);
+    let (wx, wy, ww, wh) = window.pixel_rect(iw, ih)?;
+    let window = image::imageops::crop_imm(image, wx, wy, ww, wh).to_image();
+    let centre = (cx - wx as f32, cy - wy as f32);
+    let level = rotate(
+        &window,
+        centre,
+        -region.angle,
+        Interpolation::Bilinear,
+        Rgb([128, 128, 128]),
+    );
+    let line = BBox::new(
+        centre.0 - length / 2.0,
+        centre.1 - thickness / 2.0,
+        centre.0 + length / 2.0,
+        centre.1 + thickness / 2.0,
+    );
+    let (x, y, w, h) = line.pixel_rect(ww, wh)?;
+    Some(image::imageops::crop_imm(&level, x, y, w, h).to_image())
 }
 
 /// Each character the plate grammar had to correct leaves the read this much less sure:
@@ -71,6 +129,7 @@ fn best_plate(lines: &[Line]) -> Option<PlateRead> {
                 lines: vec![l.text.clone()],
                 confidence: corrected(l.confidence, n),
                 bbox: l.bbox,
+                colour: None,
             });
         }
     }
@@ -89,6 +148,7 @@ fn best_plate(lines: &[Line]) -> Option<PlateRead> {
                         top.bbox.x2.max(bottom.bbox.x2),
                         bottom.bbox.y2,
                     ),
+                    colour: None,
                 });
             }
         }
@@ -191,6 +251,7 @@ mod tests {
             lines: vec![text.into()],
             confidence: c,
             bbox: BBox::new(0.0, 0.0, 1.0, 1.0),
+            colour: None,
         };
         let reads = [
             read("98A-123.45", 0.9),
