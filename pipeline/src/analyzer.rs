@@ -91,6 +91,8 @@ pub struct Finding {
 /// A vehicle crop kept as a candidate for plate reading.
 struct Crop {
     quality: f32,
+    /// The whole vehicle is in the picture (not cut by the frame's edge).
+    whole: bool,
     image: RgbImage,
 }
 
@@ -98,6 +100,8 @@ struct Pending {
     violation: Violation,
     before: KeyFrame,
     on: KeyFrame,
+    /// Taken `after_delay` past the violation, kept while the plate waits for a better view.
+    after: Option<KeyFrame>,
 }
 
 pub struct AnalyzerSettings {
@@ -105,6 +109,9 @@ pub struct AnalyzerSettings {
     pub plate_candidates: usize,
     /// How long after the crossing the "after" key frame is taken.
     pub after_delay: Duration,
+    /// How long past `after_delay` a violation may wait for a view of the whole vehicle
+    /// to read its plate from (one caught entering the picture has shown only part).
+    pub plate_wait: Duration,
 }
 
 impl Default for AnalyzerSettings {
@@ -112,6 +119,7 @@ impl Default for AnalyzerSettings {
         Self {
             plate_candidates: 4,
             after_delay: Duration::from_secs(1),
+            plate_wait: Duration::from_secs(4),
         }
     }
 }
@@ -129,6 +137,10 @@ pub struct Analyzer {
     crops: HashMap<u64, Vec<Crop>>,
     pending: Vec<Pending>,
     checked_size: bool,
+    /// Wall-clock time of the source's first frame, where known (live cameras).
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the last frame was analysed.
+    last_pts: Option<Duration>,
 }
 
 impl Analyzer {
@@ -141,9 +153,28 @@ impl Analyzer {
             crops: HashMap::new(),
             pending: Vec::new(),
             checked_size: false,
+            started_at: None,
+            last_pts: None,
             camera,
             settings,
         }
+    }
+
+    /// The wall-clock time of the source's first frame: frames are placed in real time by
+    /// it (a signal controller's feed is matched so).
+    pub fn set_started_at(&mut self, t: chrono::DateTime<chrono::Utc>) {
+        self.started_at = Some(t);
+    }
+
+    /// Whether this frame must be analysed even if nothing in it moved: a camera that
+    /// times vehicles standing still (no stopping) must keep seeing them, or their tracks
+    /// end while the scene is still and the stand is never timed.
+    pub fn must_see(&self, pts: Duration) -> bool {
+        !self.camera.no_stopping.is_empty()
+            && !self.tracker.live().is_empty()
+            && self
+                .last_pts
+                .is_none_or(|last| pts.saturating_sub(last) >= self.tracker.settings.max_lost / 2)
     }
 
     /// A violation is waiting for its "after" frame: every frame matters until it has it.
@@ -174,6 +205,7 @@ impl Analyzer {
             self.tracker.settings.high_score = confident;
             self.tracker.settings.new_track_score = confident;
         }
+        self.last_pts = Some(frame.pts);
         let brightened = crate::exposure::for_detection(&frame.image);
         let detections = models.vehicle.detect_above(
             brightened.as_ref().unwrap_or(&frame.image),
@@ -181,7 +213,12 @@ impl Analyzer {
         )?;
         tracing::trace!(frame = frame.index, t = ?frame.pts, detections = ?detections.iter().map(|d| (d.class_id, (d.score * 100.0).round() / 100.0, d.bbox.x1.round(), d.bbox.y1.round(), d.bbox.x2.round(), d.bbox.y2.round())).collect::<Vec<_>>(), "detected");
         let signal = match &self.signal {
-            Some(source) => source.state(&frame.image, frame.pts),
+            Some(source) => {
+                let wall = self
+                    .started_at
+                    .map(|t| t + chrono::Duration::from_std(frame.pts).unwrap_or_default());
+                source.state(&frame.image, frame.pts, wall)
+            }
             None => SignalState::Unknown,
         };
         self.rules.signal(frame.pts, signal);
@@ -216,10 +253,23 @@ impl Analyzer {
 
         let mut done = Vec::new();
         let mut still = Vec::new();
-        for p in std::mem::take(&mut self.pending) {
+        for mut p in std::mem::take(&mut self.pending) {
             let track = current.iter().find(|t| t.id == p.violation.track_id);
             let ended_track = ended.iter().find(|t| t.id == p.violation.track_id);
-            let late_enough = frame.pts >= p.violation.pts + self.settings.after_delay;
+            let seen_whole = self
+                .crops
+                .get(&p.violation.track_id)
+                .is_some_and(|c| c.iter().any(|c| c.whole));
+            let after = p.violation.pts + self.settings.after_delay;
+            if p.after.is_none()
+                && frame.pts >= after
+                && let Some(t) = track
+            {
+                let last = t.last();
+                p.after = self.key_frame("after", last.frame, last.bbox);
+            }
+            let late_enough =
+                frame.pts >= after && (seen_whole || frame.pts >= after + self.settings.plate_wait);
             match (track, ended_track) {
                 (Some(t), _) if late_enough => done.push(self.complete(models, p, t)?),
                 (_, Some(t)) => done.push(self.complete(models, p, t)?),
@@ -282,6 +332,7 @@ impl Analyzer {
                 violation,
                 before,
                 on,
+                after: None,
             }),
             _ => tracing::warn!(
                 track = track.id,
@@ -316,7 +367,11 @@ impl Analyzer {
             return;
         };
         let image = image::imageops::crop_imm(frame.image.as_ref(), x, y, cw, ch).to_image();
-        crops.push(Crop { quality, image });
+        crops.push(Crop {
+            quality,
+            whole: inside,
+            image,
+        });
         crops.sort_by(|a, b| b.quality.total_cmp(&a.quality));
         crops.truncate(limit);
     }
@@ -333,9 +388,10 @@ impl Analyzer {
             .iter()
             .find(|pt| pt.pts >= p.violation.pts + self.settings.after_delay)
             .unwrap_or(last);
-        let after = self
-            .key_frame("after", after_index.frame, after_index.bbox)
-            .or_else(|| self.key_frame("after", last.frame, last.bbox));
+        let after = p.after.clone().or_else(|| {
+            self.key_frame("after", after_index.frame, after_index.bbox)
+                .or_else(|| self.key_frame("after", last.frame, last.bbox))
+        });
         let mut reads: Vec<(PlateRead, usize)> = Vec::new();
         let crops = self
             .crops
@@ -347,6 +403,12 @@ impl Analyzer {
                 reads.push((read, i));
             }
         }
+        tracing::debug!(
+            track = track.id,
+            crops = crops.len(),
+            reads = ?reads.iter().map(|(r, _)| (r.plate.to_string(), r.confidence)).collect::<Vec<_>>(),
+            "plate reads"
+        );
         let only: Vec<PlateRead> = reads.iter().map(|(r, _)| r.clone()).collect();
         let (plate, plate_confidence, plate_crop) = match vote(&only) {
             Some((best, confidence)) => {
@@ -361,10 +423,7 @@ impl Analyzer {
             None => (None, 0.0, None),
         };
         let vehicle_class = class_name(&models.vehicle, track.class_id());
-        let plate_colour = plate_crop
-            .as_ref()
-            .and_then(crate::plate_colour::plate_colour)
-            .map(|(c, _)| c);
+        let plate_colour = plate.as_ref().and_then(|p| p.colour);
         let mut key_frames = vec![p.before, p.on];
         key_frames.extend(after);
         Ok(Finding {

@@ -137,6 +137,7 @@ pub fn process_file(
     let mut frames = FileSource::open(path, camera.analysis_fps)?;
     let model_info = models.info.clone();
     let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
+    analyzer.set_started_at(started_at);
     let mut report = FileReport::default();
     let analysis_err = |source: AnalysisError| BatchError::Analysis {
         path: path.to_owned(),

@@ -224,6 +224,28 @@ pub enum SignalConfig {
         #[serde(default)]
         offset_seconds: f64,
     },
+    /// The signal controller's feed, polled over HTTP (live cameras).
+    Controller {
+        /// Answers `{"state": "red"|"amber"|"green", "since": "<RFC 3339>"}`.
+        url: String,
+        #[serde(default = "default_poll_ms")]
+        poll_ms: u64,
+        /// A reading older than this says nothing: the state is unknown.
+        #[serde(default = "default_stale_ms")]
+        stale_ms: u64,
+        /// How far the camera's picture lags real time (encoder, network buffering):
+        /// each frame is matched with the controller's state this much earlier.
+        #[serde(default)]
+        camera_latency_ms: u64,
+    },
+}
+
+fn default_poll_ms() -> u64 {
+    200
+}
+
+fn default_stale_ms() -> u64 {
+    1000
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -312,6 +334,21 @@ impl CameraConfig {
                     "signal.phases",
                     "needs at least one phase, each of positive length",
                 ));
+            }
+            Some(SignalConfig::Controller { url, poll_ms, .. }) => {
+                match url::Url::parse(url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                    Ok(u) => {
+                        return Err(self.invalid(
+                            "signal.url",
+                            format!("scheme {} is not http or https", u.scheme()),
+                        ));
+                    }
+                    Err(e) => return Err(self.invalid("signal.url", format!("{url:?}: {e}"))),
+                }
+                if *poll_ms < 20 {
+                    return Err(self.invalid("signal.poll_ms", "must be at least 20"));
+                }
             }
             _ => {}
         }
@@ -615,6 +652,32 @@ class_limits = { lorry = 30 }
             err.contains("`signal`") && err.contains("red-light rule"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_controller_feed_needs_an_http_url() {
+        let with = |signal: &str| {
+            let text = GOOD.split("[signal]").next().unwrap().to_string() + "[signal]\n" + signal;
+            load(&text)
+        };
+        let c = with("source = \"controller\"\nurl = \"http://10.1.2.3:8080/phase\"\n").unwrap();
+        assert!(matches!(
+            c.signal,
+            Some(SignalConfig::Controller {
+                poll_ms: 200,
+                stale_ms: 1000,
+                camera_latency_ms: 0,
+                ..
+            })
+        ));
+        let err = with("source = \"controller\"\nurl = \"not a url\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("signal.url"), "{err}");
+        let err = with("source = \"controller\"\nurl = \"ftp://10.1.2.3/phase\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("signal.url") && err.contains("ftp"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod plate_colour;
 pub mod plate_reader;
 pub mod rules;
 pub mod signal;
+pub mod signal_feed;
 pub mod signing;
 pub mod source;
 pub mod tracker;

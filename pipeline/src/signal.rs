@@ -5,7 +5,10 @@ use std::time::Duration;
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use chrono::{DateTime, Utc};
+
 use crate::config::{Phase, SignalConfig};
+use crate::signal_feed::ControllerFeed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -29,7 +32,14 @@ impl SignalState {
 
 pub enum SignalSource {
     Region(RegionClassifier),
-    Schedule { phases: Vec<Phase>, offset: f64 },
+    Schedule {
+        phases: Vec<Phase>,
+        offset: f64,
+    },
+    Controller {
+        feed: ControllerFeed,
+        latency: chrono::TimeDelta,
+    },
 }
 
 impl SignalSource {
@@ -45,15 +55,38 @@ impl SignalSource {
                 phases: phases.clone(),
                 offset: *offset_seconds,
             },
+            SignalConfig::Controller {
+                url,
+                poll_ms,
+                stale_ms,
+                camera_latency_ms,
+            } => SignalSource::Controller {
+                feed: ControllerFeed::start(
+                    url,
+                    Duration::from_millis(*poll_ms),
+                    Duration::from_millis(*stale_ms),
+                ),
+                latency: chrono::TimeDelta::milliseconds(*camera_latency_ms as i64),
+            },
         }
     }
 
-    pub fn state(&self, frame: &RgbImage, pts: Duration) -> SignalState {
+    /// The state on a frame; `wall` is the frame's wall-clock time, when known (a
+    /// controller's feed is matched by it).
+    pub fn state(
+        &self,
+        frame: &RgbImage,
+        pts: Duration,
+        wall: Option<DateTime<Utc>>,
+    ) -> SignalState {
         match self {
             SignalSource::Region(c) => c.classify(frame),
             SignalSource::Schedule { phases, offset } => {
                 schedule_state(phases, *offset, pts.as_secs_f64())
             }
+            SignalSource::Controller { feed, latency } => wall
+                .map(|t| feed.state_at(t - *latency))
+                .unwrap_or(SignalState::Unknown),
         }
     }
 }

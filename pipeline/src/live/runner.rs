@@ -373,8 +373,13 @@ impl Worker {
             state.gate.reset();
             state.started_at =
                 Utc::now() - chrono::Duration::from_std(frame.pts).unwrap_or_default();
+            state.analyzer.set_started_at(state.started_at);
         }
-        if self.gating && !state.analyzer.has_pending() && !state.gate.moved(&frame.image) {
+        if self.gating
+            && !state.analyzer.has_pending()
+            && !state.analyzer.must_see(frame.pts)
+            && !state.gate.moved(&frame.image)
+        {
             self.metrics.skipped.get_or_create(&label).inc();
             return;
         }
