@@ -215,6 +215,7 @@ pub(crate) fn bench_live(
                 models_path: models_path.to_owned(),
                 key: std::sync::Arc::new(EvidenceKey::load_or_create(&dir.join("keys"))?),
                 sink: std::sync::Arc::new(|_| Ok(())),
+                sightings: std::sync::Arc::new(|_| Ok(())),
             },
         )?;
         // Let every camera connect, then measure.

@@ -25,6 +25,7 @@ pub(crate) fn run_live(
     let key = std::sync::Arc::new(EvidenceKey::load_or_create(&ctx.data.join("keys"))?);
     let handle = runtime.handle().clone();
     let sink_intake = intake.clone();
+    let (sighting_handle, sighting_store) = (handle.clone(), intake.store.clone());
     let cameras: Vec<String> = deployment
         .cameras
         .iter()
@@ -54,6 +55,12 @@ pub(crate) fn run_live(
                     }
                     Err(e) => Err(e.to_string()),
                 }
+            }),
+            sightings: std::sync::Arc::new(move |sighting| {
+                sighting_handle
+                    .block_on(sighting_store.record_sighting(&sighting))
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }),
         },
     )?);

@@ -25,6 +25,7 @@ mod bench;
 mod eval;
 mod live;
 mod plate;
+mod search;
 mod serve;
 
 use bench::{LiveBenchRun, bench, bench_intake, bench_live};
@@ -194,6 +195,29 @@ enum Command {
     },
     /// Print the public key that evidence is signed with (made on first use).
     Key,
+    /// Search every plate read (not only violations), forgiving OCR's confusions
+    /// (0/O/D, 1/I/L, 8/B, 5/S, 2/Z, 6/G) and one character wrong; best match first.
+    /// Every search is written to the audit log.
+    Search {
+        /// Whole or partial plate, as typed (e.g. 98A-l23.4S).
+        plate: String,
+        #[arg(long)]
+        camera: Option<String>,
+        /// Vehicle class (car, bus, motorbike, ...).
+        #[arg(long)]
+        class: Option<String>,
+        /// Only sightings at or after this time (RFC 3339).
+        #[arg(long)]
+        from: Option<DateTime<chrono::FixedOffset>>,
+        /// Only sightings at or before this time (RFC 3339).
+        #[arg(long)]
+        to: Option<DateTime<chrono::FixedOffset>>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// One JSON object per sighting.
+        #[arg(long)]
+        json: bool,
+    },
     /// Read licence plates from photographs: each vehicle's plate, or the plate a
     /// close-up shows.
     Plate {
@@ -290,6 +314,26 @@ fn run(cli: Cli) -> Result<()> {
         Command::Plate { json, images } => {
             let mut models = Models::load(&models_path)?;
             plate::run(&mut models, &images, json)
+        }
+        Command::Search {
+            plate,
+            camera,
+            class,
+            from,
+            to,
+            limit,
+            json,
+        } => {
+            let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+            let query = vigil_ticketing::sightings::SightingQuery {
+                plate,
+                camera_id: camera,
+                vehicle_class: class,
+                from: from.map(|t| t.to_utc()),
+                to: to.map(|t| t.to_utc()),
+                limit: Some(limit),
+            };
+            runtime.block_on(search::run(&store, &query, json))
         }
         Command::Eval { suite, json } => {
             let mut models = Models::load(&models_path)?;
@@ -559,14 +603,21 @@ impl BatchContext<'_> {
                     }
                     Err(e) => Err(e.to_string()),
                 },
+                |sighting| {
+                    runtime
+                        .block_on(intake.store.record_sighting(&sighting))
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                },
             );
             bar.finish_and_clear();
             match result {
                 Ok(report) => {
                     eprintln!(
-                        "{}: {} frames analysed, {} violation(s): {new} new case(s), {dup} already recorded",
+                        "{}: {} frames analysed, {} plate(s) read, {} violation(s): {new} new case(s), {dup} already recorded",
                         video.display(),
                         report.frames,
+                        report.sightings,
                         report.violations
                     );
                     if next_start.is_some() {

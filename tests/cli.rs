@@ -347,3 +347,51 @@ fn batch_records_into_postgresql_once_when_given_a_database_url() {
         "{err}"
     );
 }
+
+/// Every plate read is kept as a sighting, violator or not, and found again by what OCR
+/// might have read; each search is audited.
+#[test]
+fn every_plate_read_is_a_sighting_found_by_a_forgiving_search() {
+    let data = tempfile::tempdir().unwrap();
+    let (a, b) = (
+        common::fixture("redlight_a.mp4"),
+        common::fixture("redlight_b.mp4"),
+    );
+    let out = batch(data.path(), &[&a, &b], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("2 plate(s) read"), "{}", stderr(&out));
+    let search = |plate: &str| -> Vec<serde_json::Value> {
+        let o = vigil(data.path(), &["search", "--json", plate]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    // The bus that ran the red light, typed as OCR might have read it.
+    let found = search("98A-l23.4S");
+    assert_eq!(found.len(), 1, "{found:?}");
+    let s = &found[0]["sighting"];
+    assert_eq!(
+        (s["plate"].as_str(), found[0]["score"].as_f64()),
+        (Some("98A-123.45"), Some(1.0))
+    );
+    assert!(Path::new(s["thumbnail"].as_str().unwrap()).is_file(), "{s}");
+    // The bus that crossed on green and the motorbike that waited: no case, but seen.
+    assert_eq!(search("98A-678.90")[0]["sighting"]["plate"], "98A-678.90");
+    assert_eq!(search("99-E1")[0]["sighting"]["vehicle_class"], "motorbike");
+    assert_eq!(cases(data.path()).len(), 2);
+    // Too short to search, and said so.
+    let o = vigil(data.path(), &["search", "98"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("at least 3"),
+        "{}",
+        stderr(&o)
+    );
+    let audit = vigil(data.path(), &["audit"]);
+    let searches = String::from_utf8_lossy(&audit.stdout)
+        .lines()
+        .filter(|l| l.contains("\"plate_search\""))
+        .count();
+    assert_eq!(searches, 4, "{}", String::from_utf8_lossy(&audit.stdout));
+}

@@ -21,6 +21,8 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     let key = Arc::new(EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap());
     let events: Arc<Mutex<Vec<ViolationEvent>>> = Arc::default();
     let sink_events = events.clone();
+    let sightings: Arc<Mutex<Vec<vigil_ticketing::sightings::Sighting>>> = Arc::default();
+    let sink_sightings = sightings.clone();
     let runner = LiveRunner::start(
         deployment,
         RunnerSettings {
@@ -29,6 +31,10 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
             key: key.clone(),
             sink: Arc::new(move |e| {
                 sink_events.lock().unwrap().push(e);
+                Ok(())
+            }),
+            sightings: Arc::new(move |s| {
+                sink_sightings.lock().unwrap().push(s);
                 Ok(())
             }),
         },
@@ -52,6 +58,12 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
         Some("98A-123.45")
     );
     assert!(event.source.starts_with("rtsp://127.0.0.1:"));
+    // The violator's plate read is also a sighting, with its picture.
+    let sightings = sightings.lock().unwrap().clone();
+    let bus = sightings.iter().find(|s| s.plate == "98A-123.45");
+    let bus = bus.unwrap_or_else(|| panic!("no sighting of the bus: {sightings:?}"));
+    assert_eq!(bus.camera_id, event.camera_id);
+    assert!(std::path::Path::new(bus.thumbnail.as_deref().unwrap()).is_file());
 
     let package = std::path::Path::new(&event.evidence_dir);
     assert!(verify_package(package, &key.verifying_key()).is_empty());

@@ -88,9 +88,24 @@ pub struct Finding {
     pub plate_colour: Option<crate::plate::PlateColour>,
 }
 
+/// A plate read off a vehicle that passed, violation or not (investigators search them).
+#[derive(Debug, Clone)]
+pub struct PlateSighting {
+    pub track_id: u64,
+    pub plate: String,
+    pub confidence: f32,
+    pub vehicle_class: String,
+    pub colour: Option<crate::plate::PlateColour>,
+    /// When the vehicle was seen best (its crop's frame).
+    pub pts: Duration,
+    /// The vehicle, as read.
+    pub crop: RgbImage,
+}
+
 /// A vehicle crop kept as a candidate for plate reading.
 struct Crop {
     quality: f32,
+    pts: Duration,
     /// The whole vehicle is in the picture (not cut by the frame's edge).
     whole: bool,
     image: RgbImage,
@@ -141,6 +156,10 @@ pub struct Analyzer {
     started_at: Option<chrono::DateTime<chrono::Utc>>,
     /// When the last frame was analysed.
     last_pts: Option<Duration>,
+    /// Plates read off passing vehicles, not yet taken.
+    sightings: Vec<PlateSighting>,
+    /// Tracks whose plate a violation already read.
+    read: std::collections::HashSet<u64>,
 }
 
 impl Analyzer {
@@ -155,6 +174,8 @@ impl Analyzer {
             checked_size: false,
             started_at: None,
             last_pts: None,
+            sightings: Vec::new(),
+            read: std::collections::HashSet::new(),
             camera,
             settings,
         }
@@ -277,10 +298,14 @@ impl Analyzer {
             }
         }
         self.pending = still;
+        for t in &ended {
+            self.sight(models, t)?;
+        }
         // Crops of tracks that ended, or were dropped unconfirmed, go with them.
         let tracker = &self.tracker;
         self.crops.retain(|id, _| tracker.get(*id).is_some());
         self.rules.retain(&|id| tracker.get(id).is_some());
+        self.read.retain(|id| tracker.get(*id).is_some());
         Ok(done)
     }
 
@@ -293,8 +318,49 @@ impl Analyzer {
                 done.push(self.complete(models, p, t)?);
             }
         }
+        for t in &tracks {
+            self.sight(models, t)?;
+        }
         self.crops.clear();
+        self.read.clear();
         Ok(done)
+    }
+
+    /// Plates read off vehicles since the last call.
+    pub fn take_sightings(&mut self) -> Vec<PlateSighting> {
+        std::mem::take(&mut self.sightings)
+    }
+
+    /// Read the plate of a track that ended, unless a violation read it already. Two of
+    /// its best crops are read (a violation reads all it kept): every vehicle passing
+    /// costs this, so it is kept small.
+    fn sight(&mut self, models: &mut Models, track: &Track) -> Result<(), AnalysisError> {
+        if self.read.contains(&track.id) {
+            return Ok(());
+        }
+        let Some(crops) = self.crops.get(&track.id) else {
+            return Ok(());
+        };
+        let mut reads = Vec::new();
+        for crop in crops.iter().take(2) {
+            if let Some(read) = models.plates.read(&crop.image)? {
+                reads.push((read, crop));
+            }
+        }
+        let only: Vec<PlateRead> = reads.iter().map(|(r, _)| r.clone()).collect();
+        if let Some((best, confidence)) = vote(&only) {
+            let (read, crop) = &reads[best];
+            self.sightings.push(PlateSighting {
+                track_id: track.id,
+                plate: read.plate.to_string(),
+                confidence,
+                vehicle_class: class_name(&models.vehicle, track.class_id()),
+                colour: read.colour,
+                pts: crop.pts,
+                crop: crop.image.clone(),
+            });
+        }
+        Ok(())
     }
 
     fn key_frame(&self, label: &'static str, frame_index: u64, bbox: BBox) -> Option<KeyFrame> {
@@ -369,6 +435,7 @@ impl Analyzer {
         let image = image::imageops::crop_imm(frame.image.as_ref(), x, y, cw, ch).to_image();
         crops.push(Crop {
             quality,
+            pts: frame.pts,
             whole: inside,
             image,
         });
@@ -410,7 +477,7 @@ impl Analyzer {
             "plate reads"
         );
         let only: Vec<PlateRead> = reads.iter().map(|(r, _)| r.clone()).collect();
-        let (plate, plate_confidence, plate_crop) = match vote(&only) {
+        let (plate, plate_confidence, plate_crop, read_from) = match vote(&only) {
             Some((best, confidence)) => {
                 let (read, crop_index) = &reads[best];
                 let image = &crops[*crop_index].image;
@@ -418,12 +485,25 @@ impl Analyzer {
                     .bbox
                     .pixel_rect(image.width(), image.height())
                     .map(|(x, y, w, h)| image::imageops::crop_imm(image, x, y, w, h).to_image());
-                (Some(read.clone()), confidence, crop)
+                (Some(read.clone()), confidence, crop, Some(*crop_index))
             }
-            None => (None, 0.0, None),
+            None => (None, 0.0, None, None),
         };
         let vehicle_class = class_name(&models.vehicle, track.class_id());
         let plate_colour = plate.as_ref().and_then(|p| p.colour);
+        if let Some((p, i)) = plate.as_ref().zip(read_from) {
+            self.read.insert(track.id);
+            let crop = &crops[i];
+            self.sightings.push(PlateSighting {
+                track_id: track.id,
+                plate: p.plate.to_string(),
+                confidence: plate_confidence,
+                vehicle_class: vehicle_class.clone(),
+                colour: p.colour,
+                pts: crop.pts,
+                crop: crop.image.clone(),
+            });
+        }
         let mut key_frames = vec![p.before, p.on];
         key_frames.extend(after);
         Ok(Finding {

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
+use vigil_ticketing::sightings::Sighting;
 use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent};
 
 use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
@@ -50,6 +51,8 @@ pub struct Progress {
 pub struct FileReport {
     pub frames: u64,
     pub violations: usize,
+    /// Plates read off passing vehicles, violators included.
+    pub sightings: usize,
     /// The file's length, as the decoder reported it.
     pub duration: Option<Duration>,
 }
@@ -62,6 +65,42 @@ pub fn event_id(camera_id: &str, source_sha256: &str, finding: &Finding) -> Uuid
         finding.violation.pts.as_millis()
     );
     Uuid::new_v5(&EVENT_NAMESPACE, key.as_bytes())
+}
+
+/// A plate read off a passing vehicle, as the case store keeps it; its thumbnail (the
+/// vehicle as read) is written to `thumbnails`.
+pub fn sighting(
+    camera: &CameraConfig,
+    source_sha256: &str,
+    source: &str,
+    started_at: DateTime<Utc>,
+    s: &crate::analyzer::PlateSighting,
+    thumbnails: &Path,
+) -> Sighting {
+    let key = format!(
+        "sighting|{}|{source_sha256}|{}|{}",
+        camera.id,
+        s.track_id,
+        s.pts.as_millis()
+    );
+    let id = Uuid::new_v5(&EVENT_NAMESPACE, key.as_bytes());
+    // A sighting without its picture is still worth keeping: the read is the record.
+    let name = format!("{id}.jpg");
+    let thumbnail = std::fs::create_dir_all(thumbnails)
+        .ok()
+        .and_then(|_| evidence::save_jpeg(thumbnails, &name, &s.crop).ok())
+        .map(|_| thumbnails.join(&name).display().to_string());
+    Sighting {
+        sighting_id: id,
+        camera_id: camera.id.clone(),
+        plate: s.plate.clone(),
+        confidence: s.confidence,
+        vehicle_class: s.vehicle_class.clone(),
+        plate_colour: s.colour,
+        seen_at: started_at + chrono::Duration::from_std(s.pts).unwrap_or_default(),
+        source: source.to_string(),
+        thumbnail,
+    }
 }
 
 /// One recorded file to analyse, and where its evidence goes.
@@ -111,6 +150,7 @@ pub fn process_file(
     models: &mut Models,
     mut on_progress: impl FnMut(Progress),
     mut on_event: impl FnMut(ViolationEvent) -> Result<(), String>,
+    mut on_sighting: impl FnMut(Sighting) -> Result<(), String>,
 ) -> Result<FileReport, BatchError> {
     let FileJob {
         path,
@@ -166,11 +206,29 @@ pub fn process_file(
         Ok(())
     };
 
+    let thumbnails = evidence_root.with_file_name("sightings").join(&camera.id);
+    let mut sight = |analyzer: &mut Analyzer, report: &mut FileReport| -> Result<(), BatchError> {
+        for s in analyzer.take_sightings() {
+            let record = sighting(
+                camera,
+                &source_info.sha256,
+                &source_info.uri,
+                started_at,
+                &s,
+                &thumbnails,
+            );
+            on_sighting(record).map_err(BatchError::Sink)?;
+            report.sightings += 1;
+        }
+        Ok(())
+    };
+
     while let Some(frame) = frames.next() {
         let frame = frame?;
         let position = frame.pts;
         let findings = analyzer.process(models, frame).map_err(analysis_err)?;
         emit(findings, &mut report)?;
+        sight(&mut analyzer, &mut report)?;
         report.frames += 1;
         on_progress(Progress {
             position,
@@ -180,6 +238,7 @@ pub fn process_file(
     }
     let findings = analyzer.finish(models).map_err(analysis_err)?;
     emit(findings, &mut report)?;
+    sight(&mut analyzer, &mut report)?;
     report.duration = frames.duration();
     Ok(report)
 }

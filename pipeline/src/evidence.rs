@@ -54,7 +54,7 @@ pub struct Package {
 }
 
 #[derive(Serialize)]
-struct FileEntry {
+pub(crate) struct FileEntry {
     name: String,
     sha256: String,
     bytes: u64,
@@ -227,7 +227,11 @@ fn sync_dir(dir: &Path) {
     }
 }
 
-fn save_jpeg(dir: &Path, name: &str, img: &RgbImage) -> Result<FileEntry, EvidenceError> {
+pub(crate) fn save_jpeg(
+    dir: &Path,
+    name: &str,
+    img: &RgbImage,
+) -> Result<FileEntry, EvidenceError> {
     let path = dir.join(name);
     let mut bytes = Vec::new();
     let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 92);

@@ -18,6 +18,7 @@ pub mod notice;
 pub mod owner;
 pub mod plate;
 pub mod review;
+pub mod sightings;
 pub mod store;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -33,6 +33,9 @@ use crate::signing::EvidenceKey;
 
 /// Where finished violations go (the case store, in-process or over HTTP).
 pub type EventSink = Arc<dyn Fn(ViolationEvent) -> Result<(), String> + Send + Sync>;
+/// Where every plate read goes (investigators' search).
+pub type SightingSink =
+    Arc<dyn Fn(vigil_ticketing::sightings::Sighting) -> Result<(), String> + Send + Sync>;
 
 struct Pending {
     finding: Finding,
@@ -195,6 +198,7 @@ pub struct RunnerSettings {
     pub models_path: PathBuf,
     pub key: Arc<EvidenceKey>,
     pub sink: EventSink,
+    pub sightings: SightingSink,
 }
 
 pub struct LiveRunner {
@@ -385,6 +389,24 @@ impl Worker {
         }
         let t = Instant::now();
         let result = state.analyzer.process(models, frame);
+        let thumbnails = self
+            .settings
+            .evidence_root
+            .with_file_name("sightings")
+            .join(&slot.config.id);
+        for s in state.analyzer.take_sightings() {
+            let record = crate::batch::sighting(
+                &slot.config,
+                &format!("live:{}", state.started_at.to_rfc3339()),
+                &slot.camera.status().url,
+                state.started_at,
+                &s,
+                &thumbnails,
+            );
+            if let Err(e) = (self.settings.sightings)(record) {
+                tracing::error!(camera = %slot.config.id, error = %e, "a plate read could not be recorded");
+            }
+        }
         self.metrics.inference.observe(t.elapsed().as_secs_f64());
         self.metrics.analysed.get_or_create(&label).inc();
         match result {

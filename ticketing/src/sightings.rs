@@ -1,0 +1,311 @@
+//! Sightings: every plate the pipeline reads, violation or not, and the search that
+//! forgives OCR's mistakes.
+//!
+//! A search folds the query and the plates alike ([`fold_plate`]: 0/O/D, 1/I/L, 8/B, 5/S,
+//! 2/Z, 6/G are one character each), so `98A-l23.4S` finds `98A-123.45` exactly. Beyond
+//! look-alikes, one character read wrong, missing or extra anywhere is forgiven: candidates
+//! are fetched by either half of the query (an error lies in one half; the other matches),
+//! then ranked by edit distance.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::plate::PlateColour;
+use crate::store::{CaseStore, StoreError, fold_plate, parse_ts, ts};
+
+/// One plate read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sighting {
+    /// Derived from the camera, the source and the moment: recording twice adds nothing.
+    pub sighting_id: Uuid,
+    pub camera_id: String,
+    pub plate: String,
+    pub confidence: f32,
+    pub vehicle_class: String,
+    pub plate_colour: Option<PlateColour>,
+    pub seen_at: DateTime<Utc>,
+    /// The video it was read from (file path, or stream URL without credentials).
+    pub source: String,
+    /// A picture of the vehicle, when one was kept.
+    pub thumbnail: Option<String>,
+}
+
+/// What to search for; every field but `plate` narrows.
+#[derive(Debug, Clone, Default)]
+pub struct SightingQuery {
+    /// Whole or partial plate, as typed.
+    pub plate: String,
+    pub camera_id: Option<String>,
+    pub vehicle_class: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Most results returned (default 100).
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Found {
+    pub id: i64,
+    /// 1.0 for the whole plate (look-alikes aside); less for a part of it, or for a
+    /// plate one character away.
+    pub score: f32,
+    pub sighting: Sighting,
+}
+
+/// Fewest folded characters a search needs: fewer would match half the province.
+pub const MIN_QUERY: usize = 3;
+/// Candidates fetched before ranking, newest first.
+const CANDIDATES: i64 = 5000;
+/// Least score returned.
+const MIN_SCORE: f32 = 0.5;
+/// A character read wrong is forgiven only in queries this long: in a part of a plate,
+/// one edit away matches too much of the province to be useful.
+const MIN_FUZZY: usize = 6;
+
+/// How well a folded query matches a folded plate: 1.0 equal; a part of the plate scores
+/// by how much of it the query covers; one edit away (in the whole, or in the part)
+/// costs a share of the query's length.
+pub fn similarity(query: &str, plate: &str) -> f32 {
+    let (q, p): (Vec<char>, Vec<char>) = (query.chars().collect(), plate.chars().collect());
+    if q.is_empty() || p.is_empty() {
+        return 0.0;
+    }
+    let coverage = |len: usize| (len.min(p.len()) as f32 / p.len() as f32).min(1.0);
+    if plate.contains(query) {
+        return 0.5 + 0.5 * coverage(q.len());
+    }
+    let mut best = usize::MAX;
+    if q.len() + 1 >= p.len() {
+        // A whole plate typed: compared with the whole plate.
+        best = strsim::levenshtein(query, plate);
+    } else {
+        // A part: the closest window of the plate (windows one shorter and longer than
+        // the query let a missing or extra character count as one edit).
+        for len in q.len().saturating_sub(1).max(1)..=q.len() + 1 {
+            for start in 0..=p.len() - len {
+                let window: String = p[start..start + len].iter().collect();
+                best = best.min(strsim::levenshtein(query, &window));
+            }
+        }
+    }
+    if best == usize::MAX || best > 1 || q.len() < MIN_FUZZY {
+        return 0.0;
+    }
+    let penalty = 1.0 - best as f32 / q.len() as f32;
+    (0.5 + 0.5 * coverage(q.len())) * penalty * 0.9
+}
+
+impl CaseStore {
+    /// Record a sighting; false when it was recorded before.
+    pub async fn record_sighting(&self, s: &Sighting) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO sightings (sighting_id, camera_id, plate, plate_key, confidence,
+                 vehicle_class, plate_colour, seen_at, source, thumbnail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (sighting_id) DO NOTHING",
+        )
+        .bind(s.sighting_id.to_string())
+        .bind(&s.camera_id)
+        .bind(&s.plate)
+        .bind(fold_plate(&s.plate))
+        .bind(s.confidence as f64)
+        .bind(&s.vehicle_class)
+        .bind(s.plate_colour.map(|c| c.as_str()))
+        .bind(ts(s.seen_at))
+        .bind(&s.source)
+        .bind(s.thumbnail.clone())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Sightings whose plate matches the query, best match first (newest first among
+    /// equals).
+    pub async fn search_sightings(&self, q: &SightingQuery) -> Result<Vec<Found>, StoreError> {
+        let key = fold_plate(&q.plate);
+        if key.chars().count() < MIN_QUERY {
+            return Err(StoreError::Invalid(format!(
+                "plate search `{}`: type at least {MIN_QUERY} letters or digits",
+                q.plate
+            )));
+        }
+        let chars: Vec<char> = key.chars().collect();
+        let half = chars.len() / 2;
+        let (head, tail): (String, String) = (
+            chars[..half.max(2)].iter().collect(),
+            chars[half.min(chars.len() - 2)..].iter().collect(),
+        );
+        let like = |s: &str| format!("%{}%", s.replace(['%', '_'], ""));
+        let rows = sqlx::query(
+            "SELECT id, sighting_id, camera_id, plate, plate_key, confidence, vehicle_class,
+                    plate_colour, seen_at, source, thumbnail
+             FROM sightings
+             WHERE (plate_key LIKE $1 OR plate_key LIKE $2 OR plate_key LIKE $3)
+               AND ($4 IS NULL OR camera_id = $4)
+               AND ($5 IS NULL OR vehicle_class = $5)
+               AND ($6 IS NULL OR seen_at >= $6)
+               AND ($7 IS NULL OR seen_at <= $7)
+             ORDER BY seen_at DESC, id DESC
+             LIMIT $8",
+        )
+        .bind(like(&key))
+        .bind(like(&head))
+        .bind(like(&tail))
+        .bind(q.camera_id.clone())
+        .bind(q.vehicle_class.clone())
+        .bind(q.from.map(ts))
+        .bind(q.to.map(ts))
+        .bind(CANDIDATES)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut found = Vec::new();
+        for row in &rows {
+            let plate_key: String = row.try_get("plate_key")?;
+            let score = similarity(&key, &plate_key);
+            if score < MIN_SCORE {
+                continue;
+            }
+            found.push(Found {
+                id: row.try_get("id")?,
+                score,
+                sighting: sighting_from_row(row)?,
+            });
+        }
+        // Stable: equal scores keep the newest-first order of the query.
+        found.sort_by(|a, b| b.score.total_cmp(&a.score));
+        found.truncate(q.limit.unwrap_or(100));
+        Ok(found)
+    }
+}
+
+fn sighting_from_row(row: &sqlx::any::AnyRow) -> Result<Sighting, StoreError> {
+    let id: String = row.try_get("sighting_id")?;
+    let corrupt = |message: String| StoreError::Corrupt {
+        event_id: id.clone(),
+        message,
+    };
+    let colour: Option<String> = row.try_get("plate_colour")?;
+    Ok(Sighting {
+        sighting_id: Uuid::parse_str(&id).map_err(|e| corrupt(e.to_string()))?,
+        camera_id: row.try_get("camera_id")?,
+        plate: row.try_get("plate")?,
+        confidence: row.try_get::<f64, _>("confidence")? as f32,
+        vehicle_class: row.try_get("vehicle_class")?,
+        plate_colour: colour
+            .map(|c| serde_json::from_value(serde_json::Value::String(c)))
+            .transpose()
+            .map_err(|e| corrupt(e.to_string()))?,
+        seen_at: parse_ts(&id, &row.try_get::<String, _>("seen_at")?)?,
+        source: row.try_get("source")?,
+        thumbnail: row.try_get("thumbnail")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> String {
+        fold_plate(s)
+    }
+
+    #[test]
+    fn look_alikes_score_as_the_plate_itself() {
+        assert_eq!(similarity(&key("98A-l23.4S"), &key("98A-123.45")), 1.0);
+        assert_eq!(similarity(&key("99-B1 123.45"), &key("99B1-123.45")), 1.0);
+    }
+
+    #[test]
+    fn parts_score_by_how_much_they_cover_and_one_wrong_character_is_forgiven() {
+        let whole = key("98A-123.45");
+        let part = similarity(&key("123.45"), &whole);
+        assert!(part > 0.5 && part < 1.0, "{part}");
+        assert!(similarity(&key("A12345"), &whole) > part);
+        // 7 read as 1 (not a look-alike pair): one edit.
+        let one_off = similarity(&key("98A-723.45"), &whole);
+        assert!(one_off > 0.7 && one_off < 1.0, "{one_off}");
+        // A digit missing, a digit extra.
+        assert!(similarity(&key("98A-12345"), &key("98A-123.456")) > 0.7);
+        assert!(similarity(&key("98A-1234"), &whole) > 0.5);
+        // Two wrong characters: another plate.
+        assert_eq!(similarity(&key("98A-773.45"), &whole), 0.0);
+        assert_eq!(similarity(&key("30K-999.99"), &whole), 0.0);
+        // A short part must match as typed (look-alikes aside).
+        assert_eq!(similarity(&key("128.45"), &whole), 0.0);
+        // A whole plate typed is not found inside a longer, different plate.
+        assert_eq!(similarity(&key("98A-123.45"), &key("99B1-123.45")), 0.0);
+        // A longer part, one character off, is.
+        assert!(similarity(&key("A-723.45"), &key("98A-123.45")) > 0.5);
+    }
+
+    fn seen(n: u32, camera: &str, plate: &str, minutes: i64) -> Sighting {
+        Sighting {
+            sighting_id: Uuid::from_u128(n as u128),
+            camera_id: camera.into(),
+            plate: plate.into(),
+            confidence: 0.95,
+            vehicle_class: if plate.len() > 10 { "motorbike" } else { "car" }.into(),
+            plate_colour: Some(PlateColour::White),
+            seen_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:00+07:00")
+                .unwrap()
+                .to_utc()
+                + chrono::Duration::minutes(minutes),
+            source: "a.mp4".into(),
+            thumbnail: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn sightings_are_found_by_what_ocr_might_have_read_on_both_backends() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            let all = [
+                seen(1, "cam-1", "98A-123.45", 0),
+                seen(2, "cam-2", "98A-123.45", 30),
+                seen(3, "cam-1", "98A-128.45", 10),
+                seen(4, "cam-1", "99B1-123.45", 20),
+                seen(5, "cam-2", "30K-999.99", 40),
+            ];
+            for s in &all {
+                assert!(store.record_sighting(s).await.unwrap(), "{backend}");
+            }
+            assert!(
+                !store.record_sighting(&all[0]).await.unwrap(),
+                "{backend}: twice is once"
+            );
+
+            let search = |plate: &str| SightingQuery {
+                plate: plate.into(),
+                ..Default::default()
+            };
+            let found = store.search_sightings(&search("98A-l23.4S")).await.unwrap();
+            let plates: Vec<(&str, f32)> = found
+                .iter()
+                .map(|f| (f.sighting.plate.as_str(), f.score))
+                .collect();
+            // Both exact sightings first (newest first), then the one a digit away.
+            assert_eq!(plates[0], ("98A-123.45", 1.0), "{backend}: {plates:?}");
+            assert_eq!(found[0].sighting, all[1], "{backend}");
+            assert_eq!(plates[1], ("98A-123.45", 1.0), "{backend}");
+            assert_eq!(plates[2].0, "98A-128.45", "{backend}: {plates:?}");
+            assert!(plates.iter().all(|(p, _)| *p != "30K-999.99"), "{backend}");
+            // A part of a plate; filters narrow.
+            let part = store.search_sightings(&search("123.45")).await.unwrap();
+            assert_eq!(part.len(), 3, "{backend}: {part:?}");
+            let on_cam_1 = store
+                .search_sightings(&SightingQuery {
+                    camera_id: Some("cam-1".into()),
+                    to: Some(all[3].seen_at),
+                    ..search("123.45")
+                })
+                .await
+                .unwrap();
+            let ids: Vec<Uuid> = on_cam_1.iter().map(|f| f.sighting.sighting_id).collect();
+            assert_eq!(ids.len(), 2, "{backend}: {on_cam_1:?}");
+            assert!(ids.contains(&all[0].sighting_id) && ids.contains(&all[3].sighting_id));
+            let err = store.search_sightings(&search("9-.")).await.unwrap_err();
+            assert!(err.to_string().contains("at least 3"), "{backend}: {err}");
+        }
+    }
+}
