@@ -10,7 +10,9 @@ const SERIES_LETTERS: &str = "ABCDEFGHKLMNPRSTUVXYZ";
 
 /// The plate's background colour, which says who the vehicle belongs to (Law 36/2024
 /// Art. 36): white private, yellow commercial transport, blue state, red military.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum PlateColour {
     White,

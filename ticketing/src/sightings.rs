@@ -16,7 +16,7 @@ use crate::plate::PlateColour;
 use crate::store::{CaseStore, StoreError, fold_plate, parse_ts, ts};
 
 /// One plate read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Sighting {
     /// Derived from the camera, the source and the moment: recording twice adds nothing.
     pub sighting_id: Uuid,
@@ -45,7 +45,7 @@ pub struct SightingQuery {
     pub limit: Option<usize>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Found {
     pub id: i64,
     /// 1.0 for the whole plate (look-alikes aside); less for a part of it, or for a

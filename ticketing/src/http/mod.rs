@@ -131,6 +131,9 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route!(GET "/api/cases", READERS,
             "Cases, oldest first; filters: state, camera, violation, plate (OCR-tolerant), from, to, limit",
             None, Some("CaseSummary"), get(list_cases)),
+        route!(GET "/api/sightings", &[Role::Investigator, Role::Officer, Role::Admin],
+            "Every plate read, by plate (OCR-tolerant, partial, one character wrong forgiven), best match first; filters: camera, class, from, to, limit. Audited",
+            None, Some("Found"), get(search_sightings)),
         route!(GET "/api/cases/{id}", READERS, "A case with its events, history, owner and notice",
             None, Some("CaseDetail"), get(case_detail)),
         route!(POST "/api/cases/{id}/open", OFFICER, "Open a case for review",
@@ -624,6 +627,48 @@ async fn list_cases(
             .await?;
     }
     Ok(Json(cases))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SightingSearch {
+    pub plate: String,
+    pub camera: Option<String>,
+    pub class: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+async fn search_sightings(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<SightingSearch>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<crate::sightings::Found>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let found = state
+        .store
+        .search_sightings(&crate::sightings::SightingQuery {
+            plate: q.plate.clone(),
+            camera_id: q.camera.clone(),
+            vehicle_class: q.class.clone(),
+            from: q.from,
+            to: q.to,
+            limit: Some(q.limit.unwrap_or(100).clamp(1, 1000)),
+        })
+        .await;
+    // Searched is searched, found or not, well-formed or not.
+    state
+        .audit(
+            &caller,
+            "plate_search",
+            Some(q.plate.clone()),
+            Some(json!({
+                "over": "sightings", "camera": q.camera, "class": q.class, "from": q.from,
+                "to": q.to, "results": found.as_ref().map(|f| f.len()).ok(),
+            })),
+        )
+        .await?;
+    Ok(Json(found?))
 }
 
 async fn case_detail(

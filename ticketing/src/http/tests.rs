@@ -766,3 +766,93 @@ fn the_openapi_document_lists_every_route_with_its_method() {
     assert_eq!(operations, table.len());
     assert!(doc["components"]["schemas"]["CaseDetail"].is_object());
 }
+
+#[tokio::test]
+async fn sightings_are_searched_by_investigators_forgivingly_and_audited() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        for (n, plate) in [(1u128, "98A-123.45"), (2, "99B1-123.45"), (3, "30K-999.99")] {
+            let s = crate::sightings::Sighting {
+                sighting_id: uuid::Uuid::from_u128(n),
+                camera_id: "cam-1".into(),
+                plate: plate.into(),
+                confidence: 0.9,
+                vehicle_class: "car".into(),
+                plate_colour: None,
+                seen_at: start_time() + chrono::Duration::minutes(n as i64),
+                source: "a.mp4".into(),
+                thumbnail: None,
+            };
+            h.state.store.record_sighting(&s).await.unwrap();
+        }
+        let (status, found) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/sightings?plate=98A-l23.4S",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {found}");
+        assert_eq!(
+            found[0]["sighting"]["plate"], "98A-123.45",
+            "{backend}: {found}"
+        );
+        assert_eq!(found[0]["score"], 1.0);
+        assert_eq!(found.as_array().unwrap().len(), 1, "{backend}: {found}");
+        // A part of a plate, narrowed by time.
+        let (_, found) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/sightings?plate=123.45&from=2025-03-01T03:01:30Z",
+                None,
+            )
+            .await;
+        assert_eq!(found.as_array().unwrap().len(), 1, "{backend}: {found}");
+        assert_eq!(found[0]["sighting"]["plate"], "99B1-123.45");
+        // Garbage is refused with the reason; no login, no search; the agency may not.
+        let (status, body) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/sightings?plate=9",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{backend}: {body}");
+        assert!(body.to_string().contains("at least 3"), "{body}");
+        let (status, _) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/sightings?plate=98A&from=yesterday",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = h
+            .call(None, Method::GET, "/api/sightings?plate=98A", None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let (status, _) = h
+            .call(
+                Some(Role::Agency),
+                Method::GET,
+                "/api/sightings?plate=98A",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let searches = h
+            .audit_actions()
+            .await
+            .into_iter()
+            .filter(|a| a == "plate_search")
+            .count();
+        assert_eq!(
+            searches, 3,
+            "{backend}: the two searches and the refused one"
+        );
+    }
+}
