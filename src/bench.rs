@@ -263,3 +263,106 @@ pub(crate) fn tempfile_dir() -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
+
+/// A plate of the Vietnamese grammar, from a counter: cars `98A-123.45`, motorbikes
+/// `99B1-123.45`.
+fn bench_plate(n: u64) -> String {
+    const LETTERS: &[u8] = b"ABCDEFGHKLMNPSTUVXYZ";
+    let mut x = n
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut next = |m: u64| {
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51afd7ed558ccd);
+        x ^= x >> 33;
+        x % m
+    };
+    let province = 11 + next(89);
+    let letter = LETTERS[next(LETTERS.len() as u64) as usize] as char;
+    let number = next(100_000);
+    if next(3) == 0 {
+        format!(
+            "{province}{letter}{}-{:03}.{:02}",
+            1 + next(9),
+            number / 100,
+            number % 100
+        )
+    } else {
+        format!("{province}{letter}-{:03}.{:02}", number / 100, number % 100)
+    }
+}
+
+/// What an investigator types: the plate with OCR look-alikes swapped in, sometimes only
+/// its last digits.
+fn typed(plate: &str, n: u64) -> String {
+    let swapped: String = plate
+        .chars()
+        .map(|c| match c {
+            '1' if n.is_multiple_of(2) => 'l',
+            '5' => 'S',
+            '0' if n.is_multiple_of(3) => 'O',
+            '8' if n % 2 == 1 => 'B',
+            other => other,
+        })
+        .collect();
+    if n % 4 == 3 {
+        swapped
+            .chars()
+            .skip(swapped.len().saturating_sub(6))
+            .collect()
+    } else {
+        swapped
+    }
+}
+
+pub(crate) async fn bench_search(store: CaseStore, sightings: u64, queries: u32) -> Result<()> {
+    let backend = format!("{:?}", store.backend()).to_lowercase();
+    let start: DateTime<Utc> = "2025-03-01T00:00:00Z".parse()?;
+    let t = Instant::now();
+    let mut batch = Vec::with_capacity(10_000);
+    for n in 0..sightings {
+        batch.push(vigil_ticketing::sightings::Sighting {
+            sighting_id: uuid::Uuid::from_u128(((sightings as u128) << 64) | n as u128),
+            camera_id: format!("cam-{}", n % 1300),
+            plate: bench_plate(n),
+            confidence: 0.9,
+            vehicle_class: if n % 3 == 0 { "motorbike" } else { "car" }.into(),
+            plate_colour: None,
+            // 1,300 cameras, a read every few seconds each: a month of the province.
+            seen_at: start + chrono::Duration::milliseconds((n * 2_000) as i64),
+            source: "bench".into(),
+            thumbnail: None,
+        });
+        if batch.len() == batch.capacity() || n + 1 == sightings {
+            store.record_sightings(&batch).await?;
+            batch.clear();
+        }
+    }
+    eprintln!(
+        "search {backend}: {sightings} sightings loaded in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let mut times = Vec::new();
+    let mut hits = 0;
+    for q in 0..queries as u64 {
+        let n = (q * 7_919) % sightings.max(1);
+        let query = vigil_ticketing::sightings::SightingQuery {
+            plate: typed(&bench_plate(n), q),
+            limit: Some(50),
+            ..Default::default()
+        };
+        let t = Instant::now();
+        let found = store.search_sightings(&query).await?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        hits += found.iter().any(|f| f.sighting.plate == bench_plate(n)) as u32;
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |p: f64| times[((times.len() as f64 - 1.0) * p).round() as usize];
+    println!(
+        "search {backend}, {sightings} sightings, {queries} queries: p50 {:.1} ms, p99 {:.1} ms; the plate meant found in {hits} of {queries}",
+        pct(0.5),
+        pct(0.99)
+    );
+    store.close().await;
+    Ok(())
+}

@@ -29,6 +29,7 @@ mod search;
 mod serve;
 
 use bench::{LiveBenchRun, bench, bench_intake, bench_live};
+
 use live::{demo_live, run_live};
 use serve::{ServeSettings, list_overdue, read_password, serve};
 
@@ -258,6 +259,15 @@ enum Command {
         events: u32,
         #[arg(long, default_value_t = 8)]
         writers: u32,
+    },
+    /// Plate search latency: load `--sightings` generated sightings, then time
+    /// `--queries` searches typed with OCR look-alikes (p50, p99).
+    #[command(hide = true)]
+    BenchSearch {
+        #[arg(long, default_value_t = 1_000_000)]
+        sightings: u64,
+        #[arg(long, default_value_t = 200)]
+        queries: u32,
     },
     /// Frames per second of decoding alone and of the whole pipeline on one video.
     #[command(hide = true)]
@@ -518,6 +528,12 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench { camera, video } => bench(&models_path, &camera, &video),
+        Command::BenchSearch { sightings, queries } => {
+            std::fs::create_dir_all(&cli.data)
+                .with_context(|| format!("cannot create data folder {}", cli.data.display()))?;
+            let store = runtime.block_on(open_store(&cli.data, cli.database.as_deref()))?;
+            runtime.block_on(bench::bench_search(store, sightings, queries.max(1)))
+        }
     }
 }
 

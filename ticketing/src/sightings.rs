@@ -121,6 +121,47 @@ impl CaseStore {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Record many sightings in one transaction (bulk loads, busy cameras); returns how
+    /// many were new.
+    pub async fn record_sightings(&self, all: &[Sighting]) -> Result<u64, StoreError> {
+        const COLUMNS: usize = 10;
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        for chunk in all.chunks(500) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let p: Vec<String> = (1..=COLUMNS)
+                        .map(|c| format!("${}", r * COLUMNS + c))
+                        .collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO sightings (sighting_id, camera_id, plate, plate_key, confidence,
+                     vehicle_class, plate_colour, seen_at, source, thumbnail)
+                 VALUES {} ON CONFLICT (sighting_id) DO NOTHING",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                q = q
+                    .bind(s.sighting_id.to_string())
+                    .bind(s.camera_id.clone())
+                    .bind(s.plate.clone())
+                    .bind(fold_plate(&s.plate))
+                    .bind(s.confidence as f64)
+                    .bind(s.vehicle_class.clone())
+                    .bind(s.plate_colour.map(|c| c.as_str()))
+                    .bind(ts(s.seen_at))
+                    .bind(s.source.clone())
+                    .bind(s.thumbnail.clone());
+            }
+            added += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
     /// Sightings whose plate matches the query, best match first (newest first among
     /// equals).
     pub async fn search_sightings(&self, q: &SightingQuery) -> Result<Vec<Found>, StoreError> {
