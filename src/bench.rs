@@ -319,10 +319,26 @@ pub(crate) async fn bench_search(store: CaseStore, sightings: u64, queries: u32)
     let backend = format!("{:?}", store.backend()).to_lowercase();
     let start: DateTime<Utc> = "2025-03-01T00:00:00Z".parse()?;
     let t = Instant::now();
+    // Sighting n is the same in every run, so a bigger run adds to a smaller one's rows.
+    let have = store.count_sightings(Some("bench")).await?;
+    if have > sightings {
+        bail!(
+            "the database holds {have} benchmark sightings, more than --sightings {sightings}: \
+             use a fresh --data folder or database"
+        );
+    }
+    let bar = ProgressBar::new(sightings).with_style(
+        ProgressStyle::with_template(
+            "loading [{bar:40}] {pos}/{len} sightings, {per_sec}, {eta} left",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_position(have);
     let mut batch = Vec::with_capacity(10_000);
-    for n in 0..sightings {
+    for n in have..sightings {
         batch.push(vigil_ticketing::sightings::Sighting {
-            sighting_id: uuid::Uuid::from_u128(((sightings as u128) << 64) | n as u128),
+            sighting_id: uuid::Uuid::from_u128((0xbe7c_u128 << 64) | n as u128),
             camera_id: format!("cam-{}", n % 1300),
             plate: bench_plate(n),
             confidence: 0.9,
@@ -332,14 +348,18 @@ pub(crate) async fn bench_search(store: CaseStore, sightings: u64, queries: u32)
             seen_at: start + chrono::Duration::milliseconds((n * 2_000) as i64),
             source: "bench".into(),
             thumbnail: None,
+            video_offset_ms: None,
         });
         if batch.len() == batch.capacity() || n + 1 == sightings {
             store.record_sightings(&batch).await?;
+            bar.inc(batch.len() as u64);
             batch.clear();
         }
     }
+    bar.finish_and_clear();
     eprintln!(
-        "search {backend}: {sightings} sightings loaded in {:.1} s",
+        "search {backend}: {} sightings added to {have} in {:.1} s",
+        sightings - have,
         t.elapsed().as_secs_f64()
     );
     let mut times = Vec::new();

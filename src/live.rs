@@ -74,6 +74,25 @@ pub(crate) fn run_live(
         listener.local_addr()?
     );
     let app = monitoring_routes(runner.clone(), metrics_token);
+    let configs: Vec<vigil_pipeline::config::CameraConfig> = runner.configs();
+    let reporter = HealthReporter {
+        runner: runner.clone(),
+        store: intake.store.clone(),
+        pictures: ctx.data.join("cameras"),
+        configs,
+    };
+    let (report_stop, mut report_stopped) = tokio::sync::watch::channel(false);
+    let report_task = runtime.spawn(async move {
+        let mut last = std::collections::HashMap::new();
+        let mut tick = tokio::time::interval(HEALTH_EVERY);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => reporter.report(&mut last).await,
+                _ = report_stopped.changed() => break,
+            }
+        }
+        reporter
+    });
     runtime.block_on(async move {
         let stop = async move {
             match for_at_most {
@@ -94,6 +113,11 @@ pub(crate) fn run_live(
     // The workers record through the runtime (its own threads drive the database), so
     // this thread may wait for them.
     runner.shutdown();
+    let _ = report_stop.send(true);
+    if let Ok(reporter) = runtime.block_on(report_task) {
+        // The page shows them stopped, not frozen in their last state.
+        runtime.block_on(reporter.report(&mut std::collections::HashMap::new()));
+    }
     for s in runner.statuses() {
         eprintln!(
             "vigil: {}: {} frames, {} dropped, {} reconnects",
@@ -103,6 +127,107 @@ pub(crate) fn run_live(
     runtime.block_on(intake.store.close());
     eprintln!("vigil: stopped");
     Ok(())
+}
+
+/// How often each camera's health goes to the database for the cameras page.
+const HEALTH_EVERY: Duration = Duration::from_secs(2);
+
+struct HealthReporter {
+    runner: std::sync::Arc<LiveRunner>,
+    store: CaseStore,
+    pictures: PathBuf,
+    configs: Vec<vigil_pipeline::config::CameraConfig>,
+}
+
+impl HealthReporter {
+    /// One report per camera; `last` keeps (frames, when) from the previous report for
+    /// the frame rate. A camera whose report cannot be written is logged, not fatal:
+    /// the cameras keep running.
+    async fn report(
+        &self,
+        last: &mut std::collections::HashMap<String, (u64, std::time::Instant)>,
+    ) {
+        let now = Utc::now();
+        let instant_now = std::time::Instant::now();
+        for status in self.runner.statuses() {
+            let Some(config) = self.configs.iter().find(|c| c.id == status.id) else {
+                continue;
+            };
+            let fps_in = match last.insert(status.id.clone(), (status.frames_in, instant_now)) {
+                Some((frames, at)) if instant_now > at => {
+                    (status.frames_in.saturating_sub(frames)) as f64
+                        / (instant_now - at).as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            let thumbnail = self.runner.latest_frame(&status.id).and_then(
+                |frame| match save_picture(&self.pictures, &status.id, &frame) {
+                    Ok(path) => Some(path.display().to_string()),
+                    Err(e) => {
+                        tracing::warn!(camera = %status.id, error = %e, "camera picture not saved");
+                        None
+                    }
+                },
+            );
+            let (state, reason) = match &status.state {
+                vigil_pipeline::live::camera::CameraState::Failed(r) => ("failed", Some(r.clone())),
+                other => (other.name(), None),
+            };
+            let health = vigil_ticketing::cameras::CameraHealth {
+                camera_id: status.id.clone(),
+                name: config.name.clone(),
+                location: config.location.clone(),
+                latitude: config.position.map(|p| p.lat),
+                longitude: config.position.map(|p| p.lon),
+                state: state.to_string(),
+                reason,
+                fps_in,
+                frames_in: status.frames_in,
+                frames_dropped: status.frames_dropped,
+                reconnects: status.reconnects,
+                last_frame_at: status.last_frame.map(|t| {
+                    now - chrono::Duration::from_std(instant_now.saturating_duration_since(t))
+                        .unwrap_or_default()
+                }),
+                has_thumbnail: thumbnail.is_some(),
+                thumbnail,
+                reported_at: now,
+            };
+            if let Err(e) = self.store.report_camera(&health).await {
+                tracing::warn!(camera = %status.id, error = %e, "camera health not recorded");
+            }
+        }
+    }
+}
+
+/// A small picture of a camera's last frame, replaced whole (written aside, then renamed)
+/// so the page never reads half of one.
+pub(crate) fn save_picture(dir: &Path, camera: &str, frame: &image::RgbImage) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let (w, h) = frame.dimensions();
+    let width = w.min(320);
+    let height = ((h as u64 * width as u64) / w.max(1) as u64).max(1) as u32;
+    let small = image::imageops::thumbnail(frame, width, height);
+    let path = dir.join(format!("{}.jpg", sanitize(camera)));
+    let partial = dir.join(format!(".{}.jpg.partial", sanitize(camera)));
+    small
+        .save_with_format(&partial, image::ImageFormat::Jpeg)
+        .with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Camera ids come from configuration; a file name made of one keeps to safe characters.
+fn sanitize(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 pub(crate) fn monitoring_routes(

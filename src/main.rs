@@ -507,14 +507,23 @@ fn run(cli: Cli) -> Result<()> {
                     missing.display()
                 );
             }
-            let start: DateTime<chrono::FixedOffset> = "2025-03-01T08:00:00+07:00".parse()?;
+            // As if recorded a few minutes ago: the cases are then inside every legal
+            // deadline, so `vigil serve` shows them waiting for review rather than expired.
+            let start = Utc::now() - chrono::Duration::minutes(10);
+            let start = start - chrono::Duration::seconds(start.timestamp() % 60);
             let camera = fixtures.join("cameras/junction-demo.toml");
-            let failed = ctx.run_batch(&camera, Some(start.to_utc()), &videos)?;
+            let failed = ctx.run_batch(&camera, Some(start), &videos)?;
             if failed > 0 {
                 bail!("{failed} fixture video(s) failed");
             }
             println!();
-            list_cases(&runtime, &cli.data, cli.database.as_deref(), false)
+            list_cases(&runtime, &cli.data, cli.database.as_deref(), false)?;
+            eprintln!(
+                "\nTo review them in a browser:\n  \
+                 target/debug/vigil user add officer1 --role officer   # asks for a password\n  \
+                 target/debug/vigil serve                              # then open http://127.0.0.1:8080/"
+            );
+            Ok(())
         }
         Command::Verify {
             public_key,
@@ -627,6 +636,7 @@ impl BatchContext<'_> {
                 },
             );
             bar.finish_and_clear();
+            report_recording(runtime, &intake.store, data, &camera, video, &result);
             match result {
                 Ok(report) => {
                     eprintln!(
@@ -654,6 +664,51 @@ impl BatchContext<'_> {
         }
         runtime.block_on(intake.store.close());
         Ok(failed)
+    }
+}
+
+/// A camera whose recordings were processed shows on the cameras page as `recorded`, or
+/// `failed` with the reason when its file could not be read. Not being able to say so
+/// loses nothing (the cases and sightings are recorded): it is logged.
+fn report_recording(
+    runtime: &tokio::runtime::Runtime,
+    store: &CaseStore,
+    data: &Path,
+    camera: &CameraConfig,
+    video: &Path,
+    result: &Result<batch::FileReport, batch::BatchError>,
+) {
+    let now = Utc::now();
+    let (state, reason, frames, picture) = match result {
+        Ok(r) => ("recorded", None, r.frames, r.last_frame.clone()),
+        Err(e) => ("failed", Some(e.to_string()), 0, None),
+    };
+    let thumbnail = picture.and_then(|frame| {
+        live::save_picture(&data.join("cameras"), &camera.id, &frame)
+            .map_err(
+                |e| tracing::warn!(camera = %camera.id, error = %e, "camera picture not saved"),
+            )
+            .ok()
+    });
+    let health = vigil_ticketing::cameras::CameraHealth {
+        camera_id: camera.id.clone(),
+        name: camera.name.clone(),
+        location: camera.location.clone(),
+        latitude: camera.position.map(|p| p.lat),
+        longitude: camera.position.map(|p| p.lon),
+        state: state.into(),
+        reason: reason.map(|r| format!("{}: {r}", video.display())),
+        fps_in: 0.0,
+        frames_in: frames,
+        frames_dropped: 0,
+        reconnects: 0,
+        last_frame_at: None,
+        has_thumbnail: thumbnail.is_some(),
+        thumbnail: thumbnail.map(|p| p.display().to_string()),
+        reported_at: now,
+    };
+    if let Err(e) = runtime.block_on(store.report_camera(&health)) {
+        tracing::warn!(camera = %camera.id, error = %e, "camera health not recorded");
     }
 }
 

@@ -85,17 +85,46 @@ fn batch_twice_makes_one_case_with_a_complete_evidence_folder() {
     let names: Vec<&str> = files.iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["1_before.jpg", "2_on.jpg", "3_after.jpg", "plate.jpg"]
+        [
+            "1_before.jpg",
+            "2_on.jpg",
+            "3_after.jpg",
+            "plate.jpg",
+            "clip.mp4"
+        ]
     );
     assert!(dir.join("signature.json").is_file());
     for f in files {
-        let bytes = std::fs::read(dir.join(f["name"].as_str().unwrap())).unwrap();
-        let sha =
-            vigil_models::manifest::sha256_file(&dir.join(f["name"].as_str().unwrap())).unwrap();
+        let name = f["name"].as_str().unwrap();
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let sha = vigil_models::manifest::sha256_file(&dir.join(name)).unwrap();
         assert_eq!(f["sha256"], sha.as_str());
         assert_eq!(f["bytes"], bytes.len());
-        image::load_from_memory(&bytes).expect("a readable JPEG");
+        if name.ends_with(".jpg") {
+            image::load_from_memory(&bytes).expect("a readable JPEG");
+        }
     }
+    // The clip, cut from the recording without re-encoding, decodes and covers the
+    // moment of the violation.
+    let clip_starts = manifest["clip"]["video_offset_ms"].as_u64().unwrap();
+    let violation_at = manifest["time"]["video_offset_ms"].as_u64().unwrap();
+    let frames = vigil_pipeline::FileSource::open(&dir.join("clip.mp4"), 25)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let clip_ms = frames.last().unwrap().pts.as_millis() as u64;
+    assert!(
+        clip_starts <= violation_at && violation_at <= clip_starts + clip_ms,
+        "clip {clip_starts} ms + {clip_ms} ms, violation at {violation_at} ms"
+    );
+    assert!(
+        std::fs::read_dir(dir.parent().unwrap()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with('.')),
+        "nothing half-written left in the evidence folder"
+    );
     assert_eq!(
         manifest["time"]["utc"],
         occurred

@@ -124,4 +124,32 @@ fn sigterm_during_a_clip_leaves_a_complete_clip_and_the_case_recorded() {
     let text = String::from_utf8_lossy(&cases.stdout);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("98A-123.45"));
+
+    // The cameras page's data: the camera's health as last reported, stopped at the end,
+    // with a picture of its last frame and its place on the map.
+    let cameras = rt.block_on(async {
+        let store = vigil_ticketing::CaseStore::open_sqlite(&data.path().join("vigil.db"))
+            .await
+            .unwrap();
+        store.cameras().await.unwrap()
+    });
+    assert_eq!(cameras.len(), 1, "{cameras:?}");
+    let camera = &cameras[0];
+    assert_eq!(camera.camera_id, "bn-demo-01");
+    assert_eq!(camera.state, "stopped", "{camera:?}");
+    assert!(
+        camera.frames_in > 0 && camera.last_frame_at.is_some(),
+        "{camera:?}"
+    );
+    assert_eq!(camera.latitude, Some(21.1814));
+    let picture = camera
+        .thumbnail
+        .as_deref()
+        .expect("a picture of the last frame");
+    let picture = image::open(picture).unwrap();
+    assert!(
+        picture.width() <= 320 && picture.width() > 100,
+        "{}",
+        picture.width()
+    );
 }

@@ -3,10 +3,11 @@
 //! publication receiver as local stand-ins, the background work carrying the case to a
 //! published notice, the audit export, and a clean stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
+
+mod common;
 
 use serde_json::{Value, json};
 use vigil_ticketing::owner::Owner;
@@ -28,46 +29,6 @@ fn ok(o: Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-fn start_server(data: &Path, args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--work-interval", "1"])
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vigil serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("vigil serve ended before it listened")
-            .expect("read stderr");
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server { child, base }
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Value {
@@ -127,7 +88,7 @@ async fn serve_carries_an_event_from_intake_to_a_published_notice_and_stops_clea
     }])
     .await;
     let webhook = WebhookStandIn::start(0).await;
-    let mut server = start_server(
+    let mut server = common::start_server(
         d,
         &[
             "--registry-url",

@@ -55,6 +55,8 @@ pub struct FileReport {
     pub sightings: usize,
     /// The file's length, as the decoder reported it.
     pub duration: Option<Duration>,
+    /// The last frame analysed, for the cameras page.
+    pub last_frame: Option<std::sync::Arc<image::RgbImage>>,
 }
 
 /// The id of a violation: the same camera, recording and moment give the same id.
@@ -100,6 +102,7 @@ pub fn sighting(
         seen_at: started_at + chrono::Duration::from_std(s.pts).unwrap_or_default(),
         source: source.to_string(),
         thumbnail,
+        video_offset_ms: Some(s.pts.as_millis() as u64),
     }
 }
 
@@ -145,6 +148,42 @@ pub struct FileJob<'a> {
     pub started_at: DateTime<Utc>,
 }
 
+/// How much of the recording before and after a violation goes into its clip.
+pub const CLIP_BEFORE: Duration = Duration::from_secs(4);
+pub const CLIP_AFTER: Duration = Duration::from_secs(4);
+
+/// The violation's clip, cut from the recording without re-encoding, ready to move into
+/// its package; None when the package exists already, or when the recording cannot be cut
+/// (not H.264, say): the package is still written, without a clip, and the reason logged.
+fn recorded_clip(
+    source: &Path,
+    evidence_root: &Path,
+    id: Uuid,
+    at: Duration,
+) -> Option<(std::path::PathBuf, Duration)> {
+    if evidence_root.join(id.to_string()).exists() {
+        return None;
+    }
+    if let Err(e) = std::fs::create_dir_all(evidence_root) {
+        tracing::warn!(error = %e, "no clip: cannot create {}", evidence_root.display());
+        return None;
+    }
+    let out = evidence_root.join(format!(".{id}.clip.mp4"));
+    match crate::live::clip::cut_file_clip(
+        source,
+        at.saturating_sub(CLIP_BEFORE),
+        at + CLIP_AFTER,
+        &out,
+    ) {
+        Ok(starts_at) => Some((out, starts_at)),
+        Err(e) => {
+            tracing::warn!(event = %id, error = %e, "the violation's clip could not be cut; its evidence has none");
+            let _ = std::fs::remove_file(&out);
+            None
+        }
+    }
+}
+
 pub fn process_file(
     job: &FileJob,
     models: &mut Models,
@@ -187,7 +226,8 @@ pub fn process_file(
     let mut emit = |findings: Vec<Finding>, report: &mut FileReport| -> Result<(), BatchError> {
         for finding in findings {
             let id = event_id(&camera.id, &source_info.sha256, &finding);
-            let package = evidence::write_package(
+            let clip = recorded_clip(path, evidence_root, id, finding.violation.pts);
+            let written = evidence::write_package(
                 evidence_root,
                 id,
                 camera,
@@ -195,8 +235,16 @@ pub fn process_file(
                 &model_info,
                 &finding,
                 key,
-                None,
-            )?;
+                clip.as_ref().map(|(file, starts_at)| evidence::ClipFile {
+                    path: file,
+                    starts_at: *starts_at,
+                }),
+            );
+            // Moved into the package when it was written; otherwise not left behind.
+            if let Some((file, _)) = &clip {
+                let _ = std::fs::remove_file(file);
+            }
+            let package = written?;
             let event =
                 violation_event(camera, id, started_at, &finding, &package, &source_info.uri);
             tracing::info!(event = %id, violation = event.violation.as_str(), plate = ?event.plate.as_ref().map(|p| &p.text), "violation");
@@ -226,6 +274,7 @@ pub fn process_file(
     while let Some(frame) = frames.next() {
         let frame = frame?;
         let position = frame.pts;
+        report.last_frame = Some(frame.image.clone());
         let findings = analyzer.process(models, frame).map_err(analysis_err)?;
         emit(findings, &mut report)?;
         sight(&mut analyzer, &mut report)?;

@@ -29,6 +29,9 @@ pub struct CameraConfig {
     pub id: String,
     pub name: String,
     pub location: String,
+    /// Where the camera stands (WGS 84), for the cameras map.
+    #[serde(default)]
+    pub position: Option<Position>,
     /// Frames per second analysed (decoded frames are dropped down to this rate).
     #[serde(default = "default_analysis_fps")]
     pub analysis_fps: u32,
@@ -54,6 +57,13 @@ pub struct CameraConfig {
     pub sha256: String,
     #[serde(skip)]
     pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Position {
+    pub lat: f64,
+    pub lon: f64,
 }
 
 fn default_analysis_fps() -> u32 {
@@ -286,6 +296,17 @@ impl CameraConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.id.trim().is_empty() {
             return Err(self.invalid("id", "must not be empty"));
+        }
+        if let Some(p) = self.position
+            && !((-90.0..=90.0).contains(&p.lat) && (-180.0..=180.0).contains(&p.lon))
+        {
+            return Err(self.invalid(
+                "position",
+                format!(
+                    "lat {} / lon {} is not a place on Earth (lat -90..90, lon -180..180)",
+                    p.lat, p.lon
+                ),
+            ));
         }
         if !(1..=30).contains(&self.analysis_fps) {
             return Err(self.invalid(

@@ -2,7 +2,9 @@
 //! installs them. A missing fixture is a failure with the fix named, never a skip.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 use serde::Deserialize;
 use vigil_models::BBox;
@@ -114,4 +116,45 @@ pub fn junction_camera(
     )
     .expect("write the deployment");
     (server, deployment)
+}
+
+/// `vigil serve` as a process on a free loopback port; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+pub fn start_server(data: &Path, args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--work-interval", "1"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("vigil serve ended before it listened")
+            .expect("read stderr");
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Server { child, base }
 }

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod cameras;
 pub mod clock;
 pub mod deadlines;
 pub mod event;

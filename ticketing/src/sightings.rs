@@ -30,6 +30,8 @@ pub struct Sighting {
     pub source: String,
     /// A picture of the vehicle, when one was kept.
     pub thumbnail: Option<String>,
+    /// Where in the source it was read, when the source is a recording.
+    pub video_offset_ms: Option<u64>,
 }
 
 /// What to search for; every field but `plate` narrows.
@@ -102,8 +104,8 @@ impl CaseStore {
     pub async fn record_sighting(&self, s: &Sighting) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO sightings (sighting_id, camera_id, plate, plate_key, confidence,
-                 vehicle_class, plate_colour, seen_at, source, thumbnail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 vehicle_class, plate_colour, seen_at, source, thumbnail, video_offset_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (sighting_id) DO NOTHING",
         )
         .bind(s.sighting_id.to_string())
@@ -116,6 +118,7 @@ impl CaseStore {
         .bind(ts(s.seen_at))
         .bind(&s.source)
         .bind(s.thumbnail.clone())
+        .bind(s.video_offset_ms.map(|v| v as i64))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -124,7 +127,7 @@ impl CaseStore {
     /// Record many sightings in one transaction (bulk loads, busy cameras); returns how
     /// many were new.
     pub async fn record_sightings(&self, all: &[Sighting]) -> Result<u64, StoreError> {
-        const COLUMNS: usize = 10;
+        const COLUMNS: usize = 11;
         let mut tx = self.pool.begin().await?;
         let mut added = 0;
         for chunk in all.chunks(500) {
@@ -138,7 +141,7 @@ impl CaseStore {
                 .collect();
             let sql = format!(
                 "INSERT INTO sightings (sighting_id, camera_id, plate, plate_key, confidence,
-                     vehicle_class, plate_colour, seen_at, source, thumbnail)
+                     vehicle_class, plate_colour, seen_at, source, thumbnail, video_offset_ms)
                  VALUES {} ON CONFLICT (sighting_id) DO NOTHING",
                 rows.join(", ")
             );
@@ -154,7 +157,8 @@ impl CaseStore {
                     .bind(s.plate_colour.map(|c| c.as_str()))
                     .bind(ts(s.seen_at))
                     .bind(s.source.clone())
-                    .bind(s.thumbnail.clone());
+                    .bind(s.thumbnail.clone())
+                    .bind(s.video_offset_ms.map(|v| v as i64));
             }
             added += q.execute(&mut *tx).await?.rows_affected();
         }
@@ -173,34 +177,52 @@ impl CaseStore {
             )));
         }
         let chars: Vec<char> = key.chars().collect();
-        let half = chars.len() / 2;
-        let (head, tail): (String, String) = (
-            chars[..half.max(2)].iter().collect(),
-            chars[half.min(chars.len() - 2)..].iter().collect(),
-        );
+        // Only a query long enough to forgive a wrong character needs its halves: each is
+        // then at least three characters, which the trigram indexes answer.
+        let (head, tail): (String, String) = if chars.len() >= MIN_FUZZY {
+            let half = chars.len() / 2;
+            (
+                chars[..half].iter().collect(),
+                chars[half..].iter().collect(),
+            )
+        } else {
+            (key.clone(), key.clone())
+        };
         let like = |s: &str| format!("%{}%", s.replace(['%', '_'], ""));
-        let rows = sqlx::query(
-            "SELECT id, sighting_id, camera_id, plate, plate_key, confidence, vehicle_class,
-                    plate_colour, seen_at, source, thumbnail
+        // The same three LIKEs; on SQLite asked of the FTS5 trigram table, which answers
+        // them from its index only one at a time (an OR would read every row).
+        let matching = match self.backend() {
+            crate::store::Backend::Sqlite => {
+                "id IN (SELECT rowid FROM sightings_trigram WHERE plate_key LIKE $1
+                        UNION SELECT rowid FROM sightings_trigram WHERE plate_key LIKE $2
+                        UNION SELECT rowid FROM sightings_trigram WHERE plate_key LIKE $3)"
+            }
+            crate::store::Backend::Postgres => {
+                "(plate_key LIKE $1 OR plate_key LIKE $2 OR plate_key LIKE $3)"
+            }
+        };
+        let sql = format!(
+            "SELECT {SIGHTING_COLUMNS}
              FROM sightings
-             WHERE (plate_key LIKE $1 OR plate_key LIKE $2 OR plate_key LIKE $3)
+             WHERE {matching}
                AND ($4 IS NULL OR camera_id = $4)
                AND ($5 IS NULL OR vehicle_class = $5)
                AND ($6 IS NULL OR seen_at >= $6)
                AND ($7 IS NULL OR seen_at <= $7)
              ORDER BY seen_at DESC, id DESC
-             LIMIT $8",
-        )
-        .bind(like(&key))
-        .bind(like(&head))
-        .bind(like(&tail))
-        .bind(q.camera_id.clone())
-        .bind(q.vehicle_class.clone())
-        .bind(q.from.map(ts))
-        .bind(q.to.map(ts))
-        .bind(CANDIDATES)
-        .fetch_all(&self.pool)
-        .await?;
+             LIMIT $8"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(like(&key))
+            .bind(like(&head))
+            .bind(like(&tail))
+            .bind(q.camera_id.clone())
+            .bind(q.vehicle_class.clone())
+            .bind(q.from.map(ts))
+            .bind(q.to.map(ts))
+            .bind(CANDIDATES)
+            .fetch_all(&self.pool)
+            .await?;
         let mut found = Vec::new();
         for row in &rows {
             let plate_key: String = row.try_get("plate_key")?;
@@ -218,6 +240,33 @@ impl CaseStore {
         found.sort_by(|a, b| b.score.total_cmp(&a.score));
         found.truncate(q.limit.unwrap_or(100));
         Ok(found)
+    }
+}
+
+const SIGHTING_COLUMNS: &str = "id, sighting_id, camera_id, plate, plate_key, confidence,
+    vehicle_class, plate_colour, seen_at, source, thumbnail, video_offset_ms";
+
+impl CaseStore {
+    /// How many sightings there are (from one source, if given).
+    pub async fn count_sightings(&self, source: Option<&str>) -> Result<u64, StoreError> {
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) AS n FROM sightings WHERE $1 IS NULL OR source = $1")
+                .bind(source.map(str::to_string))
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("n")?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// One sighting by its row id.
+    pub async fn sighting(&self, id: i64) -> Result<Option<Sighting>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SIGHTING_COLUMNS} FROM sightings WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(sighting_from_row).transpose()
     }
 }
 
@@ -241,6 +290,9 @@ fn sighting_from_row(row: &sqlx::any::AnyRow) -> Result<Sighting, StoreError> {
         seen_at: parse_ts(&id, &row.try_get::<String, _>("seen_at")?)?,
         source: row.try_get("source")?,
         thumbnail: row.try_get("thumbnail")?,
+        video_offset_ms: row
+            .try_get::<Option<i64>, _>("video_offset_ms")?
+            .map(|v| v.max(0) as u64),
     })
 }
 
@@ -295,6 +347,7 @@ mod tests {
                 + chrono::Duration::minutes(minutes),
             source: "a.mp4".into(),
             thumbnail: None,
+            video_offset_ms: Some(n as u64 * 1000),
         }
     }
 

@@ -95,3 +95,86 @@ pub fn clip_span(units: &[AccessUnit]) -> Duration {
         _ => Duration::ZERO,
     }
 }
+
+/// Cut a clip out of a recorded H.264 file: from the keyframe at or before `from` to `to`
+/// (stream time from the file's first frame), remuxed without re-encoding. Only the
+/// current group of pictures and the clip itself are held in memory, however long the
+/// recording. Returns where the clip starts.
+pub fn cut_file_clip(
+    file: &Path,
+    from: Duration,
+    to: Duration,
+    out: &Path,
+) -> Result<Duration, LiveError> {
+    init_gstreamer()?;
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! parsebin ! h264parse config-interval=-1 ! \
+         video/x-h264,stream-format=byte-stream,alignment=au ! \
+         appsink name=sink sync=false max-buffers=64",
+        file.display().to_string().replace('"', "\\\"")
+    ))
+    .map_err(|e| clip_err(out, format!("{}: {e}", file.display())))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| clip_err(out, "not a pipeline"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| clip_err(out, "no appsink"))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| clip_err(out, format!("{}: {e}", file.display())))?;
+    let (from, to) = (
+        gst::ClockTime::from_nseconds(from.as_nanos() as u64),
+        gst::ClockTime::from_nseconds(to.as_nanos() as u64),
+    );
+    let mut caps = None;
+    let mut origin = None;
+    // Units since the last keyframe before `from`, then the clip's.
+    let mut gop: Vec<AccessUnit> = Vec::new();
+    let mut kept: Vec<AccessUnit> = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        if caps.is_none() {
+            caps = sample.caps().map(|c| c.to_owned());
+        }
+        let Some(buffer) = sample.buffer() else {
+            continue;
+        };
+        let raw = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
+        let origin = *origin.get_or_insert(raw);
+        let map = buffer.map_readable().map_err(|e| clip_err(out, e))?;
+        let unit = AccessUnit {
+            data: std::sync::Arc::from(map.as_slice()),
+            pts: raw.saturating_sub(origin),
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+        };
+        if unit.pts > to {
+            break;
+        }
+        if !kept.is_empty() {
+            kept.push(unit);
+            continue;
+        }
+        if unit.keyframe {
+            gop.clear();
+        }
+        let reached = unit.pts >= from;
+        gop.push(unit);
+        // The clip starts once `from` is reached, on the keyframe that opens its GOP.
+        if reached && gop.first().is_some_and(|u| u.keyframe) {
+            kept = std::mem::take(&mut gop);
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    let caps = caps.ok_or_else(|| clip_err(out, format!("{}: no H.264 video", file.display())))?;
+    // A file whose keyframes are all before `from` ends inside the GOP being kept.
+    if kept.is_empty() {
+        kept = gop;
+    }
+    let start = kept
+        .iter()
+        .position(|u| u.keyframe)
+        .ok_or_else(|| clip_err(out, format!("{}: no keyframe before {to}", file.display())))?;
+    let units = &kept[start..];
+    write_clip(units, &caps, out)?;
+    Ok(Duration::from_nanos(units[0].pts.nseconds()))
+}

@@ -57,6 +57,9 @@ struct Slot {
     camera: LiveCamera,
     config: CameraConfig,
     state: Mutex<SlotState>,
+    /// Apart from `state`, which a worker holds while it analyses: the cameras page asks
+    /// for this at any time.
+    latest: Mutex<Option<Arc<image::RgbImage>>>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -224,6 +227,7 @@ impl LiveRunner {
             let camera = LiveCamera::start(spec.settings)?;
             slots.push(Slot {
                 camera,
+                latest: Mutex::new(None),
                 state: Mutex::new(SlotState {
                     analyzer: Analyzer::new(spec.config.clone(), AnalyzerSettings::default()),
                     gate: MotionGate::default(),
@@ -268,6 +272,19 @@ impl LiveRunner {
             workers: Mutex::new(workers),
             metrics,
         })
+    }
+
+    /// Each camera's configuration, in the deployment's order.
+    pub fn configs(&self) -> Vec<CameraConfig> {
+        self.slots.iter().map(|s| s.config.clone()).collect()
+    }
+
+    /// The last frame each camera delivered for analysis (gated or not), by camera id.
+    pub fn latest_frame(&self, camera_id: &str) -> Option<Arc<image::RgbImage>> {
+        self.slots
+            .iter()
+            .find(|s| s.config.id == camera_id)
+            .and_then(|s| s.latest.lock().ok().and_then(|l| l.clone()))
     }
 
     pub fn statuses(&self) -> Vec<CameraStatus> {
@@ -371,6 +388,9 @@ impl Worker {
         frame: crate::frame::Frame,
     ) {
         let label = Metrics::label(&slot.config.id);
+        if let Ok(mut latest) = slot.latest.lock() {
+            *latest = Some(frame.image.clone());
+        }
         if frame.index == 0 {
             // A new connection: a new timeline, so tracks and gating start again.
             state.analyzer = Analyzer::new(slot.config.clone(), AnalyzerSettings::default());
@@ -395,7 +415,7 @@ impl Worker {
             .with_file_name("sightings")
             .join(&slot.config.id);
         for s in state.analyzer.take_sightings() {
-            let record = crate::batch::sighting(
+            let mut record = crate::batch::sighting(
                 &slot.config,
                 &format!("live:{}", state.started_at.to_rfc3339()),
                 &slot.camera.status().url,
@@ -403,6 +423,8 @@ impl Worker {
                 &s,
                 &thumbnails,
             );
+            // A live stream keeps no recording to seek in.
+            record.video_offset_ms = None;
             if let Err(e) = (self.settings.sightings)(record) {
                 tracing::error!(camera = %slot.config.id, error = %e, "a plate read could not be recorded");
             }

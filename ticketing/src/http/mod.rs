@@ -3,8 +3,10 @@
 //! [`route_table`], with the roles it admits; the router, the authentication layer and the
 //! OpenAPI document are all made from that table, so none can drift from the others.
 
+mod investigate;
 mod openapi;
 mod pages;
+mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -99,6 +101,13 @@ const ANYONE: &[Role] = &[
     Role::Agency,
 ];
 const ADMIN: &[Role] = &[Role::Admin];
+const INVESTIGATORS: &[Role] = &[Role::Investigator, Role::Officer, Role::Admin];
+const STAFF: &[Role] = &[
+    Role::Officer,
+    Role::Investigator,
+    Role::Operator,
+    Role::Admin,
+];
 const PUBLIC: &[Role] = &[];
 
 macro_rules! route {
@@ -131,9 +140,24 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route!(GET "/api/cases", READERS,
             "Cases, oldest first; filters: state, camera, violation, plate (OCR-tolerant), from, to, limit",
             None, Some("CaseSummary"), get(list_cases)),
-        route!(GET "/api/sightings", &[Role::Investigator, Role::Officer, Role::Admin],
+        route!(GET "/api/sightings", INVESTIGATORS,
             "Every plate read, by plate (OCR-tolerant, partial, one character wrong forgiven), best match first; filters: camera, class, from, to, limit. Audited",
             None, Some("Found"), get(search_sightings)),
+        route!(GET "/api/sightings.csv", INVESTIGATORS,
+            "The same search as CSV (a spreadsheet's formulas neutralised). Audited",
+            None, None, get(investigate::sightings_csv)),
+        route!(GET "/api/sightings/{id}/thumbnail", INVESTIGATORS, "A sighting's picture of the vehicle",
+            None, None, get(investigate::sighting_thumbnail)),
+        route!(GET "/api/sightings/{id}/footage", INVESTIGATORS,
+            "Where a sighting's video is: its case's clip, or the recording it was read from. Audited",
+            None, Some("Footage"), get(investigate::sighting_footage)),
+        route!(GET "/api/sightings/{id}/video", INVESTIGATORS,
+            "The recording a sighting was read from (byte ranges answered)",
+            None, None, get(investigate::sighting_video)),
+        route!(GET "/api/cameras", STAFF, "Each camera's last reported health",
+            None, Some("CameraHealth"), get(investigate::list_cameras)),
+        route!(GET "/api/cameras/{id}/thumbnail", STAFF, "A camera's last frame",
+            None, None, get(investigate::camera_thumbnail)),
         route!(GET "/api/cases/{id}", READERS, "A case with its events, history, owner and notice",
             None, Some("CaseDetail"), get(case_detail)),
         route!(POST "/api/cases/{id}/open", OFFICER, "Open a case for review",
@@ -181,7 +205,7 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
 
 /// The router, every route behind the authentication its spec names.
 pub fn router(state: AppState) -> Router {
-    let mut router = Router::new();
+    let mut router = web::pages(state.clone());
     for (spec, handler) in route_table() {
         let handler = if spec.roles.is_empty() {
             handler
@@ -645,30 +669,9 @@ async fn search_sightings(
     query: Result<Query<SightingSearch>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<Vec<crate::sightings::Found>>> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let found = state
-        .store
-        .search_sightings(&crate::sightings::SightingQuery {
-            plate: q.plate.clone(),
-            camera_id: q.camera.clone(),
-            vehicle_class: q.class.clone(),
-            from: q.from,
-            to: q.to,
-            limit: Some(q.limit.unwrap_or(100).clamp(1, 1000)),
-        })
-        .await;
-    // Searched is searched, found or not, well-formed or not.
-    state
-        .audit(
-            &caller,
-            "plate_search",
-            Some(q.plate.clone()),
-            Some(json!({
-                "over": "sightings", "camera": q.camera, "class": q.class, "from": q.from,
-                "to": q.to, "results": found.as_ref().map(|f| f.len()).ok(),
-            })),
-        )
-        .await?;
-    Ok(Json(found?))
+    Ok(Json(
+        investigate::audited_search(&state, &caller, &q, "json").await?,
+    ))
 }
 
 async fn case_detail(
@@ -818,31 +821,42 @@ fn evidence_path(dir: &str, file: &str) -> ApiResult<PathBuf> {
     Ok(path)
 }
 
-async fn send_file(path: PathBuf) -> ApiResult<Response> {
-    let bytes = tokio::fs::read(&path)
+/// A file, answering byte ranges (a video element seeks, and asks for the end of an MP4
+/// first when its index is there).
+async fn send_file(path: PathBuf, headers: &HeaderMap) -> ApiResult<Response> {
+    use tower::ServiceExt;
+    let mut req = Request::new(Body::empty());
+    for name in [header::RANGE, header::IF_RANGE, header::IF_MODIFIED_SINCE] {
+        if let Some(v) = headers.get(&name) {
+            req.headers_mut().insert(name, v.clone());
+        }
+    }
+    let resp = tower_http::services::ServeFile::new(&path)
+        .oneshot(req)
         .await
         .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
-    let kind = match path.extension().and_then(|e| e.to_str()) {
-        Some("jpg" | "jpeg") => "image/jpeg",
-        Some("png") => "image/png",
-        Some("json") => "application/json",
-        Some("mp4") => "video/mp4",
-        _ => "application/octet-stream",
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, kind),
-            (header::CACHE_CONTROL, "private, no-store"),
-        ],
-        Body::from(bytes),
-    )
-        .into_response())
+    let mut resp = resp.map(Body::new);
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    Ok(resp)
+}
+
+/// A request for the rest of a file already being shown (a video's later ranges): not a
+/// new look at the evidence, so not audited again.
+fn continuing(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|r| !r.trim().starts_with("bytes=0-"))
 }
 
 async fn evidence_file(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((event_id, file)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let (case_id, event) = state
         .store
@@ -850,15 +864,17 @@ async fn evidence_file(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
     let path = evidence_path(&event.evidence_dir, &file)?;
-    state
-        .audit(
-            &caller,
-            "evidence_view",
-            Some(format!("case {case_id}")),
-            Some(json!({"event": event_id, "file": file})),
-        )
-        .await?;
-    send_file(path).await
+    if !continuing(&headers) {
+        state
+            .audit(
+                &caller,
+                "evidence_view",
+                Some(format!("case {case_id}")),
+                Some(json!({"event": event_id, "file": file})),
+            )
+            .await?;
+    }
+    send_file(path, &headers).await
 }
 
 async fn overdue(
@@ -1164,6 +1180,7 @@ async fn citizen_evidence(
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path((code, event_id, file)): Path<(String, String, String)>,
     Query(q): Query<PlateQuery>,
+    headers: HeaderMap,
 ) -> ApiResult<Response> {
     let notice = citizen_lookup(&state, &addr, &code, q.plate.as_deref()).await?;
     let (_, _, dir) = notice
@@ -1178,15 +1195,17 @@ async fn citizen_evidence(
         )));
     }
     let path = evidence_path(dir, &file)?;
-    citizen_audit(
-        &state,
-        &addr,
-        &notice,
-        "citizen_evidence_view",
-        Some(json!({"event": event_id, "file": file})),
-    )
-    .await?;
-    send_file(path).await
+    if !continuing(&headers) {
+        citizen_audit(
+            &state,
+            &addr,
+            &notice,
+            "citizen_evidence_view",
+            Some(json!({"event": event_id, "file": file})),
+        )
+        .await?;
+    }
+    send_file(path, &headers).await
 }
 
 async fn citizen_payment(

@@ -35,6 +35,8 @@ use super::route_table;
     crate::sightings::Found,
     crate::sightings::Sighting,
     crate::plate::PlateColour,
+    crate::cameras::CameraHealth,
+    super::investigate::Footage,
     super::LoginRequest,
     super::SessionInfo,
     super::IntakeResponse,

@@ -154,7 +154,7 @@ pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Ma
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),

@@ -782,6 +782,7 @@ async fn sightings_are_searched_by_investigators_forgivingly_and_audited() {
                 seen_at: start_time() + chrono::Duration::minutes(n as i64),
                 source: "a.mp4".into(),
                 thumbnail: None,
+                video_offset_ms: None,
             };
             h.state.store.record_sighting(&s).await.unwrap();
         }
@@ -854,5 +855,305 @@ async fn sightings_are_searched_by_investigators_forgivingly_and_audited() {
             searches, 3,
             "{backend}: the two searches and the refused one"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let files = tempfile::tempdir().unwrap();
+        let recording = files.path().join("recording.mp4");
+        std::fs::write(&recording, b"0123456789abcdefghij").unwrap();
+        let picture = files.path().join("car.jpg");
+        std::fs::write(&picture, b"jpeg bytes").unwrap();
+        let sighting =
+            |n: u128, plate: &str, source: &str, offset: Option<u64>| crate::sightings::Sighting {
+                sighting_id: uuid::Uuid::from_u128(n),
+                camera_id: "cam-1".into(),
+                plate: plate.into(),
+                confidence: 0.9,
+                vehicle_class: "car".into(),
+                plate_colour: None,
+                seen_at: start_time() + chrono::Duration::minutes(n as i64),
+                source: source.into(),
+                thumbnail: Some(picture.display().to_string()),
+                video_offset_ms: offset,
+            };
+        let store = &h.state.store;
+        store
+            .record_sighting(&sighting(
+                1,
+                "98A-123.45",
+                recording.to_str().unwrap(),
+                Some(4200),
+            ))
+            .await
+            .unwrap();
+        store
+            .record_sighting(&sighting(2, "98A-123.46", "=HYPERLINK(\"x\")", None))
+            .await
+            .unwrap();
+        let (_, found) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/sightings?plate=98A-123.45",
+                None,
+            )
+            .await;
+        let id = |plate: &str| {
+            found
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["sighting"]["plate"] == plate)
+                .map(|f| f["id"].as_i64().unwrap())
+                .unwrap_or_else(|| panic!("{backend}: {plate} in {found}"))
+        };
+        let (recorded, live) = (id("98A-123.45"), id("98A-123.46"));
+
+        let (status, footage) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                &format!("/api/sightings/{recorded}/footage"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {footage}");
+        assert_eq!(footage["kind"], "recording");
+        assert_eq!(footage["offset_s"], 4.2);
+        let resp = reqwest::Client::new()
+            .get(format!("{}{}", h.base, footage["url"].as_str().unwrap()))
+            .bearer_auth(&h.tokens[&Role::Investigator])
+            .header("Range", "bytes=10-13")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{backend}");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), b"abcd");
+        let (_, footage) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                &format!("/api/sightings/{live}/footage"),
+                None,
+            )
+            .await;
+        assert_eq!(footage["kind"], "none", "{backend}: {footage}");
+        assert!(footage["reason"].as_str().unwrap().contains("live stream"));
+        let (status, _) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                &format!("/api/sightings/{live}/video"),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+        let (status, _) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                "/api/sightings/999999/footage",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/sightings/{recorded}/thumbnail", h.base))
+            .bearer_auth(&h.tokens[&Role::Investigator])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "image/jpeg");
+
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/sightings.csv?plate=98A-l23.4", h.base))
+            .bearer_auth(&h.tokens[&Role::Investigator])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/csv")
+        );
+        let csv = resp.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].starts_with("score,plate,seen_at_utc"), "{csv}");
+        assert_eq!(lines.len(), 3, "{backend}: {csv}");
+        assert!(csv.contains(",98A-123.45,"), "{csv}");
+        assert!(
+            csv.contains("\"'=HYPERLINK(\"\"x\"\")\""),
+            "a formula stays text: {csv}"
+        );
+        let formats: Vec<String> = h
+            .state
+            .store
+            .audit_entries(0, None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.action == "plate_search")
+            .map(|a| a.detail.unwrap_or_default()["format"].to_string())
+            .collect();
+        assert!(
+            formats.contains(&"\"csv\"".to_string()),
+            "{backend}: {formats:?}"
+        );
+        let views = h.audit_actions().await;
+        assert_eq!(
+            views.iter().filter(|a| *a == "footage_view").count(),
+            2,
+            "{views:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cameras_report_their_health_for_the_cameras_page() {
+    for (backend, store, _dir) in crate::testing::both().await {
+        let h = start(backend, store).await;
+        let files = tempfile::tempdir().unwrap();
+        let picture = files.path().join("cam-1.jpg");
+        std::fs::write(&picture, b"jpeg").unwrap();
+        let mut camera = crate::cameras::CameraHealth {
+            camera_id: "cam-1".into(),
+            name: "Junction".into(),
+            location: "Ngo Gia Tu".into(),
+            latitude: Some(21.18),
+            longitude: Some(106.07),
+            state: "failed".into(),
+            reason: Some("401 Unauthorized: check the camera's credentials".into()),
+            fps_in: 0.0,
+            frames_in: 10,
+            frames_dropped: 0,
+            reconnects: 4,
+            last_frame_at: None,
+            thumbnail: Some(picture.display().to_string()),
+            has_thumbnail: true,
+            reported_at: start_time(),
+        };
+        h.state.store.report_camera(&camera).await.unwrap();
+        camera.camera_id = "cam-2".into();
+        camera.thumbnail = None;
+        h.state.store.report_camera(&camera).await.unwrap();
+        let (status, cams) = h
+            .call(Some(Role::Operator), Method::GET, "/api/cameras", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {cams}");
+        assert_eq!(cams.as_array().unwrap().len(), 2);
+        assert_eq!(cams[0]["state"], "failed");
+        assert!(cams[0]["reason"].as_str().unwrap().contains("credentials"));
+        assert_eq!(cams[0]["has_thumbnail"], true);
+        assert!(
+            cams[0].get("thumbnail").is_none(),
+            "no server path leaves: {cams}"
+        );
+        let (status, _) = h
+            .call(
+                Some(Role::Operator),
+                Method::GET,
+                "/api/cameras/cam-1/thumbnail",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = h
+            .call(
+                Some(Role::Operator),
+                Method::GET,
+                "/api/cameras/cam-2/thumbnail",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn pages_send_strangers_to_the_login_and_refuse_the_wrong_role() {
+    let (backend, store, _dir) = crate::testing::both().await.remove(0);
+    let h = start(backend, store).await;
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Logins are rate-limited per user: one session per role serves every page.
+    let mut browsers = HashMap::new();
+    for role in Role::ALL {
+        browsers.insert(role, h.browser(role).await.0);
+    }
+    for page in super::web::PAGES {
+        let path = page.path.replace("{id}", "1");
+        let resp = plain.get(format!("{}{path}", h.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        let to = resp.headers()["location"].to_str().unwrap().to_string();
+        assert_eq!(
+            to,
+            format!("/login?next={}", path.replace('/', "%2F")),
+            "{path}"
+        );
+        for role in Role::ALL {
+            let resp = browsers[&role]
+                .get(format!("{}{path}", h.base))
+                .send()
+                .await
+                .unwrap();
+            let allowed = page.roles.contains(&role);
+            let status = resp.status();
+            let csp = resp.headers().get("content-security-policy").cloned();
+            let body = resp.text().await.unwrap();
+            if allowed {
+                assert_eq!(status, StatusCode::OK, "{path} as {role}: {body}");
+                assert!(
+                    body.contains("/assets/app.js") && body.contains("data-page="),
+                    "{body}"
+                );
+                assert!(csp.is_some(), "{path}: a content security policy");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{path} as {role}");
+                assert!(body.contains("Not for your role"), "{body}");
+            }
+        }
+    }
+    // Each role starts on its own page.
+    for (role, home) in [
+        (Role::Officer, "/review"),
+        (Role::Investigator, "/search"),
+        (Role::Operator, "/cameras"),
+    ] {
+        let resp = browsers[&role]
+            .get(format!("{}/", h.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.url().path(), home, "{role}");
+    }
+    // The login page and the code are public; nothing else is behind /assets.
+    let resp = plain.get(format!("{}/login", h.base)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("id=\"login\""));
+    let resp = plain
+        .get(format!("{}/assets/app.js", h.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+    for bad in ["/assets/vigil.db", "/assets/..%2Fvigil.db"] {
+        let resp = plain.get(format!("{}{bad}", h.base)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{bad}");
     }
 }

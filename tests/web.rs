@@ -1,0 +1,501 @@
+//! The web app in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! (WebDriver) against `vigil serve` on cases, sightings and camera health made by a real
+//! batch run over the fixtures. An officer logs in and works the queue by keyboard
+//! (approve, reject with a reason, correct a plate) while a clip plays; an investigator
+//! finds `98A-123.45` by typing `98A-l23.4S`, opens its footage and exports the results;
+//! the cameras and operations pages draw what the database holds. Each main page's
+//! screenshot is kept under `target/tmp/screenshots/`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "correct horse battery";
+/// How long a page may take to show what the test waits for before the test fails. A wait,
+/// not a measurement: nothing here asserts how fast anything is.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn vigil(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .env("VIGIL_PASSWORD", PASSWORD)
+        .env_remove("VIGIL_MODELS")
+        .output()
+        .expect("run vigil")
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "vigil failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn cases(data: &Path) -> Vec<Value> {
+    ok(vigil(data, &["cases", "--json"]))
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a case as JSON"))
+        .collect()
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> (Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver is missing: run scripts/setup (Debian's chromium-driver)");
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed() < PATIENCE, "chromedriver did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (Process(child), url)
+}
+
+async fn browser(driver: &str) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1440,1000", "--autoplay-policy=no-user-gesture-required"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("start headless Chromium through chromedriver")
+}
+
+/// Wait until a script returns true; fails with the last value and the page's status line.
+async fn until(c: &Client, what: &str, script: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let v = c.execute(script, vec![]).await.expect("run script");
+        if !(v.is_null() || v == json!(false)) {
+            return v;
+        }
+        if started.elapsed() > PATIENCE {
+            let status = c
+                .execute(
+                    "return (document.querySelector('#status')||{}).textContent",
+                    vec![],
+                )
+                .await
+                .unwrap_or_default();
+            let url = c
+                .current_url()
+                .await
+                .map(|u| u.to_string())
+                .unwrap_or_default();
+            panic!("waited for {what} on {url}; last value {v}; status line {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn press(c: &Client, key: char) {
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    c.perform_actions(keys).await.expect("press a key");
+}
+
+async fn type_into(c: &Client, css: &str, text: &str) {
+    let e = c.find(Locator::Css(css)).await.expect(css);
+    e.clear().await.expect("clear");
+    e.send_keys(text).await.expect("type");
+}
+
+async fn screenshot(c: &Client, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot folder");
+    let png = c.screenshot().await.expect("screenshot");
+    let img = image::load_from_memory(&png).expect("a PNG screenshot");
+    assert!(
+        img.width() > 800 && img.height() > 600,
+        "{name}: {}x{}",
+        img.width(),
+        img.height()
+    );
+    let path = dir.join(format!("{name}.png"));
+    std::fs::write(&path, png).expect("write screenshot");
+    eprintln!("screenshot: {}", path.display());
+    path
+}
+
+async fn log_in(c: &Client, base: &str, page: &str, user: &str) {
+    // A fresh start: no session cookie from the last user.
+    c.delete_all_cookies().await.expect("clear cookies");
+    c.goto(&format!("{base}{page}")).await.expect("open page");
+    let url = c.current_url().await.expect("url");
+    assert_eq!(
+        url.path(),
+        "/login",
+        "{page} without a session goes to the login page"
+    );
+    type_into(c, "#username", user).await;
+    type_into(c, "#password", PASSWORD).await;
+    c.find(Locator::Css("#login button"))
+        .await
+        .expect("login button")
+        .click()
+        .await
+        .expect("log in");
+    until(
+        c,
+        &format!("{page} after logging in"),
+        &format!("return location.pathname === '{page}'"),
+    )
+    .await;
+}
+
+/// The case the review page shows, by the number in its heading.
+async fn shown_case(c: &Client) -> i64 {
+    let v = until(
+        c,
+        "a case in the review page",
+        "const h = document.querySelector('#case h2'); \
+         return h && (h.textContent.match(/Case (\\d+)/)||[])[1]",
+    )
+    .await;
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .expect("case number")
+}
+
+async fn wait_for_case(c: &Client, other_than: i64) -> i64 {
+    let started = Instant::now();
+    loop {
+        let id = shown_case(c).await;
+        if id != other_than {
+            return id;
+        }
+        assert!(started.elapsed() < PATIENCE, "the next case never opened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn officers_and_investigators_work_in_a_real_browser() {
+    let data = tempfile::tempdir().unwrap();
+    let d = data.path();
+    // Four red-light cases from real video: two demo junction recordings, and the scenario
+    // with two small plates.
+    let camera = common::camera_path();
+    let small = common::checkout().join("fixtures/scenarios/generated/redlight_small.mp4");
+    assert!(
+        small.is_file(),
+        "{} is missing: run scripts/setup",
+        small.display()
+    );
+    let (a, b) = (
+        common::fixture("redlight_a.mp4"),
+        common::fixture("redlight_b.mp4"),
+    );
+    // Recorded an hour ago: within every legal deadline, so the server's deadline sweep
+    // leaves the cases waiting for review.
+    let start = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    ok(vigil(
+        d,
+        &[
+            "batch",
+            "--camera",
+            camera.to_str().unwrap(),
+            "--start",
+            &start,
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            small.to_str().unwrap(),
+        ],
+    ));
+    let before = cases(d);
+    assert!(before.len() >= 3, "cases to review: {before:?}");
+    for (user, role) in [
+        ("officer1", "officer"),
+        ("inv1", "investigator"),
+        ("admin1", "admin"),
+    ] {
+        ok(vigil(d, &["user", "add", user, "--role", role]));
+    }
+    let server = common::start_server(d, &[]);
+    let base = server.base.clone();
+    let (_driver, driver_url) = chromedriver();
+    let c = browser(&driver_url).await;
+
+    // --- An officer: the login page, then the queue, oldest first.
+    c.goto(&format!("{base}/review")).await.unwrap();
+    until(
+        &c,
+        "the login form",
+        "return !!document.querySelector('#login')",
+    )
+    .await;
+    screenshot(&c, "login").await;
+    log_in(&c, &base, "/review", "officer1").await;
+    let first = shown_case(&c).await;
+    let oldest = before
+        .iter()
+        .min_by_key(|c| c["occurred_at"].as_str().unwrap_or_default().to_string())
+        .unwrap();
+    assert_eq!(first, oldest["id"].as_i64().unwrap(), "oldest first");
+    // The evidence is in the page: key frames with the stop line drawn over them, the plate
+    // crop beside its text, and the clip playing.
+    until(
+        &c,
+        "key frames with the rule's geometry",
+        "const f = document.querySelectorAll('.keyframe img'); \
+         return f.length >= 2 && [...f].every(i => i.complete && i.naturalWidth > 0) \
+           && !!document.querySelector('.overlay .geom-stop_line') \
+           && document.querySelector('.overlay').getAttribute('viewBox') !== null",
+    )
+    .await;
+    until(
+        &c,
+        "the plate crop and its text",
+        "const i = document.querySelector('.plate-crop'); \
+         return i && i.complete && i.naturalWidth > 0 \
+           && document.querySelector('#plate-text').textContent.length > 3",
+    )
+    .await;
+    until(
+        &c,
+        "the clip playing",
+        "const v = document.querySelector('#clip'); \
+         return v && !v.error && v.readyState >= 2 && v.currentTime > 0.3 && !v.paused",
+    )
+    .await;
+    let signal = c
+        .execute(
+            "return document.querySelector('.signal').textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(signal, json!("red"), "the signal at the line is shown");
+    screenshot(&c, "review").await;
+
+    // Approve by keyboard: the next case opens at once.
+    press(&c, 'a').await;
+    let second = wait_for_case(&c, first).await;
+    // Reject with a reason: R, the reason's number, a note, Enter. Until R, the panel is
+    // out of sight.
+    let shown = c
+        .execute(
+            "return getComputedStyle(document.querySelector('#reject-panel')).display",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(shown, json!("none"));
+    press(&c, 'r').await;
+    until(
+        &c,
+        "the reject panel",
+        "return !document.querySelector('#reject-panel').hidden \
+           && document.activeElement.id === 'reject-reason'",
+    )
+    .await;
+    press(&c, '3').await;
+    type_into(&c, "#reject-text", "vehicle stopped before the line").await;
+    c.find(Locator::Css("#reject-text"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    let third = wait_for_case(&c, second).await;
+    // Correct a plate: P, the plate, Enter; the case stays, waiting for approval.
+    press(&c, 'p').await;
+    until(
+        &c,
+        "the plate field",
+        "return document.activeElement && document.activeElement.id === 'plate-input'",
+    )
+    .await;
+    type_into(&c, "#plate-input", "98A-999.88").await;
+    c.find(Locator::Css("#plate-input"))
+        .await
+        .unwrap()
+        .send_keys("\u{E007}")
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the corrected plate shown",
+        "return document.querySelector('#plate-text').textContent === '98A-999.88'",
+    )
+    .await;
+
+    let after = cases(d);
+    let state = |id: i64| {
+        after
+            .iter()
+            .find(|c| c["id"].as_i64() == Some(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("case {id} in {after:?}"))
+    };
+    assert_eq!(state(first)["state"], "approved", "{:?}", state(first));
+    assert_eq!(state(second)["state"], "rejected", "{:?}", state(second));
+    assert_eq!(state(third)["state"], "plate_corrected");
+    assert_eq!(state(third)["plate"], "98A-999.88");
+    let audit = ok(vigil(d, &["audit"]));
+    for action in ["approved", "rejected", "plate_corrected"] {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains(action) && l.contains("officer1")),
+            "{action} audited: {audit}"
+        );
+    }
+    assert!(
+        audit.contains("no_violation"),
+        "the reason is recorded: {audit}"
+    );
+
+    // A case page on its own, as an investigator would open it from a sighting.
+    c.goto(&format!("{base}/cases/{first}")).await.unwrap();
+    until(
+        &c,
+        "the case page's clip",
+        "const v = document.querySelector('#clip'); return v && v.readyState >= 2 && !v.error",
+    )
+    .await;
+    screenshot(&c, "case").await;
+
+    // --- An investigator: OCR's look-alikes typed, the plate found, its footage played.
+    log_in(&c, &base, "/search", "inv1").await;
+    type_into(&c, "#plate", "98A-l23.4S").await;
+    c.find(Locator::Css("#search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let top = until(
+        &c,
+        "search results",
+        "const p = document.querySelector('#results .sighting .plate'); return p && p.textContent",
+    )
+    .await;
+    assert_eq!(top, json!("98A-123.45"));
+    let marks = c
+        .execute(
+            "return document.querySelectorAll('#timeline .mark').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(
+        marks.as_u64().unwrap_or(0) >= 1,
+        "sightings on the timeline"
+    );
+    until(
+        &c,
+        "result thumbnails",
+        "const i = document.querySelector('#results img'); return i && i.complete && i.naturalWidth > 0",
+    )
+    .await;
+    c.find(Locator::Css("#results .footage-btn"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the sighting's footage playing",
+        "const v = document.querySelector('#footage-video'); \
+         return v && !v.error && v.readyState >= 2 && v.currentTime > 0",
+    )
+    .await;
+    screenshot(&c, "search").await;
+    // The CSV export holds the same results.
+    let csv = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch(document.querySelector('#csv').href).then(r => r.text()).then(done, e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let csv = csv.as_str().unwrap_or_default().to_string();
+    assert!(csv.starts_with("score,plate,"), "{csv}");
+    assert!(csv.contains("98A-123.45"), "{csv}");
+    let audit = ok(vigil(d, &["audit"]));
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("plate_search") && l.contains("inv1") && l.contains("98A-l23.4S")),
+        "the search is audited as typed: {audit}"
+    );
+    assert!(audit.contains("footage_view"), "{audit}");
+
+    // The cameras page: the batch run's camera, on the map and in the list.
+    c.goto(&format!("{base}/cameras")).await.unwrap();
+    until(
+        &c,
+        "the camera on the map and its last frame",
+        "const i = document.querySelector('#cameras img.thumb'); \
+         return !!document.querySelector('#map .pin.cam-recorded') && i && i.complete && i.naturalWidth > 0",
+    )
+    .await;
+    screenshot(&c, "cameras").await;
+    // An investigator may not open the operations page.
+    c.goto(&format!("{base}/operations")).await.unwrap();
+    let body = c.source().await.unwrap();
+    assert!(body.contains("Not for your role"), "{body}");
+
+    // --- An admin: operations.
+    log_in(&c, &base, "/operations", "admin1").await;
+    let approved = until(
+        &c,
+        "cases per state",
+        "const rows = [...document.querySelectorAll('#by-state tr')]; \
+         const r = rows.find(r => r.querySelector('th').textContent === 'approved'); \
+         return r && r.querySelector('td').textContent",
+    )
+    .await;
+    assert_eq!(approved, json!("1"));
+    let waiting = c
+        .execute(
+            "return document.querySelectorAll('.card .big')[1].textContent",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        waiting,
+        json!("0"),
+        "no publication waits: nothing was notified"
+    );
+    screenshot(&c, "operations").await;
+    c.close().await.unwrap();
+}

@@ -1,0 +1,169 @@
+//! The last reported health of each camera, for the cameras page. Whoever runs a camera
+//! (the live runner, a worker machine, a batch run over its recordings) reports it here;
+//! the web service only reads it, so it needs no connection to the cameras.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::store::{CaseStore, StoreError, parse_ts, ts};
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CameraHealth {
+    pub camera_id: String,
+    pub name: String,
+    pub location: String,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    /// connecting, streaming, stalled, failed, or recorded (a batch run over a file).
+    pub state: String,
+    /// Why a camera is not streaming.
+    pub reason: Option<String>,
+    /// Frames per second arriving, over the last report's interval.
+    pub fps_in: f64,
+    pub frames_in: u64,
+    pub frames_dropped: u64,
+    pub reconnects: u64,
+    pub last_frame_at: Option<DateTime<Utc>>,
+    /// A picture of the last frame, when one was kept.
+    #[serde(skip)]
+    pub thumbnail: Option<String>,
+    pub has_thumbnail: bool,
+    pub reported_at: DateTime<Utc>,
+}
+
+impl CaseStore {
+    /// Record a camera's health, replacing its last report.
+    pub async fn report_camera(&self, c: &CameraHealth) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO camera_health (camera_id, name, location, latitude, longitude, state,
+                 reason, fps_in, frames_in, frames_dropped, reconnects, last_frame_at,
+                 thumbnail, reported_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+             ON CONFLICT (camera_id) DO UPDATE SET
+                 name = excluded.name, location = excluded.location,
+                 latitude = excluded.latitude, longitude = excluded.longitude,
+                 state = excluded.state, reason = excluded.reason, fps_in = excluded.fps_in,
+                 frames_in = excluded.frames_in, frames_dropped = excluded.frames_dropped,
+                 reconnects = excluded.reconnects,
+                 last_frame_at = COALESCE(excluded.last_frame_at, camera_health.last_frame_at),
+                 thumbnail = COALESCE(excluded.thumbnail, camera_health.thumbnail),
+                 reported_at = excluded.reported_at",
+        )
+        .bind(&c.camera_id)
+        .bind(&c.name)
+        .bind(&c.location)
+        .bind(c.latitude)
+        .bind(c.longitude)
+        .bind(&c.state)
+        .bind(c.reason.clone())
+        .bind(c.fps_in)
+        .bind(c.frames_in as i64)
+        .bind(c.frames_dropped as i64)
+        .bind(c.reconnects as i64)
+        .bind(c.last_frame_at.map(ts))
+        .bind(c.thumbnail.clone())
+        .bind(ts(c.reported_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every camera that has reported, by id.
+    pub async fn cameras(&self) -> Result<Vec<CameraHealth>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT camera_id, name, location, latitude, longitude, state, reason, fps_in,
+                    frames_in, frames_dropped, reconnects, last_frame_at, thumbnail, reported_at
+             FROM camera_health ORDER BY camera_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(camera_from_row).collect()
+    }
+
+    pub async fn camera(&self, id: &str) -> Result<Option<CameraHealth>, StoreError> {
+        Ok(self
+            .cameras()
+            .await?
+            .into_iter()
+            .find(|c| c.camera_id == id))
+    }
+}
+
+fn camera_from_row(row: &sqlx::any::AnyRow) -> Result<CameraHealth, StoreError> {
+    let id: String = row.try_get("camera_id")?;
+    let count =
+        |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
+    let thumbnail: Option<String> = row.try_get("thumbnail")?;
+    Ok(CameraHealth {
+        name: row.try_get("name")?,
+        location: row.try_get("location")?,
+        latitude: row.try_get("latitude")?,
+        longitude: row.try_get("longitude")?,
+        state: row.try_get("state")?,
+        reason: row.try_get("reason")?,
+        fps_in: row.try_get("fps_in")?,
+        frames_in: count("frames_in")?,
+        frames_dropped: count("frames_dropped")?,
+        reconnects: count("reconnects")?,
+        last_frame_at: row
+            .try_get::<Option<String>, _>("last_frame_at")?
+            .map(|t| parse_ts(&id, &t))
+            .transpose()?,
+        has_thumbnail: thumbnail.is_some(),
+        thumbnail,
+        reported_at: parse_ts(&id, &row.try_get::<String, _>("reported_at")?)?,
+        camera_id: id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_report_replaces_the_last_but_keeps_what_it_does_not_know() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            let at: DateTime<Utc> = "2025-03-01T01:00:00Z".parse().unwrap();
+            let mut c = CameraHealth {
+                camera_id: "cam-1".into(),
+                name: "Junction".into(),
+                location: "Ngo Gia Tu".into(),
+                latitude: Some(21.18),
+                longitude: Some(106.07),
+                state: "streaming".into(),
+                reason: None,
+                fps_in: 25.0,
+                frames_in: 100,
+                frames_dropped: 2,
+                reconnects: 0,
+                last_frame_at: Some(at),
+                thumbnail: Some("/data/cameras/cam-1.jpg".into()),
+                has_thumbnail: true,
+                reported_at: at,
+            };
+            store.report_camera(&c).await.unwrap();
+            c.state = "failed".into();
+            c.reason = Some("401 Unauthorized".into());
+            c.last_frame_at = None;
+            c.thumbnail = None;
+            c.reconnects = 3;
+            c.reported_at = at + chrono::Duration::seconds(5);
+            store.report_camera(&c).await.unwrap();
+            let all = store.cameras().await.unwrap();
+            assert_eq!(all.len(), 1, "{backend}");
+            let got = &all[0];
+            assert_eq!(got.state, "failed", "{backend}");
+            assert_eq!(got.reason.as_deref(), Some("401 Unauthorized"));
+            assert_eq!(got.reconnects, 3);
+            assert_eq!(
+                got.last_frame_at,
+                Some(at),
+                "{backend}: the last frame stays known"
+            );
+            assert_eq!(got.thumbnail.as_deref(), Some("/data/cameras/cam-1.jpg"));
+            assert_eq!(got.latitude, Some(21.18));
+            assert!(store.camera("cam-2").await.unwrap().is_none());
+        }
+    }
+}
