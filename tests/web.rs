@@ -417,6 +417,14 @@ async fn officers_and_investigators_work_in_a_real_browser() {
         marks.as_u64().unwrap_or(0) >= 1,
         "sightings on the timeline"
     );
+    let pictured = c
+        .execute(
+            "return document.querySelectorAll('#timeline image').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(pictured.as_u64().unwrap_or(0) >= 1, "their pictures on it");
     until(
         &c,
         "result thumbnails",

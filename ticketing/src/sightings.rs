@@ -258,6 +258,23 @@ impl CaseStore {
         Ok(n.max(0) as u64)
     }
 
+    /// After a bulk load, bring the sightings' indexes to the state the database's own
+    /// upkeep (autovacuum, FTS5's automerge) reaches on its own over time: statistics for
+    /// the planner, and the trigram index merged.
+    pub async fn settle_sightings(&self) -> Result<(), StoreError> {
+        let statements: &[&str] = match self.backend() {
+            crate::store::Backend::Sqlite => &[
+                "INSERT INTO sightings_trigram (sightings_trigram) VALUES ('optimize')",
+                "ANALYZE",
+            ],
+            crate::store::Backend::Postgres => &["VACUUM ANALYZE sightings"],
+        };
+        for sql in statements {
+            sqlx::query(sql).execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
     /// One sighting by its row id.
     pub async fn sighting(&self, id: i64) -> Result<Option<Sighting>, StoreError> {
         let row = sqlx::query(&format!(

@@ -7,7 +7,7 @@ const TZ = "Asia/Ho_Chi_Minh";
 let csrf = sessionStorage.getItem("vigil-csrf");
 
 function el(tag, attrs, ...children) {
-  const svg = ["svg", "line", "polyline", "polygon", "circle", "rect", "g", "text", "title", "path", "marker"].includes(tag);
+  const svg = ["svg", "line", "polyline", "polygon", "circle", "rect", "g", "text", "title", "path", "marker", "image"].includes(tag);
   const e = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
@@ -397,13 +397,14 @@ async function searchPage(app) {
   if (params.get("plate")) await run();
 }
 
-// Sightings on a time axis; each mark's height is its match score.
+// Sightings on a time axis, each a picture of the vehicle on a stem as high as its match
+// score (the best 40 pictured; the rest are dots).
 function drawTimeline(box, found) {
   if (!found.length) { box.replaceChildren(); return; }
   const times = found.map((f) => Date.parse(f.sighting.seen_at));
   let [t0, t1] = [Math.min(...times), Math.max(...times)];
   if (t1 - t0 < 60000) { t0 -= 30000; t1 += 30000; }
-  const W = 1000, H = 90, pad = 20;
+  const W = 1000, H = 120, pad = 40;
   const x = (t) => pad + ((t - t0) / (t1 - t0)) * (W - 2 * pad);
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((k) => t0 + k * (t1 - t0));
   box.replaceChildren(el("svg", { viewBox: `0 0 ${W} ${H + 20}`, class: "timeline-svg", role: "img", "aria-label": "sightings over time" },
@@ -411,6 +412,9 @@ function drawTimeline(box, found) {
     ticks.map((t) => el("text", { x: x(t), y: H + 15, class: "tick", "text-anchor": "middle", text: localTime(new Date(t).toISOString()) })),
     found.map((f, i) => el("g", { class: "mark", onclick: () => { const li = $(`#sighting-${f.id}`); if (li) { li.scrollIntoView({ block: "center" }); li.focus(); } } },
       el("line", { x1: x(times[i]), x2: x(times[i]), y1: H, y2: H - 10 - 60 * f.score, class: "stem" }),
+      i < 40 && f.sighting.thumbnail
+        ? el("image", { href: `/api/sightings/${f.id}/thumbnail`, x: x(times[i]) - 24, y: H - 42 - 60 * f.score, width: 48, height: 32, preserveAspectRatio: "xMidYMid slice" })
+        : null,
       el("circle", { cx: x(times[i]), cy: H - 10 - 60 * f.score, r: 5, class: f.score >= 0.999 ? "exact" : "near" },
         el("title", { text: `${f.sighting.plate} · ${localTime(f.sighting.seen_at)} · ${f.sighting.camera_id}` }))))));
 }
