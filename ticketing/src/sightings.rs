@@ -4,8 +4,8 @@
 //! A search folds the query and the plates alike ([`fold_plate`]: 0/O/D, 1/I/L, 8/B, 5/S,
 //! 2/Z, 6/G are one character each), so `98A-l23.4S` finds `98A-123.45` exactly. Beyond
 //! look-alikes, one character read wrong, missing or extra anywhere is forgiven: candidates
-//! are fetched by either half of the query (an error lies in one half; the other matches),
-//! then ranked by edit distance.
+//! are fetched by the query's one-edit variants as LIKE patterns answered by a trigram
+//! index ([`candidate_patterns`]), then ranked by edit distance.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -99,6 +99,39 @@ pub fn similarity(query: &str, plate: &str) -> f32 {
     (0.5 + 0.5 * coverage(q.len())) * penalty * 0.9
 }
 
+/// The LIKE patterns that fetch every plate holding the folded query, or (in queries of
+/// `MIN_FUZZY` or more characters) the query with one character read wrong, missing or
+/// extra: the query itself; with each character a wildcard (`_`); with each character
+/// dropped; with a wildcard slipped between each two. Every pattern keeps a run of three
+/// or more characters, so the trigram indexes answer it, and each is narrow: folded
+/// plates are mostly digits, where half a plate would match thousands.
+pub fn candidate_patterns(key: &str) -> Vec<String> {
+    let chars: Vec<char> = key.chars().filter(|c| c.is_alphanumeric()).collect();
+    let text = |cs: &[char]| -> String { cs.iter().collect() };
+    let mut patterns = vec![text(&chars)];
+    if chars.len() >= MIN_FUZZY {
+        for i in 0..chars.len() {
+            let mut wrong = chars.clone();
+            wrong[i] = '_';
+            patterns.push(text(&wrong));
+            let mut missing = chars.clone();
+            missing.remove(i);
+            patterns.push(text(&missing));
+            if i > 0 {
+                let mut extra = chars.clone();
+                extra.insert(i, '_');
+                patterns.push(text(&extra));
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    patterns
+        .into_iter()
+        .map(|p| format!("%{}%", p.trim_matches('_')))
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
+}
+
 impl CaseStore {
     /// Record a sighting; false when it was recorded before.
     pub async fn record_sighting(&self, s: &Sighting) -> Result<bool, StoreError> {
@@ -176,46 +209,50 @@ impl CaseStore {
                 q.plate
             )));
         }
-        let chars: Vec<char> = key.chars().collect();
-        // Only a query long enough to forgive a wrong character needs its halves: each is
-        // then at least three characters, which the trigram indexes answer.
-        let (head, tail): (String, String) = if chars.len() >= MIN_FUZZY {
-            let half = chars.len() / 2;
-            (
-                chars[..half].iter().collect(),
-                chars[half..].iter().collect(),
-            )
-        } else {
-            (key.clone(), key.clone())
-        };
-        let like = |s: &str| format!("%{}%", s.replace(['%', '_'], ""));
-        // The same three LIKEs; on SQLite asked of the FTS5 trigram table, which answers
-        // them from its index only one at a time (an OR would read every row).
+        let patterns = candidate_patterns(&key);
+        let n = patterns.len();
+        // Each pattern asked of the trigram index on its own: SQLite's FTS5 table answers
+        // one LIKE at a time from its index (an OR would read every row); PostgreSQL ORs
+        // the GIN index scans.
         let matching = match self.backend() {
-            crate::store::Backend::Sqlite => {
-                "id IN (SELECT rowid FROM sightings_trigram WHERE plate_key LIKE $1
-                        UNION SELECT rowid FROM sightings_trigram WHERE plate_key LIKE $2
-                        UNION SELECT rowid FROM sightings_trigram WHERE plate_key LIKE $3)"
-            }
-            crate::store::Backend::Postgres => {
-                "(plate_key LIKE $1 OR plate_key LIKE $2 OR plate_key LIKE $3)"
-            }
+            crate::store::Backend::Sqlite => format!(
+                "id IN ({})",
+                (1..=n)
+                    .map(|i| format!(
+                        "SELECT rowid FROM sightings_trigram WHERE plate_key LIKE ${i}"
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ")
+            ),
+            crate::store::Backend::Postgres => format!(
+                "({})",
+                (1..=n)
+                    .map(|i| format!("plate_key LIKE ${i}"))
+                    .collect::<Vec<_>>()
+                    .join(" OR ")
+            ),
         };
         let sql = format!(
             "SELECT {SIGHTING_COLUMNS}
              FROM sightings
              WHERE {matching}
-               AND ($4 IS NULL OR camera_id = $4)
-               AND ($5 IS NULL OR vehicle_class = $5)
-               AND ($6 IS NULL OR seen_at >= $6)
-               AND ($7 IS NULL OR seen_at <= $7)
+               AND (${a} IS NULL OR camera_id = ${a})
+               AND (${b} IS NULL OR vehicle_class = ${b})
+               AND (${c} IS NULL OR seen_at >= ${c})
+               AND (${d} IS NULL OR seen_at <= ${d})
              ORDER BY seen_at DESC, id DESC
-             LIMIT $8"
+             LIMIT ${e}",
+            a = n + 1,
+            b = n + 2,
+            c = n + 3,
+            d = n + 4,
+            e = n + 5,
         );
-        let rows = sqlx::query(&sql)
-            .bind(like(&key))
-            .bind(like(&head))
-            .bind(like(&tail))
+        let mut query = sqlx::query(&sql);
+        for p in patterns {
+            query = query.bind(p);
+        }
+        let rows = query
             .bind(q.camera_id.clone())
             .bind(q.vehicle_class.clone())
             .bind(q.from.map(ts))
@@ -348,6 +385,60 @@ mod tests {
         assert_eq!(similarity(&key("98A-123.45"), &key("99B1-123.45")), 0.0);
         // A longer part, one character off, is.
         assert!(similarity(&key("A-723.45"), &key("98A-123.45")) > 0.5);
+    }
+
+    #[test]
+    fn every_candidate_pattern_is_narrow_enough_for_a_trigram_index() {
+        let patterns = candidate_patterns(&key("98A-123.45"));
+        assert!(patterns.contains(&format!("%{}%", key("98A-123.45"))));
+        assert!(patterns.contains(&format!("%{}_{}%", key("98A-1"), key("3.45"))));
+        assert!(patterns.len() > 20, "{patterns:?}");
+        for p in &patterns {
+            let longest = p
+                .trim_matches('%')
+                .split('_')
+                .map(str::len)
+                .max()
+                .unwrap_or(0);
+            assert!(longest >= 3, "{p}");
+        }
+        // A short part is matched as typed, nothing more.
+        assert_eq!(candidate_patterns(&key("123.45")).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_plate_one_digit_off_is_found_among_thousands_that_share_half_of_it() {
+        for (backend, store, _dir) in crate::testing::both().await {
+            // 6,000 newer sightings share the first half of the plate meant: more than a
+            // search fetches, so a search by halves would lose the one meant.
+            let start = seen(0, "cam-1", "98A-123.45", 0).seen_at;
+            let crowd: Vec<Sighting> = (0..6000u32)
+                .map(|n| Sighting {
+                    sighting_id: Uuid::from_u128(1_000_000 + n as u128),
+                    plate: format!("98A-1{:02}.{:02}", 30 + n % 70, n / 70),
+                    seen_at: start + chrono::Duration::minutes(10 + n as i64),
+                    ..seen(0, "cam-2", "", 0)
+                })
+                .collect();
+            store.record_sightings(&crowd).await.unwrap();
+            let meant = seen(1, "cam-1", "98A-123.45", 0);
+            store.record_sighting(&meant).await.unwrap();
+            // 7 typed for the 4.
+            let found = store
+                .search_sightings(&SightingQuery {
+                    plate: "98A-123.75".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            assert!(
+                found
+                    .iter()
+                    .any(|f| f.sighting.sighting_id == meant.sighting_id),
+                "{backend}: {:?}",
+                found.iter().map(|f| &f.sighting.plate).collect::<Vec<_>>()
+            );
+        }
     }
 
     fn seen(n: u32, camera: &str, plate: &str, minutes: i64) -> Sighting {
