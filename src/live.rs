@@ -189,7 +189,6 @@ impl HealthReporter {
                     now - chrono::Duration::from_std(instant_now.saturating_duration_since(t))
                         .unwrap_or_default()
                 }),
-                has_thumbnail: thumbnail.is_some(),
                 thumbnail,
                 reported_at: now,
             };

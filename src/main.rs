@@ -703,7 +703,6 @@ fn report_recording(
         frames_dropped: 0,
         reconnects: 0,
         last_frame_at: None,
-        has_thumbnail: thumbnail.is_some(),
         thumbnail: thumbnail.map(|p| p.display().to_string()),
         reported_at: now,
     };

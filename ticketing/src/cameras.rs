@@ -25,11 +25,16 @@ pub struct CameraHealth {
     pub frames_dropped: u64,
     pub reconnects: u64,
     pub last_frame_at: Option<DateTime<Utc>>,
-    /// A picture of the last frame, when one was kept.
-    #[serde(skip)]
+    /// A picture of the last frame, when one was kept. Its path stays on the server: a
+    /// client is told only whether there is one (`GET /api/cameras/{id}/thumbnail`).
+    #[serde(rename = "has_thumbnail", serialize_with = "is_some")]
+    #[schema(value_type = bool)]
     pub thumbnail: Option<String>,
-    pub has_thumbnail: bool,
     pub reported_at: DateTime<Utc>,
+}
+
+fn is_some<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bool(v.is_some())
 }
 
 impl CaseStore {
@@ -94,7 +99,6 @@ fn camera_from_row(row: &sqlx::any::AnyRow) -> Result<CameraHealth, StoreError> 
     let id: String = row.try_get("camera_id")?;
     let count =
         |name: &str| -> Result<u64, StoreError> { Ok(row.try_get::<i64, _>(name)?.max(0) as u64) };
-    let thumbnail: Option<String> = row.try_get("thumbnail")?;
     Ok(CameraHealth {
         name: row.try_get("name")?,
         location: row.try_get("location")?,
@@ -110,8 +114,7 @@ fn camera_from_row(row: &sqlx::any::AnyRow) -> Result<CameraHealth, StoreError> 
             .try_get::<Option<String>, _>("last_frame_at")?
             .map(|t| parse_ts(&id, &t))
             .transpose()?,
-        has_thumbnail: thumbnail.is_some(),
-        thumbnail,
+        thumbnail: row.try_get("thumbnail")?,
         reported_at: parse_ts(&id, &row.try_get::<String, _>("reported_at")?)?,
         camera_id: id,
     })
@@ -139,7 +142,6 @@ mod tests {
                 reconnects: 0,
                 last_frame_at: Some(at),
                 thumbnail: Some("/data/cameras/cam-1.jpg".into()),
-                has_thumbnail: true,
                 reported_at: at,
             };
             store.report_camera(&c).await.unwrap();

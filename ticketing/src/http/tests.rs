@@ -1037,7 +1037,6 @@ async fn cameras_report_their_health_for_the_cameras_page() {
             reconnects: 4,
             last_frame_at: None,
             thumbnail: Some(picture.display().to_string()),
-            has_thumbnail: true,
             reported_at: start_time(),
         };
         h.state.store.report_camera(&camera).await.unwrap();
