@@ -160,27 +160,12 @@ impl HealthReporter {
                 }
                 _ => 0.0,
             };
-            let thumbnail = self.runner.latest_frame(&status.id).and_then(
-                |frame| match save_picture(&self.pictures, &status.id, &frame) {
-                    Ok(path) => Some(path.display().to_string()),
-                    Err(e) => {
-                        tracing::warn!(camera = %status.id, error = %e, "camera picture not saved");
-                        None
-                    }
-                },
-            );
             let (state, reason) = match &status.state {
                 vigil_pipeline::live::camera::CameraState::Failed(r) => ("failed", Some(r.clone())),
                 other => (other.name(), None),
             };
+            let frame = self.runner.latest_frame(&status.id);
             let health = vigil_ticketing::cameras::CameraHealth {
-                camera_id: status.id.clone(),
-                name: config.name.clone(),
-                location: config.location.clone(),
-                latitude: config.position.map(|p| p.lat),
-                longitude: config.position.map(|p| p.lon),
-                state: state.to_string(),
-                reason,
                 fps_in,
                 frames_in: status.frames_in,
                 frames_dropped: status.frames_dropped,
@@ -189,13 +174,48 @@ impl HealthReporter {
                     now - chrono::Duration::from_std(instant_now.saturating_duration_since(t))
                         .unwrap_or_default()
                 }),
-                thumbnail,
-                reported_at: now,
+                ..camera_health(config, state, reason, frame.as_deref(), &self.pictures, now)
             };
             if let Err(e) = self.store.report_camera(&health).await {
                 tracing::warn!(camera = %status.id, error = %e, "camera health not recorded");
             }
         }
+    }
+}
+
+/// A camera's health with what its config says (name, place) and a picture of its last
+/// frame saved beside the others; counters zero, for the caller to fill. A picture that
+/// cannot be saved is logged, not fatal: the report still goes.
+pub(crate) fn camera_health(
+    config: &vigil_pipeline::config::CameraConfig,
+    state: &str,
+    reason: Option<String>,
+    frame: Option<&image::RgbImage>,
+    pictures: &Path,
+    now: DateTime<Utc>,
+) -> vigil_ticketing::cameras::CameraHealth {
+    let thumbnail = frame.and_then(|frame| match save_picture(pictures, &config.id, frame) {
+        Ok(path) => Some(path.display().to_string()),
+        Err(e) => {
+            tracing::warn!(camera = %config.id, error = %e, "camera picture not saved");
+            None
+        }
+    });
+    vigil_ticketing::cameras::CameraHealth {
+        camera_id: config.id.clone(),
+        name: config.name.clone(),
+        location: config.location.clone(),
+        latitude: config.position.map(|p| p.lat),
+        longitude: config.position.map(|p| p.lon),
+        state: state.to_string(),
+        reason,
+        fps_in: 0.0,
+        frames_in: 0,
+        frames_dropped: 0,
+        reconnects: 0,
+        last_frame_at: None,
+        thumbnail,
+        reported_at: now,
     }
 }
 

@@ -678,33 +678,20 @@ fn report_recording(
     video: &Path,
     result: &Result<batch::FileReport, batch::BatchError>,
 ) {
-    let now = Utc::now();
     let (state, reason, frames, picture) = match result {
         Ok(r) => ("recorded", None, r.frames, r.last_frame.clone()),
-        Err(e) => ("failed", Some(e.to_string()), 0, None),
+        Err(e) => ("failed", Some(format!("{}: {e}", video.display())), 0, None),
     };
-    let thumbnail = picture.and_then(|frame| {
-        live::save_picture(&data.join("cameras"), &camera.id, &frame)
-            .map_err(
-                |e| tracing::warn!(camera = %camera.id, error = %e, "camera picture not saved"),
-            )
-            .ok()
-    });
     let health = vigil_ticketing::cameras::CameraHealth {
-        camera_id: camera.id.clone(),
-        name: camera.name.clone(),
-        location: camera.location.clone(),
-        latitude: camera.position.map(|p| p.lat),
-        longitude: camera.position.map(|p| p.lon),
-        state: state.into(),
-        reason: reason.map(|r| format!("{}: {r}", video.display())),
-        fps_in: 0.0,
         frames_in: frames,
-        frames_dropped: 0,
-        reconnects: 0,
-        last_frame_at: None,
-        thumbnail: thumbnail.map(|p| p.display().to_string()),
-        reported_at: now,
+        ..live::camera_health(
+            camera,
+            state,
+            reason,
+            picture.as_deref(),
+            &data.join("cameras"),
+            Utc::now(),
+        )
     };
     if let Err(e) = runtime.block_on(store.report_camera(&health)) {
         tracing::warn!(camera = %camera.id, error = %e, "camera health not recorded");

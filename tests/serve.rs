@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
+use common::ok;
+
 use serde_json::{Value, json};
 use vigil_ticketing::owner::Owner;
 use vigil_ticketing::testing::{RegistryStandIn, WebhookStandIn};
@@ -20,15 +22,6 @@ fn vigil(data: &Path, args: &[&str], password: Option<&str>) -> Output {
         cmd.env("VIGIL_PASSWORD", p);
     }
     cmd.output().expect("run vigil")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "vigil failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Value {

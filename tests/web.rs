@@ -16,6 +16,8 @@ use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 
+use common::ok;
+
 const PASSWORD: &str = "correct horse battery";
 /// How long a page may take to show what the test waits for before the test fails. A wait,
 /// not a measurement: nothing here asserts how fast anything is.
@@ -30,15 +32,6 @@ fn vigil(data: &Path, args: &[&str]) -> Output {
         .env_remove("VIGIL_MODELS")
         .output()
         .expect("run vigil")
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "vigil failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn cases(data: &Path) -> Vec<Value> {

@@ -158,3 +158,13 @@ pub fn start_server(data: &Path, args: &[&str]) -> Server {
     std::thread::spawn(move || for _ in lines.by_ref() {});
     Server { child, base }
 }
+
+/// A `vigil` run's stdout, after checking it succeeded (its stderr shown if not).
+pub fn ok(o: std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "vigil failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
