@@ -1,6 +1,7 @@
 //! Benchmarks behind hidden subcommands (`scripts/bench` runs them): decode vs pipeline, intake, live cameras.
 
 use super::*;
+use vigil_pipeline::live::runner::AnalysisCounts;
 
 pub(crate) fn bench(models_path: &Path, camera_path: &Path, video: &Path) -> Result<()> {
     let camera = CameraConfig::load(camera_path)?;
@@ -171,8 +172,13 @@ pub(crate) fn bench_live(
         let _ = models.vehicle.detect(&frame.image)?;
     }
     let detector_fps = runs as f64 / start.elapsed().as_secs_f64();
+    let (iw, ih) = models
+        .vehicle
+        .input_size(frame.image.width(), frame.image.height());
     println!(
-        "detector alone: {detector_fps:.1} frames/s ({:.0} ms/frame) = {:.1} cameras at 5 analysed frames/s",
+        "detector alone on a {}x{} frame ({iw}x{ih} input): {detector_fps:.1} frames/s ({:.0} ms/frame) = {:.1} cameras at 5 analysed frames/s",
+        frame.image.width(),
+        frame.image.height(),
         1000.0 / detector_fps,
         detector_fps / 5.0
     );
@@ -183,7 +189,7 @@ pub(crate) fn bench_live(
         vigil_models::runtime::intra_threads(),
     );
     println!(
-        "cameras  frames/s/cam  analysed  gated-out  dropped  violations  RSS MiB (per camera)  real time"
+        "cameras  frames/s/cam  analysed  (in region)  gated-out  dropped  violations  RSS MiB (per camera)  real time"
     );
     for &n in counts {
         let mounts: Vec<Mount> = (0..n)
@@ -237,14 +243,17 @@ pub(crate) fn bench_live(
         };
         let frames = sum(&after, |s| s.frames_in) - sum(&before, |s| s.frames_in);
         let dropped = sum(&after, |s| s.frames_dropped) - sum(&before, |s| s.frames_dropped);
-        let analysed: u64 = counts_after.iter().map(|c| c.1).sum::<u64>()
-            - counts_before.iter().map(|c| c.1).sum::<u64>();
-        let skipped: u64 = counts_after.iter().map(|c| c.2).sum::<u64>()
-            - counts_before.iter().map(|c| c.2).sum::<u64>();
-        let violations: u64 = counts_after.iter().map(|c| c.3).sum();
+        let total =
+            |v: &[AnalysisCounts], f: fn(&AnalysisCounts) -> u64| v.iter().map(f).sum::<u64>();
+        let delta =
+            |f: fn(&AnalysisCounts) -> u64| total(&counts_after, f) - total(&counts_before, f);
+        let analysed = delta(|c| c.analysed);
+        let regions = delta(|c| c.regions);
+        let skipped = delta(|c| c.skipped);
+        let violations = total(&counts_after, |c| c.violations);
         let drop_share = dropped as f64 / frames.max(1) as f64;
         println!(
-            "{n:>7}  {:>12.2}  {analysed:>8}  {skipped:>9}  {:>6.1}%  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
+            "{n:>7}  {:>12.2}  {analysed:>8}  {regions:>11}  {skipped:>9}  {:>6.1}%  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
             frames as f64 / secs / n as f64,
             drop_share * 100.0,
             (rss - rss_before).max(0.0) / n as f64,

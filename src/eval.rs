@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use vigil_pipeline::Models;
 use vigil_pipeline::eval::{Score, find_scenarios, run_scenario};
 
-pub fn run(models: &mut Models, suite: &Path, json: bool) -> Result<()> {
+pub fn run(models: &mut Models, suite: &Path, json: bool, gating: bool) -> Result<()> {
     let scenarios = find_scenarios(suite)
         .with_context(|| format!("cannot read the scenario suite {}", suite.display()))?;
     if scenarios.is_empty() {
@@ -32,7 +32,7 @@ pub fn run(models: &mut Models, suite: &Path, json: bool) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (score, _) = run_scenario(models, path, |pts, duration| {
+        let (score, _) = run_scenario(models, path, gating, |pts, duration| {
             let share = duration
                 .map(|d| pts.as_secs_f64() / d.as_secs_f64().max(0.001))
                 .unwrap_or(0.0);
@@ -48,6 +48,14 @@ pub fn run(models: &mut Models, suite: &Path, json: bool) -> Result<()> {
         return Ok(());
     }
     println!("{} scenarios in {}", scenarios.len(), suite.display());
+    let l = &total.looks;
+    println!(
+        "frames analysed: {} whole, {} in their changed region only, {} skipped as still (motion gating {})",
+        l.whole,
+        l.region,
+        l.skipped,
+        if gating { "on" } else { "off" }
+    );
     println!();
     println!(
         "{:<18} {:>9} {:>7} {:>8}   (tp / fp / fn)",

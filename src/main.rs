@@ -100,6 +100,10 @@ enum Command {
         /// on from the end of the one before. Default: each file's modification time.
         #[arg(long)]
         start: Option<DateTime<chrono::FixedOffset>>,
+        /// Look at frames as `vigil run` does with motion gating: skip still frames and
+        /// detect only where the picture changed (faster on quiet footage).
+        #[arg(long)]
+        motion_gating: bool,
         #[arg(required = true)]
         videos: Vec<PathBuf>,
     },
@@ -237,6 +241,10 @@ enum Command {
         /// Print {"rules": {...}, "plates": {...}} as JSON.
         #[arg(long)]
         json: bool,
+        /// Look at frames as `vigil run` does with motion gating: skip still frames and
+        /// detect only in the changed region.
+        #[arg(long)]
+        motion_gating: bool,
     },
     /// Live cameras analysed in real time: for each camera count, that many looping RTSP
     /// streams of the fixtures through the whole live pipeline for `--seconds`.
@@ -345,16 +353,22 @@ fn run(cli: Cli) -> Result<()> {
             };
             runtime.block_on(search::run(&store, &query, json))
         }
-        Command::Eval { suite, json } => {
+        Command::Eval {
+            suite,
+            json,
+            motion_gating,
+        } => {
             let mut models = Models::load(&models_path)?;
-            eval::run(&mut models, &suite, json)
+            eval::run(&mut models, &suite, json, motion_gating)
         }
         Command::Batch {
             camera,
             start,
+            motion_gating,
             videos,
         } => {
-            let failed = ctx.run_batch(&camera, start.map(|s| s.to_utc()), &videos)?;
+            let failed =
+                ctx.run_batch(&camera, start.map(|s| s.to_utc()), motion_gating, &videos)?;
             if failed > 0 {
                 bail!(
                     "{failed} of {} video(s) failed; cases found before each failure are kept",
@@ -512,7 +526,7 @@ fn run(cli: Cli) -> Result<()> {
             let start = Utc::now() - chrono::Duration::minutes(10);
             let start = start - chrono::Duration::seconds(start.timestamp() % 60);
             let camera = fixtures.join("cameras/junction-demo.toml");
-            let failed = ctx.run_batch(&camera, Some(start), &videos)?;
+            let failed = ctx.run_batch(&camera, Some(start), false, &videos)?;
             if failed > 0 {
                 bail!("{failed} fixture video(s) failed");
             }
@@ -562,6 +576,7 @@ impl BatchContext<'_> {
         &self,
         camera_path: &Path,
         start: Option<DateTime<Utc>>,
+        motion_gating: bool,
         videos: &[PathBuf],
     ) -> Result<usize> {
         let BatchContext {
@@ -604,6 +619,7 @@ impl BatchContext<'_> {
                 evidence_root: &evidence_root,
                 key: &key,
                 started_at,
+                motion_gating,
             };
             let result = batch::process_file(
                 &job,

@@ -204,7 +204,7 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
         "onnx/",
         &format!("{}/onnx/", common::checkout().join("models").display()),
     );
-    let manifest = manifest.replace("yolo11n_seg_fp16.onnx", "not-there.onnx");
+    let manifest = manifest.replace("yolo11n_vehicles_dynamic.onnx", "not-there.onnx");
     std::fs::write(models_dir.path().join("models.toml"), manifest).unwrap();
     let models = models_dir.path().join("models.toml");
     let out = batch(

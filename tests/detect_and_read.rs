@@ -3,7 +3,7 @@
 
 mod common;
 
-use vigil_models::{BBox, Detector, Manifest};
+use vigil_models::{BBox, Detector, Manifest, Region};
 use vigil_pipeline::Models;
 use vigil_pipeline::source::FileSource;
 
@@ -65,6 +65,61 @@ fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle() {
                 "{scene} vehicle {id}: found on {found} of {checked} frames at IoU >= 0.5"
             );
         }
+    }
+}
+
+/// The derived detector runs any size: a region around a vehicle finds it where the whole
+/// frame does, and reports nothing outside the region; a batch of two frames gives each
+/// frame what it gives alone.
+#[test]
+fn a_region_or_a_batch_finds_what_the_whole_frame_finds() {
+    let manifest = Manifest::load(&common::models_path()).unwrap();
+    let mut detector = Detector::load(&manifest, Models::VEHICLE).unwrap();
+    assert!(detector.takes_regions() && detector.batched());
+    let frames: Vec<_> = FileSource::open(&common::fixture("redlight_a.mp4"), 5)
+        .unwrap()
+        .map(|f| f.unwrap())
+        .collect();
+    let (a, b) = (
+        &frames[frames.len() / 3].image,
+        &frames[frames.len() / 2].image,
+    );
+    assert_eq!(detector.input_size(a.width(), a.height()), (640, 384));
+
+    let whole_a = detector.detect(a).unwrap();
+    let whole_b = detector.detect(b).unwrap();
+    assert!(!whole_a.is_empty() && !whole_b.is_empty());
+    let batch = detector.detect_batch(&[a, b], detector.confidence).unwrap();
+    for (alone, together) in [(&whole_a, &batch[0]), (&whole_b, &batch[1])] {
+        assert_eq!(alone.len(), together.len(), "{alone:?} vs {together:?}");
+        for (x, y) in alone.iter().zip(together) {
+            assert_eq!(x.class_id, y.class_id);
+            assert!(x.bbox.iou(&y.bbox) > 0.99, "{x:?} vs {y:?}");
+        }
+    }
+
+    let target = whole_a
+        .iter()
+        .max_by(|x, y| x.score.total_cmp(&y.score))
+        .unwrap();
+    let region = Region::around(target.bbox).grown(32, a.width(), a.height());
+    assert!(
+        region.area() < (a.width() * a.height()) as u64 / 2,
+        "{region:?}"
+    );
+    let found = detector
+        .detect_regions(&[(a, Some(region))], detector.confidence)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|d| d.class_id == target.class_id && d.bbox.iou(&target.bbox) > 0.8),
+        "{target:?} not found in {region:?}: {found:?}"
+    );
+    for d in &found {
+        assert!(region.overlaps(d.bbox), "{d:?} is outside {region:?}");
     }
 }
 

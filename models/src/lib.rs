@@ -11,7 +11,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod text;
 
-pub use detector::{Detection, Detector};
+pub use detector::{Detection, Detector, Region};
 pub use error::ModelError;
 pub use geometry::BBox;
 pub use manifest::{Manifest, ModelSpec};

@@ -27,6 +27,10 @@ pub enum DetectorFormat {
     Yolov5,
     /// RT-DETR: `[1, queries, 4 + classes]`, boxes normalised to the input size.
     Rtdetr,
+    /// A YOLOv8 / YOLO11 graph cut before its anchor step (scripts/derive_detector.py):
+    /// `[N, 4 + classes, anchors]`, rows 0-3 the left, top, right and bottom distances
+    /// from each anchor in stride units, for any input that is a multiple of 32.
+    YoloDistances,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -36,6 +40,9 @@ pub struct Source {
     pub package: String,
     pub version: String,
     pub path: String,
+    /// SHA-256 of the file in the package, where the model is derived from it.
+    #[serde(default)]
+    pub sha256: Option<String>,
 }
 
 /// One model: where it is, what it is, and where it came from.
@@ -50,6 +57,13 @@ pub struct ModelSpec {
     pub input: Vec<i64>,
     #[serde(default)]
     pub outputs: Vec<Vec<i64>>,
+    /// The script (under `scripts/`) that turns the packaged file into `file`.
+    #[serde(default)]
+    pub derived_by: Option<String>,
+    /// Detectors with a dynamic input: the longest side an image is fitted to, as the
+    /// model was trained.
+    #[serde(default)]
+    pub size: Option<u32>,
     /// `f32` or `f16`.
     #[serde(default = "default_input_type")]
     pub input_type: String,

@@ -10,9 +10,10 @@ use uuid::Uuid;
 use vigil_ticketing::sightings::Sighting;
 use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent};
 
-use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
+use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Look, Models};
 use crate::config::CameraConfig;
 use crate::evidence::{self, EvidenceError, SourceInfo};
+use crate::motion::MotionGate;
 use crate::signing::EvidenceKey;
 use crate::source::{FileSource, SourceError};
 
@@ -146,6 +147,8 @@ pub struct FileJob<'a> {
     pub key: &'a EvidenceKey,
     /// Wall-clock time of the file's first frame.
     pub started_at: DateTime<Utc>,
+    /// Skip still frames and detect only where the picture changed, as live cameras do.
+    pub motion_gating: bool,
 }
 
 /// How much of the recording before and after a violation goes into its clip.
@@ -197,6 +200,7 @@ pub fn process_file(
         evidence_root,
         key,
         started_at,
+        motion_gating,
     } = *job;
     let sha256 =
         vigil_models::manifest::sha256_file(path).map_err(|source| match source.kind() {
@@ -271,11 +275,20 @@ pub fn process_file(
         Ok(())
     };
 
+    let mut gate = MotionGate::default();
     while let Some(frame) = frames.next() {
         let frame = frame?;
         let position = frame.pts;
         report.last_frame = Some(frame.image.clone());
-        let findings = analyzer.process(models, frame).map_err(analysis_err)?;
+        let look = if motion_gating {
+            let regions = models.vehicle.takes_regions();
+            analyzer.look(&mut gate, &frame, regions)
+        } else {
+            Look::Whole
+        };
+        let findings = analyzer
+            .process_looking(models, frame, look)
+            .map_err(analysis_err)?;
         emit(findings, &mut report)?;
         sight(&mut analyzer, &mut report)?;
         report.frames += 1;

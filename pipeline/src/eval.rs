@@ -11,8 +11,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vigil_models::BBox;
 
-use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
+use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Look, Models};
 use crate::config::{CameraConfig, ConfigError};
+use crate::motion::MotionGate;
 use crate::source::{FileSource, SourceError};
 
 /// Least overlap of a finding's vehicle box with a true vehicle's box to count as it.
@@ -99,6 +100,17 @@ pub struct Score {
     pub plates: PlateTally,
     /// What went wrong, one line each, for the table's notes.
     pub misses: Vec<String>,
+    /// How the detector looked at the analysed frames.
+    pub looks: LookTally,
+}
+
+/// Frames the detector saw whole, saw only in their changed region, or skipped (motion
+/// gating).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LookTally {
+    pub whole: u32,
+    pub region: u32,
+    pub skipped: u32,
 }
 
 impl Score {
@@ -114,6 +126,9 @@ impl Score {
         self.plates.degraded += other.plates.degraded;
         self.plates.degraded_exact += other.plates.degraded_exact;
         self.misses.extend(other.misses.iter().cloned());
+        self.looks.whole += other.looks.whole;
+        self.looks.region += other.looks.region;
+        self.looks.skipped += other.looks.skipped;
     }
 
     /// The report `vigil eval --json` prints.
@@ -142,6 +157,7 @@ impl Score {
                 degraded: ratio(self.plates.degraded_exact, self.plates.degraded),
                 n: self.plates.clear + self.plates.degraded,
             },
+            frames: self.looks,
         }
     }
 }
@@ -150,6 +166,7 @@ impl Score {
 pub struct Report {
     pub rules: BTreeMap<String, RuleReport>,
     pub plates: PlateReport,
+    pub frames: LookTally,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -309,9 +326,12 @@ pub fn load_truth(path: &Path) -> Result<Truth, EvalError> {
 }
 
 /// Run the pipeline over one scenario and score it; `on_frame` is called per analysed frame.
+/// `gating`: look at each frame as the live runner does with motion gating on (skip still
+/// frames, detect only in the changed region), so its recall can be compared.
 pub fn run_scenario(
     models: &mut Models,
     truth_path: &Path,
+    gating: bool,
     mut on_frame: impl FnMut(Duration, Option<Duration>),
 ) -> Result<(Score, Vec<Observed>), EvalError> {
     let truth = load_truth(truth_path)?;
@@ -325,10 +345,25 @@ pub fn run_scenario(
         source,
     };
     let mut found = Vec::new();
+    let mut gate = MotionGate::default();
+    let mut looks = LookTally::default();
     while let Some(frame) = frames.next() {
         let frame = frame?;
         on_frame(frame.pts, frames.duration());
-        let findings = analyzer.process(models, frame).map_err(analysis)?;
+        let look = if gating {
+            let regions = models.vehicle.takes_regions();
+            analyzer.look(&mut gate, &frame, regions)
+        } else {
+            Look::Whole
+        };
+        match look {
+            Look::Whole => looks.whole += 1,
+            Look::Region(_) => looks.region += 1,
+            Look::Skip => looks.skipped += 1,
+        }
+        let findings = analyzer
+            .process_looking(models, frame, look)
+            .map_err(analysis)?;
         found.extend(findings.iter().map(Observed::from_finding));
     }
     let findings = analyzer.finish(models).map_err(analysis)?;
@@ -337,7 +372,9 @@ pub fn run_scenario(
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    Ok((score(&name, &truth, &found), found))
+    let mut score = score(&name, &truth, &found);
+    score.looks = looks;
+    Ok((score, found))
 }
 
 #[cfg(test)]

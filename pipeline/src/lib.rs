@@ -15,6 +15,7 @@ pub mod frame;
 pub mod live;
 /// The plate grammar lives with the cases (ticketing checks corrected plates against it).
 pub use vigil_ticketing::plate;
+pub mod motion;
 pub mod plate_colour;
 pub mod plate_reader;
 pub mod rules;

@@ -1,10 +1,14 @@
 //! Motion gating: the detector is the expensive stage, and most of a junction camera's
-//! frames show nothing moving (an empty road at night, a queue at red). A frame is worth
-//! detecting only if enough of a small grey thumbnail changed since the last frame that
-//! was detected.
+//! frames show nothing moving (an empty road at night, a queue at red), or something
+//! moving in a small part of the picture. A frame is worth detecting only where enough of
+//! a small grey thumbnail changed since the last frame that was detected.
 
 use image::imageops::{FilterType, resize};
 use image::{GrayImage, RgbImage};
+use vigil_models::Region;
+
+const THUMB_W: u32 = 96;
+const THUMB_H: u32 = 54;
 
 pub struct MotionGate {
     previous: Option<GrayImage>,
@@ -29,27 +33,66 @@ impl MotionGate {
     /// becomes the new reference; a frame that does not is compared against the same one,
     /// so slow movement still adds up to a change.
     pub fn moved(&mut self, image: &RgbImage) -> bool {
-        let grey = image::imageops::grayscale(image);
-        let small = resize(&grey, 96, 54, FilterType::Triangle);
+        self.changed(image).is_some()
+    }
+
+    /// As [`MotionGate::moved`], with where: the bounding rectangle, in `image`'s pixels,
+    /// of every thumbnail cell that changed (the whole frame for the first one). Outside
+    /// it the picture is the same as on the last frame passed on.
+    pub fn changed(&mut self, image: &RgbImage) -> Option<Region> {
+        let small = thumbnail(image);
+        let whole = Region {
+            x: 0,
+            y: 0,
+            width: image.width(),
+            height: image.height(),
+        };
         let Some(prev) = &self.previous else {
             self.previous = Some(small);
-            return true;
+            return Some(whole);
         };
-        let changed = prev
-            .pixels()
-            .zip(small.pixels())
-            .filter(|(a, b)| a.0[0].abs_diff(b.0[0]) >= self.pixel_threshold)
-            .count();
-        let moved = changed as f32 / (96.0 * 54.0) >= self.min_fraction;
-        if moved {
-            self.previous = Some(small);
+        let (mut count, mut x0, mut y0, mut x1, mut y1) = (0usize, u32::MAX, u32::MAX, 0, 0);
+        for (x, y, p) in small.enumerate_pixels() {
+            if prev.get_pixel(x, y).0[0].abs_diff(p.0[0]) >= self.pixel_threshold {
+                count += 1;
+                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
+            }
         }
-        moved
+        if (count as f32) < (THUMB_W * THUMB_H) as f32 * self.min_fraction {
+            return None;
+        }
+        self.previous = Some(small);
+        // Each thumbnail cell covers a block of frame pixels; a changed cell's whole block
+        // is in the region.
+        let (sx, sy) = (
+            image.width() as f32 / THUMB_W as f32,
+            image.height() as f32 / THUMB_H as f32,
+        );
+        let fx0 = (x0 as f32 * sx).floor() as u32;
+        let fy0 = (y0 as f32 * sy).floor() as u32;
+        let fx1 = (((x1 + 1) as f32 * sx).ceil() as u32).min(image.width());
+        let fy1 = (((y1 + 1) as f32 * sy).ceil() as u32).min(image.height());
+        Some(Region {
+            x: fx0,
+            y: fy0,
+            width: fx1.saturating_sub(fx0).max(1),
+            height: fy1.saturating_sub(fy0).max(1),
+        })
+    }
+
+    /// `image` was analysed whole whatever moved: it is the new reference.
+    pub fn rebase(&mut self, image: &RgbImage) {
+        self.previous = Some(thumbnail(image));
     }
 
     pub fn reset(&mut self) {
         self.previous = None;
     }
+}
+
+fn thumbnail(image: &RgbImage) -> GrayImage {
+    let grey = image::imageops::grayscale(image);
+    resize(&grey, THUMB_W, THUMB_H, FilterType::Triangle)
 }
 
 #[cfg(test)]
@@ -76,5 +119,28 @@ mod tests {
         }
         assert!(gate.moved(&frame));
         assert!(!gate.moved(&frame));
+    }
+
+    #[test]
+    fn the_changed_region_covers_the_moving_block_and_little_else() {
+        let mut gate = MotionGate::default();
+        let mut frame = RgbImage::from_pixel(640, 360, Rgb([90, 90, 90]));
+        let first = gate.changed(&frame).expect("the first frame is analysed");
+        assert_eq!((first.width, first.height), (640, 360));
+        for y in 100..160 {
+            for x in 200..300 {
+                frame.put_pixel(x, y, Rgb([235, 235, 220]));
+            }
+        }
+        let r = gate.changed(&frame).expect("a block appeared");
+        assert!(r.x <= 200 && r.y <= 100, "{r:?}");
+        assert!(r.x + r.width >= 300 && r.y + r.height >= 160, "{r:?}");
+        // The thumbnail's smoothing blurs an edge by a cell or two, no more.
+        assert!(r.x >= 180 && r.y >= 80, "{r:?}");
+        assert!(r.x + r.width <= 320 && r.y + r.height <= 180, "{r:?}");
+
+        // After a whole-frame look, only what changes from then on counts.
+        gate.rebase(&frame);
+        assert_eq!(gate.changed(&frame), None);
     }
 }

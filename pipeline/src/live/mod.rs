@@ -4,7 +4,6 @@
 pub mod camera;
 pub mod clip;
 pub mod deployment;
-pub mod motion;
 pub mod ring;
 pub mod runner;
 pub mod test_server;

@@ -24,11 +24,11 @@ use super::LiveError;
 use super::camera::{CameraState, CameraStatus, LiveCamera};
 use super::clip::write_clip;
 use super::deployment::Deployment;
-use super::motion::MotionGate;
-use crate::analyzer::{Analyzer, AnalyzerSettings, Finding, Models};
+use crate::analyzer::{Analyzer, AnalyzerSettings, Finding, Look, Models};
 use crate::batch::{event_id, violation_event};
 use crate::config::CameraConfig;
 use crate::evidence::{self, ClipFile, SourceInfo};
+use crate::motion::MotionGate;
 use crate::signing::EvidenceKey;
 
 /// Where finished violations go (the case store, in-process or over HTTP).
@@ -44,6 +44,19 @@ struct Pending {
     until: Duration,
     /// Give up waiting for the clip's end at this moment (a camera that stopped sending).
     deadline: Instant,
+}
+
+/// One camera's analysis counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalysisCounts {
+    pub camera: String,
+    /// Frames run through the detector, whole or in a region.
+    pub analysed: u64,
+    /// Frames skipped by motion gating: nothing moved.
+    pub skipped: u64,
+    /// Of `analysed`, those detected in the changed region only.
+    pub regions: u64,
+    pub violations: u64,
 }
 
 struct SlotState {
@@ -81,6 +94,7 @@ pub struct Metrics {
     reconnects: Family<CameraLabel, Counter>,
     analysed: Family<CameraLabel, Counter>,
     skipped: Family<CameraLabel, Counter>,
+    regions: Family<CameraLabel, Counter>,
     violations: Family<CameraLabel, Counter>,
     state: Family<StateLabel, Gauge>,
     last_frame_age: Family<CameraLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -99,6 +113,7 @@ impl Metrics {
             reconnects: Family::default(),
             analysed: Family::default(),
             skipped: Family::default(),
+            regions: Family::default(),
             violations: Family::default(),
             state: Family::default(),
             last_frame_age: Family::default(),
@@ -127,6 +142,11 @@ impl Metrics {
             "camera_frames_skipped",
             "Frames skipped by motion gating (nothing moved)",
             m.skipped.clone(),
+        );
+        registry.register(
+            "camera_frames_region",
+            "Frames analysed in the changed region only (motion gating)",
+            m.regions.clone(),
         );
         registry.register(
             "camera_violations",
@@ -291,18 +311,19 @@ impl LiveRunner {
         self.slots.iter().map(|s| s.camera.status()).collect()
     }
 
-    /// (frames analysed, frames skipped by motion gating, violations) per camera.
-    pub fn analysis_counts(&self) -> Vec<(String, u64, u64, u64)> {
+    /// What each camera's analysis did so far.
+    pub fn analysis_counts(&self) -> Vec<AnalysisCounts> {
         self.slots
             .iter()
             .map(|s| {
                 let l = Metrics::label(&s.config.id);
-                (
-                    s.config.id.clone(),
-                    self.metrics.analysed.get_or_create(&l).get(),
-                    self.metrics.skipped.get_or_create(&l).get(),
-                    self.metrics.violations.get_or_create(&l).get(),
-                )
+                AnalysisCounts {
+                    camera: s.config.id.clone(),
+                    analysed: self.metrics.analysed.get_or_create(&l).get(),
+                    skipped: self.metrics.skipped.get_or_create(&l).get(),
+                    regions: self.metrics.regions.get_or_create(&l).get(),
+                    violations: self.metrics.violations.get_or_create(&l).get(),
+                }
             })
             .collect()
     }
@@ -399,16 +420,24 @@ impl Worker {
                 Utc::now() - chrono::Duration::from_std(frame.pts).unwrap_or_default();
             state.analyzer.set_started_at(state.started_at);
         }
-        if self.gating
-            && !state.analyzer.has_pending()
-            && !state.analyzer.must_see(frame.pts)
-            && !state.gate.moved(&frame.image)
-        {
-            self.metrics.skipped.get_or_create(&label).inc();
-            return;
+        let look = if self.gating {
+            let regions = models.vehicle.takes_regions();
+            state.analyzer.look(&mut state.gate, &frame, regions)
+        } else {
+            Look::Whole
+        };
+        match look {
+            Look::Skip => {
+                self.metrics.skipped.get_or_create(&label).inc();
+                return;
+            }
+            Look::Region(_) => {
+                self.metrics.regions.get_or_create(&label).inc();
+            }
+            Look::Whole => {}
         }
         let t = Instant::now();
-        let result = state.analyzer.process(models, frame);
+        let result = state.analyzer.process_looking(models, frame, look);
         let thumbnails = self
             .settings
             .evidence_root
