@@ -189,7 +189,7 @@ pub(crate) fn bench_live(
         vigil_models::runtime::intra_threads(),
     );
     println!(
-        "cameras  frames/s/cam  analysed  (in region)  gated-out  dropped  violations  RSS MiB (per camera)  real time"
+        "cameras  frames/s/cam  analysed  (in region)  gated-out  ms/frame  dropped  violations  RSS MiB (per camera)  real time"
     );
     for &n in counts {
         let mounts: Vec<Mount> = (0..n)
@@ -234,6 +234,16 @@ pub(crate) fn bench_live(
         let after = runner.statuses();
         let counts_after = runner.analysis_counts();
         let rss = rss_mib();
+        // Mean time to analyse a frame, from the runner's own histogram.
+        let metrics = runner.metrics_text();
+        let metric = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+                .unwrap_or(0.0)
+        };
+        let per_frame_ms = 1000.0 * metric("vigil_inference_seconds_sum")
+            / metric("vigil_inference_seconds_count").max(1.0);
         runner.shutdown();
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
@@ -253,7 +263,7 @@ pub(crate) fn bench_live(
         let violations = total(&counts_after, |c| c.violations);
         let drop_share = dropped as f64 / frames.max(1) as f64;
         println!(
-            "{n:>7}  {:>12.2}  {analysed:>8}  {regions:>11}  {skipped:>9}  {:>6.1}%  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
+            "{n:>7}  {:>12.2}  {analysed:>8}  {regions:>11}  {skipped:>9}  {per_frame_ms:>8.1}  {:>6.1}%  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
             frames as f64 / secs / n as f64,
             drop_share * 100.0,
             (rss - rss_before).max(0.0) / n as f64,

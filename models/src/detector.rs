@@ -220,6 +220,15 @@ impl Region {
         }
     }
 
+    pub fn as_bbox(self) -> BBox {
+        BBox::new(
+            self.x as f32,
+            self.y as f32,
+            (self.x + self.width) as f32,
+            (self.y + self.height) as f32,
+        )
+    }
+
     pub fn overlaps(self, b: BBox) -> bool {
         b.x1 < (self.x + self.width) as f32
             && b.x2 > self.x as f32

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use image::RgbImage;
 use serde::Serialize;
+use vigil_models::geometry::nms;
 use vigil_models::{
     BBox, Detection, Detector, Manifest, ModelError, Region, TextDetector, TextRecognizer,
 };
@@ -123,14 +124,36 @@ struct Pending {
 }
 
 /// What of a frame the detector looks at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Look {
     /// Nothing moved: the frame is not analysed.
     Skip,
     Whole,
-    /// Only this part changed; elsewhere what was seen on the last analysed frame is
-    /// still there.
-    Region(Region),
+    /// Only these parts changed (apart from each other); elsewhere what was seen on the
+    /// last analysed frame is still there.
+    Regions(Vec<Region>),
+}
+
+/// Join regions that overlap until none do.
+fn merge_overlapping(mut regions: Vec<Region>) -> Vec<Region> {
+    let mut i = 0;
+    while i < regions.len() {
+        let mut j = i + 1;
+        let mut joined = false;
+        while j < regions.len() {
+            if regions[i].overlaps(regions[j].as_bbox()) {
+                let other = regions.swap_remove(j);
+                regions[i] = regions[i].union(other);
+                joined = true;
+            } else {
+                j += 1;
+            }
+        }
+        if !joined {
+            i += 1;
+        }
+    }
+    regions
 }
 
 /// Reads of one plate at one camera this close together (stream time) are one passage.
@@ -142,9 +165,9 @@ const SIGHTING_MERGE: Duration = Duration::from_secs(10);
 /// 0.14-0.26 in its region (0.19-0.67 in the whole frame) and its red light was lost; at
 /// 48 px and more every violation was found.
 const REGION_MARGIN: u32 = 64;
-/// A region past this share of the frame is looked at whole: the saving is small and
-/// one region that spans two far-apart vehicles is mostly road anyway.
-const MAX_REGION_SHARE: f64 = 0.5;
+/// Regions covering more than this share of the frame between them: the frame is looked
+/// at whole, for the saving would be small.
+const MAX_REGION_SHARE: f64 = 0.85;
 
 pub struct AnalyzerSettings {
     /// Vehicle crops per track kept for plate reading.
@@ -243,38 +266,47 @@ impl Analyzer {
     /// What of `frame` to detect in, by what `gate` says changed since the last analysed
     /// frame. `regions`: whether a part of the frame may be looked at alone (the
     /// detector takes any input size). A frame that a pending violation or a stand being
-    /// timed needs is looked at whole.
+    /// timed needs is never skipped: where nothing changed it is looked at whole.
     pub fn look(&self, gate: &mut MotionGate, frame: &Frame, regions: bool) -> Look {
-        if self.has_pending() || self.must_see(frame.pts) {
-            gate.rebase(&frame.image);
-            return Look::Whole;
-        }
+        let needed = self.has_pending() || self.must_see(frame.pts);
         let Some(changed) = gate.changed(&frame.image) else {
+            if needed {
+                gate.rebase(&frame.image);
+                return Look::Whole;
+            }
             return Look::Skip;
         };
         let (w, h) = frame.image.dimensions();
         if !regions || self.last_index.is_none() {
             return Look::Whole;
         }
-        let mut region = changed.grown(REGION_MARGIN, w, h);
-        // A vehicle partly inside is taken in whole, or the detector would see it cut
-        // at the region's edge; each one taken in can reach another.
+        let mut regions: Vec<Region> = changed
+            .into_iter()
+            .map(|r| r.grown(REGION_MARGIN, w, h))
+            .collect();
+        // A vehicle partly inside is taken in whole, or the detector would see it cut at
+        // the region's edge; regions that then overlap become one; each step can reach
+        // further.
         let seen: Vec<BBox> = self.last_seen().map(|t| t.last().bbox).collect();
         loop {
-            let before = region;
-            for b in &seen {
-                if region.overlaps(*b) && !region.contains(*b) {
-                    region = region.union(Region::around(*b).grown(REGION_MARGIN, w, h));
+            let before = regions.clone();
+            for region in regions.iter_mut() {
+                for b in &seen {
+                    if region.overlaps(*b) && !region.contains(*b) {
+                        *region = region.union(Region::around(*b).grown(REGION_MARGIN, w, h));
+                    }
                 }
             }
-            if region == before {
+            regions = merge_overlapping(regions);
+            if regions == before {
                 break;
             }
         }
-        if region.area() as f64 > MAX_REGION_SHARE * (w as f64 * h as f64) {
+        let area: u64 = regions.iter().map(|r| r.area()).sum();
+        if area as f64 > MAX_REGION_SHARE * (w as f64 * h as f64) {
             Look::Whole
         } else {
-            Look::Region(region)
+            Look::Regions(regions)
         }
     }
 
@@ -319,25 +351,48 @@ impl Analyzer {
         }
         self.last_pts = Some(frame.pts);
         let brightened = crate::exposure::for_detection(&frame.image);
-        let region = match look {
-            Look::Region(r) => Some(r),
+        let image = brightened.as_ref().unwrap_or(&frame.image);
+        let low = self.tracker.settings.low_score;
+        let regions = match &look {
+            Look::Regions(r) if models.vehicle.takes_regions() => Some(r.as_slice()),
             _ => None,
         };
-        let mut detections = models
-            .vehicle
-            .detect_regions(
-                &[(brightened.as_ref().unwrap_or(&frame.image), region)],
-                self.tracker.settings.low_score,
-            )?
-            .pop()
-            .unwrap_or_default();
-        if let Some(r) = region.filter(|_| models.vehicle.takes_regions()) {
-            // Outside the region the picture is as it was on the last analysed frame, so
+        let mut detections = match regions {
+            Some(regions) => {
+                // One run per region: on a CPU a batch padded to the largest region would
+                // cost more than the regions alone.
+                let mut found = Vec::new();
+                for r in regions {
+                    found.extend(
+                        models
+                            .vehicle
+                            .detect_regions(&[(image, Some(*r))], low)?
+                            .pop()
+                            .unwrap_or_default(),
+                    );
+                }
+                // A vehicle on the seam of two regions may be found in both.
+                let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
+                let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
+                let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
+                nms(&boxes, &scores, &classes, models.vehicle.iou)
+                    .into_iter()
+                    .map(|i| found[i].clone())
+                    .collect()
+            }
+            None => models
+                .vehicle
+                .detect_regions(&[(image, None)], low)?
+                .pop()
+                .unwrap_or_default(),
+        };
+        if let Some(regions) = regions {
+            // Outside the regions the picture is as it was on the last analysed frame, so
             // what was seen there is still there, where it was.
             let carried: Vec<Detection> = self
                 .last_seen()
                 .map(|t| t.last())
-                .filter(|p| !r.overlaps(p.bbox))
+                .filter(|p| !regions.iter().any(|r| r.overlaps(p.bbox)))
                 .map(|p| Detection {
                     bbox: p.bbox,
                     class_id: p.class_id,

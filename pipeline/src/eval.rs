@@ -356,9 +356,9 @@ pub fn run_scenario(
         } else {
             Look::Whole
         };
-        match look {
+        match &look {
             Look::Whole => looks.whole += 1,
-            Look::Region(_) => looks.region += 1,
+            Look::Regions(_) => looks.region += 1,
             Look::Skip => looks.skipped += 1,
         }
         let findings = analyzer

@@ -36,10 +36,11 @@ impl MotionGate {
         self.changed(image).is_some()
     }
 
-    /// As [`MotionGate::moved`], with where: the bounding rectangle, in `image`'s pixels,
-    /// of every thumbnail cell that changed (the whole frame for the first one). Outside
-    /// it the picture is the same as on the last frame passed on.
-    pub fn changed(&mut self, image: &RgbImage) -> Option<Region> {
+    /// As [`MotionGate::moved`], with where: one rectangle, in `image`'s pixels, per
+    /// cluster of changed thumbnail cells (cells up to [`JOIN_CELLS`] apart are one
+    /// cluster); the whole frame for the first one. Outside them the picture is the same
+    /// as on the last frame passed on.
+    pub fn changed(&mut self, image: &RgbImage) -> Option<Vec<Region>> {
         let small = thumbnail(image);
         let whole = Region {
             x: 0,
@@ -49,15 +50,14 @@ impl MotionGate {
         };
         let Some(prev) = &self.previous else {
             self.previous = Some(small);
-            return Some(whole);
+            return Some(vec![whole]);
         };
-        let (mut count, mut x0, mut y0, mut x1, mut y1) = (0usize, u32::MAX, u32::MAX, 0, 0);
-        for (x, y, p) in small.enumerate_pixels() {
-            if prev.get_pixel(x, y).0[0].abs_diff(p.0[0]) >= self.pixel_threshold {
-                count += 1;
-                (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-            }
-        }
+        let changed: Vec<bool> = prev
+            .pixels()
+            .zip(small.pixels())
+            .map(|(a, b)| a.0[0].abs_diff(b.0[0]) >= self.pixel_threshold)
+            .collect();
+        let count = changed.iter().filter(|c| **c).count();
         if (count as f32) < (THUMB_W * THUMB_H) as f32 * self.min_fraction {
             return None;
         }
@@ -68,16 +68,23 @@ impl MotionGate {
             image.width() as f32 / THUMB_W as f32,
             image.height() as f32 / THUMB_H as f32,
         );
-        let fx0 = (x0 as f32 * sx).floor() as u32;
-        let fy0 = (y0 as f32 * sy).floor() as u32;
-        let fx1 = (((x1 + 1) as f32 * sx).ceil() as u32).min(image.width());
-        let fy1 = (((y1 + 1) as f32 * sy).ceil() as u32).min(image.height());
-        Some(Region {
-            x: fx0,
-            y: fy0,
-            width: fx1.saturating_sub(fx0).max(1),
-            height: fy1.saturating_sub(fy0).max(1),
-        })
+        Some(
+            clusters(&changed)
+                .into_iter()
+                .map(|(x0, y0, x1, y1)| {
+                    let fx0 = (x0 as f32 * sx).floor() as u32;
+                    let fy0 = (y0 as f32 * sy).floor() as u32;
+                    let fx1 = (((x1 + 1) as f32 * sx).ceil() as u32).min(image.width());
+                    let fy1 = (((y1 + 1) as f32 * sy).ceil() as u32).min(image.height());
+                    Region {
+                        x: fx0,
+                        y: fy0,
+                        width: fx1.saturating_sub(fx0).max(1),
+                        height: fy1.saturating_sub(fy0).max(1),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// `image` was analysed whole whatever moved: it is the new reference.
@@ -88,6 +95,45 @@ impl MotionGate {
     pub fn reset(&mut self) {
         self.previous = None;
     }
+}
+
+/// Changed cells this many cells apart or closer belong to one cluster: a vehicle of one
+/// colour changes only along its edges, which must still make one region.
+pub const JOIN_CELLS: i32 = 3;
+
+/// The bounding boxes (thumbnail cells, inclusive) of the clusters of changed cells.
+fn clusters(changed: &[bool]) -> Vec<(u32, u32, u32, u32)> {
+    let (w, h) = (THUMB_W as i32, THUMB_H as i32);
+    let mut seen = vec![false; changed.len()];
+    let mut found = Vec::new();
+    for start in 0..changed.len() {
+        if !changed[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        let mut stack = vec![start];
+        let (mut x0, mut y0, mut x1, mut y1) = (u32::MAX, u32::MAX, 0, 0);
+        while let Some(i) = stack.pop() {
+            let (x, y) = ((i as i32) % w, (i as i32) / w);
+            (x0, y0) = (x0.min(x as u32), y0.min(y as u32));
+            (x1, y1) = (x1.max(x as u32), y1.max(y as u32));
+            for dy in -JOIN_CELLS..=JOIN_CELLS {
+                for dx in -JOIN_CELLS..=JOIN_CELLS {
+                    let (nx, ny) = (x + dx, y + dy);
+                    if nx < 0 || ny < 0 || nx >= w || ny >= h {
+                        continue;
+                    }
+                    let j = (ny * w + nx) as usize;
+                    if changed[j] && !seen[j] {
+                        seen[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+        found.push((x0, y0, x1, y1));
+    }
+    found
 }
 
 fn thumbnail(image: &RgbImage) -> GrayImage {
@@ -126,13 +172,15 @@ mod tests {
         let mut gate = MotionGate::default();
         let mut frame = RgbImage::from_pixel(640, 360, Rgb([90, 90, 90]));
         let first = gate.changed(&frame).expect("the first frame is analysed");
-        assert_eq!((first.width, first.height), (640, 360));
+        assert_eq!((first[0].width, first[0].height), (640, 360));
         for y in 100..160 {
             for x in 200..300 {
                 frame.put_pixel(x, y, Rgb([235, 235, 220]));
             }
         }
-        let r = gate.changed(&frame).expect("a block appeared");
+        let found = gate.changed(&frame).expect("a block appeared");
+        assert_eq!(found.len(), 1, "{found:?}");
+        let r = found[0];
         assert!(r.x <= 200 && r.y <= 100, "{r:?}");
         assert!(r.x + r.width >= 300 && r.y + r.height >= 160, "{r:?}");
         // The thumbnail's smoothing blurs an edge by a cell or two, no more.
@@ -142,5 +190,21 @@ mod tests {
         // After a whole-frame look, only what changes from then on counts.
         gate.rebase(&frame);
         assert_eq!(gate.changed(&frame), None);
+
+        // Two vehicles far apart are two regions, not one rectangle of empty road.
+        for y in 250..330 {
+            for x in 20..120 {
+                frame.put_pixel(x, y, Rgb([30, 30, 40]));
+            }
+            for x in 480..600 {
+                frame.put_pixel(x, y, Rgb([250, 240, 120]));
+            }
+        }
+        let mut two = gate.changed(&frame).expect("two blocks appeared");
+        two.sort_by_key(|r| r.x);
+        assert_eq!(two.len(), 2, "{two:?}");
+        assert!(two[0].x <= 20 && two[0].x + two[0].width >= 120, "{two:?}");
+        assert!(two[1].x <= 480 && two[1].x + two[1].width >= 600, "{two:?}");
+        assert!(two[0].x + two[0].width < two[1].x, "{two:?}");
     }
 }

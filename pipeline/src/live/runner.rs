@@ -426,12 +426,12 @@ impl Worker {
         } else {
             Look::Whole
         };
-        match look {
+        match &look {
             Look::Skip => {
                 self.metrics.skipped.get_or_create(&label).inc();
                 return;
             }
-            Look::Region(_) => {
+            Look::Regions(_) => {
                 self.metrics.regions.get_or_create(&label).inc();
             }
             Look::Whole => {}
