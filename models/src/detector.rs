@@ -395,10 +395,37 @@ impl Detector {
         matches!(self.canvas, Canvas::Fitted { .. })
     }
 
+    /// Detect in `image` only inside `regions` (see [`Detector::detect_regions`]), one
+    /// model run each: on a CPU a batch padded to the largest region costs more than the
+    /// regions alone. A vehicle on the seam of two regions, found in both, is kept once.
+    pub fn detect_in_regions(
+        &mut self,
+        image: &RgbImage,
+        regions: &[Region],
+        min_score: f32,
+    ) -> Result<Vec<Detection>, ModelError> {
+        let mut found = Vec::new();
+        for r in regions {
+            found.extend(
+                self.detect_regions(&[(image, Some(*r))], min_score)?
+                    .pop()
+                    .unwrap_or_default(),
+            );
+        }
+        let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
+        let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
+        let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
+        Ok(nms(&boxes, &scores, &classes, self.iou)
+            .into_iter()
+            .map(|i| found[i].clone())
+            .collect())
+    }
+
     /// As [`Detector::detect_batch`], each image limited to a region (`None`: all of
     /// it). A region is run at the scale its whole frame would be, so a vehicle looks the
     /// same to the model in a region as in the frame; boxes are in the frame's pixels.
-    /// With a fixed square input a region is letterboxed on its own like a whole image.
+    /// A detector with a fixed square input ([`Detector::takes_regions`] false) looks at
+    /// the whole image whatever the region.
     pub fn detect_regions(
         &mut self,
         images: &[(&RgbImage, Option<Region>)],
@@ -423,13 +450,6 @@ impl Detector {
                     }
                     _ => (std::borrow::Cow::Borrowed(*image), scale, (0, 0)),
                 }
-            })
-            .map(|(image, scale, origin)| {
-                let scale = match self.canvas {
-                    Canvas::Square(_) => self.canvas.scale(image.width(), image.height()),
-                    Canvas::Fitted { .. } => scale,
-                };
-                (image, scale, origin)
             })
             .collect();
         let (cw, ch) = prepared.iter().fold((0, 0), |(w, h), (i, scale, _)| {

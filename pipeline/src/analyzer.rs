@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use image::RgbImage;
 use serde::Serialize;
-use vigil_models::geometry::nms;
 use vigil_models::{
     BBox, Detection, Detector, Manifest, ModelError, Region, TextDetector, TextRecognizer,
 };
@@ -264,10 +263,13 @@ impl Analyzer {
     }
 
     /// What of `frame` to detect in, by what `gate` says changed since the last analysed
-    /// frame. `regions`: whether a part of the frame may be looked at alone (the
-    /// detector takes any input size). A frame that a pending violation or a stand being
+    /// frame; without a gate (motion gating off), all of it. Regions only where
+    /// `detector` takes any input size. A frame that a pending violation or a stand being
     /// timed needs is never skipped: where nothing changed it is looked at whole.
-    pub fn look(&self, gate: &mut MotionGate, frame: &Frame, regions: bool) -> Look {
+    pub fn look(&self, gate: Option<&mut MotionGate>, frame: &Frame, detector: &Detector) -> Look {
+        let Some(gate) = gate else {
+            return Look::Whole;
+        };
         let needed = self.has_pending() || self.must_see(frame.pts);
         let Some(changed) = gate.changed(&frame.image) else {
             if needed {
@@ -277,7 +279,7 @@ impl Analyzer {
             return Look::Skip;
         };
         let (w, h) = frame.image.dimensions();
-        if !regions || self.last_index.is_none() {
+        if !detector.takes_regions() || self.last_index.is_none() {
             return Look::Whole;
         }
         let mut regions: Vec<Region> = changed
@@ -358,33 +360,8 @@ impl Analyzer {
             _ => None,
         };
         let mut detections = match regions {
-            Some(regions) => {
-                // One run per region: on a CPU a batch padded to the largest region would
-                // cost more than the regions alone.
-                let mut found = Vec::new();
-                for r in regions {
-                    found.extend(
-                        models
-                            .vehicle
-                            .detect_regions(&[(image, Some(*r))], low)?
-                            .pop()
-                            .unwrap_or_default(),
-                    );
-                }
-                // A vehicle on the seam of two regions may be found in both.
-                let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
-                let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
-                let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
-                nms(&boxes, &scores, &classes, models.vehicle.iou)
-                    .into_iter()
-                    .map(|i| found[i].clone())
-                    .collect()
-            }
-            None => models
-                .vehicle
-                .detect_regions(&[(image, None)], low)?
-                .pop()
-                .unwrap_or_default(),
+            Some(regions) => models.vehicle.detect_in_regions(image, regions, low)?,
+            None => models.vehicle.detect_above(image, low)?,
         };
         if let Some(regions) = regions {
             // Outside the regions the picture is as it was on the last analysed frame, so

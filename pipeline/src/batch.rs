@@ -10,7 +10,7 @@ use uuid::Uuid;
 use vigil_ticketing::sightings::Sighting;
 use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent};
 
-use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Look, Models};
+use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
 use crate::config::CameraConfig;
 use crate::evidence::{self, EvidenceError, SourceInfo};
 use crate::motion::MotionGate;
@@ -280,12 +280,7 @@ pub fn process_file(
         let frame = frame?;
         let position = frame.pts;
         report.last_frame = Some(frame.image.clone());
-        let look = if motion_gating {
-            let regions = models.vehicle.takes_regions();
-            analyzer.look(&mut gate, &frame, regions)
-        } else {
-            Look::Whole
-        };
+        let look = analyzer.look(motion_gating.then_some(&mut gate), &frame, &models.vehicle);
         let findings = analyzer
             .process_looking(models, frame, look)
             .map_err(analysis_err)?;

@@ -350,12 +350,7 @@ pub fn run_scenario(
     while let Some(frame) = frames.next() {
         let frame = frame?;
         on_frame(frame.pts, frames.duration());
-        let look = if gating {
-            let regions = models.vehicle.takes_regions();
-            analyzer.look(&mut gate, &frame, regions)
-        } else {
-            Look::Whole
-        };
+        let look = analyzer.look(gating.then_some(&mut gate), &frame, &models.vehicle);
         match &look {
             Look::Whole => looks.whole += 1,
             Look::Regions(_) => looks.region += 1,

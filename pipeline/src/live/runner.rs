@@ -420,12 +420,11 @@ impl Worker {
                 Utc::now() - chrono::Duration::from_std(frame.pts).unwrap_or_default();
             state.analyzer.set_started_at(state.started_at);
         }
-        let look = if self.gating {
-            let regions = models.vehicle.takes_regions();
-            state.analyzer.look(&mut state.gate, &frame, regions)
-        } else {
-            Look::Whole
-        };
+        let look = state.analyzer.look(
+            self.gating.then_some(&mut state.gate),
+            &frame,
+            &models.vehicle,
+        );
         match &look {
             Look::Skip => {
                 self.metrics.skipped.get_or_create(&label).inc();
