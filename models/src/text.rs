@@ -32,8 +32,13 @@ pub struct TextRegion {
 pub struct TextDetector {
     session: Session,
     input_name: String,
-    /// The longer side of the image is scaled to this (a multiple of 32).
+    /// A longer side above this is scaled down to it (a multiple of 32).
     pub max_side: u32,
+    /// A longer side below this is scaled up to it; in between the image is read at its
+    /// own size. The detector's time grows with its input's pixels, and a vehicle cut
+    /// from a 640x360 frame (up to about 330 px) read at its own size found every plate
+    /// of the scenario suite that 1.5x larger did, at under half the cost.
+    pub min_side: u32,
     /// Pixel probability above which a pixel is text.
     pub pixel_threshold: f32,
     /// Mean probability a region needs to be kept.
@@ -51,6 +56,7 @@ impl TextDetector {
             session,
             input_name,
             max_side: 480,
+            min_side: 320,
             pixel_threshold: 0.3,
             region_threshold: 0.5,
             unclip_ratio: 1.6,
@@ -59,7 +65,9 @@ impl TextDetector {
 
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<TextRegion>, ModelError> {
         let (w, h) = image.dimensions();
-        let scale = self.max_side as f32 / w.max(h) as f32;
+        let longest = w.max(h).max(1);
+        let scale =
+            longest.clamp(self.min_side.min(self.max_side), self.max_side) as f32 / longest as f32;
         let to32 = |v: u32| (((v as f32 * scale) / 32.0).round() as u32).max(1) * 32;
         let (nw, nh) = (to32(w), to32(h));
         let resized = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);

@@ -51,7 +51,9 @@ impl PlateReader {
                 crops.push(crop);
             }
         }
-        let Some(mut read) = best_plate(&lines) else {
+        let best = best_plate(&lines);
+        tracing::trace!(width = image.width(), height = image.height(), lines = lines.len(), plate = ?best.as_ref().map(|r| r.plate.to_string()), "plate read");
+        let Some(mut read) = best else {
             return Ok(None);
         };
         let of_plate: Vec<&RgbImage> = lines

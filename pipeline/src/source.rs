@@ -44,9 +44,13 @@ impl FileSource {
     pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
         let caps =
             format!("video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={analysis_fps}/1");
+        // Frames are thinned to the analysis rate before they are converted to RGB: at 5
+        // of 25 fps, four in five conversions would be thrown away.
         Self::open_with(
             path,
-            &format!("videoconvert ! videoscale ! videorate ! {caps}"),
+            &format!(
+                "videorate ! video/x-raw,framerate={analysis_fps}/1 ! videoconvert ! videoscale ! {caps}"
+            ),
         )
     }
 

@@ -496,14 +496,18 @@ fn run_connection(shared: &Arc<Shared>) -> (CameraState, bool) {
         Transport::Tcp => "tcp",
         Transport::Udp => "udp",
     };
+    // The analysis branch decodes on one thread: a process runs many cameras, which keep
+    // the cores busy between them, and a decoder thread per core per camera only adds
+    // switching. Frames are thinned to the analysis rate before they are converted.
     let description = format!(
         "rtspsrc name=src latency=200 protocols={protocols} timeout=5000000 tcp-timeout=5000000 \
          ! rtph264depay ! h264parse config-interval=-1 \
          ! video/x-h264,stream-format=byte-stream,alignment=au ! tee name=t \
          t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 leaky=downstream \
             ! appsink name=units sync=false max-buffers=500 drop=true \
-         t. ! queue max-size-buffers=30 leaky=downstream ! avdec_h264 ! videoconvert ! videoscale \
-            ! videorate drop-only=true ! video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={}/1{} \
+         t. ! queue max-size-buffers=30 leaky=downstream ! avdec_h264 max-threads=1 \
+            ! videorate drop-only=true ! video/x-raw,framerate={0}/1 ! videoconvert ! videoscale \
+            ! video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={0}/1{1} \
             ! appsink name=frames sync=false max-buffers=2 drop=true",
         s.analysis_fps.max(1),
         s.frame_size

@@ -32,6 +32,7 @@ pub enum Mount {
     AudioOnly { path: String },
 }
 
+#[derive(Clone)]
 struct Recording {
     caps: gst::Caps,
     units: Vec<AccessUnit>,
@@ -48,6 +49,37 @@ fn read_recording(file: &Path) -> Result<Recording, LiveError> {
         units,
         length,
     })
+}
+
+impl Recording {
+    /// The same loop begun at the first keyframe at or after `share` of its length (the
+    /// start where there is none), so that streams of one file are not in step.
+    fn starting_at(&self, share: f64) -> Recording {
+        let at = gst::ClockTime::from_nseconds((self.length.nseconds() as f64 * share) as u64);
+        let Some(start) = self.units.iter().position(|u| u.keyframe && u.pts >= at) else {
+            return self.clone();
+        };
+        let base = self.units[start].pts;
+        let units = self.units[start..]
+            .iter()
+            .map(|u| (u, u.pts.saturating_sub(base)))
+            .chain(
+                self.units[..start]
+                    .iter()
+                    .map(|u| (u, u.pts + self.length.saturating_sub(base))),
+            )
+            .map(|(u, pts)| AccessUnit {
+                data: u.data.clone(),
+                pts,
+                keyframe: u.keyframe,
+            })
+            .collect();
+        Recording {
+            caps: self.caps.clone(),
+            units,
+            length: self.length,
+        }
+    }
 }
 
 /// Feed a shared media's appsrc with the recording, looped, at real-time pace, until the
@@ -85,6 +117,9 @@ fn feed(appsrc: gst_app::AppSrc, recording: Arc<Recording>, running: Arc<AtomicB
 pub struct TestRtspServer {
     port: u16,
     mounts: Vec<Mount>,
+    /// Each video mount begins its loop at a different point (see
+    /// [`TestRtspServer::start_out_of_phase`]).
+    out_of_phase: bool,
     running: Option<Running>,
 }
 
@@ -97,9 +132,22 @@ struct Running {
 impl TestRtspServer {
     /// Start on 127.0.0.1, on a free port (`port` 0) or the one given.
     pub fn start(mounts: Vec<Mount>, port: u16) -> Result<Self, LiveError> {
+        Self::start_with(mounts, port, false)
+    }
+
+    /// As [`TestRtspServer::start`], the i-th of n video mounts beginning its loop i/n of
+    /// the way through (at a keyframe): independent cameras do not all see the same
+    /// vehicle at the same moment, and a benchmark whose streams did would measure the
+    /// peaks of every camera added together.
+    pub fn start_out_of_phase(mounts: Vec<Mount>, port: u16) -> Result<Self, LiveError> {
+        Self::start_with(mounts, port, true)
+    }
+
+    fn start_with(mounts: Vec<Mount>, port: u16, out_of_phase: bool) -> Result<Self, LiveError> {
         let mut server = Self {
             port,
             mounts,
+            out_of_phase,
             running: None,
         };
         server.run()?;
@@ -118,9 +166,20 @@ impl TestRtspServer {
     fn run(&mut self) -> Result<(), LiveError> {
         init_gstreamer()?;
         let mut recordings = Vec::new();
+        let videos = self
+            .mounts
+            .iter()
+            .filter(|m| matches!(m, Mount::Video { .. }))
+            .count();
         for m in &self.mounts {
             if let Mount::Video { file, .. } = m {
-                recordings.push(Arc::new(read_recording(file)?));
+                let recording = read_recording(file)?;
+                let share = recordings.len() as f64 / videos.max(1) as f64;
+                recordings.push(Arc::new(if self.out_of_phase {
+                    recording.starting_at(share)
+                } else {
+                    recording
+                }));
             }
         }
         let mounts = self.mounts.clone();
@@ -274,5 +333,38 @@ impl TestRtspServer {
 impl Drop for TestRtspServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_begun_later_starts_on_a_keyframe_and_keeps_every_unit_in_time() {
+        init_gstreamer().expect("GStreamer");
+        let frame = gst::ClockTime::from_mseconds(40);
+        let units: Vec<AccessUnit> = (0..10u64)
+            .map(|i| AccessUnit {
+                data: Arc::from(vec![i as u8]),
+                pts: frame * i,
+                keyframe: i % 5 == 0,
+            })
+            .collect();
+        let recording = Recording {
+            caps: gst::Caps::new_empty_simple("video/x-h264"),
+            units,
+            length: frame * 10,
+        };
+        let later = recording.starting_at(0.3);
+        let order: Vec<u8> = later.units.iter().map(|u| u.data[0]).collect();
+        assert_eq!(order, vec![5, 6, 7, 8, 9, 0, 1, 2, 3, 4]);
+        assert!(later.units[0].keyframe);
+        let times: Vec<u64> = later.units.iter().map(|u| u.pts.mseconds()).collect();
+        assert_eq!(times, (0..10).map(|i| i * 40).collect::<Vec<_>>());
+        assert_eq!(later.length, recording.length);
+        // Past the last keyframe there is none to begin at: the loop is as it was.
+        let same = recording.starting_at(0.9);
+        assert_eq!(same.units[0].data[0], 0);
     }
 }
