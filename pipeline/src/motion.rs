@@ -145,23 +145,26 @@ fn thumbnail(image: &RgbImage) -> GrayImage {
         let grey = image::imageops::grayscale(image);
         return resize(&grey, THUMB_W, THUMB_H, FilterType::Triangle);
     }
-    let column: Vec<usize> = (0..w)
-        .map(|x| (x as u64 * THUMB_W as u64 / w as u64) as usize)
-        .collect();
+    let cell_of = |v: u32, size: u32, cells: u32| (v as u64 * cells as u64 / size as u64) as usize;
+    let column: Vec<usize> = (0..w).map(|x| cell_of(x, w, THUMB_W)).collect();
+    // How many frame columns and rows fall in each cell: a block's pixel count.
+    let mut widths = vec![0u32; THUMB_W as usize];
+    column.iter().for_each(|&c| widths[c] += 1);
+    let mut heights = vec![0u32; THUMB_H as usize];
+    (0..h).for_each(|y| heights[cell_of(y, h, THUMB_H)] += 1);
     let mut sums = vec![0u32; (THUMB_W * THUMB_H) as usize];
-    let mut counts = vec![0u32; (THUMB_W * THUMB_H) as usize];
     for (y, row) in image.rows().enumerate() {
-        let cells = (y as u64 * THUMB_H as u64 / h as u64) as usize * THUMB_W as usize;
+        let cells = cell_of(y as u32, h, THUMB_H) * THUMB_W as usize;
         for (px, &cx) in row.zip(&column) {
             let [r, g, b] = px.0;
             // Rec. 601 luma in 8-bit fixed point, as `grayscale` weighs it.
             sums[cells + cx] += 77 * r as u32 + 150 * g as u32 + 29 * b as u32;
-            counts[cells + cx] += 1;
         }
     }
     GrayImage::from_fn(THUMB_W, THUMB_H, |x, y| {
         let i = (y * THUMB_W + x) as usize;
-        image::Luma([(sums[i] / (counts[i].max(1) * 256)) as u8])
+        let count = widths[x as usize] * heights[y as usize];
+        image::Luma([(sums[i] / (count.max(1) * 256)) as u8])
     })
 }
 
