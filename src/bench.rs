@@ -243,7 +243,7 @@ pub(crate) fn bench_live(
         vigil_models::runtime::intra_threads(),
     );
     println!(
-        "cameras  frames/s/cam  analysed  (in region)  gated-out  ms/frame  dropped  still queued  violations  RSS MiB (per camera)  real time"
+        "cameras  frames/s/cam  analysed  (in region)  followed  gated-out  ms/frame  dropped  still queued  violations  RSS MiB (per camera)  real time"
     );
     for &n in counts {
         let mounts: Vec<Mount> = (0..n)
@@ -316,15 +316,16 @@ pub(crate) fn bench_live(
         let analysed = delta(|c| c.analysed);
         let regions = delta(|c| c.regions);
         let skipped = delta(|c| c.skipped);
+        let coasted = delta(|c| c.coasted);
         let violations = total(&counts_after, |c| c.violations);
         let drop_share = dropped as f64 / frames.max(1) as f64;
-        // Frames neither analysed, gated out nor dropped are waiting in the queues: more
+        // Frames neither analysed, followed, gated out nor dropped are waiting in the queues: more
         // than a frame or two per camera still waiting means the workers are falling
         // behind, and drops would follow in a longer run.
-        let late = frames as i64 - (dropped + analysed + skipped) as i64;
+        let late = frames as i64 - (dropped + analysed + skipped + coasted) as i64;
         let keeping_up = drop_share <= 0.01 && late <= 2 * n as i64;
         println!(
-            "{n:>7}  {:>12.2}  {analysed:>8}  {regions:>11}  {skipped:>9}  {per_frame_ms:>8.1}  {:>6.1}%  {late:>13}  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
+            "{n:>7}  {:>12.2}  {analysed:>8}  {regions:>11}  {coasted:>8}  {skipped:>9}  {per_frame_ms:>8.1}  {:>6.1}%  {late:>13}  {violations:>10}  {rss:>7.0} ({:>5.1})        {}",
             frames as f64 / secs / n as f64,
             drop_share * 100.0,
             (rss - rss_before).max(0.0) / n as f64,

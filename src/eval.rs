@@ -50,9 +50,10 @@ pub fn run(models: &mut Models, suite: &Path, json: bool, gating: bool) -> Resul
     println!("{} scenarios in {}", scenarios.len(), suite.display());
     let l = &total.looks;
     println!(
-        "frames analysed: {} whole, {} in their changed region only, {} skipped as still (motion gating {})",
+        "frames analysed: {} whole, {} in their changed region only, {} followed between detections away from the rules' geometry, {} skipped as still (motion gating {})",
         l.whole,
         l.region,
+        l.coasted,
         l.skipped,
         if gating { "on" } else { "off" }
     );

@@ -56,16 +56,19 @@ fn eval_scores_every_rule_on_the_scenario_suite() {
     assert!(frames["whole"].as_u64().unwrap() > 100, "{report}");
     assert_eq!(frames["region"], 0, "{report}");
     assert_eq!(frames["skipped"], 0, "{report}");
+    assert_eq!(frames["coasted"], 0, "{report}");
 }
 
 /// Motion gating as `vigil run` does it (skip still frames, detect only where the picture
-/// changed) must not cost a violation: the same targets hold, and the gating really ran.
+/// changed, follow vehicles between detections away from the rules' geometry) must not
+/// cost a violation: the same targets hold, and each of the three really ran.
 #[test]
 fn eval_with_motion_gating_meets_the_same_targets() {
     let report = eval_meets_the_targets(&["--motion-gating"]);
     let frames = &report["frames"];
     assert!(frames["region"].as_u64().unwrap() > 0, "{report}");
     assert!(frames["skipped"].as_u64().unwrap() > 0, "{report}");
+    assert!(frames["coasted"].as_u64().unwrap() > 0, "{report}");
 }
 
 fn eval_meets_the_targets(extra: &[&str]) -> serde_json::Value {

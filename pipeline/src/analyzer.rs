@@ -131,6 +131,10 @@ pub enum Look {
     /// Only these parts changed (apart from each other); elsewhere what was seen on the
     /// last analysed frame is still there.
     Regions(Vec<Region>),
+    /// Things moved, but only away from every rule's geometry: the vehicles' paths are
+    /// followed between detections, and only the signal is read (see
+    /// [`Analyzer::may_coast`]).
+    Coast,
 }
 
 /// Join regions that overlap until none do.
@@ -167,6 +171,13 @@ const REGION_MARGIN: u32 = 64;
 /// Regions covering more than this share of the frame between them: the frame is looked
 /// at whole, for the saving would be small.
 const MAX_REGION_SHARE: f64 = 0.85;
+/// How far (pixels) past its path's steady motion a vehicle is allowed to be when
+/// judging whether it can reach a rule's geometry before the next detection.
+const COAST_SLACK: f32 = 32.0;
+/// Frames followed in a row at most before one is detected again.
+const MAX_COASTED: u32 = 2;
+/// A track seen once has no speed yet: it is given this much reach instead.
+const COAST_UNKNOWN_REACH: f32 = 128.0;
 
 pub struct AnalyzerSettings {
     /// Vehicle crops per track kept for plate reading.
@@ -213,6 +224,8 @@ pub struct Analyzer {
     read: std::collections::HashSet<u64>,
     /// When each plate was last read here (stream time), to keep one sighting a passage.
     sighted: HashMap<String, Duration>,
+    /// Frames followed in a row since the last detection.
+    coasted: u32,
 }
 
 impl Analyzer {
@@ -231,6 +244,7 @@ impl Analyzer {
             sightings: Vec::new(),
             read: std::collections::HashSet::new(),
             sighted: HashMap::new(),
+            coasted: 0,
             camera,
             settings,
         }
@@ -279,7 +293,7 @@ impl Analyzer {
             return Look::Skip;
         };
         let (w, h) = frame.image.dimensions();
-        if !detector.takes_regions() || self.last_index.is_none() {
+        if self.last_index.is_none() {
             return Look::Whole;
         }
         let mut regions: Vec<Region> = changed
@@ -304,12 +318,60 @@ impl Analyzer {
                 break;
             }
         }
+        if self.may_coast(frame.pts, &regions) {
+            gate.revert();
+            return Look::Coast;
+        }
         let area: u64 = regions.iter().map(|r| r.area()).sum();
-        if area as f64 > MAX_REGION_SHARE * (w as f64 * h as f64) {
+        if !detector.takes_regions() || area as f64 > MAX_REGION_SHARE * (w as f64 * h as f64) {
             Look::Whole
         } else {
             Look::Regions(regions)
         }
+    }
+
+    /// Whether the frame at `pts`, changed in `regions`, may be followed rather than
+    /// detected in ("track between detections"): fewer than [`MAX_COASTED`] frames in a
+    /// row were followed, nothing waits for a key frame, no change touches a rule's
+    /// geometry, and no vehicle being followed can reach it before the next frame, where
+    /// the same is asked again. So every frame near a stop line, speed line, painted line
+    /// or zone is still detected, and a vehicle far from all of them at least every third
+    /// frame.
+    fn may_coast(&self, pts: Duration, regions: &[Region]) -> bool {
+        if self.coasted >= MAX_COASTED || self.has_pending() || self.must_see(pts) {
+            return false;
+        }
+        if regions.iter().any(|r| self.rules.watches(&r.as_bbox())) {
+            return false;
+        }
+        let Some(last) = self.last_pts else {
+            return false;
+        };
+        // Until the next frame: this one and one more interval.
+        let interval = Duration::from_secs_f64(1.0 / self.camera.analysis_fps.max(1) as f64);
+        let ahead = (pts.saturating_sub(last) + interval).as_secs_f32();
+        !self.tracker.live().iter().any(|t| {
+            let p = t.last();
+            let reach = match t.points.iter().rev().nth(1) {
+                Some(q) if p.pts > q.pts => {
+                    let dt = (p.pts - q.pts).as_secs_f32();
+                    // The furthest any edge of the box moved, per second.
+                    let moved = [
+                        p.bbox.x1 - q.bbox.x1,
+                        p.bbox.y1 - q.bbox.y1,
+                        p.bbox.x2 - q.bbox.x2,
+                        p.bbox.y2 - q.bbox.y2,
+                    ]
+                    .into_iter()
+                    .fold(0.0f32, |m, d| m.max(d.abs()));
+                    moved / dt * ahead + COAST_SLACK
+                }
+                _ => COAST_UNKNOWN_REACH,
+            };
+            let b = p.bbox;
+            let reachable = BBox::new(b.x1 - reach, b.y1 - reach, b.x2 + reach, b.y2 + reach);
+            self.rules.watches(&reachable)
+        })
     }
 
     /// Tracks seen on the last analysed frame.
@@ -338,6 +400,15 @@ impl Analyzer {
         if look == Look::Skip {
             return Ok(Vec::new());
         }
+        if look == Look::Coast {
+            // The signal is read on every frame that moved, or its change would be seen
+            // a frame late and a red light's time misjudged.
+            self.coasted += 1;
+            let signal = self.signal_at(&frame);
+            self.rules.signal(frame.pts, signal);
+            return Ok(Vec::new());
+        }
+        self.coasted = 0;
         if !self.checked_size {
             self.camera
                 .check_frame_size(frame.image.width(), frame.image.height())?;
@@ -380,15 +451,7 @@ impl Analyzer {
         }
         self.last_index = Some(frame.index);
         tracing::trace!(camera = %self.camera.id, frame = frame.index, t = ?frame.pts, ?look, detections = ?detections.iter().map(|d| (d.class_id, (d.score * 100.0).round() / 100.0, d.bbox.x1.round(), d.bbox.y1.round(), d.bbox.x2.round(), d.bbox.y2.round())).collect::<Vec<_>>(), "detected");
-        let signal = match &self.signal {
-            Some(source) => {
-                let wall = self
-                    .started_at
-                    .map(|t| t + chrono::Duration::from_std(frame.pts).unwrap_or_default());
-                source.state(&frame.image, frame.pts, wall)
-            }
-            None => SignalState::Unknown,
-        };
+        let signal = self.signal_at(&frame);
         self.rules.signal(frame.pts, signal);
         let observations: Vec<Observation> = detections
             .iter()
@@ -460,6 +523,18 @@ impl Analyzer {
         self.sighted
             .retain(|_, last| now.saturating_sub(*last) <= SIGHTING_MERGE * 30);
         Ok(done)
+    }
+
+    fn signal_at(&self, frame: &Frame) -> SignalState {
+        match &self.signal {
+            Some(source) => {
+                let wall = self
+                    .started_at
+                    .map(|t| t + chrono::Duration::from_std(frame.pts).unwrap_or_default());
+                source.state(&frame.image, frame.pts, wall)
+            }
+            None => SignalState::Unknown,
+        }
     }
 
     /// The stream ended: complete every pending violation with what was seen.
@@ -705,4 +780,116 @@ pub enum AnalysisError {
     Model(#[from] ModelError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An analyzer for a 640x360 camera whose rules are `rules` (TOML).
+    fn camera(rules: &str) -> Analyzer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("cam.toml");
+        let config = format!("id = \"cam\"\nname = \"test\"\nlocation = \"test\"\n{rules}");
+        std::fs::write(&path, config).expect("write config");
+        let camera = CameraConfig::load(&path).expect("config");
+        Analyzer::new(camera, AnalyzerSettings::default())
+    }
+
+    /// A junction with a stop line down x = 440, traffic left to right.
+    fn junction() -> Analyzer {
+        camera(
+            r#"
+[red_light]
+stop_line = [[440.0, 8.0], [440.0, 352.0]]
+direction = [1.0, 0.0]
+[signal]
+source = "schedule"
+phases = [{ state = "green", seconds = 3 }, { state = "red", seconds = 5 }]
+"#,
+        )
+    }
+
+    /// Detect a vehicle whose box spans x1..x2 on analysis frame `i` (200 ms apart).
+    fn detect(a: &mut Analyzer, i: u64, x1: f32, x2: f32) -> Duration {
+        let pts = Duration::from_millis(i * 200);
+        let seen = [Observation {
+            bbox: BBox::new(x1, 100.0, x2, 200.0),
+            score: 0.9,
+            class_id: 2,
+        }];
+        a.tracker.update(i, pts, &seen);
+        a.last_pts = Some(pts);
+        a.last_index = Some(i);
+        a.coasted = 0;
+        pts
+    }
+
+    fn region(x: u32, width: u32) -> Region {
+        Region {
+            x,
+            y: 80,
+            width,
+            height: 140,
+        }
+    }
+
+    #[test]
+    fn a_vehicle_far_from_the_stop_line_is_followed_between_detections_and_near_it_is_not() {
+        let mut a = junction();
+        // 20 px a frame, its front at 120 px then 140 px: far from the line at 440.
+        detect(&mut a, 0, 20.0, 120.0);
+        detect(&mut a, 1, 40.0, 140.0);
+        let step = Duration::from_millis(200);
+        let changed = [region(0, 210)];
+        assert!(a.may_coast(2 * step, &changed));
+        a.coasted = MAX_COASTED;
+        assert!(
+            !a.may_coast(2 * step, &changed),
+            "after {MAX_COASTED} frames followed, one is detected"
+        );
+        a.coasted = 0;
+
+        // A change that reaches the line (another vehicle) is detected whatever the tracks.
+        assert!(!a.may_coast(2 * step, &[region(0, 210), region(400, 80)]));
+
+        // Fast enough to reach the line before the next detection: detected.
+        let mut fast = junction();
+        detect(&mut fast, 0, 60.0, 220.0);
+        detect(&mut fast, 1, 140.0, 300.0);
+        assert_eq!(fast.tracker.live().len(), 1, "one vehicle, followed");
+        assert!(!fast.may_coast(2 * step, &[region(80, 240)]));
+        let mut slow = junction();
+        detect(&mut slow, 0, 120.0, 280.0);
+        detect(&mut slow, 1, 140.0, 300.0);
+        assert!(slow.may_coast(2 * step, &[region(80, 240)]));
+
+        // Its front 40 px from the line: detected.
+        let mut near = junction();
+        detect(&mut near, 0, 280.0, 380.0);
+        detect(&mut near, 1, 300.0, 400.0);
+        assert!(!near.may_coast(2 * step, &[region(230, 200)]));
+
+        // Seen once, its speed unknown: detected unless well away from the line.
+        let mut new = junction();
+        detect(&mut new, 0, 250.0, 350.0);
+        assert!(!new.may_coast(step, &[region(190, 200)]));
+        let mut far = junction();
+        detect(&mut far, 0, 0.0, 100.0);
+        assert!(far.may_coast(step, &[region(0, 170)]));
+    }
+
+    #[test]
+    fn a_camera_whose_rules_cover_the_road_detects_every_frame_that_moved() {
+        let mut a = camera(
+            r#"
+[[wrong_way]]
+lane = [[0.0, 0.0], [640.0, 0.0], [640.0, 360.0], [0.0, 360.0]]
+direction = [1.0, 0.0]
+"#,
+        );
+        detect(&mut a, 0, 20.0, 120.0);
+        detect(&mut a, 1, 40.0, 140.0);
+        assert!(!a.may_coast(Duration::from_millis(400), &[region(0, 210)]));
+    }
 }

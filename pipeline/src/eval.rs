@@ -104,13 +104,14 @@ pub struct Score {
     pub looks: LookTally,
 }
 
-/// Frames the detector saw whole, saw only in their changed region, or skipped (motion
-/// gating).
+/// Frames the detector saw whole, saw only in their changed region, skipped (motion
+/// gating), or followed between detections away from the rules' geometry.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LookTally {
     pub whole: u32,
     pub region: u32,
     pub skipped: u32,
+    pub coasted: u32,
 }
 
 impl Score {
@@ -129,6 +130,7 @@ impl Score {
         self.looks.whole += other.looks.whole;
         self.looks.region += other.looks.region;
         self.looks.skipped += other.looks.skipped;
+        self.looks.coasted += other.looks.coasted;
     }
 
     /// The report `vigil eval --json` prints.
@@ -355,6 +357,7 @@ pub fn run_scenario(
             Look::Whole => looks.whole += 1,
             Look::Regions(_) => looks.region += 1,
             Look::Skip => looks.skipped += 1,
+            Look::Coast => looks.coasted += 1,
         }
         let findings = analyzer
             .process_looking(models, frame, look)

@@ -12,6 +12,8 @@ const THUMB_H: u32 = 54;
 
 pub struct MotionGate {
     previous: Option<GrayImage>,
+    /// The reference `changed` last replaced, for [`MotionGate::revert`].
+    replaced: Option<GrayImage>,
     /// Grey-level change that counts a thumbnail pixel as changed.
     pixel_threshold: u8,
     /// Share of thumbnail pixels that must change.
@@ -22,6 +24,7 @@ impl Default for MotionGate {
     fn default() -> Self {
         Self {
             previous: None,
+            replaced: None,
             pixel_threshold: 18,
             min_fraction: 0.002,
         }
@@ -61,7 +64,7 @@ impl MotionGate {
         if (count as f32) < (THUMB_W * THUMB_H) as f32 * self.min_fraction {
             return None;
         }
-        self.previous = Some(small);
+        self.replaced = self.previous.replace(small);
         // Each thumbnail cell covers a block of frame pixels; a changed cell's whole block
         // is in the region.
         let (sx, sy) = (
@@ -87,13 +90,24 @@ impl MotionGate {
         )
     }
 
+    /// The frame `changed` last passed on was not detected in after all (the analysis
+    /// followed its vehicles without looking): the reference goes back to the frame before,
+    /// so the next change found covers everything that moved since the last detection.
+    pub fn revert(&mut self) {
+        if let Some(before) = self.replaced.take() {
+            self.previous = Some(before);
+        }
+    }
+
     /// `image` was analysed whole whatever moved: it is the new reference.
     pub fn rebase(&mut self, image: &RgbImage) {
+        self.replaced = None;
         self.previous = Some(thumbnail(image));
     }
 
     pub fn reset(&mut self) {
         self.previous = None;
+        self.replaced = None;
     }
 }
 
@@ -213,6 +227,13 @@ mod tests {
         // A cell the block's edge falls in counts whole: a cell or two, no more.
         assert!(r.x >= 180 && r.y >= 80, "{r:?}");
         assert!(r.x + r.width <= 320 && r.y + r.height <= 180, "{r:?}");
+
+        // Reverted, the next frame is compared with the one before the block appeared.
+        gate.revert();
+        let again = gate
+            .changed(&frame)
+            .expect("still changed from the reference");
+        assert_eq!(again, found);
 
         // After a whole-frame look, only what changes from then on counts.
         gate.rebase(&frame);

@@ -56,6 +56,9 @@ pub struct AnalysisCounts {
     pub skipped: u64,
     /// Of `analysed`, those detected in the changed region only.
     pub regions: u64,
+    /// Frames followed between detections (not detected in): things moved, only away
+    /// from the rules' geometry.
+    pub coasted: u64,
     pub violations: u64,
 }
 
@@ -95,6 +98,7 @@ pub struct Metrics {
     analysed: Family<CameraLabel, Counter>,
     skipped: Family<CameraLabel, Counter>,
     regions: Family<CameraLabel, Counter>,
+    coasted: Family<CameraLabel, Counter>,
     violations: Family<CameraLabel, Counter>,
     state: Family<StateLabel, Gauge>,
     last_frame_age: Family<CameraLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
@@ -114,6 +118,7 @@ impl Metrics {
             analysed: Family::default(),
             skipped: Family::default(),
             regions: Family::default(),
+            coasted: Family::default(),
             violations: Family::default(),
             state: Family::default(),
             last_frame_age: Family::default(),
@@ -147,6 +152,11 @@ impl Metrics {
             "camera_frames_region",
             "Frames analysed in the changed region only (motion gating)",
             m.regions.clone(),
+        );
+        registry.register(
+            "camera_frames_coasted",
+            "Frames followed between detections, not detected in: motion only away from the rules' geometry",
+            m.coasted.clone(),
         );
         registry.register(
             "camera_violations",
@@ -322,6 +332,7 @@ impl LiveRunner {
                     analysed: self.metrics.analysed.get_or_create(&l).get(),
                     skipped: self.metrics.skipped.get_or_create(&l).get(),
                     regions: self.metrics.regions.get_or_create(&l).get(),
+                    coasted: self.metrics.coasted.get_or_create(&l).get(),
                     violations: self.metrics.violations.get_or_create(&l).get(),
                 }
             })
@@ -428,6 +439,14 @@ impl Worker {
         match &look {
             Look::Skip => {
                 self.metrics.skipped.get_or_create(&label).inc();
+                return;
+            }
+            Look::Coast => {
+                self.metrics.coasted.get_or_create(&label).inc();
+                // Only the signal is read: no detector run, nothing to time or emit.
+                if let Err(e) = state.analyzer.process_looking(models, frame, look) {
+                    tracing::error!(camera = %slot.config.id, error = %e, "analysis failed");
+                }
                 return;
             }
             Look::Regions(_) => {

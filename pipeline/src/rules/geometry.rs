@@ -90,6 +90,78 @@ pub fn crossing_time(prev: &TrackPoint, d0: f32, next: &TrackPoint, d1: f32) -> 
     prev.pts + next.pts.saturating_sub(prev.pts).mul_f64(fraction)
 }
 
+/// A shape a rule judges by: a line painted on the road (open) or an area (closed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shape {
+    pub points: Vec<[f32; 2]>,
+    pub closed: bool,
+}
+
+impl Shape {
+    pub fn line(points: &[[f32; 2]]) -> Self {
+        Self {
+            points: points.to_vec(),
+            closed: false,
+        }
+    }
+
+    pub fn area(points: &[[f32; 2]]) -> Self {
+        Self {
+            points: points.to_vec(),
+            closed: true,
+        }
+    }
+
+    /// Whether any part of the shape lies in the box (edges included).
+    pub fn touches(&self, b: &BBox) -> bool {
+        let n = self.points.len();
+        let in_box = |[x, y]: [f32; 2]| x >= b.x1 && x <= b.x2 && y >= b.y1 && y <= b.y2;
+        if self.points.iter().any(|&p| in_box(p)) {
+            return true;
+        }
+        let edges = if self.closed && n > 2 {
+            n
+        } else {
+            n.saturating_sub(1)
+        };
+        if (0..edges).any(|i| segment_meets_box(self.points[i], self.points[(i + 1) % n], b)) {
+            return true;
+        }
+        // A box wholly inside an area meets none of its edges.
+        self.closed && inside(&self.points, b.center())
+    }
+}
+
+/// Whether the segment from `a` to `b` passes through the box: clipped to the box's
+/// slabs one axis at a time (Liang–Barsky).
+fn segment_meets_box([ax, ay]: [f32; 2], [bx, by]: [f32; 2], b: &BBox) -> bool {
+    let (dx, dy) = (bx - ax, by - ay);
+    let (mut t0, mut t1) = (0.0f32, 1.0f32);
+    for (p, q) in [
+        (-dx, ax - b.x1),
+        (dx, b.x2 - ax),
+        (-dy, ay - b.y1),
+        (dy, b.y2 - ay),
+    ] {
+        if p == 0.0 {
+            if q < 0.0 {
+                return false;
+            }
+            continue;
+        }
+        let t = q / p;
+        if p < 0.0 {
+            t0 = t0.max(t);
+        } else {
+            t1 = t1.min(t);
+        }
+        if t0 > t1 {
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +196,46 @@ mod tests {
         assert!(s.locate((50.0, 90.0)).0 < 0.0);
         assert_eq!(s.beside((250.0, 110.0), 0.1), None, "past the end");
         assert!(s.beside((210.0, 110.0), 0.1).is_some(), "within the slack");
+    }
+
+    #[test]
+    fn a_shape_touches_the_boxes_it_reaches_into() {
+        let stop_line = Shape::line(&[[440.0, 8.0], [440.0, 352.0]]);
+        assert!(stop_line.touches(&BBox::new(400.0, 100.0, 460.0, 150.0)));
+        assert!(
+            !stop_line.touches(&BBox::new(400.0, 0.0, 460.0, 4.0)),
+            "above its end"
+        );
+        assert!(!stop_line.touches(&BBox::new(300.0, 100.0, 439.0, 150.0)));
+        let diagonal = Shape::line(&[[0.0, 0.0], [100.0, 100.0]]);
+        assert!(
+            diagonal.touches(&BBox::new(40.0, 40.0, 60.0, 60.0)),
+            "crosses it"
+        );
+        assert!(
+            !diagonal.touches(&BBox::new(60.0, 10.0, 90.0, 30.0)),
+            "beside it"
+        );
+        let zone = Shape::area(&[
+            [100.0, 100.0],
+            [300.0, 100.0],
+            [300.0, 300.0],
+            [100.0, 300.0],
+        ]);
+        assert!(
+            zone.touches(&BBox::new(150.0, 150.0, 160.0, 160.0)),
+            "inside it"
+        );
+        assert!(
+            zone.touches(&BBox::new(280.0, 150.0, 320.0, 160.0)),
+            "over its edge"
+        );
+        assert!(!zone.touches(&BBox::new(310.0, 150.0, 320.0, 160.0)));
+        let as_line = Shape::line(&zone.points);
+        assert!(
+            !as_line.touches(&BBox::new(150.0, 150.0, 160.0, 160.0)),
+            "a line holds nothing between its points"
+        );
     }
 
     #[test]

@@ -14,9 +14,12 @@ use std::time::Duration;
 
 use vigil_ticketing::ViolationKind;
 
+use vigil_models::BBox;
+
 use crate::config::CameraConfig;
 use crate::signal::SignalState;
 use crate::tracker::Track;
+use geometry::Shape;
 
 pub use lane::{RestrictedLaneRule, SolidLineRule};
 pub use red_light::{Crossing, RedLightRule};
@@ -104,6 +107,36 @@ pub trait TrackRule: Send {
 pub struct RuleSet {
     red_light: Option<RedLightRule>,
     rules: Vec<Box<dyn TrackRule>>,
+    watched: Vec<Shape>,
+}
+
+/// What the rules judge by, in the picture: where a vehicle is near any of it, every frame
+/// counts (a crossing's time is interpolated between the frames either side of a line; a
+/// stand in a zone is timed frame by frame). Elsewhere a vehicle's path between two
+/// detections is as good as a detection on each frame.
+fn watched(camera: &CameraConfig) -> Vec<Shape> {
+    let mut shapes = Vec::new();
+    if let Some(r) = &camera.red_light {
+        // A right turn on red is judged where the front is first seen past the line,
+        // which is near the line.
+        shapes.push(Shape::line(&r.stop_line));
+    }
+    for s in &camera.speed {
+        shapes.push(Shape::line(&s.line_a));
+        shapes.push(Shape::line(&s.line_b));
+    }
+    for c in &camera.solid_line {
+        shapes.push(Shape::line(&c.points));
+    }
+    let areas = camera
+        .wrong_way
+        .iter()
+        .map(|c| &c.lane)
+        .chain(camera.restricted_lane.iter().map(|c| &c.lane))
+        .chain(camera.sidewalk.iter().map(|c| &c.zone))
+        .chain(camera.no_stopping.iter().map(|c| &c.zone));
+    shapes.extend(areas.map(|a| Shape::area(a)));
+    shapes
 }
 
 impl RuleSet {
@@ -136,7 +169,13 @@ impl RuleSet {
         Self {
             red_light: camera.red_light.as_ref().map(RedLightRule::new),
             rules,
+            watched: watched(camera),
         }
+    }
+
+    /// Whether any rule's geometry lies in `b` (see [`watched`]).
+    pub fn watches(&self, b: &BBox) -> bool {
+        self.watched.iter().any(|s| s.touches(b))
     }
 
     /// Whether any rule needs the signal state.
