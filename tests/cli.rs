@@ -405,7 +405,17 @@ fn every_plate_read_is_a_sighting_found_by_a_forgiving_search() {
         (s["plate"].as_str(), found[0]["score"].as_f64()),
         (Some("98A-123.45"), Some(1.0))
     );
-    assert!(Path::new(s["thumbnail"].as_str().unwrap()).is_file(), "{s}");
+    assert_eq!(s["has_thumbnail"], true, "{s}");
+    // The table, read on the server, names the picture's file.
+    let table = vigil(data.path(), &["search", "98A-l23.4S"]);
+    assert!(table.status.success(), "{}", stderr(&table));
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let picture = table
+        .lines()
+        .find(|l| l.contains("98A-123.45"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("no row for the bus in {table}"));
+    assert!(Path::new(picture).is_file(), "{table}");
     // The bus that crossed on green and the motorbike that waited: no case, but seen.
     assert_eq!(search("98A-678.90")[0]["sighting"]["plate"], "98A-678.90");
     assert_eq!(search("99-E1")[0]["sighting"]["vehicle_class"], "motorbike");
@@ -422,5 +432,6 @@ fn every_plate_read_is_a_sighting_found_by_a_forgiving_search() {
         .lines()
         .filter(|l| l.contains("\"plate_search\""))
         .count();
-    assert_eq!(searches, 4, "{}", String::from_utf8_lossy(&audit.stdout));
+    // Every search is audited, the table's and the one refused as too short included.
+    assert_eq!(searches, 5, "{}", String::from_utf8_lossy(&audit.stdout));
 }

@@ -33,7 +33,8 @@ pub struct CameraHealth {
     pub reported_at: DateTime<Utc>,
 }
 
-fn is_some<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+/// Serialise a server-side path as whether there is one.
+pub(crate) fn is_some<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(v.is_some())
 }
 

@@ -28,7 +28,10 @@ pub struct Sighting {
     pub seen_at: DateTime<Utc>,
     /// The video it was read from (file path, or stream URL without credentials).
     pub source: String,
-    /// A picture of the vehicle, when one was kept.
+    /// A picture of the vehicle, when one was kept. Its path stays on the server: a
+    /// client is told only whether there is one (`GET /api/sightings/{id}/thumbnail`).
+    #[serde(rename = "has_thumbnail", serialize_with = "crate::cameras::is_some")]
+    #[schema(value_type = bool)]
     pub thumbnail: Option<String>,
     /// Where in the source it was read, when the source is a recording.
     pub video_offset_ms: Option<u64>,

@@ -912,6 +912,11 @@ async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv(
                 .unwrap_or_else(|| panic!("{backend}: {plate} in {found}"))
         };
         let (recorded, live) = (id("98A-123.45"), id("98A-123.46"));
+        // The picture's path stays on the server; the client is told there is one.
+        for f in found.as_array().unwrap() {
+            assert_eq!(f["sighting"]["has_thumbnail"], true, "{backend}: {f}");
+            assert!(f["sighting"].get("thumbnail").is_none(), "{backend}: {f}");
+        }
 
         let (status, footage) = h
             .call(

@@ -370,7 +370,9 @@ async function searchPage(app) {
     results.replaceChildren(...found.map((f) => {
       const s = f.sighting;
       return el("li", { id: `sighting-${f.id}`, class: "sighting", tabindex: 0 },
-        el("img", { src: `/api/sightings/${f.id}/thumbnail`, alt: `vehicle ${s.plate}`, loading: "lazy", onerror: (ev) => ev.target.replaceWith(el("div", { class: "nothumb", text: "no picture" })) }),
+        s.has_thumbnail
+          ? el("img", { src: `/api/sightings/${f.id}/thumbnail`, alt: `vehicle ${s.plate}`, loading: "lazy", onerror: (ev) => ev.target.replaceWith(el("div", { class: "nothumb", text: "no picture" })) })
+          : el("div", { class: "nothumb", text: "no picture" }),
         el("div", {},
           el("div", { class: "plate", text: s.plate }),
           el("div", {}, el("span", { class: "score", text: `match ${pct(f.score)}` }), ` · read ${pct(s.confidence)}`),
@@ -412,7 +414,7 @@ function drawTimeline(box, found) {
     ticks.map((t) => el("text", { x: x(t), y: H + 15, class: "tick", "text-anchor": "middle", text: localTime(new Date(t).toISOString()) })),
     found.map((f, i) => el("g", { class: "mark", onclick: () => { const li = $(`#sighting-${f.id}`); if (li) { li.scrollIntoView({ block: "center" }); li.focus(); } } },
       el("line", { x1: x(times[i]), x2: x(times[i]), y1: H, y2: H - 10 - 60 * f.score, class: "stem" }),
-      i < 40 && f.sighting.thumbnail
+      i < 40 && f.sighting.has_thumbnail
         ? el("image", { href: `/api/sightings/${f.id}/thumbnail`, x: x(times[i]) - 24, y: H - 42 - 60 * f.score, width: 48, height: 32, preserveAspectRatio: "xMidYMid slice" })
         : null,
       el("circle", { cx: x(times[i]), cy: H - 10 - 60 * f.score, r: 5, class: f.score >= 0.999 ? "exact" : "near" },
