@@ -238,8 +238,9 @@ pub(crate) fn bench_live(
     );
     drop(models);
     println!(
-        "motion gating: {}; {inference_workers} inference worker(s) of {} thread(s) each; each stream begins its loop at a different point, as independent cameras would",
+        "motion gating: {}; models run by {}; {inference_workers} inference worker(s) of {} thread(s) each; each stream begins its loop at a different point, as independent cameras would",
         if gating { "on" } else { "off" },
+        vigil_models::engine::backend()?,
         vigil_models::runtime::intra_threads(),
     );
     println!(

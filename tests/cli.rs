@@ -245,6 +245,48 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
     assert_eq!(cases(data.path()), before);
 }
 
+/// A runtime that cannot run the models (an unknown `VIGIL_ENGINE`, an OpenVINO library
+/// that is not one) stops the run before any video, naming what is wrong; nothing recorded
+/// is touched.
+#[test]
+fn a_bad_engine_choice_or_runtime_library_is_named_and_touches_no_case() {
+    let (data, before) = data_with_one_case();
+    let run = |envs: &[(&str, &std::ffi::OsStr)]| {
+        let camera = common::camera_path();
+        let video = common::fixture("redlight_b.mp4");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.arg("--data")
+            .arg(data.path())
+            .env_remove("VIGIL_MODELS");
+        cmd.args(["batch", "--camera", camera.to_str().unwrap()]);
+        cmd.arg(&video).envs(envs.iter().copied());
+        cmd.output().expect("run vigil")
+    };
+
+    let out = run(&[("VIGIL_ENGINE", "tensorrt".as_ref())]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("VIGIL_ENGINE=\"tensorrt\"") && err.contains("auto, onnxruntime, openvino"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("libopenvino_c.so.2641");
+    std::fs::write(&fake, b"not a library").unwrap();
+    let out = run(&[
+        ("VIGIL_ENGINE", "openvino".as_ref()),
+        ("OPENVINO_LIB", fake.as_os_str()),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("OpenVINO") && err.contains(fake.to_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(cases(data.path()), before);
+}
+
 #[test]
 fn a_malformed_camera_config_names_the_file_and_the_key() {
     let (data, before) = data_with_one_case();

@@ -143,3 +143,70 @@ fn plates_are_read_exactly_from_every_fixture_vehicle() {
         }
     }
 }
+
+/// Where the CPU computes in bfloat16, OpenVINO runs the models (`VIGIL_ENGINE=auto`); it
+/// must see what ONNX Runtime sees. scripts/setup installs OpenVINO, so this runs it
+/// whatever this CPU's default is (at f32 where bfloat16 is not native).
+#[test]
+fn openvino_finds_the_vehicles_and_reads_the_plates_onnx_runtime_does() {
+    use vigil_models::{Backend, TextDetector, TextRecognizer, engine};
+    use vigil_pipeline::plate_reader::PlateReader;
+
+    let manifest = Manifest::load(&common::models_path()).unwrap();
+    let openvino = engine::openvino_backend().unwrap();
+    assert!(matches!(openvino, Backend::OpenVino { .. }));
+    let mut ort = Detector::load_on(&manifest, Models::VEHICLE, Backend::OnnxRuntime).unwrap();
+    let mut ov = Detector::load_on(&manifest, Models::VEHICLE, openvino).unwrap();
+    let mut compared = 0;
+    let mut worst_score = 0f32;
+    for scene in common::SCENES {
+        let frames = FileSource::open(&common::fixture(&format!("{scene}.mp4")), 5).unwrap();
+        for frame in frames.step_by(3) {
+            let image = frame.unwrap().image;
+            let a = ort.detect(&image).unwrap();
+            let b = ov.detect(&image).unwrap();
+            // A box well above the threshold under one runtime is found by the other,
+            // same class, same place, nearly the same score.
+            for (x, others) in [(&a, &b), (&b, &a)] {
+                for d in x.iter().filter(|d| d.score >= 0.4) {
+                    let twin = others
+                        .iter()
+                        .filter(|o| o.class_id == d.class_id)
+                        .max_by(|p, q| p.bbox.iou(&d.bbox).total_cmp(&q.bbox.iou(&d.bbox)))
+                        .unwrap_or_else(|| panic!("{scene}: {d:?} has no twin in {others:?}"));
+                    assert!(twin.bbox.iou(&d.bbox) > 0.9, "{scene}: {d:?} vs {twin:?}");
+                    worst_score = worst_score.max((twin.score - d.score).abs());
+                    compared += 1;
+                }
+            }
+        }
+    }
+    eprintln!("{openvino} vs ONNX Runtime: {compared} boxes, scores within {worst_score:.3}");
+    assert!(compared >= 50, "only {compared} confident boxes compared");
+    assert!(worst_score < 0.08, "scores differ by up to {worst_score}");
+
+    let reader = |backend| PlateReader {
+        detector: TextDetector::load_on(&manifest, Models::TEXT_DETECTOR, backend).unwrap(),
+        recognizer: TextRecognizer::load_on(&manifest, Models::TEXT_RECOGNIZER, backend).unwrap(),
+    };
+    let (mut ort, mut ov) = (reader(Backend::OnnxRuntime), reader(openvino));
+    for scene in common::SCENES {
+        for v in &common::truth(scene).vehicles {
+            let path = common::fixture(&format!("{scene}_vehicle{}.png", v.id));
+            let image = image::open(&path).unwrap().to_rgb8();
+            let (a, b) = (ort.read(&image).unwrap(), ov.read(&image).unwrap());
+            let (a, b) = (
+                a.unwrap(),
+                b.unwrap_or_else(|| panic!("{}: OpenVINO read nothing", path.display())),
+            );
+            assert_eq!(b.plate.to_string(), v.plate, "{}", path.display());
+            assert!(
+                (a.confidence - b.confidence).abs() < 0.05,
+                "{}: confidence {} vs {}",
+                path.display(),
+                a.confidence,
+                b.confidence
+            );
+        }
+    }
+}

@@ -8,6 +8,7 @@ use ndarray::{Array4, ArrayViewD, Axis, Ix3};
 use ort::session::Session;
 use ort::value::TensorRef;
 
+use crate::engine::{self, Backend, Engine};
 use crate::geometry::{BBox, nms};
 use crate::manifest::{DetectorFormat, Manifest, ModelSpec};
 use crate::{ModelError, runtime};
@@ -104,6 +105,21 @@ pub fn letterbox_into(image: &RgbImage, canvas: Canvas) -> (Array4<f32>, Letterb
 
 /// Draw `image` resized by `scale` and centred into batch slot `n` of `tensor` (already
 /// grey).
+/// Non-maximum suppression per class, or across classes where `agnostic`.
+fn suppress(
+    boxes: &[BBox],
+    scores: &[f32],
+    classes: &[usize],
+    iou: f32,
+    agnostic: bool,
+) -> Vec<usize> {
+    if agnostic {
+        nms(boxes, scores, &vec![0; classes.len()], iou)
+    } else {
+        nms(boxes, scores, classes, iou)
+    }
+}
+
 fn fill(
     image: &RgbImage,
     canvas: Canvas,
@@ -247,8 +263,7 @@ impl Region {
 pub struct Detector {
     role: String,
     path: PathBuf,
-    session: Session,
-    input_name: String,
+    engine: Engine,
     canvas: Canvas,
     /// Whether one run takes several images.
     batched: bool,
@@ -257,14 +272,21 @@ pub struct Detector {
     pub classes: Vec<String>,
     pub confidence: f32,
     pub iou: f32,
+    /// See [`ModelSpec::agnostic_nms`].
+    pub agnostic_nms: bool,
 }
 
 impl Detector {
     /// Load the detector named `role` in the manifest, checking its file and shapes.
     pub fn load(manifest: &Manifest, role: &str) -> Result<Self, ModelError> {
+        Self::load_on(manifest, role, engine::backend()?)
+    }
+
+    /// As [`Detector::load`], run by `backend` instead of the process's choice.
+    pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
         let (path, spec) = manifest.verified(role)?;
         let session = runtime::load_session(role, &path)?;
-        Self::from_session(role, path, spec, session)
+        Self::from_session(role, path, spec, session, backend)
     }
 
     fn from_session(
@@ -272,6 +294,7 @@ impl Detector {
         path: PathBuf,
         spec: &ModelSpec,
         session: Session,
+        backend: Backend,
     ) -> Result<Self, ModelError> {
         let mismatch = |message: String| ModelError::Mismatch {
             path: path.clone(),
@@ -329,9 +352,18 @@ impl Detector {
                 spec.input_type
             )));
         }
+        let input_name = input.name().to_string();
+        // A half-precision input is fed by ONNX Runtime, which takes f16 tensors as they are.
+        let engine = if fp16 {
+            Engine::Ort {
+                session,
+                input: input_name,
+            }
+        } else {
+            Engine::from_session(session, input_name, role, &path, backend)?
+        };
         Ok(Self {
             role: role.into(),
-            input_name: input.name().to_string(),
             canvas,
             batched: shape[0] == -1,
             fp16,
@@ -339,8 +371,9 @@ impl Detector {
             classes: spec.classes.clone(),
             confidence: spec.confidence.unwrap_or(0.35),
             iou: spec.iou.unwrap_or(0.5),
+            agnostic_nms: spec.agnostic_nms,
             path,
-            session,
+            engine,
         })
     }
 
@@ -348,6 +381,21 @@ impl Detector {
     pub fn input_size(&self, width: u32, height: u32) -> (u32, u32) {
         self.canvas
             .input_size(width, height, self.canvas.scale(width, height))
+    }
+
+    /// The input pixels one model run on a `width` x `height` part of a `frame_width` x
+    /// `frame_height` frame costs: the part at the frame's scale, padded as the canvas
+    /// and the engine pad it.
+    pub fn input_pixels(
+        &self,
+        frame_width: u32,
+        frame_height: u32,
+        width: u32,
+        height: u32,
+    ) -> u64 {
+        let scale = self.canvas.scale(frame_width, frame_height);
+        let (w, h) = self.canvas.input_size(width, height, scale);
+        self.engine.bucket(w) as u64 * self.engine.bucket(h) as u64
     }
 
     /// Whether [`Detector::detect_batch`] runs several images at once (a dynamic batch
@@ -415,10 +463,12 @@ impl Detector {
         let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
         let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
         let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
-        Ok(nms(&boxes, &scores, &classes, self.iou)
-            .into_iter()
-            .map(|i| found[i].clone())
-            .collect())
+        Ok(
+            suppress(&boxes, &scores, &classes, self.iou, self.agnostic_nms)
+                .into_iter()
+                .map(|i| found[i].clone())
+                .collect(),
+        )
     }
 
     /// As [`Detector::detect_batch`], each image limited to a region (`None`: all of
@@ -456,6 +506,7 @@ impl Detector {
             let (iw, ih) = self.canvas.input_size(i.width(), i.height(), *scale);
             (w.max(iw), h.max(ih))
         });
+        let (cw, ch) = (self.engine.bucket(cw), self.engine.bucket(ch));
         let mut tensor =
             Array4::<f32>::from_elem((prepared.len(), 3, ch as usize, cw as usize), 114.0 / 255.0);
         let boxes: Vec<Letterbox> = prepared
@@ -469,7 +520,7 @@ impl Detector {
             .zip(images.iter().zip(prepared.iter().zip(boxes)))
             .map(
                 |((boxes, scores, classes), ((image, _), ((_, _, (ox, oy)), lb)))| {
-                    nms(&boxes, &scores, &classes, self.iou)
+                    suppress(&boxes, &scores, &classes, self.iou, self.agnostic_nms)
                         .into_iter()
                         .map(|i| {
                             let b = lb.unmap(boxes[i]);
@@ -494,33 +545,26 @@ impl Detector {
         tensor: &Array4<f32>,
         min_score: f32,
     ) -> Result<Vec<Candidates>, ModelError> {
-        let infer_err = |e: ort::Error| ModelError::Inference {
-            role: self.role.clone(),
-            message: e.to_string(),
-        };
         let raw: Vec<f32>;
         let shape: Vec<usize>;
-        if self.fp16 {
-            let half = tensor.mapv(half::f16::from_f32);
-            let input = TensorRef::from_array_view(&half).map_err(infer_err)?;
-            let outputs = self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => input])
-                .map_err(infer_err)?;
-            let out = outputs[0]
-                .try_extract_array::<half::f16>()
-                .map_err(infer_err)?;
-            shape = out.shape().to_vec();
-            raw = out.iter().map(|v| v.to_f32()).collect();
-        } else {
-            let input = TensorRef::from_array_view(tensor).map_err(infer_err)?;
-            let outputs = self
-                .session
-                .run(ort::inputs![self.input_name.as_str() => input])
-                .map_err(infer_err)?;
-            let out = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
-            shape = out.shape().to_vec();
-            raw = out.iter().copied().collect();
+        match (&mut self.engine, self.fp16) {
+            (Engine::Ort { session, input }, true) => {
+                let infer_err = |e: ort::Error| ModelError::Inference {
+                    role: self.role.clone(),
+                    message: e.to_string(),
+                };
+                let half = tensor.mapv(half::f16::from_f32);
+                let value = TensorRef::from_array_view(&half).map_err(infer_err)?;
+                let outputs = session
+                    .run(ort::inputs![input.as_str() => value])
+                    .map_err(infer_err)?;
+                let out = outputs[0]
+                    .try_extract_array::<half::f16>()
+                    .map_err(infer_err)?;
+                shape = out.shape().to_vec();
+                raw = out.iter().map(|v| v.to_f32()).collect();
+            }
+            (engine, _) => (shape, raw) = engine.run(tensor, &self.role)?,
         }
         let view =
             ArrayViewD::from_shape(shape.clone(), &raw).map_err(|e| ModelError::Inference {
@@ -798,6 +842,22 @@ mod tests {
             decode(detr.view(), DetectorFormat::Rtdetr, 2, (640, 640), 0.3).unwrap();
         assert_eq!(boxes[0], BBox::new(240.0, 240.0, 400.0, 400.0));
         assert_eq!(classes[0], 1);
+    }
+
+    #[test]
+    fn class_agnostic_suppression_keeps_one_box_per_vehicle() {
+        // One bus the model also half-believes is a lorry, and a motorbike beside it.
+        let boxes = [
+            BBox::new(100.0, 50.0, 400.0, 250.0),
+            BBox::new(105.0, 55.0, 395.0, 255.0),
+            BBox::new(420.0, 150.0, 480.0, 260.0),
+        ];
+        let (scores, classes) = ([0.6, 0.3, 0.8], [1, 3, 0]);
+        assert_eq!(
+            suppress(&boxes, &scores, &classes, 0.5, false),
+            vec![2, 0, 1]
+        );
+        assert_eq!(suppress(&boxes, &scores, &classes, 0.5, true), vec![2, 0]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub enum ModelError {
         expected: String,
         actual: String,
     },
-    #[error("model file {path} ({role}) could not be loaded by ONNX Runtime: {message}")]
+    #[error("model file {path} ({role}) could not be loaded: {message}")]
     Load {
         path: PathBuf,
         role: String,
@@ -36,6 +36,8 @@ pub enum ModelError {
     RuntimeMissing { looked_at: String },
     #[error("ONNX Runtime library {path} could not be loaded: {message}")]
     RuntimeLoad { path: PathBuf, message: String },
+    #[error("choosing what runs the models: {message}")]
+    Engine { message: String },
     #[error("inference with {role} failed: {message}")]
     Inference { role: String, message: String },
     #[error("I/O error on {path}: {source}")]

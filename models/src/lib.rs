@@ -5,6 +5,7 @@
 //! built, so a missing or wrong file is reported by name with the command that fixes it.
 
 pub mod detector;
+pub mod engine;
 pub mod error;
 pub mod geometry;
 pub mod manifest;
@@ -12,6 +13,7 @@ pub mod runtime;
 pub mod text;
 
 pub use detector::{Detection, Detector, Region};
+pub use engine::Backend;
 pub use error::ModelError;
 pub use geometry::BBox;
 pub use manifest::{Manifest, ModelSpec};

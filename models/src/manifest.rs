@@ -76,6 +76,12 @@ pub struct ModelSpec {
     pub confidence: Option<f32>,
     #[serde(default)]
     pub iou: Option<f32>,
+    /// Detectors: suppress overlapping boxes whatever their class, for a model whose
+    /// classes never overlap in the world (one vehicle is one vehicle, however the model
+    /// hesitates between bus and lorry). Off: per class, so a rider and a motorbike
+    /// both stay.
+    #[serde(default)]
+    pub agnostic_nms: bool,
 }
 
 fn default_input_type() -> String {

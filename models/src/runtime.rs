@@ -15,38 +15,32 @@ pub const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
 
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
-/// Candidate locations of the library, in the order they are tried.
-pub fn library_candidates() -> Vec<PathBuf> {
+/// Candidate locations of a runtime library, in the order they are tried: the path in the
+/// environment variable `env`, then `.vigil/<dir>/<name>` under `VIGIL_HOME`, beside the
+/// binary's checkout, and in the checkout this crate was built from.
+pub fn library_candidates(env: &str, dir: &str, name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH") {
+    if let Some(p) = std::env::var_os(env) {
         out.push(PathBuf::from(p));
     }
+    let under = |root: PathBuf| root.join(".vigil").join(dir).join(name);
     if let Some(home) = std::env::var_os("VIGIL_HOME") {
-        out.push(
-            PathBuf::from(home)
-                .join(".vigil/onnxruntime")
-                .join(LIBRARY_NAME),
-        );
+        out.push(under(PathBuf::from(home)));
     }
     // Beside the binary's checkout: target/<profile>/vigil -> ../../.vigil
     if let Ok(exe) = std::env::current_exe() {
         for ancestor in exe.ancestors().skip(1).take(4) {
-            out.push(ancestor.join(".vigil/onnxruntime").join(LIBRARY_NAME));
+            out.push(under(ancestor.to_path_buf()));
         }
     }
-    // The checkout this crate was built from.
-    out.push(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../.vigil/onnxruntime")
-            .join(LIBRARY_NAME),
-    );
+    out.push(under(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")));
     out
 }
 
 /// The process-wide ONNX Runtime environment, created on first use.
 pub fn environment() -> Result<Environment, ModelError> {
     let result = ENVIRONMENT.get_or_init(|| {
-        let candidates = library_candidates();
+        let candidates = library_candidates("ORT_DYLIB_PATH", "onnxruntime", LIBRARY_NAME);
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
             return Err(ModelError::RuntimeMissing {
                 looked_at: candidates
@@ -103,7 +97,7 @@ pub(crate) fn load_session(
     let load_err = |message: String| ModelError::Load {
         path: path.to_owned(),
         role: role.into(),
-        message,
+        message: format!("ONNX Runtime: {message}"),
     };
     ort::session::Session::builder(&env)
         .map_err(|e| load_err(e.to_string()))?

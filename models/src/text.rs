@@ -10,8 +10,8 @@ use image::{GrayImage, Luma, RgbImage};
 use imageproc::region_labelling::{Connectivity, connected_components};
 use ndarray::Array4;
 use ort::session::Session;
-use ort::value::TensorRef;
 
+use crate::engine::{self, Backend, Engine};
 use crate::geometry::BBox;
 use crate::manifest::Manifest;
 use crate::{ModelError, runtime};
@@ -30,8 +30,7 @@ pub struct TextRegion {
 }
 
 pub struct TextDetector {
-    session: Session,
-    input_name: String,
+    engine: Engine,
     /// A longer side above this is scaled down to it (a multiple of 32).
     pub max_side: u32,
     /// A longer side below this is scaled up to it; in between the image is read at its
@@ -49,12 +48,16 @@ pub struct TextDetector {
 
 impl TextDetector {
     pub fn load(manifest: &Manifest, role: &str) -> Result<Self, ModelError> {
+        Self::load_on(manifest, role, engine::backend()?)
+    }
+
+    /// As `load`, run by `backend` instead of the process's choice.
+    pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
         let (path, _) = manifest.verified(role)?;
         let session = runtime::load_session(role, &path)?;
         let input_name = first_input(&session, role, &path)?;
         Ok(Self {
-            session,
-            input_name,
+            engine: Engine::from_session(session, input_name, role, &path, backend)?,
             max_side: 480,
             min_side: 320,
             pixel_threshold: 0.3,
@@ -73,31 +76,31 @@ impl TextDetector {
         let resized = image::imageops::resize(image, nw, nh, image::imageops::FilterType::Triangle);
         const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
         const STD: [f32; 3] = [0.229, 0.224, 0.225];
-        let mut tensor = Array4::<f32>::zeros((1, 3, nh as usize, nw as usize));
+        // Padded (with the mean colour, 0 once normalised) where the engine runs few shapes.
+        let (bw, bh) = (self.engine.bucket(nw), self.engine.bucket(nh));
+        let mut tensor = Array4::<f32>::zeros((1, 3, bh as usize, bw as usize));
         for (x, y, px) in resized.enumerate_pixels() {
             for c in 0..3 {
                 tensor[[0, c, y as usize, x as usize]] =
                     (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
             }
         }
-        let infer_err = |e: ort::Error| ModelError::Inference {
-            role: "text_detector".into(),
-            message: e.to_string(),
-        };
-        let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => input])
-            .map_err(infer_err)?;
-        let prob = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
-        let shape = prob.shape().to_vec();
-        if shape.len() != 4 || shape[2] != nh as usize || shape[3] != nw as usize {
+        let (shape, prob) = self.engine.run(&tensor, "text_detector")?;
+        if shape.len() != 4 || shape[2] != bh as usize || shape[3] != bw as usize {
             return Err(ModelError::Inference {
                 role: "text_detector".into(),
-                message: format!("probability map has shape {shape:?}, expected [1,1,{nh},{nw}]"),
+                message: format!("probability map has shape {shape:?}, expected [1,1,{bh},{bw}]"),
             });
         }
-        let prob: Vec<f32> = prob.iter().copied().collect();
+        let prob: Vec<f32> = if (bw, bh) == (nw, nh) {
+            prob
+        } else {
+            prob.chunks_exact(bw as usize)
+                .take(nh as usize)
+                .flat_map(|row| &row[..nw as usize])
+                .copied()
+                .collect()
+        };
         let regions = regions_from_probability(
             &prob,
             nw,
@@ -235,8 +238,7 @@ pub struct Recognized {
 }
 
 pub struct TextRecognizer {
-    session: Session,
-    input_name: String,
+    engine: Engine,
     /// Index 0 is the CTC blank.
     charset: Vec<String>,
     height: u32,
@@ -244,6 +246,11 @@ pub struct TextRecognizer {
 
 impl TextRecognizer {
     pub fn load(manifest: &Manifest, role: &str) -> Result<Self, ModelError> {
+        Self::load_on(manifest, role, engine::backend()?)
+    }
+
+    /// As `load`, run by `backend` instead of the process's choice.
+    pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
         let (path, _) = manifest.verified(role)?;
         let session = runtime::load_session(role, &path)?;
         let input_name = first_input(&session, role, &path)?;
@@ -261,8 +268,7 @@ impl TextRecognizer {
         charset.extend(characters.lines().map(str::to_owned));
         charset.push(" ".into());
         Ok(Self {
-            session,
-            input_name,
+            engine: Engine::from_session(session, input_name, role, &path, backend)?,
             charset,
             height: 48,
         })
@@ -279,24 +285,17 @@ impl TextRecognizer {
             self.height,
             image::imageops::FilterType::Triangle,
         );
-        let mut tensor = Array4::<f32>::zeros((1, 3, self.height as usize, width as usize));
+        // Padded on the right (with grey, 0 once normalised, as PaddleOCR pads a batch)
+        // where the engine runs few shapes; the padding reads as blanks.
+        let padded = self.engine.bucket(width);
+        let mut tensor = Array4::<f32>::zeros((1, 3, self.height as usize, padded as usize));
         for (x, y, px) in resized.enumerate_pixels() {
             for c in 0..3 {
                 tensor[[0, c, y as usize, x as usize]] = (px.0[c] as f32 / 255.0 - 0.5) / 0.5;
             }
         }
-        let infer_err = |e: ort::Error| ModelError::Inference {
-            role: "text_recognizer".into(),
-            message: e.to_string(),
-        };
-        let input = TensorRef::from_array_view(&tensor).map_err(infer_err)?;
-        let outputs = self
-            .session
-            .run(ort::inputs![self.input_name.as_str() => input])
-            .map_err(infer_err)?;
-        let probs = outputs[0].try_extract_array::<f32>().map_err(infer_err)?;
-        let shape = probs.shape().to_vec();
-        if shape.len() != 3 || shape[2] != self.charset.len() {
+        let (shape, probs) = self.engine.run(&tensor, "text_recognizer")?;
+        if shape.len() != 3 || shape[0] < 1 || shape[2] != self.charset.len() {
             return Err(ModelError::Inference {
                 role: "text_recognizer".into(),
                 message: format!(
@@ -305,10 +304,9 @@ impl TextRecognizer {
                 ),
             });
         }
-        let steps: Vec<(usize, f32)> = probs
-            .index_axis(ndarray::Axis(0), 0)
-            .rows()
-            .into_iter()
+        // The first (only) image's time steps, one row of symbol probabilities each.
+        let steps: Vec<(usize, f32)> = probs[..shape[1] * shape[2]]
+            .chunks_exact(shape[2])
             .map(|row| {
                 row.iter()
                     .enumerate()

@@ -168,8 +168,9 @@ const SIGHTING_MERGE: Duration = Duration::from_secs(10);
 /// 0.14-0.26 in its region (0.19-0.67 in the whole frame) and its red light was lost; at
 /// 48 px and more every violation was found.
 const REGION_MARGIN: u32 = 64;
-/// Regions covering more than this share of the frame between them: the frame is looked
-/// at whole, for the saving would be small.
+/// Regions whose model runs cost more than this share of the whole frame's between them
+/// (in input pixels, padded as the engine pads): the frame is looked at whole, for the
+/// saving would be small.
 const MAX_REGION_SHARE: f64 = 0.85;
 /// How far (pixels) past its path's steady motion a vehicle is allowed to be when
 /// judging whether it can reach a rule's geometry before the next detection.
@@ -322,8 +323,14 @@ impl Analyzer {
             gate.revert();
             return Look::Coast;
         }
-        let area: u64 = regions.iter().map(|r| r.area()).sum();
-        if !detector.takes_regions() || area as f64 > MAX_REGION_SHARE * (w as f64 * h as f64) {
+        // By what the model runs cost: each region runs padded to the input the engine
+        // takes, so two regions of half the frame each cost more than the frame.
+        let cost: u64 = regions
+            .iter()
+            .map(|r| detector.input_pixels(w, h, r.width, r.height))
+            .sum();
+        let whole = detector.input_pixels(w, h, w, h);
+        if !detector.takes_regions() || cost as f64 > MAX_REGION_SHARE * whole as f64 {
             Look::Whole
         } else {
             Look::Regions(regions)
