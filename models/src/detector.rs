@@ -103,8 +103,6 @@ pub fn letterbox_into(image: &RgbImage, canvas: Canvas) -> (Array4<f32>, Letterb
     (tensor, lb)
 }
 
-/// Draw `image` resized by `scale` and centred into batch slot `n` of `tensor` (already
-/// grey).
 /// Non-maximum suppression per class, or across classes where `agnostic`.
 fn suppress(
     boxes: &[BBox],
@@ -120,6 +118,8 @@ fn suppress(
     }
 }
 
+/// Draw `image` resized by `scale` and centred into batch slot `n` of `tensor` (already
+/// grey).
 fn fill(
     image: &RgbImage,
     canvas: Canvas,
