@@ -122,7 +122,13 @@ async fn press(c: &Client, key: char) {
 }
 
 async fn type_into(c: &Client, css: &str, text: &str) {
-    let e = c.find(Locator::Css(css)).await.expect(css);
+    // The page's address changes before its document is built: wait for the field.
+    let e = c
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .expect(css);
     e.clear().await.expect("clear");
     e.send_keys(text).await.expect("type");
 }
