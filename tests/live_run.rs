@@ -21,6 +21,10 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     let key = Arc::new(EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap());
     let events: Arc<Mutex<Vec<ViolationEvent>>> = Arc::default();
     let sink_events = events.clone();
+    // The case store refuses the first violation once (a locked database): the runner
+    // must retry it rather than lose it.
+    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sink_refusals = refusals.clone();
     let sightings: Arc<Mutex<Vec<vigil_ticketing::sightings::Sighting>>> = Arc::default();
     let sink_sightings = sightings.clone();
     let runner = LiveRunner::start(
@@ -30,6 +34,9 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
             models_path: common::models_path(),
             key: key.clone(),
             sink: Arc::new(move |e| {
+                if sink_refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    return Err("database is locked".into());
+                }
                 sink_events.lock().unwrap().push(e);
                 Ok(())
             }),
@@ -47,6 +54,10 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     }
     let metrics = runner.metrics_text();
     runner.shutdown();
+    assert!(
+        metrics.contains("vigil_records_refused_total 1"),
+        "the refusal was not counted:\n{metrics}"
+    );
     let events = events.lock().unwrap().clone();
     assert!(
         !events.is_empty(),

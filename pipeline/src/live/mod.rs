@@ -4,6 +4,7 @@
 pub mod camera;
 pub mod clip;
 pub mod deployment;
+pub mod recorder;
 pub mod ring;
 pub mod runner;
 pub mod test_server;

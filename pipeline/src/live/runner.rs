@@ -24,6 +24,7 @@ use super::LiveError;
 use super::camera::{CameraState, CameraStatus, LiveCamera};
 use super::clip::write_clip;
 use super::deployment::Deployment;
+use super::recorder::{Record, Recorder, RecorderMetrics, RecorderSettings};
 use crate::analyzer::{Analyzer, AnalyzerSettings, Finding, Look, Models};
 use crate::batch::{event_id, violation_event};
 use crate::config::CameraConfig;
@@ -104,6 +105,7 @@ pub struct Metrics {
     last_frame_age: Family<CameraLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     queue: Family<CameraLabel, Gauge>,
     inference: Histogram,
+    recorder: RecorderMetrics,
     /// Camera counters already reported: (frames, dropped, reconnects) per camera.
     seen: Mutex<std::collections::HashMap<String, (u64, u64, u64)>>,
 }
@@ -124,6 +126,7 @@ impl Metrics {
             last_frame_age: Family::default(),
             queue: Family::default(),
             inference: Histogram::new([0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5]),
+            recorder: RecorderMetrics::default(),
             seen: Mutex::default(),
             registry: Registry::default(),
         };
@@ -160,7 +163,7 @@ impl Metrics {
         );
         registry.register(
             "camera_violations",
-            "Violations recorded",
+            "Violations packaged and handed to the case store (see records_*)",
             m.violations.clone(),
         );
         registry.register(
@@ -182,6 +185,26 @@ impl Metrics {
             "inference_seconds",
             "Time to analyse one frame (detector, tracker, rules)",
             m.inference.clone(),
+        );
+        registry.register(
+            "records_recorded",
+            "Cases and plate reads taken by their stores",
+            m.recorder.recorded.clone(),
+        );
+        registry.register(
+            "records_refused",
+            "Attempts a store refused (each is retried)",
+            m.recorder.refused.clone(),
+        );
+        registry.register(
+            "records_waiting",
+            "Cases and plate reads in memory, not yet taken by their stores",
+            m.recorder.waiting.clone(),
+        );
+        registry.register(
+            "records_spooled",
+            "Cases and plate reads written to the spool folder while their store was behind or at a stop",
+            m.recorder.spooled.clone(),
         );
         Self { registry, ..m }
     }
@@ -239,6 +262,7 @@ pub struct LiveRunner {
     stop: Arc<AtomicBool>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
 }
 
 impl LiveRunner {
@@ -270,6 +294,16 @@ impl LiveRunner {
         let slots = Arc::new(slots);
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::new());
+        // Beside the evidence folder: records wait there when their store is behind.
+        let recorder = Arc::new(
+            Recorder::start(
+                settings.sink.clone(),
+                settings.sightings.clone(),
+                RecorderSettings::new(settings.evidence_root.with_file_name("unrecorded")),
+                metrics.recorder.clone(),
+            )
+            .map_err(LiveError::Gst)?,
+        );
         let clip_before = Duration::from_secs_f64(run.clip_before_seconds.max(0.0));
         let clip_after = Duration::from_secs_f64(run.clip_after_seconds.max(0.0));
         let gating = run.motion_gating;
@@ -288,6 +322,7 @@ impl LiveRunner {
                 gating,
                 settings,
                 metrics,
+                recorder: recorder.clone(),
             };
             workers.push(
                 std::thread::Builder::new()
@@ -301,6 +336,7 @@ impl LiveRunner {
             stop,
             workers: Mutex::new(workers),
             metrics,
+            recorder,
         })
     }
 
@@ -367,6 +403,13 @@ impl LiveRunner {
         for slot in self.slots.iter() {
             slot.camera.stop();
         }
+        let flushed = self.recorder.finish();
+        if flushed.spooled > 0 {
+            tracing::warn!(
+                records = flushed.spooled,
+                "cases and plate reads not yet recorded are kept in the spool folder; the next start records them"
+            );
+        }
     }
 }
 
@@ -377,6 +420,7 @@ struct Worker {
     gating: bool,
     settings: RunnerSettings,
     metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
 }
 
 impl Worker {
@@ -472,9 +516,7 @@ impl Worker {
             );
             // A live stream keeps no recording to seek in.
             record.video_offset_ms = None;
-            if let Err(e) = (self.settings.sightings)(record) {
-                tracing::error!(camera = %slot.config.id, error = %e, "a plate read could not be recorded");
-            }
+            self.recorder.submit(Record::Sighting(record));
         }
         self.metrics.inference.observe(t.elapsed().as_secs_f64());
         self.metrics.analysed.get_or_create(&label).inc();
@@ -569,7 +611,9 @@ impl Worker {
         )
         .map_err(|e| e.to_string())?;
         let event = violation_event(camera, id, p.started_at, &p.finding, &package, &source.uri);
-        (self.settings.sink)(event)
+        // Handed over: the recorder retries a refusing store and spools what it cannot hold.
+        self.recorder.submit(Record::Case(event));
+        Ok(())
     }
 }
 
