@@ -114,9 +114,23 @@ pub(crate) fn run_live(
     // this thread may wait for them.
     runner.shutdown();
     let _ = report_stop.send(true);
-    if let Ok(reporter) = runtime.block_on(report_task) {
+    // Health is the cameras page's view, not a record: with the database down each write
+    // would wait out the pool's timeout, so stopping waits only so long for it.
+    let reported = runtime.block_on(async {
+        let reporter = tokio::time::timeout(HEALTH_AT_STOP, report_task)
+            .await
+            .ok()?
+            .ok()?;
         // The page shows them stopped, not frozen in their last state.
-        runtime.block_on(reporter.report(&mut std::collections::HashMap::new()));
+        tokio::time::timeout(
+            HEALTH_AT_STOP,
+            reporter.report(&mut std::collections::HashMap::new()),
+        )
+        .await
+        .ok()
+    });
+    if reported.is_none() {
+        tracing::warn!("the cameras' stopped state could not be written (database slow or down)");
     }
     for s in runner.statuses() {
         eprintln!(
@@ -131,6 +145,8 @@ pub(crate) fn run_live(
 
 /// How often each camera's health goes to the database for the cameras page.
 const HEALTH_EVERY: Duration = Duration::from_secs(2);
+/// How long stopping waits to write the cameras' last health.
+const HEALTH_AT_STOP: Duration = Duration::from_secs(5);
 
 struct HealthReporter {
     runner: std::sync::Arc<LiveRunner>,
