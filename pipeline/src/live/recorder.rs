@@ -158,7 +158,7 @@ impl Recorder {
     }
 
     /// Hand a record over; it never waits for a store. When the queue is full it goes to
-    /// the spool folder, and if even that fails it is recorded here, waiting.
+    /// the spool folder; if even that cannot be written, the log names it as lost.
     pub fn submit(&self, record: Record) {
         let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(tx) = tx else {
