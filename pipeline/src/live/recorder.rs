@@ -27,6 +27,7 @@ use vigil_ticketing::ViolationEvent;
 use vigil_ticketing::plate::PlateColour;
 use vigil_ticketing::sightings::Sighting;
 
+use super::camera::backoff;
 use super::runner::{EventSink, SightingSink};
 
 /// Something for a store: a violation for the case store, a plate read for search.
@@ -239,7 +240,7 @@ fn run(
 ) -> VecDeque<Item> {
     let mut backlog: VecDeque<Item> = VecDeque::new();
     let mut open = true;
-    let mut wait = settings.retry_first;
+    let mut refusals = 0u32;
     let mut retry_at: Option<Instant> = None;
     loop {
         if backlog.is_empty() && shared.spool_unread.swap(false, Ordering::SeqCst) {
@@ -298,14 +299,15 @@ fn run(
                 backlog.pop_front();
                 shared.metrics.recorded.inc();
                 shared.metrics.waiting.dec();
-                wait = settings.retry_first;
+                refusals = 0;
                 retry_at = None;
             }
             Err(e) => {
                 shared.metrics.refused.inc();
+                let wait = backoff(refusals, settings.retry_first, settings.retry_max);
+                refusals += 1;
                 tracing::error!(record = %front.record, error = %e, retry_in = ?wait, waiting = backlog.len(), "the store refused a record; retrying");
                 retry_at = Some(Instant::now() + wait);
-                wait = (wait * 2).min(settings.retry_max);
             }
         }
     }
