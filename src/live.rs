@@ -110,8 +110,8 @@ pub(crate) fn run_live(
             .await
     })?;
     eprintln!("vigil: stopping: finishing the clips in progress");
-    // The workers record through the runtime (its own threads drive the database), so
-    // this thread may wait for them.
+    // The recorder records through the runtime (its own threads drive the database), so
+    // this thread may wait for it.
     runner.shutdown();
     let _ = report_stop.send(true);
     // Health is the cameras page's view, not a record: with the database down each write

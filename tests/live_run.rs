@@ -23,8 +23,7 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     let sink_events = events.clone();
     // The case store refuses the first violation once (a locked database): the runner
     // must retry it rather than lose it.
-    let refusals = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let sink_refusals = refusals.clone();
+    let sink_refusals = std::sync::atomic::AtomicUsize::new(0);
     let sightings: Arc<Mutex<Vec<vigil_ticketing::sightings::Sighting>>> = Arc::default();
     let sink_sightings = sightings.clone();
     let runner = LiveRunner::start(
