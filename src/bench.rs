@@ -284,10 +284,12 @@ pub(crate) fn bench_live(
         let before: Vec<_> = runner.statuses();
         let counts_before = runner.analysis_counts();
         let cpu_before = thread_cpu();
+        let models_before = vigil_models::engine::time_by_role();
         let t = Instant::now();
         std::thread::sleep(Duration::from_secs(seconds));
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_by_kind(&cpu_before, &thread_cpu(), secs);
+        let models_after = vigil_models::engine::time_by_role();
         let after = runner.statuses();
         let counts_after = runner.analysis_counts();
         let rss = rss_mib();
@@ -336,6 +338,23 @@ pub(crate) fn bench_live(
             "         cores used by thread kind: {}",
             cpu.iter()
                 .map(|(k, c)| format!("{k} {c:.2}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        println!(
+            "         model runs in the window: {}",
+            models_after
+                .iter()
+                .map(|(role, after)| {
+                    let before = models_before.get(role).copied().unwrap_or_default();
+                    let runs = after.runs - before.runs;
+                    let time = (after.time - before.time).as_secs_f64();
+                    format!(
+                        "{role} {runs} ({:.1} ms each, {:.2} cores)",
+                        1000.0 * time / runs.max(1) as f64,
+                        time / secs
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         );

@@ -144,7 +144,7 @@ fn plates_are_read_exactly_from_every_fixture_vehicle() {
     }
 }
 
-/// Where the CPU computes in bfloat16, OpenVINO runs the models (`VIGIL_ENGINE=auto`); it
+/// Where the CPU computes in bfloat16 on AMX, OpenVINO runs the models (`VIGIL_ENGINE=auto`); it
 /// must see what ONNX Runtime sees. scripts/setup installs OpenVINO, so this runs it
 /// whatever this CPU's default is (at f32 where bfloat16 is not native).
 #[test]

@@ -1,20 +1,24 @@
-//! What runs a model: ONNX Runtime, or OpenVINO where the CPU computes in bfloat16.
+//! What runs a model: ONNX Runtime, or OpenVINO where the CPU has AMX.
 //!
 //! ONNX Runtime loads, checks and describes every model (its inputs, shapes and metadata)
-//! and runs it everywhere by default. On CPUs with native bfloat16 arithmetic (Intel AMX),
+//! and runs it everywhere by default. On CPUs with AMX (Intel's bfloat16 matrix tiles),
 //! OpenVINO runs the same ONNX file about twice as fast (the detector at 640×384: 34 → 18
 //! ms on one thread, the text recogniser 36 → 14 ms), so there the checked model is handed
-//! to OpenVINO to run. ONNX Runtime has no bfloat16 convolutions on x86, and OpenVINO
-//! computing in f32 was slower than ONNX Runtime on the machines measured, so OpenVINO is
-//! chosen only where it computes in bfloat16, unless `VIGIL_ENGINE` says otherwise:
+//! to OpenVINO to run. ONNX Runtime has no bfloat16 convolutions on x86. OpenVINO
+//! computing in f32 was slower than ONNX Runtime for the detector on the machines
+//! measured, and so was OpenVINO in bfloat16 without AMX: a Xeon whose virtual machine
+//! showed AVX-512 bfloat16 instructions but no AMX ran the detector in 57 ms under
+//! OpenVINO bf16, 37 ms in its f32 and 33 ms under ONNX Runtime. So OpenVINO is chosen
+//! only where it computes in bfloat16 on AMX, unless `VIGIL_ENGINE` says otherwise:
 //!
 //! - `auto` (the default): OpenVINO when its library is installed (scripts/setup puts it in
-//!   `.vigil/openvino/`) and it reports bfloat16 as the CPU's inference precision;
-//!   ONNX Runtime otherwise.
+//!   `.vigil/openvino/`), it reports bfloat16 as the CPU's inference precision and the
+//!   CPU has AMX the kernel lets programs use; ONNX Runtime otherwise.
 //! - `onnxruntime`: always ONNX Runtime.
 //! - `openvino`: always OpenVINO, at whatever precision it picks; an error when it cannot
 //!   be loaded.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
@@ -63,7 +67,7 @@ static BACKEND: OnceLock<Result<Backend, String>> = OnceLock::new();
 pub fn backend() -> Result<Backend, ModelError> {
     let chosen = BACKEND.get_or_init(|| {
         let wanted = std::env::var("VIGIL_ENGINE").unwrap_or_else(|_| "auto".into());
-        let chosen = choose(&wanted, || {
+        let chosen = choose(&wanted, cpu_has_amx(), || {
             openvino_backend().map_err(|e| match e {
                 ModelError::Engine { message } => message,
                 other => other.to_string(),
@@ -82,15 +86,34 @@ pub fn backend() -> Result<Backend, ModelError> {
     }
 }
 
-/// The backend `VIGIL_ENGINE=wanted` asks for, given how OpenVINO loads (lazily: only
-/// what needs it loads it).
+/// Whether the CPU has AMX bfloat16 tiles and the kernel lets programs use them: Linux
+/// lists `amx_bf16` among a CPU's flags only then (a virtual machine may hide AMX on a CPU
+/// that has it, and keep AVX-512's bfloat16 instructions, which are no faster than f32).
+fn cpu_has_amx() -> bool {
+    std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| has_amx_flag(&info))
+}
+
+fn has_amx_flag(cpuinfo: &str) -> bool {
+    cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("flags"))
+        .any(|l| l.split_whitespace().any(|flag| flag == "amx_bf16"))
+}
+
+/// The backend `VIGIL_ENGINE=wanted` asks for on a CPU with or without AMX, given how
+/// OpenVINO loads (lazily: only what needs it loads it).
 fn choose(
     wanted: &str,
+    amx: bool,
     openvino: impl FnOnce() -> Result<Backend, String>,
 ) -> Result<Backend, String> {
     match wanted.trim() {
         "onnxruntime" => Ok(Backend::OnnxRuntime),
         "openvino" => openvino(),
+        "auto" | "" if !amx => {
+            tracing::debug!("no AMX on this CPU; using ONNX Runtime");
+            Ok(Backend::OnnxRuntime)
+        }
         "auto" | "" => Ok(match openvino() {
             Ok(b @ Backend::OpenVino { precision: "bf16" }) => b,
             Ok(other) => {
@@ -178,6 +201,21 @@ fn openvino() -> Result<&'static OpenVino, ModelError> {
     })
 }
 
+/// How often a model role ran in this process and how long it took in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoleTime {
+    pub runs: u64,
+    pub time: std::time::Duration,
+}
+
+static TIME_BY_ROLE: Mutex<BTreeMap<String, RoleTime>> = Mutex::new(BTreeMap::new());
+
+/// Each model role's runs and time so far in this process, every engine together: where
+/// the inference time goes (a benchmark takes the difference over its window).
+pub fn time_by_role() -> BTreeMap<String, RoleTime> {
+    TIME_BY_ROLE.lock().map(|t| t.clone()).unwrap_or_default()
+}
+
 /// One loaded model, run by the process's backend.
 pub(crate) enum Engine {
     Ort {
@@ -247,8 +285,24 @@ impl Engine {
         }
     }
 
-    /// Run on one f32 input; the first output's shape and values.
+    /// Run on one f32 input; the first output's shape and values. The time it took is
+    /// added to the role's total (see [`time_by_role`]).
     pub(crate) fn run(
+        &mut self,
+        tensor: &Array4<f32>,
+        role: &str,
+    ) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let started = std::time::Instant::now();
+        let result = self.run_untimed(tensor, role);
+        if let Ok(mut times) = TIME_BY_ROLE.lock() {
+            let entry = times.entry(role.to_owned()).or_default();
+            entry.runs += 1;
+            entry.time += started.elapsed();
+        }
+        result
+    }
+
+    fn run_untimed(
         &mut self,
         tensor: &Array4<f32>,
         role: &str,
@@ -322,28 +376,51 @@ mod tests {
     const F32: Backend = Backend::OpenVino { precision: "f32" };
 
     #[test]
-    fn auto_takes_openvino_only_where_it_computes_in_bfloat16() {
-        assert_eq!(choose("auto", || Ok(BF16)), Ok(BF16));
-        assert_eq!(choose("", || Ok(BF16)), Ok(BF16));
-        assert_eq!(choose("auto", || Ok(F32)), Ok(Backend::OnnxRuntime));
+    fn auto_takes_openvino_only_where_it_computes_in_bfloat16_on_amx() {
+        assert_eq!(choose("auto", true, || Ok(BF16)), Ok(BF16));
+        assert_eq!(choose("", true, || Ok(BF16)), Ok(BF16));
+        assert_eq!(choose("auto", true, || Ok(F32)), Ok(Backend::OnnxRuntime));
         assert_eq!(
-            choose("auto", || Err("not installed".into())),
+            choose("auto", true, || Err("not installed".into())),
+            Ok(Backend::OnnxRuntime)
+        );
+        // bfloat16 without AMX (AVX-512 BF16 alone) ran slower than ONNX Runtime's f32.
+        assert_eq!(
+            choose("auto", false, || panic!("OpenVINO must not be loaded")),
             Ok(Backend::OnnxRuntime)
         );
     }
 
     #[test]
     fn an_explicit_choice_is_kept_or_fails_clearly() {
-        assert_eq!(choose("openvino", || Ok(F32)), Ok(F32));
+        assert_eq!(choose("openvino", false, || Ok(BF16)), Ok(BF16));
+        assert_eq!(choose("openvino", true, || Ok(F32)), Ok(F32));
         assert_eq!(
-            choose(" onnxruntime ", || panic!("OpenVINO must not be loaded")),
+            choose(" onnxruntime ", true, || panic!(
+                "OpenVINO must not be loaded"
+            )),
             Ok(Backend::OnnxRuntime)
         );
         assert_eq!(
-            choose("openvino", || Err("libopenvino_c.so.2641 not found".into())),
+            choose("openvino", true, || Err(
+                "libopenvino_c.so.2641 not found".into()
+            )),
             Err("libopenvino_c.so.2641 not found".into())
         );
-        let err = choose("tensorrt", || Ok(BF16)).unwrap_err();
+        let err = choose("tensorrt", true, || Ok(BF16)).unwrap_err();
         assert!(err.contains("VIGIL_ENGINE=\"tensorrt\""), "{err}");
+    }
+
+    #[test]
+    fn amx_is_read_from_the_cpu_flags_the_kernel_lists() {
+        let sapphire_rapids =
+            "processor\t: 0\nflags\t\t: fpu avx512_bf16 amx_bf16 amx_tile amx_int8\n";
+        let hidden = "processor\t: 0\nflags\t\t: fpu avx512_bf16 avx512_fp16 avx_vnni\n";
+        assert!(has_amx_flag(sapphire_rapids));
+        assert!(!has_amx_flag(hidden));
+        assert!(!has_amx_flag(
+            "model name\t: amx_bf16 in a name is no flag\n"
+        ));
+        assert!(!has_amx_flag(""));
     }
 }
