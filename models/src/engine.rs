@@ -294,10 +294,24 @@ impl Engine {
     ) -> Result<(Vec<usize>, Vec<f32>), ModelError> {
         let started = std::time::Instant::now();
         let result = self.run_untimed(tensor, role);
+        let took = started.elapsed();
         if let Ok(mut times) = TIME_BY_ROLE.lock() {
-            let entry = times.entry(role.to_owned()).or_default();
-            entry.runs += 1;
-            entry.time += started.elapsed();
+            // The role's name is copied once, not on every run.
+            match times.get_mut(role) {
+                Some(total) => {
+                    total.runs += 1;
+                    total.time += took;
+                }
+                None => {
+                    times.insert(
+                        role.to_owned(),
+                        RoleTime {
+                            runs: 1,
+                            time: took,
+                        },
+                    );
+                }
+            }
         }
         result
     }
