@@ -6,10 +6,13 @@
 //! ms on one thread, the text recogniser 36 → 14 ms), so there the checked model is handed
 //! to OpenVINO to run. ONNX Runtime has no bfloat16 convolutions on x86. OpenVINO
 //! computing in f32 was slower than ONNX Runtime for the detector on the machines
-//! measured, and so was OpenVINO in bfloat16 without AMX: a Xeon whose virtual machine
-//! showed AVX-512 bfloat16 instructions but no AMX ran the detector in 57 ms under
-//! OpenVINO bf16, 37 ms in its f32 and 33 ms under ONNX Runtime. So OpenVINO is chosen
-//! only where it computes in bfloat16 on AMX, unless `VIGIL_ENGINE` says otherwise:
+//! measured. Without AMX, bfloat16 on AVX-512 alone lost or barely won: a Xeon whose
+//! virtual machine showed AVX-512 bfloat16 instructions but no AMX ran the detector in
+//! 57 ms under OpenVINO bf16 against 33 ms under ONNX Runtime, and a Zen 5 EPYC, faster
+//! per model under OpenVINO bf16 (13 against 20 ms), kept the same cameras in real time
+//! under either, its inference threads only 7 % less busy once inputs were padded for
+//! OpenVINO. So OpenVINO is chosen only where it computes in bfloat16 on AMX, unless
+//! `VIGIL_ENGINE` says otherwise:
 //!
 //! - `auto` (the default): OpenVINO when its library is installed (scripts/setup puts it in
 //!   `.vigil/openvino/`), it reports bfloat16 as the CPU's inference precision and the
@@ -88,7 +91,7 @@ pub fn backend() -> Result<Backend, ModelError> {
 
 /// Whether the CPU has AMX bfloat16 tiles and the kernel lets programs use them: Linux
 /// lists `amx_bf16` among a CPU's flags only then (a virtual machine may hide AMX on a CPU
-/// that has it, and keep AVX-512's bfloat16 instructions, which are no faster than f32).
+/// that has it, and keep AVX-512's bfloat16 instructions, which gain little or lose).
 fn cpu_has_amx() -> bool {
     std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|info| has_amx_flag(&info))
 }
@@ -398,7 +401,7 @@ mod tests {
             choose("auto", true, || Err("not installed".into())),
             Ok(Backend::OnnxRuntime)
         );
-        // bfloat16 without AMX (AVX-512 BF16 alone) ran slower than ONNX Runtime's f32.
+        // bfloat16 without AMX (AVX-512 BF16 alone) lost to ONNX Runtime or barely won.
         assert_eq!(
             choose("auto", false, || panic!("OpenVINO must not be loaded")),
             Ok(Backend::OnnxRuntime)
