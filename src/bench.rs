@@ -101,19 +101,19 @@ pub(crate) fn uuid_like(pid: u32) -> u128 {
     ((pid as u128) << 64) | Utc::now().timestamp_nanos_opt().unwrap_or_default() as u128
 }
 
-pub(crate) fn bench_event(run: u128, n: u32) -> vigil_ticketing::ViolationEvent {
+pub(crate) fn bench_event(run: u128, n: u32) -> vigil_core::ViolationEvent {
     let start: DateTime<Utc> = "2025-03-01T01:00:00Z"
         .parse()
         .unwrap_or_else(|_| Utc::now());
-    vigil_ticketing::ViolationEvent {
-        schema_version: vigil_ticketing::EVENT_SCHEMA_VERSION,
+    vigil_core::ViolationEvent {
+        schema_version: vigil_core::EVENT_SCHEMA_VERSION,
         event_id: uuid::Uuid::from_u128(run ^ ((n as u128) << 96) ^ n as u128),
         camera_id: format!("cam-{}", n % 50),
         camera_name: format!("Camera {}", n % 50),
         location: "Bench junction".into(),
-        violation: vigil_ticketing::ViolationKind::RedLight,
+        violation: vigil_core::ViolationKind::RedLight,
         occurred_at: start + chrono::Duration::seconds(n as i64 * 7),
-        plate: Some(vigil_ticketing::PlateReading {
+        plate: Some(vigil_core::PlateReading {
             text: format!("98A-{:03}.{:02}", (n / 100) % 1000, n % 100),
             confidence: 0.97,
             raw_lines: vec![],

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use vigil_ticketing::sightings::Sighting;
-use vigil_ticketing::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent};
+use vigil_core::Sighting;
+use vigil_core::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent};
 
 use crate::analyzer::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
 use crate::config::CameraConfig;

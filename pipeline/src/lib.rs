@@ -3,7 +3,7 @@
 //! Stages, in the order a frame meets them: [`source`] (GStreamer decode to RGB at the
 //! analysis rate) → [`analyzer`] (vehicle detector, [`tracker`], [`rules`], [`signal`]) →
 //! [`plate_reader`] for the violating track → [`evidence`] → a
-//! [`vigil_ticketing::ViolationEvent`] built by [`batch`].
+//! [`vigil_core::ViolationEvent`] built by [`batch`].
 
 pub mod analyzer;
 pub mod batch;
@@ -14,7 +14,7 @@ pub mod exposure;
 pub mod frame;
 pub mod live;
 /// The plate grammar lives with the cases (ticketing checks corrected plates against it).
-pub use vigil_ticketing::plate;
+pub use vigil_core::plate;
 pub mod motion;
 pub mod plate_colour;
 pub mod plate_reader;

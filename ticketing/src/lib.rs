@@ -8,27 +8,20 @@
 pub mod audit;
 pub mod auth;
 pub mod cameras;
-pub mod clock;
 pub mod deadlines;
-pub mod event;
 pub mod fines;
 pub mod http;
 pub mod intake;
 pub mod lifecycle;
 pub mod notice;
 pub mod owner;
-pub mod plate;
 pub mod review;
 pub mod sightings;
 pub mod store;
-#[cfg(any(test, feature = "test-support"))]
-pub mod testing;
 
 pub use auth::Role;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use event::{EVENT_SCHEMA_VERSION, PlateReading, ViolationEvent, ViolationKind};
 pub use fines::{Fine, FineSchedules, VehicleCategory};
 pub use intake::Intake;
 pub use lifecycle::{CaseState, RejectReason};
 pub use notice::Agency;
-pub use store::{CaseStore, CaseSummary, Recorded, StoreError};
+pub use store::{CaseStore, CaseSummary, StoreError};

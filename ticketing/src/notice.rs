@@ -163,7 +163,7 @@ impl CaseStore {
                         .map_err(|e| corrupt(format!("case {case_id}"), e))?;
                 }
                 let event_json: String = row.try_get("event_json")?;
-                let event = crate::ViolationEvent::from_json(&event_json)
+                let event = vigil_core::ViolationEvent::from_json(&event_json)
                     .map_err(|e| corrupt(format!("case {case_id}"), e))?;
                 let occurred: String = row.try_get("occurred_at")?;
                 let occurred = parse_ts(&format!("case {case_id}"), &occurred)?;

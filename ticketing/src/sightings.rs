@@ -12,29 +12,51 @@ use serde::Serialize;
 use sqlx::Row;
 use uuid::Uuid;
 
-use crate::plate::PlateColour;
 use crate::store::{CaseStore, StoreError, fold_plate, parse_ts, ts};
+use vigil_core::plate::PlateColour;
 
-/// One plate read.
+pub use vigil_core::Sighting;
+
+/// A sighting as API clients see it: where its picture lies on the server stays there; a
+/// client is told only whether there is one (`GET /api/sightings/{id}/thumbnail`).
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Sighting {
+#[schema(as = Sighting)]
+pub struct SightingView {
     /// Derived from the camera, the source and the moment: recording twice adds nothing.
     pub sighting_id: Uuid,
     pub camera_id: String,
     pub plate: String,
     pub confidence: f32,
     pub vehicle_class: String,
+    #[schema(value_type = Option<crate::http::schema::PlateColourSchema>)]
     pub plate_colour: Option<PlateColour>,
     pub seen_at: DateTime<Utc>,
     /// The video it was read from (file path, or stream URL without credentials).
     pub source: String,
-    /// A picture of the vehicle, when one was kept. Its path stays on the server: a
-    /// client is told only whether there is one (`GET /api/sightings/{id}/thumbnail`).
-    #[serde(rename = "has_thumbnail", serialize_with = "crate::cameras::is_some")]
-    #[schema(value_type = bool)]
-    pub thumbnail: Option<String>,
+    pub has_thumbnail: bool,
     /// Where in the source it was read, when the source is a recording.
     pub video_offset_ms: Option<u64>,
+}
+
+impl From<&Sighting> for SightingView {
+    fn from(s: &Sighting) -> Self {
+        Self {
+            sighting_id: s.sighting_id,
+            camera_id: s.camera_id.clone(),
+            plate: s.plate.clone(),
+            confidence: s.confidence,
+            vehicle_class: s.vehicle_class.clone(),
+            plate_colour: s.plate_colour,
+            seen_at: s.seen_at,
+            source: s.source.clone(),
+            has_thumbnail: s.thumbnail.is_some(),
+            video_offset_ms: s.video_offset_ms,
+        }
+    }
+}
+
+fn as_view<S: serde::Serializer>(s: &Sighting, ser: S) -> Result<S::Ok, S::Error> {
+    SightingView::from(s).serialize(ser)
 }
 
 /// What to search for; every field but `plate` narrows.
@@ -56,6 +78,8 @@ pub struct Found {
     /// 1.0 for the whole plate (look-alikes aside); less for a part of it, or for a
     /// plate one character away.
     pub score: f32,
+    #[serde(serialize_with = "as_view")]
+    #[schema(value_type = SightingView)]
     pub sighting: Sighting,
 }
 
@@ -341,9 +365,8 @@ fn sighting_from_row(row: &sqlx::any::AnyRow) -> Result<Sighting, StoreError> {
         confidence: row.try_get::<f64, _>("confidence")? as f32,
         vehicle_class: row.try_get("vehicle_class")?,
         plate_colour: colour
-            .map(|c| serde_json::from_value(serde_json::Value::String(c)))
-            .transpose()
-            .map_err(|e| corrupt(e.to_string()))?,
+            .map(|c| PlateColour::parse(&c).ok_or_else(|| corrupt(format!("plate colour `{c}`"))))
+            .transpose()?,
         seen_at: parse_ts(&id, &row.try_get::<String, _>("seen_at")?)?,
         source: row.try_get("source")?,
         thumbnail: row.try_get("thumbnail")?,
@@ -351,166 +374,4 @@ fn sighting_from_row(row: &sqlx::any::AnyRow) -> Result<Sighting, StoreError> {
             .try_get::<Option<i64>, _>("video_offset_ms")?
             .map(|v| v.max(0) as u64),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key(s: &str) -> String {
-        fold_plate(s)
-    }
-
-    #[test]
-    fn look_alikes_score_as_the_plate_itself() {
-        assert_eq!(similarity(&key("98A-l23.4S"), &key("98A-123.45")), 1.0);
-        assert_eq!(similarity(&key("99-B1 123.45"), &key("99B1-123.45")), 1.0);
-    }
-
-    #[test]
-    fn parts_score_by_how_much_they_cover_and_one_wrong_character_is_forgiven() {
-        let whole = key("98A-123.45");
-        let part = similarity(&key("123.45"), &whole);
-        assert!(part > 0.5 && part < 1.0, "{part}");
-        assert!(similarity(&key("A12345"), &whole) > part);
-        // 7 read as 1 (not a look-alike pair): one edit.
-        let one_off = similarity(&key("98A-723.45"), &whole);
-        assert!(one_off > 0.7 && one_off < 1.0, "{one_off}");
-        // A digit missing, a digit extra.
-        assert!(similarity(&key("98A-12345"), &key("98A-123.456")) > 0.7);
-        assert!(similarity(&key("98A-1234"), &whole) > 0.5);
-        // Two wrong characters: another plate.
-        assert_eq!(similarity(&key("98A-773.45"), &whole), 0.0);
-        assert_eq!(similarity(&key("30K-999.99"), &whole), 0.0);
-        // A short part must match as typed (look-alikes aside).
-        assert_eq!(similarity(&key("128.45"), &whole), 0.0);
-        // A whole plate typed is not found inside a longer, different plate.
-        assert_eq!(similarity(&key("98A-123.45"), &key("99B1-123.45")), 0.0);
-        // A longer part, one character off, is.
-        assert!(similarity(&key("A-723.45"), &key("98A-123.45")) > 0.5);
-    }
-
-    #[test]
-    fn every_candidate_pattern_is_narrow_enough_for_a_trigram_index() {
-        let patterns = candidate_patterns(&key("98A-123.45"));
-        assert!(patterns.contains(&format!("%{}%", key("98A-123.45"))));
-        assert!(patterns.contains(&format!("%{}_{}%", key("98A-1"), key("3.45"))));
-        assert!(patterns.len() > 20, "{patterns:?}");
-        for p in &patterns {
-            let longest = p
-                .trim_matches('%')
-                .split('_')
-                .map(str::len)
-                .max()
-                .unwrap_or(0);
-            assert!(longest >= 3, "{p}");
-        }
-        // A short part is matched as typed, nothing more.
-        assert_eq!(candidate_patterns(&key("123.45")).len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_plate_one_digit_off_is_found_among_thousands_that_share_half_of_it() {
-        for (backend, store, _dir) in crate::testing::both().await {
-            // 6,000 newer sightings share the first half of the plate meant: more than a
-            // search fetches, so a search by halves would lose the one meant.
-            let start = seen(0, "cam-1", "98A-123.45", 0).seen_at;
-            let crowd: Vec<Sighting> = (0..6000u32)
-                .map(|n| Sighting {
-                    sighting_id: Uuid::from_u128(1_000_000 + n as u128),
-                    plate: format!("98A-1{:02}.{:02}", 30 + n % 70, n / 70),
-                    seen_at: start + chrono::Duration::minutes(10 + n as i64),
-                    ..seen(0, "cam-2", "", 0)
-                })
-                .collect();
-            store.record_sightings(&crowd).await.unwrap();
-            let meant = seen(1, "cam-1", "98A-123.45", 0);
-            store.record_sighting(&meant).await.unwrap();
-            // 7 typed for the 4.
-            let found = store
-                .search_sightings(&SightingQuery {
-                    plate: "98A-123.75".into(),
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
-            assert!(
-                found
-                    .iter()
-                    .any(|f| f.sighting.sighting_id == meant.sighting_id),
-                "{backend}: {:?}",
-                found.iter().map(|f| &f.sighting.plate).collect::<Vec<_>>()
-            );
-        }
-    }
-
-    fn seen(n: u32, camera: &str, plate: &str, minutes: i64) -> Sighting {
-        Sighting {
-            sighting_id: Uuid::from_u128(n as u128),
-            camera_id: camera.into(),
-            plate: plate.into(),
-            confidence: 0.95,
-            vehicle_class: if plate.len() > 10 { "motorbike" } else { "car" }.into(),
-            plate_colour: Some(PlateColour::White),
-            seen_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:00+07:00")
-                .unwrap()
-                .to_utc()
-                + chrono::Duration::minutes(minutes),
-            source: "a.mp4".into(),
-            thumbnail: None,
-            video_offset_ms: Some(n as u64 * 1000),
-        }
-    }
-
-    #[tokio::test]
-    async fn sightings_are_found_by_what_ocr_might_have_read_on_both_backends() {
-        for (backend, store, _dir) in crate::testing::both().await {
-            let all = [
-                seen(1, "cam-1", "98A-123.45", 0),
-                seen(2, "cam-2", "98A-123.45", 30),
-                seen(3, "cam-1", "98A-128.45", 10),
-                seen(4, "cam-1", "99B1-123.45", 20),
-                seen(5, "cam-2", "30K-999.99", 40),
-            ];
-            for s in &all {
-                assert!(store.record_sighting(s).await.unwrap(), "{backend}");
-            }
-            assert!(
-                !store.record_sighting(&all[0]).await.unwrap(),
-                "{backend}: twice is once"
-            );
-
-            let search = |plate: &str| SightingQuery {
-                plate: plate.into(),
-                ..Default::default()
-            };
-            let found = store.search_sightings(&search("98A-l23.4S")).await.unwrap();
-            let plates: Vec<(&str, f32)> = found
-                .iter()
-                .map(|f| (f.sighting.plate.as_str(), f.score))
-                .collect();
-            // Both exact sightings first (newest first), then the one a digit away.
-            assert_eq!(plates[0], ("98A-123.45", 1.0), "{backend}: {plates:?}");
-            assert_eq!(found[0].sighting, all[1], "{backend}");
-            assert_eq!(plates[1], ("98A-123.45", 1.0), "{backend}");
-            assert_eq!(plates[2].0, "98A-128.45", "{backend}: {plates:?}");
-            assert!(plates.iter().all(|(p, _)| *p != "30K-999.99"), "{backend}");
-            // A part of a plate; filters narrow.
-            let part = store.search_sightings(&search("123.45")).await.unwrap();
-            assert_eq!(part.len(), 3, "{backend}: {part:?}");
-            let on_cam_1 = store
-                .search_sightings(&SightingQuery {
-                    camera_id: Some("cam-1".into()),
-                    to: Some(all[3].seen_at),
-                    ..search("123.45")
-                })
-                .await
-                .unwrap();
-            let ids: Vec<Uuid> = on_cam_1.iter().map(|f| f.sighting.sighting_id).collect();
-            assert_eq!(ids.len(), 2, "{backend}: {on_cam_1:?}");
-            assert!(ids.contains(&all[0].sighting_id) && ids.contains(&all[3].sighting_id));
-            let err = store.search_sightings(&search("9-.")).await.unwrap_err();
-            assert!(err.to_string().contains("at least 3"), "{backend}: {err}");
-        }
-    }
 }

@@ -5,9 +5,10 @@ use serde::Serialize;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
-use crate::event::ViolationEvent;
 use crate::fines::Fine;
 use crate::lifecycle::CaseState;
+pub use vigil_core::Recorded;
+use vigil_core::event::ViolationEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,25 +37,6 @@ pub enum StoreError {
     Invalid(String),
     #[error("no notice {0} for that plate")]
     NoticeNotFound(String),
-}
-
-/// What recording an event did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recorded {
-    New(i64),
-    /// The event was recorded before; nothing changed.
-    Duplicate(i64),
-    /// Another event of the same plate, violation and camera within the dedup window made
-    /// this case; the event and its evidence were added to it.
-    Merged(i64),
-}
-
-impl Recorded {
-    pub fn case_id(&self) -> i64 {
-        match *self {
-            Recorded::New(id) | Recorded::Duplicate(id) | Recorded::Merged(id) => id,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -146,24 +128,7 @@ pub(crate) fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError>
         })
 }
 
-/// A plate reduced to what OCR cannot confuse: separators dropped, upper case, and each
-/// group of look-alikes (0/O/D, 1/I/L, 8/B, 5/S, 2/Z, 6/G) folded to one character.
-/// Kept in step with the SQL in the lifecycle migration.
-pub fn fold_plate(plate: &str) -> String {
-    plate
-        .chars()
-        .filter(|c| !matches!(c, '-' | '.' | ' '))
-        .map(|c| match c.to_ascii_uppercase() {
-            'O' | 'D' => '0',
-            'I' | 'L' => '1',
-            'B' => '8',
-            'S' => '5',
-            'Z' => '2',
-            'G' => '6',
-            other => other,
-        })
-        .collect()
-}
+pub use vigil_core::look_alike::fold_plate;
 
 /// `'a', 'b'` for `state IN (…)`: the names are ours, never input, so they can be inlined.
 pub(crate) fn in_list(states: &[CaseState]) -> String {
@@ -283,6 +248,12 @@ impl CaseStore {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// The connection pool itself, for maintenance and for the tests that check the
+    /// database's own guards (history and audit rows that refuse to change).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// A write transaction. SQLite takes its write lock at the start, so two writers that
@@ -592,8 +563,10 @@ impl CaseStore {
                 .fetch_optional(&self.pool)
                 .await?;
         row.map(|(event_id, json)| {
-            ViolationEvent::from_json(&json)
-                .map_err(|message| StoreError::Corrupt { event_id, message })
+            ViolationEvent::from_json(&json).map_err(|e| StoreError::Corrupt {
+                event_id,
+                message: e.to_string(),
+            })
         })
         .transpose()
     }
@@ -611,9 +584,9 @@ impl CaseStore {
         row.map(|(case_id, json)| {
             ViolationEvent::from_json(&json)
                 .map(|e| (case_id, e))
-                .map_err(|message| StoreError::Corrupt {
+                .map_err(|e| StoreError::Corrupt {
                     event_id: event_id.to_string(),
-                    message,
+                    message: e.to_string(),
                 })
         })
         .transpose()
@@ -719,7 +692,7 @@ pub(crate) async fn append_history(
 }
 
 /// A database URL fit for an error message: no password.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -727,245 +700,5 @@ pub(crate) fn redact(url: &str) -> String {
             format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
         }
         _ => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::event::sample_event;
-
-    fn now() -> DateTime<Utc> {
-        "2025-03-01T02:00:00Z".parse().unwrap()
-    }
-
-    fn window() -> Duration {
-        Duration::minutes(5)
-    }
-
-    #[tokio::test]
-    async fn the_same_event_recorded_three_times_is_one_case() {
-        for (backend, store, _dir) in crate::testing::both().await {
-            eprintln!("backend {backend}");
-            the_same_event_three_times(store).await;
-        }
-    }
-
-    async fn the_same_event_three_times(store: CaseStore) {
-        let record = |n| {
-            let store = store.clone();
-            async move {
-                store
-                    .record(&sample_event(n), None, now(), window())
-                    .await
-                    .unwrap()
-            }
-        };
-        let first = record(7).await;
-        let Recorded::New(id) = first else {
-            panic!("first record was {first:?}")
-        };
-        assert_eq!(record(7).await, Recorded::Duplicate(id));
-        assert_eq!(record(7).await, Recorded::Duplicate(id));
-        assert!(matches!(record(8).await, Recorded::New(_)));
-        let cases = store.list().await.unwrap();
-        assert_eq!(cases.len(), 2);
-        assert_eq!(cases[0].plate.as_deref(), Some("98A-123.45"));
-        assert_eq!(cases[0].state, "detected");
-        assert_eq!(store.event(id).await.unwrap(), Some(sample_event(7)));
-        let detail = store.case(id).await.unwrap();
-        assert_eq!(detail.events.len(), 1);
-        assert_eq!(detail.history.len(), 1);
-        assert_eq!(detail.history[0].action, "detected");
-    }
-
-    #[tokio::test]
-    async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keeping_all_evidence()
-    {
-        for (backend, store, _dir) in crate::testing::both().await {
-            let base = sample_event(1);
-            let at = |e: &ViolationEvent, id: u128, secs: i64, evidence: &str| {
-                let mut e = e.clone();
-                e.event_id = uuid::Uuid::from_u128(id);
-                e.occurred_at = base.occurred_at + Duration::seconds(secs);
-                e.evidence_dir = evidence.into();
-                e
-            };
-            let first = store.record(&base, None, now(), window()).await.unwrap();
-            let id = first.case_id();
-            // 4 min later: merges; 8 min after the first (4 after the second): merges too,
-            // the window runs from the case's latest event.
-            for (n, secs) in [(100, 240), (101, 480)] {
-                assert_eq!(
-                    store
-                        .record(
-                            &at(&base, n, secs, &format!("/e/{n}")),
-                            None,
-                            now(),
-                            window()
-                        )
-                        .await
-                        .unwrap(),
-                    Recorded::Merged(id),
-                    "{backend}"
-                );
-            }
-            // 20 min later: a new case. Another camera, violation-time or plate: new cases.
-            let late = at(&base, 102, 1200, "/e/102");
-            assert!(matches!(
-                store.record(&late, None, now(), window()).await.unwrap(),
-                Recorded::New(n) if n != id
-            ));
-            let mut other_camera = at(&base, 103, 10, "/e/103");
-            other_camera.camera_id = "cam-2".into();
-            assert!(matches!(
-                store
-                    .record(&other_camera, None, now(), window())
-                    .await
-                    .unwrap(),
-                Recorded::New(_)
-            ));
-            let mut no_plate = at(&base, 104, 10, "/e/104");
-            no_plate.plate = None;
-            assert!(matches!(
-                store
-                    .record(&no_plate, None, now(), window())
-                    .await
-                    .unwrap(),
-                Recorded::New(_)
-            ));
-            let detail = store.case(id).await.unwrap();
-            let dirs: Vec<_> = detail
-                .events
-                .iter()
-                .map(|e| e.evidence_dir.as_str())
-                .collect();
-            assert_eq!(dirs, ["/tmp/e", "/e/100", "/e/101"], "{backend}");
-            assert_eq!(
-                detail
-                    .history
-                    .iter()
-                    .map(|h| h.action.as_str())
-                    .collect::<Vec<_>>(),
-                ["detected", "event_merged", "event_merged"]
-            );
-            // Merging the same event again is still a duplicate.
-            assert_eq!(
-                store
-                    .record(&at(&base, 100, 240, "/e/100"), None, now(), window())
-                    .await
-                    .unwrap(),
-                Recorded::Duplicate(id)
-            );
-            assert_eq!(store.count().await.unwrap(), 4, "{backend}");
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn a_thousand_events_from_ten_concurrent_writers_make_exactly_the_expected_cases() {
-        for (backend, store, _dir) in crate::testing::both().await {
-            // Writer w sends events w*100 .. w*100+99, and every writer also resends the
-            // first ten events of the writer before it: 1,000 distinct events, 1,100 sends.
-            let mut writers = Vec::new();
-            for w in 0..10u128 {
-                let store = store.clone();
-                writers.push(tokio::spawn(async move {
-                    let mut outcomes = (0, 0);
-                    let resend = ((w + 9) % 10) * 100;
-                    for n in (w * 100..w * 100 + 100).chain(resend..resend + 10) {
-                        match store
-                            .record(&sample_event(n + 1), None, now(), window())
-                            .await
-                            .unwrap()
-                        {
-                            Recorded::New(_) => outcomes.0 += 1,
-                            Recorded::Duplicate(_) => outcomes.1 += 1,
-                            Recorded::Merged(id) => panic!("merged into {id}"),
-                        }
-                    }
-                    outcomes
-                }));
-            }
-            let (mut new, mut dup) = (0, 0);
-            for w in writers {
-                let (n, d) = w.await.unwrap();
-                new += n;
-                dup += d;
-            }
-            assert_eq!((new, dup), (1000, 100), "{backend}");
-            assert_eq!(store.count().await.unwrap(), 1000, "{backend}");
-        }
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_events_of_one_vehicle_make_one_case() {
-        for (backend, store, _dir) in crate::testing::both().await {
-            // Ten writers at once, each with a different event of the same plate a few
-            // seconds apart: the dedup lock must give exactly one case holding all ten.
-            let mut writers = Vec::new();
-            for w in 0..10u128 {
-                let store = store.clone();
-                writers.push(tokio::spawn(async move {
-                    let mut e = sample_event(1);
-                    e.event_id = uuid::Uuid::from_u128(500 + w);
-                    e.occurred_at += Duration::seconds(w as i64);
-                    store.record(&e, None, now(), window()).await.unwrap()
-                }));
-            }
-            for w in writers {
-                w.await.unwrap();
-            }
-            assert_eq!(store.count().await.unwrap(), 1, "{backend}");
-            let id = store.list().await.unwrap()[0].id;
-            assert_eq!(store.case(id).await.unwrap().events.len(), 10);
-        }
-    }
-
-    #[tokio::test]
-    async fn history_rows_cannot_be_changed_or_deleted() {
-        for (backend, store, _dir) in crate::testing::both().await {
-            store
-                .record(&sample_event(1), None, now(), window())
-                .await
-                .unwrap();
-            for sql in [
-                "UPDATE case_history SET actor = 'someone else'",
-                "DELETE FROM case_history",
-            ] {
-                let err = sqlx::query(sql).execute(&store.pool).await.unwrap_err();
-                assert!(err.to_string().contains("append-only"), "{backend}: {err}");
-            }
-        }
-    }
-
-    #[test]
-    fn plates_fold_what_ocr_confuses() {
-        assert_eq!(fold_plate("98A-123.45"), fold_plate("98A-l23.4S"));
-        assert_eq!(fold_plate("98A-123.45"), "98A12345");
-        assert_eq!(fold_plate("29-B1 002.33"), fold_plate("29-81 OO2.33"));
-        assert_ne!(fold_plate("98A-123.45"), fold_plate("98A-123.46"));
-    }
-
-    #[test]
-    fn passwords_stay_out_of_error_messages() {
-        assert_eq!(
-            redact("postgres://vigil:s3cret@db:5432/vigil"),
-            "postgres://vigil:***@db:5432/vigil"
-        );
-        assert_eq!(redact("sqlite://data/vigil.db"), "sqlite://data/vigil.db");
-    }
-
-    #[tokio::test]
-    async fn reopening_keeps_cases() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cases.db");
-        let store = CaseStore::open_sqlite(&path).await.unwrap();
-        store
-            .record(&sample_event(1), None, now(), window())
-            .await
-            .unwrap();
-        store.close().await;
-        let store = CaseStore::open_sqlite(&path).await.unwrap();
-        assert_eq!(store.list().await.unwrap().len(), 1);
     }
 }

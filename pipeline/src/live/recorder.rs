@@ -18,14 +18,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
-use vigil_ticketing::ViolationEvent;
-use vigil_ticketing::plate::PlateColour;
-use vigil_ticketing::sightings::Sighting;
+use vigil_core::Sighting;
+use vigil_core::ViolationEvent;
 
 use super::camera::backoff;
 use super::runner::{EventSink, SightingSink};
@@ -313,45 +311,20 @@ fn run(
     }
 }
 
-/// How a record is kept on disk. A sighting's picture path is kept too (the API's form of
-/// a sighting tells only whether there is one).
+/// How a record is kept on disk (a sighting with its picture's path, which the API's form
+/// of it leaves out).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Spooled {
     Case(ViolationEvent),
-    Sighting(SpooledSighting),
-}
-
-#[derive(Serialize, Deserialize)]
-struct SpooledSighting {
-    sighting_id: Uuid,
-    camera_id: String,
-    plate: String,
-    confidence: f32,
-    vehicle_class: String,
-    plate_colour: Option<PlateColour>,
-    seen_at: DateTime<Utc>,
-    source: String,
-    thumbnail: Option<String>,
-    video_offset_ms: Option<u64>,
+    Sighting(Sighting),
 }
 
 impl From<&Record> for Spooled {
     fn from(r: &Record) -> Self {
         match r {
             Record::Case(e) => Spooled::Case(e.clone()),
-            Record::Sighting(s) => Spooled::Sighting(SpooledSighting {
-                sighting_id: s.sighting_id,
-                camera_id: s.camera_id.clone(),
-                plate: s.plate.clone(),
-                confidence: s.confidence,
-                vehicle_class: s.vehicle_class.clone(),
-                plate_colour: s.plate_colour,
-                seen_at: s.seen_at,
-                source: s.source.clone(),
-                thumbnail: s.thumbnail.clone(),
-                video_offset_ms: s.video_offset_ms,
-            }),
+            Record::Sighting(s) => Spooled::Sighting(s.clone()),
         }
     }
 }
@@ -360,18 +333,7 @@ impl From<Spooled> for Record {
     fn from(s: Spooled) -> Self {
         match s {
             Spooled::Case(e) => Record::Case(e),
-            Spooled::Sighting(s) => Record::Sighting(Sighting {
-                sighting_id: s.sighting_id,
-                camera_id: s.camera_id,
-                plate: s.plate,
-                confidence: s.confidence,
-                vehicle_class: s.vehicle_class,
-                plate_colour: s.plate_colour,
-                seen_at: s.seen_at,
-                source: s.source,
-                thumbnail: s.thumbnail,
-                video_offset_ms: s.video_offset_ms,
-            }),
+            Spooled::Sighting(s) => Record::Sighting(s),
         }
     }
 }
@@ -458,21 +420,7 @@ fn spool_read(spool: &Path) -> Vec<Item> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
-
-    fn sighting(n: u128) -> Sighting {
-        Sighting {
-            sighting_id: Uuid::from_u128(n),
-            camera_id: "cam-1".into(),
-            plate: format!("98A-{n:03}.45"),
-            confidence: 0.9,
-            vehicle_class: "car".into(),
-            plate_colour: Some(PlateColour::White),
-            seen_at: DateTime::from_timestamp(1_750_000_000 + n as i64, 0).unwrap(),
-            source: "rtsp://127.0.0.1:8554/a".into(),
-            thumbnail: Some(format!("/data/sightings/cam-1/{n}.jpg")),
-            video_offset_ms: None,
-        }
-    }
+    use vigil_testkit::samples::sample_sighting as sighting;
 
     fn settings(dir: &Path) -> RecorderSettings {
         RecorderSettings {
@@ -532,7 +480,7 @@ mod tests {
             start_recorder(dir.path(), move || c.fetch_add(1, Ordering::SeqCst) < 5);
         let sent = vec![
             Record::Sighting(sighting(1)),
-            Record::Case(vigil_ticketing::event::sample_event(2)),
+            Record::Case(vigil_testkit::samples::sample_event(2)),
             Record::Sighting(sighting(3)),
         ];
         for r in &sent {
@@ -579,7 +527,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (recorder, taken, _) = start_recorder(dir.path(), || true);
         let sent = vec![
-            Record::Case(vigil_ticketing::event::sample_event(7)),
+            Record::Case(vigil_testkit::samples::sample_event(7)),
             Record::Sighting(sighting(8)),
         ];
         for r in &sent {

@@ -18,7 +18,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use vigil_ticketing::ViolationEvent;
+use vigil_core::ViolationEvent;
 
 use super::LiveError;
 use super::camera::{CameraState, CameraStatus, LiveCamera};
@@ -35,8 +35,7 @@ use crate::signing::EvidenceKey;
 /// Where finished violations go (the case store, in-process or over HTTP).
 pub type EventSink = Arc<dyn Fn(ViolationEvent) -> Result<(), String> + Send + Sync>;
 /// Where every plate read goes (investigators' search).
-pub type SightingSink =
-    Arc<dyn Fn(vigil_ticketing::sightings::Sighting) -> Result<(), String> + Send + Sync>;
+pub type SightingSink = Arc<dyn Fn(vigil_core::Sighting) -> Result<(), String> + Send + Sync>;
 
 struct Pending {
     finding: Finding,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use vigil_ticketing::ViolationKind;
+use vigil_core::ViolationKind;
 
 use super::geometry::{Segment, crossing_time, ground, inside};
 use super::{PerTrack, TrackRule, Violation};

@@ -12,7 +12,7 @@ pub mod zone;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use vigil_ticketing::ViolationKind;
+use vigil_core::ViolationKind;
 
 use vigil_models::BBox;
 

@@ -139,7 +139,7 @@ impl RedLightRule {
     pub fn violation(&self, c: &Crossing) -> Violation {
         let ms = |d: Duration| d.as_millis() as u64;
         Violation {
-            kind: vigil_ticketing::ViolationKind::RedLight,
+            kind: vigil_core::ViolationKind::RedLight,
             track_id: c.track_id,
             pts: c.pts,
             frame: c.frame,

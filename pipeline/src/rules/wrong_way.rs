@@ -1,7 +1,7 @@
 //! Wrong way: a vehicle in a one-way lane moving against its direction, over a minimum
 //! distance.
 
-use vigil_ticketing::ViolationKind;
+use vigil_core::ViolationKind;
 
 use super::geometry::{Point, dot, ground, inside, unit};
 use super::{PerTrack, TrackRule, Violation};

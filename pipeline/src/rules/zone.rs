@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use vigil_ticketing::ViolationKind;
+use vigil_core::ViolationKind;
 
 use super::geometry::{Point, distance, ground, inside};
 use super::{PerTrack, TrackRule, Violation};

@@ -6,7 +6,8 @@
 mod investigate;
 mod openapi;
 mod pages;
-mod web;
+pub(crate) mod schema;
+pub mod web;
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -28,13 +29,13 @@ use serde_json::json;
 
 use crate::audit::AuditRecord;
 use crate::auth::{Role, User};
-use crate::clock::Clock;
-use crate::event::ViolationEvent;
 use crate::intake::Intake;
 use crate::lifecycle::{CaseState, RejectReason};
 use crate::notice::{Agency, Driver, Webhook};
 use crate::owner::RegistryClient;
 use crate::store::{CaseFilter, CaseStore, Recorded, StoreError};
+use vigil_core::clock::Clock;
+use vigil_core::event::ViolationEvent;
 
 pub use openapi::openapi_document;
 
@@ -580,7 +581,7 @@ async fn intake_event(
 ) -> ApiResult<(StatusCode, Json<IntakeResponse>)> {
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the event is not UTF-8 text".into()))?;
-    let event = ViolationEvent::from_json(text).map_err(ApiError::BadRequest)?;
+    let event = ViolationEvent::from_json(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if event.camera_id.trim().is_empty() {
         return Err(ApiError::BadRequest("camera_id is empty".into()));
     }
@@ -1239,6 +1240,3 @@ async fn citizen_payment(
         "payment_reference": notice.payment_reference,
     })))
 }
-
-#[cfg(test)]
-mod tests;

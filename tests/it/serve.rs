@@ -7,13 +7,13 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-mod common;
+use crate::common;
 
 use common::ok;
 
 use serde_json::{Value, json};
+use vigil_testkit::stand_ins::{RegistryStandIn, WebhookStandIn};
 use vigil_ticketing::owner::Owner;
-use vigil_ticketing::testing::{RegistryStandIn, WebhookStandIn};
 
 fn vigil(data: &Path, args: &[&str], password: Option<&str>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
@@ -30,8 +30,8 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-fn event_with_evidence(dir: &Path) -> vigil_ticketing::ViolationEvent {
-    let mut e = vigil_ticketing::event::sample_event(42);
+fn event_with_evidence(dir: &Path) -> vigil_core::ViolationEvent {
+    let mut e = vigil_testkit::samples::sample_event(42);
     // Recent: a violation more than a year old expires at the first deadline sweep.
     e.occurred_at = chrono::Utc::now() - chrono::Duration::hours(1);
     let evidence = dir.join("evidence-42");

@@ -2,16 +2,16 @@
 //! detector and plate reader, a violation becoming a signed evidence package whose clip
 //! (cut from the ring buffer without re-encoding) decodes and covers the violation.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use vigil_core::ViolationEvent;
 use vigil_pipeline::FileSource;
 use vigil_pipeline::live::deployment::Deployment;
 use vigil_pipeline::live::runner::{LiveRunner, RunnerSettings};
 use vigil_pipeline::signing::{EvidenceKey, verify_package};
-use vigil_ticketing::ViolationEvent;
 
 #[test]
 fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it() {
@@ -24,7 +24,7 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     // The case store refuses the first violation once (a locked database): the runner
     // must retry it rather than lose it.
     let sink_refusals = std::sync::atomic::AtomicUsize::new(0);
-    let sightings: Arc<Mutex<Vec<vigil_ticketing::sightings::Sighting>>> = Arc::default();
+    let sightings: Arc<Mutex<Vec<vigil_core::Sighting>>> = Arc::default();
     let sink_sightings = sightings.clone();
     let runner = LiveRunner::start(
         deployment,

@@ -2,7 +2,7 @@
 //! it runs, and SIGTERM in the middle of a violation's clip: the process finishes the
 //! clip with the video it has, records the case, and exits 0; no half-written file stays.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

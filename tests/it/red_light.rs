@@ -1,7 +1,7 @@
 //! The red-light rule on the fixture scenes: it fires for the vehicle that crosses on red,
 //! at the right moment, with its plate, and for nobody else.
 
-mod common;
+use crate::common;
 
 use vigil_pipeline::signal::SignalState;
 use vigil_pipeline::source::FileSource;

@@ -1,4 +1,5 @@
-//! An RTSP server on 127.0.0.1 for tests and `vigil demo --live`: gst-rtsp-server serving
+//! An RTSP server on 127.0.0.1 for tests, `vigil demo --live` and the live benchmark:
+//! gst-rtsp-server serving
 //! recorded H.264 files in an endless loop, paced in real time, as a camera would. It can
 //! be stopped and started again on the same port, can ask for credentials on some mounts,
 //! and can serve a mount with audio only (a "camera" that is not video).
@@ -16,8 +17,8 @@ use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as rtsp;
 use gstreamer_rtsp_server::prelude::*;
 
-use super::{AccessUnit, LiveError, read_access_units};
-use crate::source::init_gstreamer;
+use crate::recording::{Unit, read_units};
+use crate::{SimError, init_gstreamer};
 
 /// What one mount serves.
 #[derive(Debug, Clone)]
@@ -35,13 +36,13 @@ pub enum Mount {
 #[derive(Clone)]
 struct Recording {
     caps: gst::Caps,
-    units: Vec<AccessUnit>,
+    units: Vec<Unit>,
     /// The loop's length: last PTS plus one frame.
     length: gst::ClockTime,
 }
 
-fn read_recording(file: &Path) -> Result<Recording, LiveError> {
-    let (caps, units) = read_access_units(file)?;
+fn read_recording(file: &Path) -> Result<Recording, SimError> {
+    let (caps, units) = read_units(file)?;
     let frame = gst::ClockTime::from_mseconds(40);
     let length = units.last().map(|u| u.pts + frame).unwrap_or(frame);
     Ok(Recording {
@@ -68,7 +69,7 @@ impl Recording {
                     .iter()
                     .map(|u| (u, u.pts + self.length.saturating_sub(base))),
             )
-            .map(|(u, pts)| AccessUnit {
+            .map(|(u, pts)| Unit {
                 data: u.data.clone(),
                 pts,
                 keyframe: u.keyframe,
@@ -131,7 +132,7 @@ struct Running {
 
 impl TestRtspServer {
     /// Start on 127.0.0.1, on a free port (`port` 0) or the one given.
-    pub fn start(mounts: Vec<Mount>, port: u16) -> Result<Self, LiveError> {
+    pub fn start(mounts: Vec<Mount>, port: u16) -> Result<Self, SimError> {
         Self::start_with(mounts, port, false)
     }
 
@@ -139,11 +140,11 @@ impl TestRtspServer {
     /// the way through (at a keyframe): independent cameras do not all see the same
     /// vehicle at the same moment, and a benchmark whose streams did would measure the
     /// peaks of every camera added together.
-    pub fn start_out_of_phase(mounts: Vec<Mount>, port: u16) -> Result<Self, LiveError> {
+    pub fn start_out_of_phase(mounts: Vec<Mount>, port: u16) -> Result<Self, SimError> {
         Self::start_with(mounts, port, true)
     }
 
-    fn start_with(mounts: Vec<Mount>, port: u16, out_of_phase: bool) -> Result<Self, LiveError> {
+    fn start_with(mounts: Vec<Mount>, port: u16, out_of_phase: bool) -> Result<Self, SimError> {
         let mut server = Self {
             port,
             mounts,
@@ -163,7 +164,7 @@ impl TestRtspServer {
         format!("rtsp://127.0.0.1:{}{path}", self.port)
     }
 
-    fn run(&mut self) -> Result<(), LiveError> {
+    fn run(&mut self) -> Result<(), SimError> {
         init_gstreamer()?;
         let mut recordings = Vec::new();
         let videos = self
@@ -300,11 +301,11 @@ impl TestRtspServer {
                 // Let the closing sources run once.
                 while context.iteration(false) {}
             })
-            .map_err(|e| LiveError::Gst(format!("cannot start the RTSP server: {e}")))?;
+            .map_err(|e| SimError::Gst(format!("cannot start the RTSP server: {e}")))?;
         let (bound, main_loop) = rx
             .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| LiveError::Gst("the RTSP server did not start".into()))?
-            .map_err(LiveError::Gst)?;
+            .map_err(|_| SimError::Gst("the RTSP server did not start".into()))?
+            .map_err(SimError::Gst)?;
         self.port = bound;
         self.running = Some(Running {
             main_loop,
@@ -324,7 +325,7 @@ impl TestRtspServer {
     }
 
     /// Serve again on the same port.
-    pub fn restart(&mut self) -> Result<(), LiveError> {
+    pub fn restart(&mut self) -> Result<(), SimError> {
         self.stop();
         self.run()
     }
@@ -344,8 +345,8 @@ mod tests {
     fn a_loop_begun_later_starts_on_a_keyframe_and_keeps_every_unit_in_time() {
         init_gstreamer().expect("GStreamer");
         let frame = gst::ClockTime::from_mseconds(40);
-        let units: Vec<AccessUnit> = (0..10u64)
-            .map(|i| AccessUnit {
+        let units: Vec<Unit> = (0..10u64)
+            .map(|i| Unit {
                 data: Arc::from(vec![i as u8]),
                 pts: frame * i,
                 keyframe: i % 5 == 0,

@@ -1,7 +1,7 @@
 //! The shipped models on the fixtures: vehicles found where the ground truth has them,
 //! plates read exactly.
 
-mod common;
+use crate::common;
 
 use vigil_models::{BBox, Detector, Manifest, Region};
 use vigil_pipeline::Models;

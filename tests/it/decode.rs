@@ -1,6 +1,6 @@
 //! Decoding the fixtures through GStreamer.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

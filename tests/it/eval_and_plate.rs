@@ -1,6 +1,6 @@
 //! `vigil eval` over the scenario suite, and `vigil plate` on still photographs.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

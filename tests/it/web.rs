@@ -6,15 +6,16 @@
 //! the cameras and operations pages draw what the database holds. Each main page's
 //! screenshot is kept under `target/tmp/screenshots/`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
+use vigil_testkit::browser::{browser, chromedriver};
 
 use common::ok;
 
@@ -39,52 +40,6 @@ fn cases(data: &Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a case as JSON"))
         .collect()
-}
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn chromedriver() -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = Command::new("chromedriver")
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("chromedriver is missing: run scripts/setup (Debian's chromium-driver)");
-    let url = format!("http://127.0.0.1:{port}");
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed() < PATIENCE, "chromedriver did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    (Process(child), url)
-}
-
-async fn browser(driver: &str) -> Client {
-    let mut caps = serde_json::Map::new();
-    caps.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--window-size=1440,1000", "--autoplay-policy=no-user-gesture-required"],
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(caps)
-        .connect(driver)
-        .await
-        .expect("start headless Chromium through chromedriver")
 }
 
 /// Wait until a script returns true; fails with the last value and the page's status line.
@@ -246,7 +201,7 @@ async fn officers_and_investigators_work_in_a_real_browser() {
     }
     let server = common::start_server(d, &[]);
     let base = server.base.clone();
-    let (_driver, driver_url) = chromedriver();
+    let (_driver, driver_url) = chromedriver(PATIENCE);
     let c = browser(&driver_url).await;
 
     // --- An officer: the login page, then the queue, oldest first.

@@ -10,9 +10,7 @@ const SERIES_LETTERS: &str = "ABCDEFGHKLMNPRSTUVXYZ";
 
 /// The plate's background colour, which says who the vehicle belongs to (Law 36/2024
 /// Art. 36): white private, yellow commercial transport, blue state, red military.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PlateColour {
     White,
@@ -22,6 +20,17 @@ pub enum PlateColour {
 }
 
 impl PlateColour {
+    pub const ALL: [PlateColour; 4] = [
+        PlateColour::White,
+        PlateColour::Yellow,
+        PlateColour::Blue,
+        PlateColour::Red,
+    ];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             PlateColour::White => "white",

@@ -1,6 +1,6 @@
 //! The `vigil` binary end to end: batch, cases, idempotency and bad input.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -2,14 +2,14 @@
 //! fixture videos in a loop: streaming, evidence clips, reconnection after an outage while
 //! other cameras keep running, and failures with reasons an operator can act on.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
 use vigil_pipeline::FileSource;
 use vigil_pipeline::live::camera::{CameraState, LiveCamera, LiveSettings};
 use vigil_pipeline::live::clip::write_clip;
-use vigil_pipeline::live::test_server::{Mount, TestRtspServer};
+use vigil_testkit::{Mount, TestRtspServer};
 
 fn video(path: &str, file: &str) -> Mount {
     Mount::Video {

@@ -9,13 +9,16 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use super::*;
-use crate::clock::ManualClock;
-use crate::event::sample_event;
-use crate::fines::FineSchedules;
-use crate::notice::Webhook;
-use crate::owner::{Owner, RegistryClient, RegistryConfig};
-use crate::testing::{RegistryStandIn, WebhookStandIn};
+use vigil_core::clock::{Clock, ManualClock};
+use vigil_testkit::samples::sample_event;
+use vigil_testkit::stand_ins::{RegistryStandIn, WebhookStandIn};
+use vigil_testkit::stores;
+use vigil_ticketing::fines::FineSchedules;
+use vigil_ticketing::http::*;
+use vigil_ticketing::notice::{Agency, Webhook};
+use vigil_ticketing::owner::{Owner, RegistryClient, RegistryConfig};
+use vigil_ticketing::store::CaseStore;
+use vigil_ticketing::{Intake, Role};
 
 struct Harness {
     base: String,
@@ -81,7 +84,7 @@ async fn start(backend: &'static str, store: CaseStore) -> Harness {
 
 impl Harness {
     /// An event whose evidence folder really exists.
-    fn event(&self, n: u128) -> crate::ViolationEvent {
+    fn event(&self, n: u128) -> vigil_core::ViolationEvent {
         let mut e = sample_event(n);
         let dir = self.evidence.path().join(format!("event-{n}"));
         std::fs::create_dir_all(&dir).unwrap();
@@ -115,7 +118,7 @@ impl Harness {
         )
     }
 
-    async fn send_event(&self, e: &crate::ViolationEvent) -> (StatusCode, Value) {
+    async fn send_event(&self, e: &vigil_core::ViolationEvent) -> (StatusCode, Value) {
         self.call(
             Some(Role::Operator),
             Method::POST,
@@ -195,7 +198,7 @@ fn registry(url: &str) -> RegistryClient {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let (status, body) = h.send_event(&h.event(1)).await;
         assert_eq!(status, StatusCode::CREATED, "{backend}: {body}");
@@ -287,7 +290,7 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intake_over_http_is_idempotent_and_names_what_is_wrong() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let e = h.event(1);
         let (s1, b1) = h.send_event(&e).await;
@@ -372,7 +375,7 @@ async fn intake_over_http_is_idempotent_and_names_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and_publication() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let mut registry_server = RegistryStandIn::start(vec![owner("98A-123.45")]).await;
         let registry = registry(&registry_server.url());
@@ -617,7 +620,7 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let registry_server = RegistryStandIn::start(vec![owner("98A-123.45")]).await;
         let registry = registry(&registry_server.url());
@@ -669,7 +672,7 @@ async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn violations_of_one_vehicle_are_decided_together() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let registry_server = RegistryStandIn::start(vec![owner("98A-123.45")]).await;
         let registry = registry(&registry_server.url());
@@ -700,7 +703,7 @@ async fn violations_of_one_vehicle_are_decided_together() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_are_rate_limited_and_a_plate_not_in_the_registry_goes_back_to_review() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let client = reqwest::Client::new();
         let login = |password: &'static str| {
@@ -769,10 +772,10 @@ fn the_openapi_document_lists_every_route_with_its_method() {
 
 #[tokio::test]
 async fn sightings_are_searched_by_investigators_forgivingly_and_audited() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         for (n, plate) in [(1u128, "98A-123.45"), (2, "99B1-123.45"), (3, "30K-999.99")] {
-            let s = crate::sightings::Sighting {
+            let s = vigil_ticketing::sightings::Sighting {
                 sighting_id: uuid::Uuid::from_u128(n),
                 camera_id: "cam-1".into(),
                 plate: plate.into(),
@@ -860,15 +863,15 @@ async fn sightings_are_searched_by_investigators_forgivingly_and_audited() {
 
 #[tokio::test]
 async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let files = tempfile::tempdir().unwrap();
         let recording = files.path().join("recording.mp4");
         std::fs::write(&recording, b"0123456789abcdefghij").unwrap();
         let picture = files.path().join("car.jpg");
         std::fs::write(&picture, b"jpeg bytes").unwrap();
-        let sighting =
-            |n: u128, plate: &str, source: &str, offset: Option<u64>| crate::sightings::Sighting {
+        let sighting = |n: u128, plate: &str, source: &str, offset: Option<u64>| {
+            vigil_ticketing::sightings::Sighting {
                 sighting_id: uuid::Uuid::from_u128(n),
                 camera_id: "cam-1".into(),
                 plate: plate.into(),
@@ -879,7 +882,8 @@ async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv(
                 source: source.into(),
                 thumbnail: Some(picture.display().to_string()),
                 video_offset_ms: offset,
-            };
+            }
+        };
         let store = &h.state.store;
         store
             .record_sighting(&sighting(
@@ -1023,12 +1027,12 @@ async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv(
 
 #[tokio::test]
 async fn cameras_report_their_health_for_the_cameras_page() {
-    for (backend, store, _dir) in crate::testing::both().await {
+    for (backend, store, _dir) in stores::both().await {
         let h = start(backend, store).await;
         let files = tempfile::tempdir().unwrap();
         let picture = files.path().join("cam-1.jpg");
         std::fs::write(&picture, b"jpeg").unwrap();
-        let mut camera = crate::cameras::CameraHealth {
+        let mut camera = vigil_ticketing::cameras::CameraHealth {
             camera_id: "cam-1".into(),
             name: "Junction".into(),
             location: "Ngo Gia Tu".into(),
@@ -1083,7 +1087,7 @@ async fn cameras_report_their_health_for_the_cameras_page() {
 
 #[tokio::test]
 async fn pages_send_strangers_to_the_login_and_refuse_the_wrong_role() {
-    let (backend, store, _dir) = crate::testing::both().await.remove(0);
+    let (backend, store, _dir) = stores::both().await.remove(0);
     let h = start(backend, store).await;
     let plain = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -1094,7 +1098,7 @@ async fn pages_send_strangers_to_the_login_and_refuse_the_wrong_role() {
     for role in Role::ALL {
         browsers.insert(role, h.browser(role).await.0);
     }
-    for page in super::web::PAGES {
+    for page in vigil_ticketing::http::web::PAGES {
         let path = page.path.replace("{id}", "1");
         let resp = plain.get(format!("{}{path}", h.base)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");

@@ -1,16 +1,16 @@
-//! Shared helpers for the tests on the real stack: fixtures and models as scripts/setup
-//! installs them. A missing fixture is a failure with the fix named, never a skip.
-#![allow(dead_code)]
+//! The fixtures and models as `scripts/setup` installs them. A missing fixture is a
+//! failure with the fix named, never a skip.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 use serde::Deserialize;
+use vigil_camsim::{Mount, TestRtspServer};
 use vigil_models::BBox;
 
+/// The checkout the tests run in (this crate sits one folder below it).
 pub fn checkout() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -76,25 +76,11 @@ pub fn truth(scene: &str) -> Truth {
     serde_json::from_str(&text).expect("parse ground truth")
 }
 
-/// A URL for a new, empty schema on the test PostgreSQL server.
-pub fn fresh_postgres_url() -> String {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(vigil_ticketing::testing::fresh_postgres_url())
-}
-
 pub const SCENES: [&str; 2] = ["redlight_a", "redlight_b"];
 
 /// The junction fixture served as a looping RTSP camera on 127.0.0.1, and a deployment
 /// file in `dir` with that one camera and the given clip span.
-pub fn junction_camera(
-    dir: &std::path::Path,
-    clip_before: u32,
-    clip_after: u32,
-) -> (vigil_pipeline::live::test_server::TestRtspServer, PathBuf) {
-    use vigil_pipeline::live::test_server::{Mount, TestRtspServer};
+pub fn junction_camera(dir: &Path, clip_before: u32, clip_after: u32) -> (TestRtspServer, PathBuf) {
     let server = TestRtspServer::start(
         vec![Mount::Video {
             path: "/junction".into(),
@@ -116,55 +102,4 @@ pub fn junction_camera(
     )
     .expect("write the deployment");
     (server, deployment)
-}
-
-/// `vigil serve` as a process on a free loopback port; killed when dropped.
-pub struct Server {
-    pub child: Child,
-    pub base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
-pub fn start_server(data: &Path, args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--data")
-        .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--work-interval", "1"])
-        .args(args)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start vigil serve");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("vigil serve ended before it listened")
-            .expect("read stderr");
-        if let Some(rest) = line.split("serving on ").nth(1) {
-            break rest
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Server { child, base }
-}
-
-/// A `vigil` run's stdout, after checking it succeeded (its stderr shown if not).
-pub fn ok(o: std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "vigil failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }

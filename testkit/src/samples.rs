@@ -1,0 +1,48 @@
+//! Sample records, for tests that need one but not a real run.
+
+use chrono::DateTime;
+use uuid::Uuid;
+use vigil_core::{EVENT_SCHEMA_VERSION, PlateReading, Sighting, ViolationEvent, ViolationKind};
+
+/// An event for tests: `n` sets its id and time.
+pub fn sample_event(n: u128) -> ViolationEvent {
+    ViolationEvent {
+        schema_version: EVENT_SCHEMA_VERSION,
+        event_id: Uuid::from_u128(n),
+        camera_id: "cam-1".into(),
+        camera_name: "Camera 1".into(),
+        location: "Junction".into(),
+        violation: ViolationKind::RedLight,
+        // Ten minutes apart: distinct events never fall in one dedup window.
+        occurred_at: DateTime::parse_from_rfc3339("2025-03-01T08:00:04+07:00")
+            .unwrap()
+            .to_utc()
+            + chrono::Duration::minutes(10 * (n as i64 % 100_000)),
+        plate: Some(PlateReading {
+            text: "98A-123.45".into(),
+            confidence: 0.99,
+            raw_lines: vec!["98A-123.45".into()],
+            colour: None,
+        }),
+        vehicle_class: "bus".into(),
+        evidence_dir: "/tmp/e".into(),
+        evidence_manifest_sha256: "00".into(),
+        source: "a.mp4".into(),
+    }
+}
+
+/// A plate read for tests: `n` sets its id, plate and time.
+pub fn sample_sighting(n: u128) -> Sighting {
+    Sighting {
+        sighting_id: Uuid::from_u128(n),
+        camera_id: "cam-1".into(),
+        plate: format!("98A-{n:03}.45"),
+        confidence: 0.9,
+        vehicle_class: "car".into(),
+        plate_colour: Some(vigil_core::PlateColour::White),
+        seen_at: DateTime::from_timestamp(1_750_000_000 + n as i64, 0).unwrap_or_default(),
+        source: "rtsp://127.0.0.1:8554/a".into(),
+        thumbnail: Some(format!("/data/sightings/cam-1/{n}.jpg")),
+        video_offset_ms: None,
+    }
+}

@@ -1,0 +1,69 @@
+//! Helpers for the tests of the `vigil` binary: the testkit's fixtures, and `vigil` itself
+//! run as a process.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub use vigil_testkit::fixtures::*;
+
+/// A URL for a new, empty schema on the test PostgreSQL server.
+pub fn fresh_postgres_url() -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(vigil_testkit::stores::fresh_postgres_url())
+}
+
+/// `vigil serve` as a process on a free loopback port; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+pub fn start_server(data: &Path, args: &[&str]) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", "127.0.0.1:0", "--work-interval", "1"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start vigil serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("vigil serve ended before it listened")
+            .expect("read stderr");
+        if let Some(rest) = line.split("serving on ").nth(1) {
+            break rest
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Server { child, base }
+}
+
+/// A `vigil` run's stdout, after checking it succeeded (its stderr shown if not).
+pub fn ok(o: std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "vigil failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -1,0 +1,15 @@
+//! The `vigil` binary and the pipeline on the real stack (GStreamer, the shipped models,
+//! gst-rtsp-server on 127.0.0.1, SQLite and PostgreSQL, Chromium), as one test binary.
+
+mod common;
+
+mod cli;
+mod decode;
+mod detect_and_read;
+mod eval_and_plate;
+mod live;
+mod live_run;
+mod red_light;
+mod run_cli;
+mod serve;
+mod web;

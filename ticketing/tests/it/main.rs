@@ -1,0 +1,19 @@
+//! The case service's tests on real databases (every store test runs on SQLite and on
+//! PostgreSQL), as one test binary.
+
+mod audit;
+mod auth;
+mod cameras;
+mod http;
+mod intake;
+mod review;
+mod sightings;
+mod store;
+
+mod prelude {
+    pub use chrono::{DateTime, Duration, Utc};
+    pub use vigil_core::ViolationEvent;
+    pub use vigil_testkit::samples::sample_event;
+    pub use vigil_testkit::stores;
+    pub use vigil_ticketing::store::{CaseStore, StoreError};
+}

@@ -1,0 +1,146 @@
+use super::prelude::*;
+use vigil_ticketing::lifecycle::RejectReason;
+use vigil_ticketing::review::*;
+
+fn now() -> DateTime<Utc> {
+    "2025-03-01T02:00:00Z".parse().unwrap()
+}
+
+#[test]
+fn typed_plates_are_checked_and_normalised() {
+    assert_eq!(normalise_plate("98a-123.45").unwrap(), "98A-123.45");
+    assert_eq!(normalise_plate("99-B1/123.45").unwrap(), "99B1-123.45");
+    assert_eq!(normalise_plate("99-B1 123.45").unwrap(), "99B1-123.45");
+    let err = normalise_plate("hello").unwrap_err().to_string();
+    assert!(err.contains("`hello` is not a Vietnamese plate"), "{err}");
+}
+
+#[tokio::test]
+async fn review_decisions_follow_the_lifecycle_and_leave_history() {
+    for (backend, store, _dir) in stores::both().await {
+        let w = Duration::minutes(5);
+        let a = store
+            .record(&sample_event(1), None, now(), w)
+            .await
+            .unwrap()
+            .case_id();
+        let b = store
+            .record(&sample_event(2), None, now(), w)
+            .await
+            .unwrap()
+            .case_id();
+        store.open_review(a, "officer1", now()).await.unwrap();
+        store.open_review(a, "officer2", now()).await.unwrap();
+        store.approve(a, "officer1", now()).await.unwrap();
+        // Decided cases refuse a second decision, naming the state.
+        let err = store
+            .reject(a, "officer1", RejectReason::NoViolation, "", now())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("is approved"), "{backend}: {err}");
+        // `other` needs a text.
+        assert!(matches!(
+            store
+                .reject(b, "officer1", RejectReason::Other, " ", now())
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+        store
+            .reject(
+                b,
+                "officer1",
+                RejectReason::PriorityVehicle,
+                "ambulance",
+                now(),
+            )
+            .await
+            .unwrap();
+        let a = store.case(a).await.unwrap();
+        assert_eq!(a.summary.state, "approved");
+        let steps: Vec<_> = a
+            .history
+            .iter()
+            .map(|h| (h.actor.as_str(), h.to_state.as_str()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("intake", "detected"),
+                ("officer1", "in_review"),
+                ("officer1", "approved")
+            ]
+        );
+        let b = store.case(b).await.unwrap();
+        assert_eq!(b.reject_reason.as_deref(), Some("priority_vehicle"));
+        assert_eq!(b.reject_text.as_deref(), Some("ambulance"));
+        assert!(matches!(
+            store.approve(999, "officer1", now()).await,
+            Err(StoreError::CaseNotFound(999))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
+    for (backend, store, _dir) in stores::both().await {
+        let w = Duration::minutes(5);
+        let right = sample_event(1);
+        let mut misread = sample_event(1);
+        misread.event_id = uuid::Uuid::from_u128(77);
+        misread.occurred_at += Duration::seconds(30);
+        misread.evidence_dir = "/e/misread".into();
+        misread.plate.as_mut().unwrap().text = "98A-128.45".into();
+        let kept = store
+            .record(&right, None, now(), w)
+            .await
+            .unwrap()
+            .case_id();
+        let wrong = store
+            .record(&misread, None, now(), w)
+            .await
+            .unwrap()
+            .case_id();
+        assert_ne!(kept, wrong);
+        let outcome = store
+            .correct_plate(wrong, "officer1", "98A-123.45", now(), w)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Corrected::MergedInto(kept), "{backend}");
+        let kept = store.case(kept).await.unwrap();
+        assert_eq!(kept.events.len(), 2);
+        let wrong = store.case(wrong).await.unwrap();
+        assert_eq!(wrong.summary.state, "merged");
+        assert_eq!(wrong.merged_into, Some(kept.summary.id));
+        assert_eq!(wrong.original_plate.as_deref(), Some("98A-128.45"));
+
+        // With nothing to merge into, the case keeps the new plate and waits.
+        let lone = store
+            .record(&sample_event(5), None, now(), w)
+            .await
+            .unwrap()
+            .case_id();
+        assert_eq!(
+            store
+                .correct_plate(lone, "officer1", "30K-555.55", now(), w)
+                .await
+                .unwrap(),
+            Corrected::Corrected(lone)
+        );
+        let lone = store.case(lone).await.unwrap();
+        assert_eq!(lone.summary.state, "plate_corrected");
+        assert_eq!(lone.summary.plate.as_deref(), Some("30K-555.55"));
+        store
+            .approve(lone.summary.id, "officer1", now())
+            .await
+            .unwrap();
+        // Search finds it by the new plate, typed with OCR confusions.
+        let found = store
+            .list_filtered(&vigil_ticketing::store::CaseFilter {
+                plate: Some("30K-5S5.5S".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{backend}");
+    }
+}
