@@ -26,3 +26,16 @@ pub struct Sighting {
     /// Where in the source it was read, when the source is a recording.
     pub video_offset_ms: Option<u64>,
 }
+
+/// A sighting sent to the case service over its API (`POST /api/sightings`): the record
+/// without a path (which would mean nothing on the service's machine), and the picture's
+/// bytes, which the service keeps in its own data folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SightingUpload {
+    /// Its `thumbnail` is ignored.
+    pub sighting: Sighting,
+    /// The JPEG, base64 (standard alphabet, padded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture_jpeg_base64: Option<String>,
+}

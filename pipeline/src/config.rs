@@ -1,9 +1,18 @@
-//! Per-camera configuration (TOML).
+//! A camera's configuration (TOML): who it is, where it stands, how often it is analysed,
+//! its signal, and the rules its site has. Each rule's section is that rule's own config
+//! type ([`crate::rules`]), which checks its values and names its geometry; here they are
+//! listed once ([`CameraConfig::rules`]) and checked together.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use crate::rules::{
+    Check, NoStoppingConfig, RedLightConfig, RestrictedLaneConfig, RuleConfig, SidewalkConfig,
+    SolidLineConfig, SpeedConfig, WrongWayConfig,
+};
+use crate::signal::SignalConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -35,12 +44,12 @@ pub struct CameraConfig {
     /// Frames per second analysed (decoded frames are dropped down to this rate).
     #[serde(default = "default_analysis_fps")]
     pub analysis_fps: u32,
-    /// Each rule is optional; a camera runs the ones its site has.
-    #[serde(default)]
-    pub red_light: Option<RedLightConfig>,
     /// Where the signal state comes from; needed by the red-light rule.
     #[serde(default)]
     pub signal: Option<SignalConfig>,
+    // The rules, each optional: a camera runs the ones its site has.
+    #[serde(default)]
+    pub red_light: Option<RedLightConfig>,
     #[serde(default)]
     pub wrong_way: Vec<WrongWayConfig>,
     #[serde(default)]
@@ -70,202 +79,40 @@ fn default_analysis_fps() -> u32 {
     5
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RedLightConfig {
-    /// Two points of the stop line, in pixels of the analysed frame.
-    pub stop_line: [[f32; 2]; 2],
-    /// Direction of travel, as a vector in image coordinates.
-    pub direction: [f32; 2],
-    /// How long the signal must have been red when the vehicle reaches the line: a
-    /// vehicle that reaches it as the lamp changes could not have stopped.
-    #[serde(default = "default_red_dwell")]
-    pub red_dwell_seconds: f64,
-    /// How far past the line (as a share of the vehicle's length along the direction of
-    /// travel) its front must get before the crossing counts: a vehicle stopped on the
-    /// line, its box jittering across it, never crosses.
-    #[serde(default = "default_confirm_fraction")]
-    pub confirm_fraction: f32,
-    /// Lanes where turning right on red is allowed (a sign says so), as polygons in
-    /// pixels; a vehicle reaching the line inside one is not in violation.
-    #[serde(default)]
-    pub right_turn_on_red: Vec<Vec<[f32; 2]>>,
-}
-
-fn default_red_dwell() -> f64 {
-    0.5
-}
-
-fn default_confirm_fraction() -> f32 {
-    0.15
-}
-
-/// A lane with one direction of travel: moving against it is driving the wrong way.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WrongWayConfig {
-    /// The lane, as a polygon in pixels.
-    pub lane: Vec<[f32; 2]>,
-    /// The lawful direction of travel, as a vector in image coordinates.
-    pub direction: [f32; 2],
-    /// How far (pixels, along the direction) a vehicle must move against it: a vehicle
-    /// nudging back while manoeuvring is not driving the wrong way.
-    #[serde(default = "default_wrong_way_distance")]
-    pub min_distance: f32,
-}
-
-fn default_wrong_way_distance() -> f32 {
-    60.0
-}
-
-/// A solid line (or divider) that must not be crossed, as a polyline in pixels.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SolidLineConfig {
-    pub points: Vec<[f32; 2]>,
-    /// How far (pixels) a vehicle's ground point must be on each side for the crossing to
-    /// count: a wheel brushing the paint, or box jitter, is not a crossing.
-    #[serde(default = "default_solid_line_margin")]
-    pub margin: f32,
-}
-
-fn default_solid_line_margin() -> f32 {
-    8.0
-}
-
-/// A lane closed to some classes (e.g. a car-only lane); a vehicle of another class
-/// driving in it is in the wrong lane.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RestrictedLaneConfig {
-    pub lane: Vec<[f32; 2]>,
-    /// Detector classes allowed in the lane.
-    pub allowed: Vec<String>,
-    /// How long a vehicle must be in the lane before it counts.
-    #[serde(default = "default_zone_seconds")]
-    pub min_seconds: f64,
-}
-
-fn default_zone_seconds() -> f64 {
-    1.0
-}
-
-/// A sidewalk: a vehicle moving along it is driving on the sidewalk.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SidewalkConfig {
-    pub zone: Vec<[f32; 2]>,
-    /// How far (pixels) the vehicle must move inside the zone: a vehicle whose box edge
-    /// clips the kerb while passing is not on the sidewalk.
-    #[serde(default = "default_sidewalk_distance")]
-    pub min_distance: f32,
-}
-
-fn default_sidewalk_distance() -> f32 {
-    40.0
-}
-
-/// A zone where stopping (or parking) is forbidden.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoStoppingConfig {
-    pub zone: Vec<[f32; 2]>,
-    /// How long a vehicle may stand in the zone.
-    pub max_seconds: f64,
-    /// `no_stopping` (the default) or `no_parking`: the sign decides the fine.
-    #[serde(default = "default_stop_kind")]
-    pub kind: StopKind,
-    /// Movement (as a share of the vehicle's box width) that still counts as standing:
-    /// boxes jitter around a parked car.
-    #[serde(default = "default_still_fraction")]
-    pub still_fraction: f32,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopKind {
-    NoStopping,
-    NoParking,
-}
-
-fn default_stop_kind() -> StopKind {
-    StopKind::NoStopping
-}
-
-fn default_still_fraction() -> f32 {
-    0.25
-}
-
-/// A speed trap: two lines across the road a measured distance apart on the ground.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeedConfig {
-    pub line_a: [[f32; 2]; 2],
-    pub line_b: [[f32; 2]; 2],
-    /// Distance between the lines on the road, in metres (surveyed on site).
-    pub distance_m: f64,
-    /// The limit, km/h.
-    pub limit_kmh: f64,
-    /// Limits for particular detector classes (e.g. `{ truck = 50 }`), km/h.
-    #[serde(default)]
-    pub class_limits: std::collections::BTreeMap<String, f64>,
-    /// Subtracted from every measured speed before comparing it with the limit: the
-    /// measurement's error (frame timing, box jitter) must never make a ticket.
-    #[serde(default = "default_speed_tolerance")]
-    pub tolerance_kmh: f64,
-}
-
-fn default_speed_tolerance() -> f64 {
-    3.0
-}
-
-/// Where the signal state comes from.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
-pub enum SignalConfig {
-    /// The signal head is in the picture: classify the lit lamp by colour.
-    Region {
-        /// x, y, width, height in pixels.
-        region: [u32; 4],
-    },
-    /// A fixed-time controller: phases repeat from `offset_seconds` into the video.
-    Schedule {
-        phases: Vec<Phase>,
-        #[serde(default)]
-        offset_seconds: f64,
-    },
-    /// The signal controller's feed, polled over HTTP (live cameras).
-    Controller {
-        /// Answers `{"state": "red"|"amber"|"green", "since": "<RFC 3339>"}`.
-        url: String,
-        #[serde(default = "default_poll_ms")]
-        poll_ms: u64,
-        /// A reading older than this says nothing: the state is unknown.
-        #[serde(default = "default_stale_ms")]
-        stale_ms: u64,
-        /// How far the camera's picture lags real time (encoder, network buffering):
-        /// each frame is matched with the controller's state this much earlier.
-        #[serde(default)]
-        camera_latency_ms: u64,
-    },
-}
-
-fn default_poll_ms() -> u64 {
-    200
-}
-
-fn default_stale_ms() -> u64 {
-    1000
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Phase {
-    pub state: crate::signal::SignalState,
-    pub seconds: f64,
+/// `name[i]` for the i-th section of a list, `name` for a single one.
+fn keyed<'a, R: RuleConfig + 'a>(
+    name: &str,
+    sections: impl IntoIterator<Item = &'a R>,
+    single: bool,
+) -> Vec<(String, &'a dyn RuleConfig)> {
+    sections
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let key = if single {
+                name.to_string()
+            } else {
+                format!("{name}[{i}]")
+            };
+            (key, r as &dyn RuleConfig)
+        })
+        .collect()
 }
 
 impl CameraConfig {
+    /// Every rule section configured, by its key (`red_light`, `speed[0]`), in the order
+    /// the rules run.
+    pub fn rules(&self) -> Vec<(String, &dyn RuleConfig)> {
+        let mut all = keyed("red_light", &self.red_light, true);
+        all.extend(keyed("wrong_way", &self.wrong_way, false));
+        all.extend(keyed("solid_line", &self.solid_line, false));
+        all.extend(keyed("restricted_lane", &self.restricted_lane, false));
+        all.extend(keyed("sidewalk", &self.sidewalk, false));
+        all.extend(keyed("no_stopping", &self.no_stopping, false));
+        all.extend(keyed("speed", &self.speed, false));
+        all
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -283,6 +130,13 @@ impl CameraConfig {
         config.path = path.to_owned();
         config.validate()?;
         Ok(config)
+    }
+
+    fn check(&self, section: &str) -> Check<'_> {
+        Check {
+            path: &self.path,
+            section: section.to_string(),
+        }
     }
 
     fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
@@ -314,213 +168,44 @@ impl CameraConfig {
                 format!("{} is outside 1..=30", self.analysis_fps),
             ));
         }
-        let rules = self.red_light.iter().count()
-            + self.wrong_way.len()
-            + self.solid_line.len()
-            + self.restricted_lane.len()
-            + self.sidewalk.len()
-            + self.no_stopping.len()
-            + self.speed.len();
-        if rules == 0 {
+        let rules = self.rules();
+        if rules.is_empty() {
             return Err(self.invalid(
                 "red_light",
                 "the camera has no rules: configure at least one of red_light, wrong_way, \
                  solid_line, restricted_lane, sidewalk, no_stopping, speed",
             ));
         }
-        if let Some(red_light) = &self.red_light {
-            self.check_line("red_light.stop_line", &red_light.stop_line)?;
-            self.check_vector("red_light.direction", red_light.direction)?;
-            for (i, lane) in red_light.right_turn_on_red.iter().enumerate() {
-                self.check_polygon(&format!("red_light.right_turn_on_red[{i}]"), lane)?;
-            }
-            if self.signal.is_none() {
+        for (key, rule) in &rules {
+            rule.validate(&self.check(key))?;
+            if rule.needs_signal() && self.signal.is_none() {
                 return Err(self.invalid(
                     "signal",
-                    "the red-light rule needs a [signal] section (region or schedule)",
+                    format!("the {key} rule needs a [signal] section (region or schedule)"),
                 ));
             }
         }
-        match &self.signal {
-            Some(SignalConfig::Region { region }) if region[2] == 0 || region[3] == 0 => {
-                return Err(self.invalid("signal.region", "width and height must be positive"));
-            }
-            Some(SignalConfig::Schedule { phases, .. })
-                if phases.is_empty()
-                    || phases
-                        .iter()
-                        .any(|p| !p.seconds.is_finite() || p.seconds <= 0.0) =>
-            {
-                return Err(self.invalid(
-                    "signal.phases",
-                    "needs at least one phase, each of positive length",
-                ));
-            }
-            Some(SignalConfig::Controller { url, poll_ms, .. }) => {
-                match url::Url::parse(url) {
-                    Ok(u) if matches!(u.scheme(), "http" | "https") => {}
-                    Ok(u) => {
-                        return Err(self.invalid(
-                            "signal.url",
-                            format!("scheme {} is not http or https", u.scheme()),
-                        ));
-                    }
-                    Err(e) => return Err(self.invalid("signal.url", format!("{url:?}: {e}"))),
-                }
-                if *poll_ms < 20 {
-                    return Err(self.invalid("signal.poll_ms", "must be at least 20"));
-                }
-            }
-            _ => {}
-        }
-        for (i, r) in self.wrong_way.iter().enumerate() {
-            self.check_polygon(&format!("wrong_way[{i}].lane"), &r.lane)?;
-            self.check_vector(&format!("wrong_way[{i}].direction"), r.direction)?;
-            self.check_positive(
-                &format!("wrong_way[{i}].min_distance"),
-                r.min_distance as f64,
-            )?;
-        }
-        for (i, r) in self.solid_line.iter().enumerate() {
-            let key = format!("solid_line[{i}].points");
-            if r.points.len() < 2 {
-                return Err(self.invalid(&key, "needs at least two points"));
-            }
-            self.check_points(&key, &r.points)?;
-            if r.points.windows(2).any(|w| w[0] == w[1]) {
-                return Err(self.invalid(&key, "two consecutive points are the same"));
-            }
-            self.check_positive(&format!("solid_line[{i}].margin"), r.margin as f64)?;
-        }
-        for (i, r) in self.restricted_lane.iter().enumerate() {
-            self.check_polygon(&format!("restricted_lane[{i}].lane"), &r.lane)?;
-            if r.allowed.is_empty() {
-                return Err(self.invalid(
-                    &format!("restricted_lane[{i}].allowed"),
-                    "names no class: list the classes allowed in the lane",
-                ));
-            }
-            self.check_positive(&format!("restricted_lane[{i}].min_seconds"), r.min_seconds)?;
-        }
-        for (i, r) in self.sidewalk.iter().enumerate() {
-            self.check_polygon(&format!("sidewalk[{i}].zone"), &r.zone)?;
-            self.check_positive(
-                &format!("sidewalk[{i}].min_distance"),
-                r.min_distance as f64,
-            )?;
-        }
-        for (i, r) in self.no_stopping.iter().enumerate() {
-            self.check_polygon(&format!("no_stopping[{i}].zone"), &r.zone)?;
-            self.check_positive(&format!("no_stopping[{i}].max_seconds"), r.max_seconds)?;
-            self.check_positive(
-                &format!("no_stopping[{i}].still_fraction"),
-                r.still_fraction as f64,
-            )?;
-        }
-        for (i, r) in self.speed.iter().enumerate() {
-            self.check_line(&format!("speed[{i}].line_a"), &r.line_a)?;
-            self.check_line(&format!("speed[{i}].line_b"), &r.line_b)?;
-            self.check_positive(&format!("speed[{i}].distance_m"), r.distance_m)?;
-            self.check_positive(&format!("speed[{i}].limit_kmh"), r.limit_kmh)?;
-            for (class, limit) in &r.class_limits {
-                self.check_positive(&format!("speed[{i}].class_limits.{class}"), *limit)?;
-            }
-            if !r.tolerance_kmh.is_finite() || r.tolerance_kmh < 0.0 {
-                return Err(self.invalid(
-                    &format!("speed[{i}].tolerance_kmh"),
-                    "must be a finite number, zero or more",
-                ));
-            }
+        if let Some(signal) = &self.signal {
+            signal.validate(&self.check("signal"))?;
         }
         Ok(())
-    }
-
-    fn check_points(&self, key: &str, points: &[[f32; 2]]) -> Result<(), ConfigError> {
-        if points.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(self.invalid(key, "coordinates must be finite and not negative"));
-        }
-        Ok(())
-    }
-
-    fn check_line(&self, key: &str, line: &[[f32; 2]; 2]) -> Result<(), ConfigError> {
-        if line[0] == line[1] {
-            return Err(self.invalid(key, "the two points are the same"));
-        }
-        self.check_points(key, line)
-    }
-
-    fn check_polygon(&self, key: &str, polygon: &[[f32; 2]]) -> Result<(), ConfigError> {
-        if polygon.len() < 3 {
-            return Err(self.invalid(key, "a polygon needs at least three points"));
-        }
-        self.check_points(key, polygon)
-    }
-
-    fn check_vector(&self, key: &str, [dx, dy]: [f32; 2]) -> Result<(), ConfigError> {
-        if !(dx.is_finite() && dy.is_finite()) || dx == 0.0 && dy == 0.0 {
-            return Err(self.invalid(key, "must be a non-zero vector"));
-        }
-        Ok(())
-    }
-
-    fn check_positive(&self, key: &str, value: f64) -> Result<(), ConfigError> {
-        if !value.is_finite() || value <= 0.0 {
-            return Err(self.invalid(key, format!("{value} must be a positive number")));
-        }
-        Ok(())
-    }
-
-    /// Every point of the camera's geometry, by the key that set it.
-    fn geometry(&self) -> Vec<(String, Vec<[f32; 2]>)> {
-        let mut out = Vec::new();
-        if let Some(r) = &self.red_light {
-            out.push(("red_light.stop_line".to_string(), r.stop_line.to_vec()));
-            for (i, lane) in r.right_turn_on_red.iter().enumerate() {
-                out.push((format!("red_light.right_turn_on_red[{i}]"), lane.clone()));
-            }
-        }
-        for (i, r) in self.wrong_way.iter().enumerate() {
-            out.push((format!("wrong_way[{i}].lane"), r.lane.clone()));
-        }
-        for (i, r) in self.solid_line.iter().enumerate() {
-            out.push((format!("solid_line[{i}].points"), r.points.clone()));
-        }
-        for (i, r) in self.restricted_lane.iter().enumerate() {
-            out.push((format!("restricted_lane[{i}].lane"), r.lane.clone()));
-        }
-        for (i, r) in self.sidewalk.iter().enumerate() {
-            out.push((format!("sidewalk[{i}].zone"), r.zone.clone()));
-        }
-        for (i, r) in self.no_stopping.iter().enumerate() {
-            out.push((format!("no_stopping[{i}].zone"), r.zone.clone()));
-        }
-        for (i, r) in self.speed.iter().enumerate() {
-            out.push((format!("speed[{i}].line_a"), r.line_a.to_vec()));
-            out.push((format!("speed[{i}].line_b"), r.line_b.to_vec()));
-        }
-        out
     }
 
     /// Check the geometry against the analysed frame size, known once the video is open.
     pub fn check_frame_size(&self, width: u32, height: u32) -> Result<(), ConfigError> {
         let (w, h) = (width as f32, height as f32);
-        for (key, points) in self.geometry() {
-            if let Some(p) = points.iter().find(|[x, y]| *x > w || *y > h) {
-                return Err(self.invalid(
-                    &key,
-                    format!("the point {p:?} lies outside the {width}x{height} frame"),
-                ));
+        for (section, rule) in self.rules() {
+            for (field, points) in rule.points() {
+                if let Some(p) = points.iter().find(|[x, y]| *x > w || *y > h) {
+                    return Err(self.check(&section).invalid(
+                        &field,
+                        format!("the point {p:?} lies outside the {width}x{height} frame"),
+                    ));
+                }
             }
         }
-        if let Some(SignalConfig::Region {
-            region: [x, y, rw, rh],
-        }) = self.signal
-            && (x + rw > width || y + rh > height)
-        {
-            return Err(self.invalid(
-                "signal.region",
-                format!("lies outside the {width}x{height} frame"),
-            ));
+        if let Some(signal) = &self.signal {
+            signal.check_frame_size(&self.check("signal"), width, height)?;
         }
         Ok(())
     }
@@ -529,6 +214,7 @@ impl CameraConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rules::StopKind;
 
     const GOOD: &str = r#"
 id = "cam"
@@ -670,7 +356,7 @@ class_limits = { lorry = 30 }
         let no_signal = GOOD.split("[signal]").next().unwrap();
         let err = load(no_signal).unwrap_err().to_string();
         assert!(
-            err.contains("`signal`") && err.contains("red-light rule"),
+            err.contains("`signal`") && err.contains("red_light rule"),
             "{err}"
         );
     }

@@ -1,31 +1,29 @@
-//! Video ingest, detection, tracking, rules and evidence.
+//! Video ingest, detection, tracking, rules and evidence, by stage, in the order a frame
+//! meets them:
 //!
-//! Stages, in the order a frame meets them: [`source`] (GStreamer decode to RGB at the
-//! analysis rate) → [`analyzer`] (vehicle detector, [`tracker`], [`rules`], [`signal`]) →
-//! [`plate_reader`] for the violating track → [`evidence`] → a
-//! [`vigil_core::ViolationEvent`] built by [`batch`].
+//! - [`source`]: frames from a recorded file or a live RTSP camera ([`source::FrameSource`]),
+//!   and the compressed video a violation's clip is cut from ([`source::clip::ClipSource`]);
+//! - [`analysis`]: per camera, what of each frame to detect in, the vehicle detector, the
+//!   tracker, the [`rules`] (with the [`signal`] for red lights), key frames and the plate
+//!   ([`plates`]);
+//! - [`output`]: the evidence package, its signature, and the
+//!   [`vigil_core::ViolationEvent`] handed to an [`vigil_core::EventSink`];
+//! - [`run`]: batch, live and scenario evaluation, each a loop over the stages above.
+//!
+//! The event contract is `vigil-core`'s; this crate knows nothing of how cases are kept.
 
-pub mod analyzer;
-pub mod batch;
+pub mod analysis;
 pub mod config;
-pub mod eval;
-pub mod evidence;
-pub mod exposure;
 pub mod frame;
-pub mod live;
-/// The plate grammar lives with the cases (ticketing checks corrected plates against it).
-pub use vigil_core::plate;
-pub mod motion;
-pub mod plate_colour;
-pub mod plate_reader;
+pub mod output;
+pub mod plates;
+mod retry;
 pub mod rules;
+pub mod run;
 pub mod signal;
-pub mod signal_feed;
-pub mod signing;
 pub mod source;
-pub mod tracker;
 
-pub use analyzer::{Analyzer, AnalyzerSettings, Finding, Models};
+pub use analysis::{Analyzer, AnalyzerSettings, Finding, Models};
 pub use config::CameraConfig;
 pub use frame::Frame;
 pub use source::FileSource;

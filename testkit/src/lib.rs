@@ -1,12 +1,14 @@
 //! Test support for the workspace, never linked by a program that runs a deployment:
 //! the fixtures as `scripts/setup` installs them ([`fixtures`]), sample records
-//! ([`samples`]), empty case stores on real databases ([`stores`]), local stand-ins for the
+//! ([`samples`]), a case store in memory ([`sinks`]), empty case stores on real databases
+//! ([`stores`]), local stand-ins for the
 //! outside systems ([`stand_ins`]), headless Chromium through chromedriver ([`browser`]),
 //! and the simulated RTSP cameras (re-exported from `vigil-camsim`).
 
 pub mod browser;
 pub mod fixtures;
 pub mod samples;
+pub mod sinks;
 pub mod stand_ins;
 pub mod stores;
 

@@ -8,6 +8,27 @@ use std::process::{Child, Command, Stdio};
 
 pub use vigil_testkit::fixtures::*;
 
+/// Every violation the analysis finds in a recording, every frame looked at whole.
+pub fn findings(
+    camera: &vigil_pipeline::CameraConfig,
+    models: &mut vigil_pipeline::Models,
+    video: &Path,
+) -> Vec<vigil_pipeline::Finding> {
+    use vigil_pipeline::source::{FileSource, FrameSource};
+    let mut analyzer = vigil_pipeline::Analyzer::new(
+        camera.clone(),
+        vigil_pipeline::AnalyzerSettings::default(),
+        std::sync::Arc::new(vigil_core::SystemClock),
+    );
+    let mut frames = FileSource::open(video, camera.analysis_fps).unwrap();
+    let mut found = Vec::new();
+    while let Some(frame) = frames.next_frame().unwrap() {
+        found.extend(analyzer.analyse(models, frame).unwrap().findings);
+    }
+    found.extend(analyzer.finish(models).unwrap());
+    found
+}
+
 /// A URL for a new, empty schema on the test PostgreSQL server.
 pub fn fresh_postgres_url() -> String {
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -150,7 +150,7 @@ fn plates_are_read_exactly_from_every_fixture_vehicle() {
 #[test]
 fn openvino_finds_the_vehicles_and_reads_the_plates_onnx_runtime_does() {
     use vigil_models::{Backend, TextDetector, TextRecognizer, engine};
-    use vigil_pipeline::plate_reader::PlateReader;
+    use vigil_pipeline::plates::PlateReader;
 
     let manifest = Manifest::load(&common::models_path()).unwrap();
     let openvino = engine::openvino_backend().unwrap();

@@ -4,11 +4,14 @@
 
 use crate::common;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use vigil_core::SystemClock;
 use vigil_pipeline::FileSource;
-use vigil_pipeline::live::camera::{CameraState, LiveCamera, LiveSettings};
-use vigil_pipeline::live::clip::write_clip;
+use vigil_pipeline::source::FrameSource;
+use vigil_pipeline::source::clip::ClipSource;
+use vigil_pipeline::source::rtsp::{CameraState, LiveCamera, LiveSettings};
 use vigil_testkit::{Mount, TestRtspServer};
 
 fn video(path: &str, file: &str) -> Mount {
@@ -24,7 +27,11 @@ fn camera(id: &str, url: &str) -> LiveCamera {
     s.backoff_min = Duration::from_millis(200);
     s.backoff_max = Duration::from_secs(2);
     s.stall_after = Duration::from_secs(2);
-    LiveCamera::start(s).expect("start camera")
+    start(s).expect("start camera")
+}
+
+fn start(s: LiveSettings) -> Result<LiveCamera, vigil_pipeline::source::SourceError> {
+    LiveCamera::start(s, Arc::new(SystemClock))
 }
 
 /// Wait (up to `limit`) until `cond` holds; returns whether it did.
@@ -40,8 +47,9 @@ fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 fn drain(cam: &LiveCamera) -> usize {
+    let mut frames = cam.frames();
     let mut n = 0;
-    while cam.next_frame().is_some() {
+    while frames.next_frame().unwrap().is_some() {
         n += 1;
     }
     n
@@ -57,7 +65,7 @@ fn a_camera_streams_and_a_clip_cut_from_its_ring_buffer_decodes_and_covers_the_t
         cam.status()
     );
     assert_eq!(cam.status().state, CameraState::Streaming);
-    let frame = cam.next_frame().expect("a frame waits");
+    let frame = cam.frames().next_frame().unwrap().expect("a frame waits");
     assert_eq!((frame.image.width(), frame.image.height()), (640, 360));
     // The queue is bounded: unread frames are dropped, oldest first, and counted.
     std::thread::sleep(Duration::from_secs(4));
@@ -65,14 +73,14 @@ fn a_camera_streams_and_a_clip_cut_from_its_ring_buffer_decodes_and_covers_the_t
     assert!(status.frames_dropped > 0, "{status:?}");
     assert!(drain(&cam) <= 10);
 
-    let (caps, units) = cam
-        .clip(Duration::from_secs(1), Duration::from_secs(3))
-        .expect("a clip");
-    assert!(units[0].keyframe);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clip.mp4");
-    let sha = write_clip(&units, &caps, &path).unwrap();
-    assert_eq!(sha.len(), 64);
+    let clip = cam
+        .clips()
+        .cut(Duration::from_secs(1), Duration::from_secs(3), &path)
+        .expect("a clip");
+    assert_eq!(clip.sha256.len(), 64);
+    assert!(clip.starts_at <= Duration::from_secs(1), "{clip:?}");
     assert!(!dir.path().join("clip.mp4.partial").exists());
     let frames: Vec<_> = FileSource::open(&path, 5)
         .unwrap()
@@ -202,7 +210,7 @@ fn a_wrong_url_wrong_credentials_and_an_audio_stream_fail_with_their_reasons() {
     for (cam, _) in &cams[..2] {
         assert_eq!(cam.status().state, CameraState::Streaming, "{}", cam.id());
     }
-    assert!(LiveCamera::start(LiveSettings::new("x", "http://example/a")).is_err());
+    assert!(start(LiveSettings::new("x", "http://example/a")).is_err());
 }
 
 #[test]
@@ -217,33 +225,28 @@ fn clips_come_from_the_main_stream_when_the_camera_has_one() {
     .unwrap();
     let mut s = LiveSettings::new("two-streams", &server.url("/sub"));
     s.evidence_url = Some(server.url("/main"));
-    let cam = LiveCamera::start(s).unwrap();
+    let cam = start(s).unwrap();
     assert!(
         wait_for(Duration::from_secs(40), || {
             let st = cam.status();
             st.state == CameraState::Streaming
                 && st.evidence == Some(CameraState::Streaming)
                 && cam
-                    .ring_end()
+                    .clips()
+                    .held_until()
                     .is_some_and(|e| e >= Duration::from_millis(6500))
         }),
         "{:?}",
         cam.status()
     );
     drain(&cam);
-    let (caps, units) = cam
-        .clip(Duration::from_secs(4), Duration::from_secs(6))
-        .expect("a clip from the main stream");
-    eprintln!(
-        "{} units, {:?} .. {:?}",
-        units.len(),
-        units.first().map(|u| u.pts),
-        units.last().map(|u| u.pts)
-    );
-    assert!(units[0].keyframe);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("clip.mp4");
-    write_clip(&units, &caps, &path).unwrap();
+    let clip = cam
+        .clips()
+        .cut(Duration::from_secs(4), Duration::from_secs(6), &path)
+        .expect("a clip from the main stream");
+    eprintln!("{clip:?}");
     let frames = FileSource::open(&path, 5)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()

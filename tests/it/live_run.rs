@@ -4,14 +4,15 @@
 
 use crate::common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vigil_core::ViolationEvent;
+use vigil_core::{DataDir, SystemClock};
 use vigil_pipeline::FileSource;
-use vigil_pipeline::live::deployment::Deployment;
-use vigil_pipeline::live::runner::{LiveRunner, RunnerSettings};
-use vigil_pipeline::signing::{EvidenceKey, verify_package};
+use vigil_pipeline::output::signing::{EvidenceKey, verify_package};
+use vigil_pipeline::run::live::deployment::Deployment;
+use vigil_pipeline::run::live::{LiveRunner, RunnerSettings};
+use vigil_testkit::sinks::MemorySink;
 
 #[test]
 fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it() {
@@ -19,36 +20,23 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     let (_server, deployment) = common::junction_camera(dir.path(), 2, 2);
     let deployment = Deployment::load(&deployment).unwrap();
     let key = Arc::new(EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap());
-    let events: Arc<Mutex<Vec<ViolationEvent>>> = Arc::default();
-    let sink_events = events.clone();
     // The case store refuses the first violation once (a locked database): the runner
     // must retry it rather than lose it.
-    let sink_refusals = std::sync::atomic::AtomicUsize::new(0);
-    let sightings: Arc<Mutex<Vec<vigil_core::Sighting>>> = Arc::default();
-    let sink_sightings = sightings.clone();
+    let store = MemorySink::refusing_first(1);
     let runner = LiveRunner::start(
         deployment,
         RunnerSettings {
-            evidence_root: dir.path().join("evidence"),
+            data: DataDir::new(dir.path()),
             models_path: common::models_path(),
             key: key.clone(),
-            sink: Arc::new(move |e| {
-                if sink_refusals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-                    return Err("database is locked".into());
-                }
-                sink_events.lock().unwrap().push(e);
-                Ok(())
-            }),
-            sightings: Arc::new(move |s| {
-                sink_sightings.lock().unwrap().push(s);
-                Ok(())
-            }),
+            sink: store.clone(),
+            clock: Arc::new(SystemClock),
         },
     )
     .unwrap();
     // The bus runs the red 4 s into each 12 s loop; its clip ends 2 s later.
     let until = Instant::now() + Duration::from_secs(60);
-    while events.lock().unwrap().is_empty() && Instant::now() < until {
+    while store.events().is_empty() && Instant::now() < until {
         std::thread::sleep(Duration::from_millis(200));
     }
     let metrics = runner.metrics_text();
@@ -57,7 +45,7 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
         metrics.contains("vigil_records_refused_total 1"),
         "the refusal was not counted:\n{metrics}"
     );
-    let events = events.lock().unwrap().clone();
+    let events = store.events();
     assert!(
         !events.is_empty(),
         "no violation in 60 s of stream; metrics:\n{metrics}"
@@ -69,7 +57,7 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     );
     assert!(event.source.starts_with("rtsp://127.0.0.1:"));
     // The violator's plate read is also a sighting, with its picture.
-    let sightings = sightings.lock().unwrap().clone();
+    let sightings = store.sightings();
     let bus = sightings.iter().find(|s| s.plate == "98A-123.45");
     let bus = bus.unwrap_or_else(|| panic!("no sighting of the bus: {sightings:?}"));
     assert_eq!(bus.camera_id, event.camera_id);

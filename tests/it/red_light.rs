@@ -4,8 +4,7 @@
 use crate::common;
 
 use vigil_pipeline::signal::SignalState;
-use vigil_pipeline::source::FileSource;
-use vigil_pipeline::{Analyzer, AnalyzerSettings, CameraConfig, Models};
+use vigil_pipeline::{CameraConfig, Models};
 
 #[test]
 fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
@@ -13,17 +12,11 @@ fn the_rule_fires_exactly_for_the_vehicle_that_runs_the_red_light() {
     let mut models = Models::load(&common::models_path()).unwrap();
     for scene in common::SCENES {
         let truth = common::truth(scene);
-        let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
-        let mut findings = Vec::new();
-        for frame in FileSource::open(
+        let findings = common::findings(
+            &camera,
+            &mut models,
             &common::fixture(&format!("{scene}.mp4")),
-            camera.analysis_fps,
-        )
-        .unwrap()
-        {
-            findings.extend(analyzer.process(&mut models, frame.unwrap()).unwrap());
-        }
-        findings.extend(analyzer.finish(&mut models).unwrap());
+        );
 
         let violators: Vec<_> = truth
             .vehicles
@@ -82,13 +75,7 @@ phases = [
     std::fs::write(&path, format!("{head}{schedule}")).unwrap();
     let camera = CameraConfig::load(&path).unwrap();
     let mut models = Models::load(&common::models_path()).unwrap();
-    let mut analyzer = Analyzer::new(camera.clone(), AnalyzerSettings::default());
-    let mut findings = Vec::new();
-    for frame in FileSource::open(&common::fixture("redlight_a.mp4"), camera.analysis_fps).unwrap()
-    {
-        findings.extend(analyzer.process(&mut models, frame.unwrap()).unwrap());
-    }
-    findings.extend(analyzer.finish(&mut models).unwrap());
+    let findings = common::findings(&camera, &mut models, &common::fixture("redlight_a.mp4"));
     let plates: Vec<_> = findings
         .iter()
         .map(|f| f.plate.as_ref().map(|p| p.plate.to_string()))

@@ -167,7 +167,7 @@ impl FineSchedules {
         vehicle: VehicleCategory,
         at: DateTime<Utc>,
     ) -> Result<Fine, FineError> {
-        let date = at.with_timezone(&chrono_tz::Asia::Ho_Chi_Minh).date_naive();
+        let date = vigil_core::local_time::local_date(at);
         let schedule = self.in_force(date)?;
         let row = schedule
             .rows

@@ -8,6 +8,7 @@ use crate::fines::{Fine, FineSchedules, VehicleCategory};
 use crate::store::{CaseStore, Recorded, StoreError};
 use vigil_core::clock::{Clock, SystemClock};
 use vigil_core::event::ViolationEvent;
+use vigil_core::{EventSink, Sighting, SinkError};
 
 /// How close in time two events of one plate, violation and camera must be to be one
 /// case: a vehicle that stops over the line and moves on is seen crossing more than once.
@@ -55,5 +56,36 @@ impl Intake {
         self.store
             .record(event, fine.as_ref(), self.clock.now(), self.dedup_window)
             .await
+    }
+}
+
+/// The case service in-process, as the pipeline's [`EventSink`]: a batch run or a live
+/// worker on the machine that holds the database. Calls block their (pipeline) thread on
+/// the service's runtime; they must not be made from inside it.
+pub struct IntakeSink {
+    pub intake: Intake,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl EventSink for IntakeSink {
+    fn record_event(&self, event: &ViolationEvent) -> Result<Recorded, SinkError> {
+        self.runtime
+            .block_on(self.intake.record(event))
+            .map_err(sink_error)
+    }
+
+    fn record_sighting(&self, sighting: &Sighting) -> Result<bool, SinkError> {
+        self.runtime
+            .block_on(self.intake.store.record_sighting(sighting))
+            .map_err(sink_error)
+    }
+}
+
+/// What the store says of a record it did not take: bad data is refused for good; a
+/// database that is down, locked or slow may take it later.
+pub fn sink_error(e: StoreError) -> SinkError {
+    match e {
+        StoreError::Invalid(m) => SinkError::Refused(m),
+        other => SinkError::Unavailable(other.to_string()),
     }
 }

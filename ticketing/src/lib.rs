@@ -18,6 +18,7 @@ pub mod owner;
 pub mod review;
 pub mod sightings;
 pub mod store;
+pub mod worker;
 
 pub use auth::Role;
 pub use fines::{Fine, FineSchedules, VehicleCategory};

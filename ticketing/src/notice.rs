@@ -9,9 +9,9 @@ use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
-use chrono_tz::Asia::Ho_Chi_Minh;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use vigil_core::local_time::TIME_ZONE;
 
 use crate::fines::combine;
 use crate::lifecycle::CaseState;
@@ -172,7 +172,7 @@ impl CaseStore {
                 violations.push(PublishedViolation {
                     case_id,
                     violation: row.try_get("violation")?,
-                    time: occurred.with_timezone(&Ho_Chi_Minh).to_rfc3339(),
+                    time: occurred.with_timezone(&TIME_ZONE).to_rfc3339(),
                     location: event.location.clone(),
                     camera_id: row.try_get("camera_id")?,
                     article: fine.as_ref().map(|f| f.article.clone()),

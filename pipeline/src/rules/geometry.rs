@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use vigil_models::BBox;
 
-use crate::tracker::TrackPoint;
+use crate::analysis::tracker::TrackPoint;
 
 pub type Point = (f32, f32);
 

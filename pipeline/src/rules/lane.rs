@@ -2,16 +2,99 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use vigil_core::ViolationKind;
 
-use super::geometry::{Segment, crossing_time, ground, inside};
-use super::{PerTrack, TrackRule, Violation};
-use crate::config::{RestrictedLaneConfig, SolidLineConfig};
-use crate::tracker::{Track, TrackPoint};
+use super::geometry::{Segment, Shape, crossing_time, ground, inside};
+use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use crate::analysis::tracker::{Track, TrackPoint};
+use crate::config::ConfigError;
 
 /// The segments' share of length a ground point may lie beyond a polyline's end and still
 /// be beside it: boxes at the end of a painted line are judged by its last segment.
 const END_SLACK: f32 = 0.05;
+
+/// `[[solid_line]]`: a solid line (or divider) that must not be crossed, as a polyline in pixels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SolidLineConfig {
+    pub points: Vec<[f32; 2]>,
+    /// How far (pixels) a vehicle's ground point must be on each side for the crossing to
+    /// count: a wheel brushing the paint, or box jitter, is not a crossing.
+    #[serde(default = "default_solid_line_margin")]
+    pub margin: f32,
+}
+
+fn default_solid_line_margin() -> f32 {
+    8.0
+}
+
+impl RuleConfig for SolidLineConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        if self.points.len() < 2 {
+            return Err(check.invalid("points", "needs at least two points"));
+        }
+        check.points("points", &self.points)?;
+        if self.points.windows(2).any(|w| w[0] == w[1]) {
+            return Err(check.invalid("points", "two consecutive points are the same"));
+        }
+        check.positive("margin", self.margin as f64)
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        vec![("points".into(), self.points.clone())]
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        vec![Shape::line(&self.points)]
+    }
+
+    fn build(&self, name: String) -> Box<dyn TrackRule> {
+        Box::new(SolidLineRule::new(name, self))
+    }
+}
+
+/// `[[restricted_lane]]`: a lane closed to some classes (e.g. a car-only lane); a vehicle of another class
+/// driving in it is in the wrong lane.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestrictedLaneConfig {
+    pub lane: Vec<[f32; 2]>,
+    /// Detector classes allowed in the lane.
+    pub allowed: Vec<String>,
+    /// How long a vehicle must be in the lane before it counts.
+    #[serde(default = "default_zone_seconds")]
+    pub min_seconds: f64,
+}
+
+fn default_zone_seconds() -> f64 {
+    1.0
+}
+
+impl RuleConfig for RestrictedLaneConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        check.polygon("lane", &self.lane)?;
+        if self.allowed.is_empty() {
+            return Err(check.invalid(
+                "allowed",
+                "names no class: list the classes allowed in the lane",
+            ));
+        }
+        check.positive("min_seconds", self.min_seconds)
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        vec![("lane".into(), self.lane.clone())]
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        vec![Shape::area(&self.lane)]
+    }
+
+    fn build(&self, name: String) -> Box<dyn TrackRule> {
+        Box::new(RestrictedLaneRule::new(name, self))
+    }
+}
 
 struct Side {
     /// -1 or 1: which side the vehicle was last clearly on.

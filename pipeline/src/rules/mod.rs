@@ -10,22 +10,22 @@ pub mod wrong_way;
 pub mod zone;
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::time::Duration;
 
 use vigil_core::ViolationKind;
-
 use vigil_models::BBox;
 
-use crate::config::CameraConfig;
+use crate::analysis::tracker::Track;
+use crate::config::{CameraConfig, ConfigError};
 use crate::signal::SignalState;
-use crate::tracker::Track;
 use geometry::Shape;
 
-pub use lane::{RestrictedLaneRule, SolidLineRule};
-pub use red_light::{Crossing, RedLightRule};
-pub use speed::SpeedRule;
-pub use wrong_way::WrongWayRule;
-pub use zone::{NoStoppingRule, SidewalkRule};
+pub use lane::{RestrictedLaneConfig, RestrictedLaneRule, SolidLineConfig, SolidLineRule};
+pub use red_light::{Crossing, RedLightConfig, RedLightRule};
+pub use speed::{SpeedConfig, SpeedRule};
+pub use wrong_way::{WrongWayConfig, WrongWayRule};
+pub use zone::{NoStoppingConfig, NoStoppingRule, SidewalkConfig, SidewalkRule, StopKind};
 
 /// A decided violation of one rule by one track.
 #[derive(Debug, Clone, PartialEq)]
@@ -99,108 +99,138 @@ pub trait TrackRule: Send {
     /// track). `class` is the track's detector class by name.
     fn observe(&mut self, track: &Track, class: &str) -> Option<Violation>;
 
+    /// The signal seen on a frame, before `observe` is called for that frame (only a
+    /// rule that depends on the signal keeps it).
+    fn signal(&mut self, _pts: Duration, _state: SignalState) {}
+
     /// Drop the state kept for tracks that have ended.
     fn retain(&mut self, alive: &dyn Fn(u64) -> bool);
 }
 
-/// Every rule a camera runs.
-pub struct RuleSet {
-    red_light: Option<RedLightRule>,
-    rules: Vec<Box<dyn TrackRule>>,
-    watched: Vec<Shape>,
+/// A rule's section of the camera config: it checks its own values and says where its
+/// geometry lies. Adding a rule is its own file (this, a [`TrackRule`], their tests), its
+/// section in [`CameraConfig`] (a field and a line in [`CameraConfig::rules`]), and its
+/// row in the fine schedule.
+pub trait RuleConfig {
+    /// Check the section's values; `check` names them in messages (`speed[0].distance_m`).
+    fn validate(&self, check: &Check) -> Result<(), ConfigError>;
+
+    /// Every point of the rule's geometry, by the field that set it: checked against the
+    /// analysed frame's size.
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)>;
+
+    /// What the rule judges by, in the picture: where a vehicle is near any of it, every
+    /// frame counts (a crossing's time is interpolated between the frames either side of
+    /// a line; a stand in a zone is timed frame by frame). Elsewhere a vehicle's path
+    /// between two detections is as good as a detection on each frame.
+    fn watched(&self) -> Vec<Shape>;
+
+    /// Whether the rule needs the signal's state.
+    fn needs_signal(&self) -> bool {
+        false
+    }
+
+    /// The rule, named by its section's key (`wrong_way[0]`).
+    fn build(&self, name: String) -> Box<dyn TrackRule>;
 }
 
-/// What the rules judge by, in the picture: where a vehicle is near any of it, every frame
-/// counts (a crossing's time is interpolated between the frames either side of a line; a
-/// stand in a zone is timed frame by frame). Elsewhere a vehicle's path between two
-/// detections is as good as a detection on each frame.
-fn watched(camera: &CameraConfig) -> Vec<Shape> {
-    let mut shapes = Vec::new();
-    if let Some(r) = &camera.red_light {
-        // A right turn on red is judged where the front is first seen past the line,
-        // which is near the line.
-        shapes.push(Shape::line(&r.stop_line));
+/// Names a section's values in configuration errors, and checks the kinds of value every
+/// rule has: points, lines, polygons, directions and positive numbers.
+pub struct Check<'a> {
+    pub path: &'a Path,
+    /// The section's key: `red_light`, `speed[0]`.
+    pub section: String,
+}
+
+impl Check<'_> {
+    pub fn key(&self, field: &str) -> String {
+        format!("{}.{field}", self.section)
     }
-    for s in &camera.speed {
-        shapes.push(Shape::line(&s.line_a));
-        shapes.push(Shape::line(&s.line_b));
+
+    pub fn invalid(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.to_owned(),
+            key: self.key(field),
+            message: message.into(),
+        }
     }
-    for c in &camera.solid_line {
-        shapes.push(Shape::line(&c.points));
+
+    pub fn points(&self, field: &str, points: &[[f32; 2]]) -> Result<(), ConfigError> {
+        if points.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
+            return Err(self.invalid(field, "coordinates must be finite and not negative"));
+        }
+        Ok(())
     }
-    let areas = camera
-        .wrong_way
-        .iter()
-        .map(|c| &c.lane)
-        .chain(camera.restricted_lane.iter().map(|c| &c.lane))
-        .chain(camera.sidewalk.iter().map(|c| &c.zone))
-        .chain(camera.no_stopping.iter().map(|c| &c.zone));
-    shapes.extend(areas.map(|a| Shape::area(a)));
-    shapes
+
+    pub fn line(&self, field: &str, line: &[[f32; 2]; 2]) -> Result<(), ConfigError> {
+        if line[0] == line[1] {
+            return Err(self.invalid(field, "the two points are the same"));
+        }
+        self.points(field, line)
+    }
+
+    pub fn polygon(&self, field: &str, polygon: &[[f32; 2]]) -> Result<(), ConfigError> {
+        if polygon.len() < 3 {
+            return Err(self.invalid(field, "a polygon needs at least three points"));
+        }
+        self.points(field, polygon)
+    }
+
+    pub fn vector(&self, field: &str, [dx, dy]: [f32; 2]) -> Result<(), ConfigError> {
+        if !(dx.is_finite() && dy.is_finite()) || dx == 0.0 && dy == 0.0 {
+            return Err(self.invalid(field, "must be a non-zero vector"));
+        }
+        Ok(())
+    }
+
+    pub fn positive(&self, field: &str, value: f64) -> Result<(), ConfigError> {
+        if !value.is_finite() || value <= 0.0 {
+            return Err(self.invalid(field, format!("{value} must be a positive number")));
+        }
+        Ok(())
+    }
+}
+
+/// Every rule a camera runs, in the order its config lists the sections.
+pub struct RuleSet {
+    rules: Vec<Box<dyn TrackRule>>,
+    watched: Vec<Shape>,
+    needs_signal: bool,
 }
 
 impl RuleSet {
     pub fn from_config(camera: &CameraConfig) -> Self {
-        let mut rules: Vec<Box<dyn TrackRule>> = Vec::new();
-        for (i, c) in camera.wrong_way.iter().enumerate() {
-            rules.push(Box::new(WrongWayRule::new(format!("wrong_way[{i}]"), c)));
-        }
-        for (i, c) in camera.solid_line.iter().enumerate() {
-            rules.push(Box::new(SolidLineRule::new(format!("solid_line[{i}]"), c)));
-        }
-        for (i, c) in camera.restricted_lane.iter().enumerate() {
-            rules.push(Box::new(RestrictedLaneRule::new(
-                format!("restricted_lane[{i}]"),
-                c,
-            )));
-        }
-        for (i, c) in camera.sidewalk.iter().enumerate() {
-            rules.push(Box::new(SidewalkRule::new(format!("sidewalk[{i}]"), c)));
-        }
-        for (i, c) in camera.no_stopping.iter().enumerate() {
-            rules.push(Box::new(NoStoppingRule::new(
-                format!("no_stopping[{i}]"),
-                c,
-            )));
-        }
-        for (i, c) in camera.speed.iter().enumerate() {
-            rules.push(Box::new(SpeedRule::new(format!("speed[{i}]"), c)));
-        }
+        let sections = camera.rules();
         Self {
-            red_light: camera.red_light.as_ref().map(RedLightRule::new),
-            rules,
-            watched: watched(camera),
+            rules: sections
+                .iter()
+                .map(|(key, r)| r.build(key.clone()))
+                .collect(),
+            watched: sections.iter().flat_map(|(_, r)| r.watched()).collect(),
+            needs_signal: sections.iter().any(|(_, r)| r.needs_signal()),
         }
     }
 
-    /// Whether any rule's geometry lies in `b` (see [`watched`]).
+    /// Whether any rule's geometry lies in `b` (see [`RuleConfig::watched`]).
     pub fn watches(&self, b: &BBox) -> bool {
         self.watched.iter().any(|s| s.touches(b))
     }
 
     /// Whether any rule needs the signal state.
     pub fn needs_signal(&self) -> bool {
-        self.red_light.is_some()
+        self.needs_signal
     }
 
     /// Record the signal seen on a frame, before `observe` is called for that frame.
     pub fn signal(&mut self, pts: Duration, state: SignalState) {
-        if let Some(r) = &mut self.red_light {
-            r.signal(pts, state);
+        for rule in &mut self.rules {
+            rule.signal(pts, state);
         }
     }
 
     /// Judge a track after its latest point; the violations it commits with it.
     pub fn observe(&mut self, track: &Track, class: &str) -> Vec<Violation> {
         let mut out = Vec::new();
-        if let Some(rule) = &mut self.red_light
-            && let Some(crossing) = rule.observe(track)
-        {
-            tracing::debug!(track = track.id, signal = crossing.signal.as_str(), red_for = ?crossing.red_for, exempt = ?crossing.exempt, t = ?crossing.pts, "stop line crossed");
-            if crossing.is_violation() {
-                out.push(rule.violation(&crossing));
-            }
-        }
         for rule in &mut self.rules {
             if let Some(v) = rule.observe(track, class) {
                 tracing::debug!(track = track.id, rule = %v.rule, kind = v.kind.as_str(), t = ?v.pts, "violation");
@@ -211,9 +241,6 @@ impl RuleSet {
     }
 
     pub fn retain(&mut self, alive: &dyn Fn(u64) -> bool) {
-        if let Some(r) = &mut self.red_light {
-            r.retain(alive);
-        }
         for rule in &mut self.rules {
             rule.retain(alive);
         }
@@ -227,7 +254,7 @@ pub(crate) mod testing {
 
     use vigil_models::BBox;
 
-    use crate::tracker::{Track, TrackPoint};
+    use crate::analysis::tracker::{Track, TrackPoint};
 
     /// A 40×30 px vehicle whose ground point (bottom centre) is at each (x, y) in turn,
     /// one frame every 200 ms from t = 0.

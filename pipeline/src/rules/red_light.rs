@@ -4,13 +4,82 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use serde::Deserialize;
+use vigil_core::ViolationKind;
 use vigil_models::BBox;
 
-use super::Violation;
-use super::geometry::inside;
-use crate::config::RedLightConfig;
+use super::geometry::{Shape, inside};
+use super::{Check, RuleConfig, TrackRule, Violation};
+use crate::analysis::tracker::Track;
+use crate::config::ConfigError;
 use crate::signal::SignalState;
-use crate::tracker::Track;
+
+/// `[red_light]`: the stop line at a signalled junction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedLightConfig {
+    /// Two points of the stop line, in pixels of the analysed frame.
+    pub stop_line: [[f32; 2]; 2],
+    /// Direction of travel, as a vector in image coordinates.
+    pub direction: [f32; 2],
+    /// How long the signal must have been red when the vehicle reaches the line: a
+    /// vehicle that reaches it as the lamp changes could not have stopped.
+    #[serde(default = "default_red_dwell")]
+    pub red_dwell_seconds: f64,
+    /// How far past the line (as a share of the vehicle's length along the direction of
+    /// travel) its front must get before the crossing counts: a vehicle stopped on the
+    /// line, its box jittering across it, never crosses.
+    #[serde(default = "default_confirm_fraction")]
+    pub confirm_fraction: f32,
+    /// Lanes where turning right on red is allowed (a sign says so), as polygons in
+    /// pixels; a vehicle reaching the line inside one is not in violation.
+    #[serde(default)]
+    pub right_turn_on_red: Vec<Vec<[f32; 2]>>,
+}
+
+fn default_red_dwell() -> f64 {
+    0.5
+}
+
+fn default_confirm_fraction() -> f32 {
+    0.15
+}
+
+impl RuleConfig for RedLightConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        check.line("stop_line", &self.stop_line)?;
+        check.vector("direction", self.direction)?;
+        for (i, lane) in self.right_turn_on_red.iter().enumerate() {
+            check.polygon(&format!("right_turn_on_red[{i}]"), lane)?;
+        }
+        Ok(())
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        let mut out = vec![("stop_line".into(), self.stop_line.to_vec())];
+        out.extend(
+            self.right_turn_on_red
+                .iter()
+                .enumerate()
+                .map(|(i, lane)| (format!("right_turn_on_red[{i}]"), lane.clone())),
+        );
+        out
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        // A right turn on red is judged where the front is first seen past the line,
+        // which is near the line.
+        vec![Shape::line(&self.stop_line)]
+    }
+
+    fn needs_signal(&self) -> bool {
+        true
+    }
+
+    fn build(&self, _name: String) -> Box<dyn TrackRule> {
+        Box::new(RedLightRule::new(self))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Crossing {
@@ -139,7 +208,7 @@ impl RedLightRule {
     pub fn violation(&self, c: &Crossing) -> Violation {
         let ms = |d: Duration| d.as_millis() as u64;
         Violation {
-            kind: vigil_core::ViolationKind::RedLight,
+            kind: ViolationKind::RedLight,
             track_id: c.track_id,
             pts: c.pts,
             frame: c.frame,
@@ -160,18 +229,9 @@ impl RedLightRule {
         }
     }
 
-    pub fn retain(&mut self, alive: &dyn Fn(u64) -> bool) {
-        self.crossed.retain(|id| alive(*id));
-    }
-
-    /// Record the signal seen on a frame; call on every analysed frame, before `observe`.
-    pub fn signal(&mut self, pts: Duration, state: SignalState) {
-        self.signal.record(pts, state);
-    }
-
     /// Check the track after its latest point; reports each track's first crossing once,
     /// when the front is far enough past the line to be sure.
-    pub fn observe(&mut self, track: &Track) -> Option<Crossing> {
+    pub fn cross(&mut self, track: &Track) -> Option<Crossing> {
         if track.points.len() < 2 || self.crossed.contains(&track.id) {
             return None;
         }
@@ -227,10 +287,27 @@ impl RedLightRule {
     }
 }
 
+impl TrackRule for RedLightRule {
+    fn observe(&mut self, track: &Track, _class: &str) -> Option<Violation> {
+        let crossing = self.cross(track)?;
+        tracing::debug!(track = track.id, signal = crossing.signal.as_str(), red_for = ?crossing.red_for, exempt = ?crossing.exempt, t = ?crossing.pts, "stop line crossed");
+        crossing.is_violation().then(|| self.violation(&crossing))
+    }
+
+    /// Record the signal seen on a frame; called on every analysed frame, before `observe`.
+    fn signal(&mut self, pts: Duration, state: SignalState) {
+        self.signal.record(pts, state);
+    }
+
+    fn retain(&mut self, alive: &dyn Fn(u64) -> bool) {
+        self.crossed.retain(|id| alive(*id));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::TrackPoint;
+    use crate::analysis::tracker::TrackPoint;
 
     fn config() -> RedLightConfig {
         RedLightConfig {
@@ -284,15 +361,15 @@ mod tests {
     fn crossing_on_red_is_a_violation_and_fires_once() {
         let mut r = rule();
         let t = track(1, &[80.0, 95.0, 110.0, 125.0]);
-        assert_eq!(r.observe(&prefix(&t, 2)), None);
-        let c = r.observe(&prefix(&t, 3)).expect("crossed");
+        assert_eq!(r.cross(&prefix(&t, 2)), None);
+        let c = r.cross(&prefix(&t, 3)).expect("crossed");
         assert!(c.is_violation());
         assert_eq!((c.frame, c.before_frame), (2, 1));
         // Front at 95 then 110: the line (100) is reached a third of the way between frames.
         let expected = 2.2 + 0.2 * 5.0 / 15.0;
         assert!((c.pts.as_secs_f64() - expected).abs() < 1e-6, "{:?}", c.pts);
         assert_eq!(c.red_for, Some(c.pts));
-        assert_eq!(r.observe(&t), None, "reported once");
+        assert_eq!(r.cross(&t), None, "reported once");
     }
 
     #[test]
@@ -300,8 +377,8 @@ mod tests {
         let mut r = rule();
         // 3 px past a line the box is 50 px long: not yet (15 % is 7.5 px).
         let t = track(1, &[90.0, 103.0, 115.0]);
-        assert_eq!(r.observe(&prefix(&t, 2)), None);
-        let c = r.observe(&t).expect("confirmed one frame later");
+        assert_eq!(r.cross(&prefix(&t, 2)), None);
+        let c = r.cross(&t).expect("confirmed one frame later");
         // Still timed and framed where the line was reached.
         assert_eq!((c.frame, c.before_frame), (1, 0));
         assert!((c.pts.as_secs_f64() - (2.0 + 0.2 * 10.0 / 13.0)).abs() < 1e-6);
@@ -314,7 +391,7 @@ mod tests {
         let xs = [90.0, 98.0, 100.5, 99.6, 101.2, 100.8, 99.9, 102.0, 101.0];
         let t = track(1, &xs);
         for n in 2..=xs.len() {
-            assert_eq!(r.observe(&prefix(&t, n)), None, "after {n} points");
+            assert_eq!(r.cross(&prefix(&t, n)), None, "after {n} points");
         }
     }
 
@@ -323,8 +400,8 @@ mod tests {
         let mut r = rule();
         let mut t = track(1, &[90.0, 98.0, 0.0, 0.0, 122.0]);
         t.points.drain(2..4); // seen at frames 0, 1 and 4 only: a flickering track
-        assert_eq!(r.observe(&prefix(&t, 2)), None);
-        let c = r.observe(&t).unwrap();
+        assert_eq!(r.cross(&prefix(&t, 2)), None);
+        let c = r.cross(&t).unwrap();
         assert_eq!(c.frame, 4);
         // 98 at 2.2 s, 122 at 2.8 s: 100 is reached at 2.25 s.
         assert!((c.pts.as_secs_f64() - 2.25).abs() < 1e-6, "{:?}", c.pts);
@@ -336,7 +413,7 @@ mod tests {
         let green = |state: SignalState| {
             let mut r = RedLightRule::new(&config());
             r.signal(Duration::ZERO, state);
-            r.observe(&track(1, &[90.0, 110.0])).expect("crossed")
+            r.cross(&track(1, &[90.0, 110.0])).expect("crossed")
         };
         assert!(!green(SignalState::Green).is_violation());
         let amber = green(SignalState::Amber);
@@ -348,7 +425,7 @@ mod tests {
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Amber);
         r.signal(at(0), SignalState::Red);
-        let c = r.observe(&track(1, &[90.0, 110.0])).unwrap();
+        let c = r.cross(&track(1, &[90.0, 110.0])).unwrap();
         assert_eq!(c.signal, SignalState::Red);
         assert_eq!(c.red_for, Some(Duration::from_millis(100)));
         assert!(!c.is_violation());
@@ -356,7 +433,7 @@ mod tests {
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Amber);
         r.signal(at(0) - Duration::from_millis(500), SignalState::Red);
-        assert!(r.observe(&track(1, &[90.0, 110.0])).unwrap().is_violation());
+        assert!(r.cross(&track(1, &[90.0, 110.0])).unwrap().is_violation());
     }
 
     #[test]
@@ -367,7 +444,7 @@ mod tests {
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Red);
         r.signal(Duration::from_millis(2150), SignalState::Green);
-        let c = r.observe(&track(1, &[98.0, 118.0])).unwrap();
+        let c = r.cross(&track(1, &[98.0, 118.0])).unwrap();
         assert_eq!(c.signal, SignalState::Red);
         assert!(c.exempt.is_some());
         assert!(!c.is_violation());
@@ -379,7 +456,7 @@ mod tests {
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Amber);
         r.signal(Duration::from_millis(2150), SignalState::Red);
-        let c = r.observe(&track(1, &[90.0, 110.0])).unwrap();
+        let c = r.cross(&track(1, &[90.0, 110.0])).unwrap();
         assert_eq!(c.signal, SignalState::Amber);
         assert!(!c.is_violation());
     }
@@ -391,10 +468,10 @@ mod tests {
         cfg.right_turn_on_red = vec![vec![[60.0, 0.0], [160.0, 0.0], [160.0, 80.0], [60.0, 80.0]]];
         let mut r = RedLightRule::new(&cfg);
         r.signal(Duration::ZERO, SignalState::Red);
-        let turning = r.observe(&track_in_band(1, &[90.0, 110.0], 10.0)).unwrap();
+        let turning = r.cross(&track_in_band(1, &[90.0, 110.0], 10.0)).unwrap();
         assert!(turning.exempt.is_some());
         assert!(!turning.is_violation());
-        let straight = r.observe(&track_in_band(2, &[90.0, 110.0], 120.0)).unwrap();
+        let straight = r.cross(&track_in_band(2, &[90.0, 110.0], 120.0)).unwrap();
         assert_eq!(straight.exempt, None);
         assert!(straight.is_violation());
     }
@@ -404,21 +481,21 @@ mod tests {
         let mut r = rule();
         // Crosses, backs up behind the line, crosses again: one crossing.
         let t = track(1, &[90.0, 110.0, 95.0, 80.0, 95.0, 115.0]);
-        assert!(r.observe(&prefix(&t, 2)).is_some());
+        assert!(r.cross(&prefix(&t, 2)).is_some());
         for n in 3..=6 {
-            assert_eq!(r.observe(&prefix(&t, n)), None);
+            assert_eq!(r.cross(&prefix(&t, n)), None);
         }
         // Out of view and back as a new track: judged again (the case store merges the
         // two by plate within its deduplication window).
-        assert!(r.observe(&track(2, &[90.0, 110.0])).is_some());
+        assert!(r.cross(&track(2, &[90.0, 110.0])).is_some());
     }
 
     #[test]
     fn stopping_short_of_the_line_or_driving_against_the_direction_never_crosses() {
         let mut r = rule();
-        assert_eq!(r.observe(&track(1, &[90.0, 99.0, 99.5, 99.9])), None);
+        assert_eq!(r.cross(&track(1, &[90.0, 99.0, 99.5, 99.9])), None);
         // Coming from the far side (against the direction of travel) is not a crossing.
-        assert_eq!(r.observe(&track(2, &[200.0, 150.0, 90.0])), None);
+        assert_eq!(r.cross(&track(2, &[200.0, 150.0, 90.0])), None);
     }
 
     #[test]

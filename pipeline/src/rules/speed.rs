@@ -2,12 +2,67 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use vigil_core::ViolationKind;
 
-use super::geometry::{Segment, crossing_time, ground};
-use super::{PerTrack, TrackRule, Violation};
-use crate::config::SpeedConfig;
-use crate::tracker::Track;
+use super::geometry::{Segment, Shape, crossing_time, ground};
+use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use crate::analysis::tracker::Track;
+use crate::config::ConfigError;
+
+/// `[[speed]]`: a speed trap, two lines across the road a measured distance apart on the ground.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedConfig {
+    pub line_a: [[f32; 2]; 2],
+    pub line_b: [[f32; 2]; 2],
+    /// Distance between the lines on the road, in metres (surveyed on site).
+    pub distance_m: f64,
+    /// The limit, km/h.
+    pub limit_kmh: f64,
+    /// Limits for particular detector classes (e.g. `{ truck = 50 }`), km/h.
+    #[serde(default)]
+    pub class_limits: std::collections::BTreeMap<String, f64>,
+    /// Subtracted from every measured speed before comparing it with the limit: the
+    /// measurement's error (frame timing, box jitter) must never make a ticket.
+    #[serde(default = "default_speed_tolerance")]
+    pub tolerance_kmh: f64,
+}
+
+fn default_speed_tolerance() -> f64 {
+    3.0
+}
+
+impl RuleConfig for SpeedConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        check.line("line_a", &self.line_a)?;
+        check.line("line_b", &self.line_b)?;
+        check.positive("distance_m", self.distance_m)?;
+        check.positive("limit_kmh", self.limit_kmh)?;
+        for (class, limit) in &self.class_limits {
+            check.positive(&format!("class_limits.{class}"), *limit)?;
+        }
+        if !self.tolerance_kmh.is_finite() || self.tolerance_kmh < 0.0 {
+            return Err(check.invalid("tolerance_kmh", "must be a finite number, zero or more"));
+        }
+        Ok(())
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        vec![
+            ("line_a".into(), self.line_a.to_vec()),
+            ("line_b".into(), self.line_b.to_vec()),
+        ]
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        vec![Shape::line(&self.line_a), Shape::line(&self.line_b)]
+    }
+
+    fn build(&self, name: String) -> Box<dyn TrackRule> {
+        Box::new(SpeedRule::new(name, self))
+    }
+}
 
 /// How far beyond a line's ends (share of its length) a crossing still counts.
 const END_SLACK: f32 = 0.1;

@@ -1,12 +1,51 @@
 //! Wrong way: a vehicle in a one-way lane moving against its direction, over a minimum
 //! distance.
 
+use serde::Deserialize;
 use vigil_core::ViolationKind;
 
-use super::geometry::{Point, dot, ground, inside, unit};
-use super::{PerTrack, TrackRule, Violation};
-use crate::config::WrongWayConfig;
-use crate::tracker::Track;
+use super::geometry::{Point, Shape, dot, ground, inside, unit};
+use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use crate::analysis::tracker::Track;
+use crate::config::ConfigError;
+
+/// `[[wrong_way]]`: a lane with one direction of travel: moving against it is driving the wrong way.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WrongWayConfig {
+    /// The lane, as a polygon in pixels.
+    pub lane: Vec<[f32; 2]>,
+    /// The lawful direction of travel, as a vector in image coordinates.
+    pub direction: [f32; 2],
+    /// How far (pixels, along the direction) a vehicle must move against it: a vehicle
+    /// nudging back while manoeuvring is not driving the wrong way.
+    #[serde(default = "default_wrong_way_distance")]
+    pub min_distance: f32,
+}
+
+fn default_wrong_way_distance() -> f32 {
+    60.0
+}
+
+impl RuleConfig for WrongWayConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        check.polygon("lane", &self.lane)?;
+        check.vector("direction", self.direction)?;
+        check.positive("min_distance", self.min_distance as f64)
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        vec![("lane".into(), self.lane.clone())]
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        vec![Shape::area(&self.lane)]
+    }
+
+    fn build(&self, name: String) -> Box<dyn TrackRule> {
+        Box::new(WrongWayRule::new(name, self))
+    }
+}
 
 struct State {
     /// The furthest the vehicle has been along the lawful direction while in the lane,

@@ -3,12 +3,98 @@
 
 use std::time::Duration;
 
+use serde::Deserialize;
 use vigil_core::ViolationKind;
 
-use super::geometry::{Point, distance, ground, inside};
-use super::{PerTrack, TrackRule, Violation};
-use crate::config::{NoStoppingConfig, SidewalkConfig, StopKind};
-use crate::tracker::Track;
+use super::geometry::{Point, Shape, distance, ground, inside};
+use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use crate::analysis::tracker::Track;
+use crate::config::ConfigError;
+
+/// `[[sidewalk]]`: a vehicle moving along it is driving on the sidewalk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidewalkConfig {
+    pub zone: Vec<[f32; 2]>,
+    /// How far (pixels) the vehicle must move inside the zone: a vehicle whose box edge
+    /// clips the kerb while passing is not on the sidewalk.
+    #[serde(default = "default_sidewalk_distance")]
+    pub min_distance: f32,
+}
+
+fn default_sidewalk_distance() -> f32 {
+    40.0
+}
+
+impl RuleConfig for SidewalkConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        check.polygon("zone", &self.zone)?;
+        check.positive("min_distance", self.min_distance as f64)
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        vec![("zone".into(), self.zone.clone())]
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        vec![Shape::area(&self.zone)]
+    }
+
+    fn build(&self, name: String) -> Box<dyn TrackRule> {
+        Box::new(SidewalkRule::new(name, self))
+    }
+}
+
+/// `[[no_stopping]]`: a zone where stopping (or parking) is forbidden.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoStoppingConfig {
+    pub zone: Vec<[f32; 2]>,
+    /// How long a vehicle may stand in the zone.
+    pub max_seconds: f64,
+    /// `no_stopping` (the default) or `no_parking`: the sign decides the fine.
+    #[serde(default = "default_stop_kind")]
+    pub kind: StopKind,
+    /// Movement (as a share of the vehicle's box width) that still counts as standing:
+    /// boxes jitter around a parked car.
+    #[serde(default = "default_still_fraction")]
+    pub still_fraction: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopKind {
+    NoStopping,
+    NoParking,
+}
+
+fn default_stop_kind() -> StopKind {
+    StopKind::NoStopping
+}
+
+fn default_still_fraction() -> f32 {
+    0.25
+}
+
+impl RuleConfig for NoStoppingConfig {
+    fn validate(&self, check: &Check) -> Result<(), ConfigError> {
+        check.polygon("zone", &self.zone)?;
+        check.positive("max_seconds", self.max_seconds)?;
+        check.positive("still_fraction", self.still_fraction as f64)
+    }
+
+    fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
+        vec![("zone".into(), self.zone.clone())]
+    }
+
+    fn watched(&self) -> Vec<Shape> {
+        vec![Shape::area(&self.zone)]
+    }
+
+    fn build(&self, name: String) -> Box<dyn TrackRule> {
+        Box::new(NoStoppingRule::new(name, self))
+    }
+}
 
 /// Where and when a vehicle entered (or came to a stand in) a zone.
 #[derive(Debug, Clone, Copy)]

@@ -37,16 +37,17 @@ use super::route_table;
     super::schema::PlateColourSchema,
     super::schema::ViolationKindSchema,
     crate::cameras::CameraHealth,
-    super::investigate::Footage,
-    super::LoginRequest,
-    super::SessionInfo,
-    super::IntakeResponse,
-    super::RejectRequest,
-    super::PlateRequest,
-    super::PaymentRequest,
-    super::NewUser,
-    super::TokenRequest,
-    super::TokenResponse,
+    super::sightings::Footage,
+    super::sightings::SightingRecorded,
+    super::sessions::LoginRequest,
+    super::sessions::SessionInfo,
+    super::events::IntakeResponse,
+    super::cases::RejectRequest,
+    super::cases::PlateRequest,
+    super::notices::PaymentRequest,
+    super::users::NewUser,
+    super::users::TokenRequest,
+    super::users::TokenResponse,
 )))]
 struct Schemas;
 
@@ -169,4 +170,10 @@ pub fn openapi_document() -> serde_json::Value {
         .components(Some(components))
         .build();
     serde_json::to_value(&doc).unwrap_or_default()
+}
+
+pub(super) async fn openapi_json(
+    axum::Extension(_caller): axum::Extension<super::Caller>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(openapi_document())
 }

@@ -1,8 +1,8 @@
 //! Server-rendered pages: the printable notice (Form 01 with the publication record)
 //! for officers, and the same notice as a citizen sees it.
 
-use chrono_tz::Asia::Ho_Chi_Minh;
 use maud::{DOCTYPE, Markup, html};
+use vigil_core::local_time::TIME_ZONE;
 
 use crate::notice::{Agency, Notice};
 
@@ -51,7 +51,7 @@ fn violation_name(code: &str) -> &str {
 pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Markup {
     let r = &notice.record;
     let local = |t: chrono::DateTime<chrono::Utc>| {
-        t.with_timezone(&Ho_Chi_Minh)
+        t.with_timezone(&TIME_ZONE)
             .format("%H:%M:%S %d/%m/%Y")
             .to_string()
     };

@@ -2,10 +2,21 @@
 //! server-rendered shell; its data comes from the JSON API, through the same role checks
 //! and audit as any other client, so the browser can see nothing the API would refuse.
 
-use axum::response::{Html, Redirect};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
 use maud::{DOCTYPE, Markup, html};
 
-use super::*;
+use super::AppState;
+use super::auth::{ANYONE, Caller, caller_of, client_of};
+use super::error::ApiError;
+use super::pages;
+use crate::auth::Role;
 
 const APP_JS: &str = include_str!("web/app.js");
 const APP_CSS: &str = include_str!("web/app.css");

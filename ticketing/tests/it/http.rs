@@ -18,6 +18,7 @@ use vigil_ticketing::http::*;
 use vigil_ticketing::notice::{Agency, Webhook};
 use vigil_ticketing::owner::{Owner, RegistryClient, RegistryConfig};
 use vigil_ticketing::store::CaseStore;
+use vigil_ticketing::worker::{WorkRound, work_round};
 use vigil_ticketing::{Intake, Role};
 
 struct Harness {

@@ -1,0 +1,149 @@
+//! Recorded files through the whole pipeline: each frame analysed, each violation
+//! published (its clip cut from the file) and recorded as soon as it is decided, so that
+//! nothing found before a later failure is lost.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use vigil_core::{Clock, EventSink, Recorded, SinkError};
+
+use crate::analysis::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
+use crate::config::CameraConfig;
+use crate::output::evidence::EvidenceError;
+use crate::output::publisher::{Publisher, Source};
+use crate::source::clip::RecordedClips;
+use crate::source::{FileSource, FrameSource, SourceError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("video {path}: {source}")]
+    Analysis {
+        path: PathBuf,
+        source: AnalysisError,
+    },
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
+    #[error("video {path}: cannot read it: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("recording the case failed: {0}")]
+    Sink(#[from] SinkError),
+}
+
+/// How far through a file the analysis is.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub position: Duration,
+    pub duration: Option<Duration>,
+    pub frames: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileReport {
+    pub frames: u64,
+    pub violations: usize,
+    /// Of `violations`, those that made a new case (the others were recorded before, or
+    /// joined a case of the same vehicle).
+    pub new_cases: usize,
+    /// Plates read off passing vehicles, violators included.
+    pub sightings: usize,
+    /// The file's length, as the decoder reported it.
+    pub duration: Option<Duration>,
+    /// The last frame analysed, for the cameras page.
+    pub last_frame: Option<Arc<image::RgbImage>>,
+}
+
+/// One recorded file of one camera.
+pub struct FileJob<'a> {
+    pub path: &'a Path,
+    pub camera: &'a CameraConfig,
+    /// Wall-clock time of the file's first frame.
+    pub started_at: DateTime<Utc>,
+    /// Skip still frames and detect only where the picture changed, as live cameras do.
+    pub motion_gating: bool,
+}
+
+pub fn process_file(
+    job: &FileJob,
+    models: &mut Models,
+    publisher: &Publisher,
+    sink: &dyn EventSink,
+    clock: Arc<dyn Clock>,
+    mut on_progress: impl FnMut(Progress),
+) -> Result<FileReport, BatchError> {
+    let FileJob {
+        path,
+        camera,
+        started_at,
+        motion_gating,
+    } = *job;
+    let sha256 =
+        vigil_models::manifest::sha256_file(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => BatchError::Source(SourceError::NotFound {
+                path: path.to_owned(),
+            }),
+            _ => BatchError::Read {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    let source = Source {
+        uri: path.display().to_string(),
+        started_at,
+        recording_sha256: Some(sha256),
+    };
+    let clips = RecordedClips {
+        file: path.to_owned(),
+    };
+    let mut frames = FileSource::open(path, camera.analysis_fps)?;
+    let settings = AnalyzerSettings {
+        motion_gating,
+        ..AnalyzerSettings::default()
+    };
+    let mut analyzer = Analyzer::new(camera.clone(), settings, clock);
+    analyzer.set_started_at(started_at);
+    let mut report = FileReport::default();
+    let analysis_err = |source: AnalysisError| BatchError::Analysis {
+        path: path.to_owned(),
+        source,
+    };
+    let record = |findings: Vec<Finding>,
+                  analyzer: &mut Analyzer,
+                  report: &mut FileReport|
+     -> Result<(), BatchError> {
+        for finding in findings {
+            let event = publisher.publish(camera, &source, &finding, &clips)?;
+            if let Recorded::New(_) = sink.record_event(&event)? {
+                report.new_cases += 1;
+            }
+            report.violations += 1;
+        }
+        for s in analyzer.take_sightings() {
+            sink.record_sighting(&publisher.sighting(camera, &source, &s))?;
+            report.sightings += 1;
+        }
+        Ok(())
+    };
+    while let Some(frame) = frames.next_frame()? {
+        let position = frame.pts;
+        report.last_frame = Some(frame.image.clone());
+        let analysed = analyzer.analyse(models, frame).map_err(analysis_err)?;
+        record(analysed.findings, &mut analyzer, &mut report)?;
+        report.frames += 1;
+        on_progress(Progress {
+            position,
+            duration: frames.duration(),
+            frames: report.frames,
+        });
+    }
+    let findings = analyzer.finish(models).map_err(analysis_err)?;
+    record(findings, &mut analyzer, &mut report)?;
+    report.duration = frames.duration();
+    Ok(report)
+}

@@ -1,0 +1,305 @@
+//! A deployment: the cameras one `vigil run` process serves. Errors name the file, the
+//! line and the key, and are all found at start-up, before any camera connects.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::config::CameraConfig;
+use crate::output::publisher::ClipWindow;
+use crate::source::rtsp::{LiveSettings, Transport, parse_camera_url};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}: {key}: {message}")]
+pub struct DeploymentError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub key: String,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    run: RunSection,
+    #[serde(default)]
+    camera: Vec<CameraEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSection {
+    /// Detector sessions running in parallel, each on its own thread.
+    pub inference_workers: usize,
+    pub clip_before_seconds: f64,
+    pub clip_after_seconds: f64,
+    pub stall_seconds: f64,
+    /// Frames waiting per camera before the oldest are dropped.
+    pub queue_frames: usize,
+    /// Run the detector only on frames where something moved.
+    pub motion_gating: bool,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        let clip = ClipWindow::default();
+        Self {
+            inference_workers: 1,
+            clip_before_seconds: clip.before.as_secs_f64(),
+            clip_after_seconds: clip.after.as_secs_f64(),
+            stall_seconds: 5.0,
+            queue_frames: 10,
+            motion_gating: true,
+        }
+    }
+}
+
+impl RunSection {
+    /// The evidence clip's span around a violation.
+    pub fn clip_window(&self) -> ClipWindow {
+        ClipWindow {
+            before: Duration::from_secs_f64(self.clip_before_seconds.max(0.0)),
+            after: Duration::from_secs_f64(self.clip_after_seconds.max(0.0)),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CameraEntry {
+    /// The camera's rules and geometry (a camera config file, relative to this file).
+    config: Spanned<String>,
+    /// Overrides the camera config's id (one config for several identical cameras).
+    #[serde(default)]
+    id: Option<Spanned<String>>,
+    url: Spanned<String>,
+    /// The main stream, for evidence clips (the `url` then being the sub-stream analysed).
+    #[serde(default)]
+    evidence_url: Option<Spanned<String>>,
+    #[serde(default)]
+    username: Option<String>,
+    /// Read from this environment variable, so the file can be shared without secrets.
+    #[serde(default)]
+    password_env: Option<Spanned<String>>,
+    #[serde(default)]
+    transport: Option<Spanned<String>>,
+    /// Analysis frames are scaled to this [width, height]; the camera config's geometry is
+    /// checked against it at start-up. Without it, frames keep the stream's size and the
+    /// geometry is checked on the first frame.
+    #[serde(default)]
+    frame_size: Option<Spanned<[u32; 2]>>,
+}
+
+#[derive(Debug)]
+pub struct LiveCameraSpec {
+    pub config: CameraConfig,
+    pub settings: LiveSettings,
+}
+
+#[derive(Debug)]
+pub struct Deployment {
+    pub path: PathBuf,
+    pub run: RunSection,
+    pub cameras: Vec<LiveCameraSpec>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+impl Deployment {
+    pub fn load(path: &Path) -> Result<Self, DeploymentError> {
+        let err = |line: usize, key: &str, message: String| DeploymentError {
+            path: path.to_owned(),
+            line,
+            key: key.to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(0, "-", e.to_string()))?;
+        let file: File = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
+            err(line, "-", e.message().to_string())
+        })?;
+        if file.camera.is_empty() {
+            return Err(err(0, "camera", "no [[camera]] in the deployment".into()));
+        }
+        if file.run.inference_workers == 0 {
+            return Err(err(0, "run.inference_workers", "must be at least 1".into()));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut cameras = Vec::new();
+        for entry in file.camera {
+            let config_line = line_of(&text, entry.config.span().start);
+            let config_path = base.join(entry.config.get_ref());
+            let mut config = CameraConfig::load(&config_path)
+                .map_err(|e| err(config_line, "camera.config", e.to_string()))?;
+            if let Some(id) = &entry.id {
+                config.id = id.get_ref().clone();
+            }
+            let id_line = entry
+                .id
+                .as_ref()
+                .map(|i| line_of(&text, i.span().start))
+                .unwrap_or(config_line);
+            if let Some(first) = seen.insert(config.id.clone(), id_line) {
+                return Err(err(
+                    id_line,
+                    "camera.id",
+                    format!("camera id `{}` is already used on line {first}", config.id),
+                ));
+            }
+            let url_line = line_of(&text, entry.url.span().start);
+            parse_camera_url(entry.url.get_ref())
+                .map_err(|e| err(url_line, "camera.url", e.to_string()))?;
+            let mut settings = LiveSettings::new(&config.id, entry.url.get_ref());
+            if let Some(main) = &entry.evidence_url {
+                parse_camera_url(main.get_ref()).map_err(|e| {
+                    err(
+                        line_of(&text, main.span().start),
+                        "camera.evidence_url",
+                        e.to_string(),
+                    )
+                })?;
+                settings.evidence_url = Some(main.get_ref().clone());
+            }
+            settings.username = entry.username.clone();
+            if let Some(var) = &entry.password_env {
+                let value = std::env::var(var.get_ref()).map_err(|_| {
+                    err(
+                        line_of(&text, var.span().start),
+                        "camera.password_env",
+                        format!("environment variable {} is not set", var.get_ref()),
+                    )
+                })?;
+                settings.password = Some(value);
+            }
+            if let Some(t) = &entry.transport {
+                settings.transport = match t.get_ref().as_str() {
+                    "tcp" => Transport::Tcp,
+                    "udp" => Transport::Udp,
+                    other => {
+                        return Err(err(
+                            line_of(&text, t.span().start),
+                            "camera.transport",
+                            format!("`{other}` is not tcp or udp"),
+                        ));
+                    }
+                };
+            }
+            if let Some(size) = &entry.frame_size {
+                let [w, h] = *size.get_ref();
+                let line = line_of(&text, size.span().start);
+                if w < 32 || h < 32 || w > 7680 || h > 4320 {
+                    return Err(err(
+                        line,
+                        "camera.frame_size",
+                        format!("{w}x{h} is not a frame size"),
+                    ));
+                }
+                config
+                    .check_frame_size(w, h)
+                    .map_err(|e| err(line, "camera.frame_size", e.to_string()))?;
+                settings.frame_size = Some((w, h));
+            }
+            settings.analysis_fps = config.analysis_fps;
+            settings.stall_after = Duration::from_secs_f64(file.run.stall_seconds.max(0.5));
+            settings.queue_frames = file.run.queue_frames.max(1);
+            settings.ring = Duration::from_secs_f64(
+                (file.run.clip_before_seconds + file.run.clip_after_seconds + 5.0).max(5.0),
+            );
+            cameras.push(LiveCameraSpec { config, settings });
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            run: file.run,
+            cameras,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let camera =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/cameras/junction-demo.toml");
+        std::fs::copy(camera, dir.join("junction.toml")).unwrap();
+        let path = dir.join("deployment.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn error(text: &str) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        Deployment::load(&write(dir.path(), text))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_good_deployment_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Deployment::load(&write(
+            dir.path(),
+            "[run]\nclip_before_seconds = 4\n\n[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://10.0.0.5/a\"\n\n\
+             [[camera]]\nconfig = \"junction.toml\"\nid = \"second\"\nurl = \"rtsp://u:p@10.0.0.6/a\"\ntransport = \"udp\"\n",
+        ))
+        .unwrap();
+        assert_eq!(d.cameras.len(), 2);
+        assert_eq!(d.cameras[1].config.id, "second");
+        assert_eq!(d.cameras[1].settings.transport, Transport::Udp);
+        assert_eq!(d.run.clip_before_seconds, 4.0);
+    }
+
+    #[test]
+    fn errors_name_the_file_line_and_key() {
+        let unknown =
+            error("[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\nfps = 3\n");
+        assert!(
+            unknown.contains("deployment.toml:") && unknown.contains("fps"),
+            "{unknown}"
+        );
+        let dup = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\n\n[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/c\"\n",
+        );
+        assert!(
+            dup.contains("deployment.toml:6: camera.id") && dup.contains("already used on line 2"),
+            "{dup}"
+        );
+        let url = error("[[camera]]\nconfig = \"junction.toml\"\nurl = \"http://a/b\"\n");
+        assert!(
+            url.contains("deployment.toml:3: camera.url") && url.contains("rtsp"),
+            "{url}"
+        );
+        let missing = error("[[camera]]\nconfig = \"nope.toml\"\nurl = \"rtsp://a/b\"\n");
+        assert!(
+            missing.contains("deployment.toml:2: camera.config") && missing.contains("nope.toml"),
+            "{missing}"
+        );
+        let outside = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\nframe_size = [320, 180]\n",
+        );
+        assert!(
+            outside.contains(":4: camera.frame_size")
+                && outside.contains("outside the 320x180 frame"),
+            "{outside}"
+        );
+        let transport = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\ntransport = \"carrier pigeon\"\n",
+        );
+        assert!(transport.contains(":4: camera.transport"), "{transport}");
+        let env = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\npassword_env = \"VIGIL_TEST_NO_SUCH_VAR\"\n",
+        );
+        assert!(
+            env.contains(":4: camera.password_env") && env.contains("not set"),
+            "{env}"
+        );
+    }
+}

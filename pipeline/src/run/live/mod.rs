@@ -1,0 +1,478 @@
+//! `vigil run`: many live cameras in one process. Each camera decodes on its own
+//! (GStreamer threads); inference is shared: `inference_workers` threads, each with its
+//! own models, take frames from the cameras' bounded queues in turn. A camera's frames are
+//! analysed in order (its analysis state is held by one worker at a time). A violation
+//! waits until the camera's video holds its clip's end, then the [`Publisher`] cuts the
+//! clip and writes the signed package, and the [`Recorder`] takes the event to the store.
+//!
+//! Cameras come from a [`CameraOpener`]: RTSP in a deployment; in tests, anything that
+//! gives frames and clips. Every wait is on the injected clock.
+
+pub mod deployment;
+mod metrics;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use vigil_core::{Clock, DataDir, EventSink};
+
+use crate::analysis::{Analyzer, AnalyzerSettings, Finding, Look, ModelInfo, Models};
+use crate::config::CameraConfig;
+use crate::output::publisher::{Publisher, Source};
+use crate::output::recorder::{Record, Recorder, RecorderError, RecorderSettings};
+use crate::output::signing::EvidenceKey;
+use crate::source::clip::ClipSource;
+use crate::source::rtsp::{CameraState, CameraStatus, LiveCamera};
+use crate::source::{FrameSource, SourceError};
+use deployment::{Deployment, LiveCameraSpec};
+use metrics::Metrics;
+
+/// How long past its clip's end a violation waits for video that does not come (a camera
+/// that stopped sending) before it is published with the clip there is.
+const CLIP_PATIENCE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("models: {0}")]
+    Models(#[from] vigil_models::ModelError),
+    #[error(transparent)]
+    Recorder(#[from] RecorderError),
+    #[error("cannot start inference worker: {0}")]
+    Worker(std::io::Error),
+}
+
+/// What an operator sees of a camera, whatever it is behind.
+pub trait CameraMonitor: Send + Sync {
+    fn status(&self) -> CameraStatus;
+    /// Analysis frames waiting.
+    fn queued(&self) -> usize;
+    /// Disconnect for good.
+    fn stop(&self);
+}
+
+impl CameraMonitor for LiveCamera {
+    fn status(&self) -> CameraStatus {
+        LiveCamera::status(self)
+    }
+
+    fn queued(&self) -> usize {
+        LiveCamera::queued(self)
+    }
+
+    fn stop(&self) {
+        LiveCamera::stop(self)
+    }
+}
+
+/// A camera, opened: its frames, its video for clips, and its state.
+pub struct OpenCamera {
+    pub frames: Box<dyn FrameSource>,
+    pub clips: Arc<dyn ClipSource>,
+    pub monitor: Arc<dyn CameraMonitor>,
+}
+
+/// How the runner connects its cameras.
+pub trait CameraOpener {
+    fn open(&self, spec: &LiveCameraSpec, clock: Arc<dyn Clock>)
+    -> Result<OpenCamera, SourceError>;
+}
+
+/// Cameras over RTSP, reconnecting for as long as they run.
+pub struct RtspOpener;
+
+impl CameraOpener for RtspOpener {
+    fn open(
+        &self,
+        spec: &LiveCameraSpec,
+        clock: Arc<dyn Clock>,
+    ) -> Result<OpenCamera, SourceError> {
+        let camera = Arc::new(LiveCamera::start(spec.settings.clone(), clock)?);
+        Ok(OpenCamera {
+            frames: Box::new(camera.frames()),
+            clips: Arc::new(camera.clips()),
+            monitor: camera,
+        })
+    }
+}
+
+struct Pending {
+    finding: Finding,
+    source: Source,
+    /// Stream time up to which the clip should run.
+    until: Duration,
+    /// Give up waiting for the clip's end then (monotonic time).
+    deadline: Duration,
+}
+
+/// One camera's analysis counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnalysisCounts {
+    pub camera: String,
+    /// Frames run through the detector, whole or in a region.
+    pub analysed: u64,
+    /// Frames skipped by motion gating: nothing moved.
+    pub skipped: u64,
+    /// Of `analysed`, those detected in the changed region only.
+    pub regions: u64,
+    /// Frames followed between detections (not detected in): things moved, only away
+    /// from the rules' geometry.
+    pub coasted: u64,
+    pub violations: u64,
+}
+
+struct SlotState {
+    frames: Box<dyn FrameSource>,
+    analyzer: Analyzer,
+    started_at: DateTime<Utc>,
+    pending: Vec<Pending>,
+}
+
+struct Slot {
+    config: CameraConfig,
+    monitor: Arc<dyn CameraMonitor>,
+    clips: Arc<dyn ClipSource>,
+    state: Mutex<SlotState>,
+    /// Apart from `state`, which a worker holds while it analyses: the cameras page asks
+    /// for this at any time.
+    latest: Mutex<Option<Arc<image::RgbImage>>>,
+}
+
+pub struct RunnerSettings {
+    pub data: DataDir,
+    pub models_path: PathBuf,
+    pub key: Arc<EvidenceKey>,
+    /// Where cases and plate reads go (through the recorder).
+    pub sink: Arc<dyn EventSink>,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct LiveRunner {
+    slots: Arc<Vec<Slot>>,
+    stop: Arc<AtomicBool>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+    metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
+}
+
+impl LiveRunner {
+    /// Start every camera over RTSP and the inference workers.
+    pub fn start(deployment: Deployment, settings: RunnerSettings) -> Result<Self, LiveError> {
+        Self::start_with(deployment, settings, &RtspOpener)
+    }
+
+    /// Start every camera through `opener`, and the inference workers. Models are loaded
+    /// (and checked) here, before any camera connects.
+    pub fn start_with(
+        deployment: Deployment,
+        settings: RunnerSettings,
+        opener: &dyn CameraOpener,
+    ) -> Result<Self, LiveError> {
+        let run = &deployment.run;
+        let mut worker_models = Vec::new();
+        for _ in 0..run.inference_workers {
+            worker_models.push(Models::load(&settings.models_path)?);
+        }
+        let model_info: Vec<ModelInfo> = worker_models
+            .first()
+            .map(|m| m.info.clone())
+            .unwrap_or_default();
+        let clock = settings.clock.clone();
+        let gating = run.motion_gating;
+        let mut slots = Vec::new();
+        for spec in &deployment.cameras {
+            let camera = opener.open(spec, clock.clone())?;
+            slots.push(Slot {
+                state: Mutex::new(SlotState {
+                    frames: camera.frames,
+                    analyzer: new_analyzer(&spec.config, gating, &clock),
+                    started_at: clock.now(),
+                    pending: Vec::new(),
+                }),
+                monitor: camera.monitor,
+                clips: camera.clips,
+                latest: Mutex::new(None),
+                config: spec.config.clone(),
+            });
+        }
+        let slots = Arc::new(slots);
+        let stop = Arc::new(AtomicBool::new(false));
+        let metrics = Arc::new(Metrics::new());
+        let recorder = Arc::new(Recorder::start(
+            settings.sink.clone(),
+            RecorderSettings::new(settings.data.unrecorded()),
+            metrics.recorder.clone(),
+            clock.clone(),
+        )?);
+        let publisher = Arc::new(Publisher::new(
+            settings.data.clone(),
+            settings.key.clone(),
+            model_info,
+            run.clip_window(),
+        ));
+        let mut workers = Vec::new();
+        for (n, mut models) in worker_models.into_iter().enumerate() {
+            let worker = Worker {
+                slots: slots.clone(),
+                stop: stop.clone(),
+                publisher: publisher.clone(),
+                gating,
+                metrics: metrics.clone(),
+                recorder: recorder.clone(),
+                clock: clock.clone(),
+            };
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("inference-{n}"))
+                    .spawn(move || worker.run(&mut models, n))
+                    .map_err(LiveError::Worker)?,
+            );
+        }
+        Ok(Self {
+            slots,
+            stop,
+            workers: Mutex::new(workers),
+            metrics,
+            recorder,
+        })
+    }
+
+    /// Each camera's configuration, in the deployment's order.
+    pub fn configs(&self) -> Vec<CameraConfig> {
+        self.slots.iter().map(|s| s.config.clone()).collect()
+    }
+
+    /// The last frame each camera delivered for analysis (gated or not), by camera id.
+    pub fn latest_frame(&self, camera_id: &str) -> Option<Arc<image::RgbImage>> {
+        self.slots
+            .iter()
+            .find(|s| s.config.id == camera_id)
+            .and_then(|s| s.latest.lock().ok().and_then(|l| l.clone()))
+    }
+
+    pub fn statuses(&self) -> Vec<CameraStatus> {
+        self.slots.iter().map(|s| s.monitor.status()).collect()
+    }
+
+    /// What each camera's analysis did so far.
+    pub fn analysis_counts(&self) -> Vec<AnalysisCounts> {
+        self.slots
+            .iter()
+            .map(|s| {
+                let l = Metrics::label(&s.config.id);
+                let m = &self.metrics;
+                AnalysisCounts {
+                    camera: s.config.id.clone(),
+                    analysed: m.analysed.get_or_create(&l).get(),
+                    skipped: m.skipped.get_or_create(&l).get(),
+                    regions: m.regions.get_or_create(&l).get(),
+                    coasted: m.coasted.get_or_create(&l).get(),
+                    violations: m.violations.get_or_create(&l).get(),
+                }
+            })
+            .collect()
+    }
+
+    /// Prometheus text exposition of the metrics.
+    pub fn metrics_text(&self) -> String {
+        let statuses: Vec<(CameraStatus, usize)> = self
+            .slots
+            .iter()
+            .map(|s| (s.monitor.status(), s.monitor.queued()))
+            .collect();
+        self.metrics.text(&statuses)
+    }
+
+    /// Stop taking frames, finish every pending violation with the video there is (clip
+    /// cut short rather than lost), then stop the cameras and the recorder.
+    pub fn shutdown(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let workers: Vec<_> = self
+            .workers
+            .lock()
+            .map(|mut w| w.drain(..).collect())
+            .unwrap_or_default();
+        for w in workers {
+            let _ = w.join();
+        }
+        for slot in self.slots.iter() {
+            slot.monitor.stop();
+        }
+        let flushed = self.recorder.finish();
+        if flushed.spooled > 0 {
+            tracing::warn!(
+                records = flushed.spooled,
+                "cases and plate reads not yet recorded are kept in the spool folder; the next start records them"
+            );
+        }
+    }
+}
+
+impl Drop for LiveRunner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn new_analyzer(config: &CameraConfig, gating: bool, clock: &Arc<dyn Clock>) -> Analyzer {
+    let settings = AnalyzerSettings {
+        motion_gating: gating,
+        ..AnalyzerSettings::default()
+    };
+    Analyzer::new(config.clone(), settings, clock.clone())
+}
+
+struct Worker {
+    slots: Arc<Vec<Slot>>,
+    stop: Arc<AtomicBool>,
+    publisher: Arc<Publisher>,
+    gating: bool,
+    metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Worker {
+    fn run(&self, models: &mut Models, n: usize) {
+        let slots = self.slots.as_slice();
+        let mut start = n;
+        loop {
+            let stopping = self.stop.load(Ordering::SeqCst);
+            let mut busy = false;
+            let mut left = 0;
+            for i in 0..slots.len() {
+                let slot = &slots[(start + i) % slots.len()];
+                let Ok(mut state) = slot.state.try_lock() else {
+                    left += 1;
+                    continue;
+                };
+                self.finish_due(slot, &mut state, stopping);
+                left += state.pending.len();
+                if stopping {
+                    continue;
+                }
+                match state.frames.next_frame() {
+                    Ok(Some(frame)) => {
+                        busy = true;
+                        self.analyse(slot, &mut state, models, frame);
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(camera = %slot.config.id, error = %e, "no frame"),
+                }
+            }
+            start = start.wrapping_add(1);
+            if stopping && left == 0 {
+                break;
+            }
+            if !busy {
+                self.clock.sleep(Duration::from_millis(5));
+            }
+        }
+    }
+
+    fn analyse(
+        &self,
+        slot: &Slot,
+        state: &mut SlotState,
+        models: &mut Models,
+        frame: crate::frame::Frame,
+    ) {
+        let label = Metrics::label(&slot.config.id);
+        if let Ok(mut latest) = slot.latest.lock() {
+            *latest = Some(frame.image.clone());
+        }
+        if frame.index == 0 {
+            // A new connection: a new timeline, so tracks and gating start again.
+            state.analyzer = new_analyzer(&slot.config, self.gating, &self.clock);
+            state.started_at =
+                self.clock.now() - chrono::Duration::from_std(frame.pts).unwrap_or_default();
+            state.analyzer.set_started_at(state.started_at);
+        }
+        let source = Source {
+            uri: slot.monitor.status().url,
+            started_at: state.started_at,
+            recording_sha256: None,
+        };
+        // Compute time, for the histogram: measured, not waited on.
+        let t = Instant::now();
+        let analysed = match state.analyzer.analyse(models, frame) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(camera = %slot.config.id, error = %e, "analysis failed on a frame");
+                return;
+            }
+        };
+        match &analysed.look {
+            Look::Skip => {
+                self.metrics.skipped.get_or_create(&label).inc();
+                return;
+            }
+            // Only the signal was read: no detector run, nothing to time or emit.
+            Look::Coast => {
+                self.metrics.coasted.get_or_create(&label).inc();
+                return;
+            }
+            Look::Regions(_) => {
+                self.metrics.regions.get_or_create(&label).inc();
+            }
+            Look::Whole => {}
+        }
+        for s in state.analyzer.take_sightings() {
+            let record = self.publisher.sighting(&slot.config, &source, &s);
+            self.recorder.submit(Record::Sighting(record));
+        }
+        self.metrics.inference.observe(t.elapsed().as_secs_f64());
+        self.metrics.analysed.get_or_create(&label).inc();
+        for finding in analysed.findings {
+            tracing::info!(camera = %slot.config.id, t = ?finding.violation.pts, "violation; waiting for the end of its clip");
+            let until = self.publisher.clip_end(&finding);
+            state.pending.push(Pending {
+                deadline: self.clock.monotonic() + self.publisher.clip.after + CLIP_PATIENCE,
+                until,
+                source: source.clone(),
+                finding,
+            });
+        }
+    }
+
+    fn finish_due(&self, slot: &Slot, state: &mut SlotState, stopping: bool) {
+        let held = slot.clips.held_until();
+        let now = self.clock.monotonic();
+        let mut keep = Vec::new();
+        for p in std::mem::take(&mut state.pending) {
+            let due = stopping || now >= p.deadline || held.is_some_and(|end| end >= p.until);
+            if !due {
+                keep.push(p);
+                continue;
+            }
+            match self
+                .publisher
+                .publish(&slot.config, &p.source, &p.finding, slot.clips.as_ref())
+            {
+                Ok(event) => {
+                    // Handed over: the recorder retries a refusing store and spools what
+                    // it cannot hold.
+                    self.recorder.submit(Record::Case(event));
+                    self.metrics
+                        .violations
+                        .get_or_create(&Metrics::label(&slot.config.id))
+                        .inc();
+                }
+                Err(e) => {
+                    tracing::error!(camera = %slot.config.id, error = %e, "violation could not be recorded")
+                }
+            }
+        }
+        state.pending = keep;
+    }
+}
+
+/// Whether a camera is up, for `/healthz`.
+pub fn is_streaming(s: &CameraStatus) -> bool {
+    s.state == CameraState::Streaming
+}

@@ -1,0 +1,210 @@
+//! Evidence clips: the compressed video around a violation, remuxed into MP4 without
+//! re-encoding. [`ClipSource`] is the seam: a recorded file ([`RecordedClips`]) or a live
+//! camera's ring buffer (`rtsp::RingClips`) behind it. Clips are written under a
+//! `.partial` name and renamed when complete, so a crash or a stop leaves a whole clip or
+//! none.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use sha2::{Digest, Sha256};
+
+use super::init_gstreamer;
+use super::ring::AccessUnit;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("evidence clip {path}: {message}")]
+pub struct ClipError {
+    pub path: String,
+    pub message: String,
+}
+
+fn clip_err(path: &Path, message: impl std::fmt::Display) -> ClipError {
+    ClipError {
+        path: path.display().to_string(),
+        message: message.to_string(),
+    }
+}
+
+/// A clip written to its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clip {
+    /// Stream time of its first frame (the keyframe at or before the time asked for).
+    pub starts_at: Duration,
+    pub sha256: String,
+}
+
+/// Where a violation's clip is cut from.
+pub trait ClipSource: Send + Sync {
+    /// Write the video from the keyframe at or before `from` up to `to` (stream time) to
+    /// `out` as MP4, without re-encoding.
+    fn cut(&self, from: Duration, to: Duration, out: &Path) -> Result<Clip, ClipError>;
+
+    /// Stream time up to which video is held now; a violation's clip waits for it to pass
+    /// the clip's end. `None`: nothing held yet.
+    fn held_until(&self) -> Option<Duration>;
+}
+
+/// Clips cut from a recorded H.264 file, which holds all of its video.
+pub struct RecordedClips {
+    pub file: PathBuf,
+}
+
+impl ClipSource for RecordedClips {
+    fn cut(&self, from: Duration, to: Duration, out: &Path) -> Result<Clip, ClipError> {
+        cut_file_clip(&self.file, from, to, out)
+    }
+
+    fn held_until(&self) -> Option<Duration> {
+        Some(Duration::MAX)
+    }
+}
+
+/// Write `units` (starting on a keyframe) to `path` as MP4.
+pub fn write_clip(units: &[AccessUnit], caps: &gst::Caps, path: &Path) -> Result<Clip, ClipError> {
+    init_gstreamer().map_err(|e| clip_err(path, e))?;
+    let first = units
+        .first()
+        .ok_or_else(|| clip_err(path, "no video to cut the clip from"))?;
+    if !first.keyframe {
+        return Err(clip_err(path, "the clip does not start on a keyframe"));
+    }
+    let partial = path.with_extension("mp4.partial");
+    let pipeline = gst::parse::launch(&format!(
+        "appsrc name=src format=time ! h264parse ! mp4mux ! filesink location=\"{}\"",
+        partial.display().to_string().replace('"', "\\\"")
+    ))
+    .map_err(|e| clip_err(path, e))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| clip_err(path, "not a pipeline"))?;
+    let src = pipeline
+        .by_name("src")
+        .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
+        .ok_or_else(|| clip_err(path, "no appsrc"))?;
+    src.set_caps(Some(caps));
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| clip_err(path, e))?;
+    let base = first.pts;
+    for u in units {
+        let mut buffer = gst::Buffer::from_slice(u.data.clone());
+        {
+            let b = buffer.get_mut().ok_or_else(|| clip_err(path, "buffer"))?;
+            b.set_pts(u.pts.saturating_sub(base));
+            b.set_dts(u.pts.saturating_sub(base));
+            if !u.keyframe {
+                b.set_flags(gst::BufferFlags::DELTA_UNIT);
+            }
+        }
+        src.push_buffer(buffer).map_err(|e| clip_err(path, e))?;
+    }
+    src.end_of_stream().map_err(|e| clip_err(path, e))?;
+    let bus = pipeline.bus().ok_or_else(|| clip_err(path, "no bus"))?;
+    let outcome = bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(30),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    let _ = pipeline.set_state(gst::State::Null);
+    match outcome {
+        Some(msg) => {
+            if let gst::MessageView::Error(e) = msg.view() {
+                let _ = std::fs::remove_file(&partial);
+                return Err(clip_err(path, e.error()));
+            }
+        }
+        None => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(clip_err(path, "muxing did not finish in 30 s"));
+        }
+    }
+    let bytes = std::fs::read(&partial).map_err(|e| clip_err(path, e))?;
+    std::fs::rename(&partial, path).map_err(|e| clip_err(path, e))?;
+    Ok(Clip {
+        starts_at: Duration::from_nanos(first.pts.nseconds()),
+        sha256: hex::encode(Sha256::digest(&bytes)),
+    })
+}
+
+/// Cut a clip out of a recorded H.264 file: from the keyframe at or before `from` to `to`
+/// (stream time from the file's first frame), remuxed without re-encoding. Only the
+/// current group of pictures and the clip itself are held in memory, however long the
+/// recording.
+pub fn cut_file_clip(
+    file: &Path,
+    from: Duration,
+    to: Duration,
+    out: &Path,
+) -> Result<Clip, ClipError> {
+    init_gstreamer().map_err(|e| clip_err(out, e))?;
+    let pipeline = gst::parse::launch(&format!(
+        "filesrc location=\"{}\" ! parsebin ! h264parse config-interval=-1 ! \
+         video/x-h264,stream-format=byte-stream,alignment=au ! \
+         appsink name=sink sync=false max-buffers=64",
+        file.display().to_string().replace('"', "\\\"")
+    ))
+    .map_err(|e| clip_err(out, format!("{}: {e}", file.display())))?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| clip_err(out, "not a pipeline"))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .ok_or_else(|| clip_err(out, "no appsink"))?;
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| clip_err(out, format!("{}: {e}", file.display())))?;
+    let (from, to) = (
+        gst::ClockTime::from_nseconds(from.as_nanos() as u64),
+        gst::ClockTime::from_nseconds(to.as_nanos() as u64),
+    );
+    let mut caps = None;
+    let mut origin = None;
+    // Units since the last keyframe before `from`, then the clip's.
+    let mut gop: Vec<AccessUnit> = Vec::new();
+    let mut kept: Vec<AccessUnit> = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        if caps.is_none() {
+            caps = sample.caps().map(|c| c.to_owned());
+        }
+        let Some(buffer) = sample.buffer() else {
+            continue;
+        };
+        let raw = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
+        let origin = *origin.get_or_insert(raw);
+        let map = buffer.map_readable().map_err(|e| clip_err(out, e))?;
+        let unit = AccessUnit {
+            data: std::sync::Arc::from(map.as_slice()),
+            pts: raw.saturating_sub(origin),
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+        };
+        if unit.pts > to {
+            break;
+        }
+        if !kept.is_empty() {
+            kept.push(unit);
+            continue;
+        }
+        if unit.keyframe {
+            gop.clear();
+        }
+        let reached = unit.pts >= from;
+        gop.push(unit);
+        // The clip starts once `from` is reached, on the keyframe that opens its GOP.
+        if reached && gop.first().is_some_and(|u| u.keyframe) {
+            kept = std::mem::take(&mut gop);
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    let caps = caps.ok_or_else(|| clip_err(out, format!("{}: no H.264 video", file.display())))?;
+    // A file whose keyframes are all before `from` ends inside the GOP being kept.
+    if kept.is_empty() {
+        kept = gop;
+    }
+    let start = kept
+        .iter()
+        .position(|u| u.keyframe)
+        .ok_or_else(|| clip_err(out, format!("{}: no keyframe before {to}", file.display())))?;
+    write_clip(&kept[start..], &caps, out)
+}

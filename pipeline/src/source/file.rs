@@ -1,0 +1,203 @@
+//! A recorded file decoded with GStreamer:
+//! `filesrc ! decodebin ! videorate ! videoconvert ! videoscale ! RGB @ analysis fps ! appsink`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+
+use super::{FrameSource, SourceError, bus_error, init_gstreamer, rgb_from_sample};
+use crate::frame::Frame;
+
+/// A recorded video decoded to RGB frames at the analysis rate.
+pub struct FileSource {
+    path: PathBuf,
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    next_index: u64,
+    finished: bool,
+    /// Timestamp of the first buffer: frames are timed from it, since encoders with B-frames
+    /// (x264's default) start the presentation timeline a few frames late.
+    first_pts: Option<gst::ClockTime>,
+}
+
+impl FileSource {
+    pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
+        let caps =
+            format!("video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={analysis_fps}/1");
+        // Frames are thinned to the analysis rate before they are converted to RGB: at 5
+        // of 25 fps, four in five conversions would be thrown away.
+        Self::open_with(
+            path,
+            &format!(
+                "videorate ! video/x-raw,framerate={analysis_fps}/1 ! videoconvert ! videoscale ! {caps}"
+            ),
+        )
+    }
+
+    /// Decode only: every frame in its decoded format, nothing converted (for benchmarks).
+    pub fn open_decode_only(path: &Path) -> Result<Self, SourceError> {
+        Self::open_with(path, "identity")
+    }
+
+    fn open_with(path: &Path, conversion: &str) -> Result<Self, SourceError> {
+        init_gstreamer()?;
+        if !path.is_file() {
+            return Err(SourceError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        let decode_err = |message: String| SourceError::Decode {
+            path: path.to_owned(),
+            message,
+        };
+        let description = format!(
+            "filesrc name=src ! decodebin ! {conversion} ! appsink name=sink sync=false max-buffers=8 drop=false"
+        );
+        let pipeline = gst::parse::launch(&description)
+            .map_err(|e| decode_err(e.to_string()))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| decode_err("not a pipeline".into()))?;
+        let src = pipeline
+            .by_name("src")
+            .ok_or_else(|| decode_err("no filesrc".into()))?;
+        src.set_property("location", path.to_string_lossy().to_string());
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+            .ok_or_else(|| decode_err("no appsink".into()))?;
+        pipeline.set_state(gst::State::Playing).map_err(|_| {
+            let message =
+                bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into());
+            let _ = pipeline.set_state(gst::State::Null);
+            decode_err(message)
+        })?;
+        Ok(Self {
+            path: path.to_owned(),
+            pipeline,
+            sink,
+            next_index: 0,
+            finished: false,
+            first_pts: None,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's duration, once the pipeline knows it (after the first frame at the latest).
+    pub fn duration(&self) -> Option<Duration> {
+        self.pipeline
+            .query_duration::<gst::ClockTime>()
+            .map(|d| Duration::from_nanos(d.nseconds()))
+    }
+
+    /// Time of a buffer from the first frame.
+    fn relative(&mut self, pts: Option<gst::ClockTime>) -> Duration {
+        let Some(pts) = pts else {
+            return Duration::ZERO;
+        };
+        let first = *self.first_pts.get_or_insert(pts);
+        Duration::from_nanos(pts.saturating_sub(first).nseconds())
+    }
+
+    fn next_sample(&mut self) -> Result<Option<gst::Sample>, SourceError> {
+        loop {
+            if let Some(sample) = self
+                .sink
+                .try_pull_sample(gst::ClockTime::from_mseconds(100))
+            {
+                return Ok(Some(sample));
+            }
+            if let Some(message) = bus_error(&self.pipeline) {
+                return Err(SourceError::Decode {
+                    path: self.path.clone(),
+                    message,
+                });
+            }
+            if self.sink.is_eos() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Pull the next decoded buffer without converting it; `None` at the end.
+    pub fn next_raw(&mut self) -> Option<Result<Duration, SourceError>> {
+        if self.finished {
+            return None;
+        }
+        match self.next_sample() {
+            Ok(Some(sample)) => {
+                let pts = sample.buffer().and_then(|b| b.pts());
+                Some(Ok(self.relative(pts)))
+            }
+            Ok(None) => {
+                self.finished = true;
+                None
+            }
+            Err(e) => {
+                self.finished = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn frame_from_sample(&mut self, sample: &gst::Sample) -> Result<Frame, SourceError> {
+        let (image, pts) = rgb_from_sample(sample).map_err(|m| SourceError::Decode {
+            path: self.path.clone(),
+            message: m.into(),
+        })?;
+        Ok(Frame {
+            index: self.next_index,
+            pts: self.relative(pts),
+            image: Arc::new(image),
+        })
+    }
+}
+
+impl Iterator for FileSource {
+    type Item = Result<Frame, SourceError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.finished {
+            return None;
+        }
+        let result = match self.next_sample() {
+            Ok(Some(sample)) => self.frame_from_sample(&sample),
+            Ok(None) => {
+                self.finished = true;
+                return None;
+            }
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(_) => self.next_index += 1,
+            Err(_) => self.finished = true,
+        }
+        Some(result)
+    }
+}
+
+impl FrameSource for FileSource {
+    fn next_frame(&mut self) -> Result<Option<Frame>, SourceError> {
+        self.next().transpose()
+    }
+
+    fn ended(&self) -> bool {
+        self.finished
+    }
+
+    fn duration(&self) -> Option<Duration> {
+        FileSource::duration(self)
+    }
+}
+
+impl Drop for FileSource {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}

@@ -1,0 +1,119 @@
+//! `vigil eval`: the pipeline over a scenario suite, scored against its ground truth.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use vigil_pipeline::run::eval::{Score, find_scenarios, run_scenario};
+
+use super::Context;
+
+#[derive(clap::Args)]
+pub struct EvalArgs {
+    /// Suite folder: truth files (*.json) here or in its generated/ folder.
+    #[arg(default_value = "fixtures/scenarios")]
+    pub suite: PathBuf,
+    /// Print {"rules": {...}, "plates": {...}} as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Look at frames as `vigil run` does with motion gating: skip still frames and
+    /// detect only in the changed region.
+    #[arg(long)]
+    pub motion_gating: bool,
+}
+
+pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
+    let mut models = ctx.load_models()?;
+    let (models, suite, json, gating) = (
+        &mut models,
+        args.suite.as_path(),
+        args.json,
+        args.motion_gating,
+    );
+    let scenarios = find_scenarios(suite)
+        .with_context(|| format!("cannot read the scenario suite {}", suite.display()))?;
+    if scenarios.is_empty() {
+        bail!(
+            "no scenarios in {} (truth files *.json, here or in generated/): run scripts/setup to generate them",
+            suite.display()
+        );
+    }
+    let bar = ProgressBar::new(scenarios.len() as u64).with_style(
+        ProgressStyle::with_template("{prefix:.bold} [{bar:40}] {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("eval");
+    if json {
+        // The JSON goes to stdout alone; the bar stays on stderr where a terminal shows it.
+        bar.set_draw_target(ProgressDrawTarget::stderr());
+    }
+    let mut total = Score::default();
+    for (i, path) in scenarios.iter().enumerate() {
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (score, _) = run_scenario(models, path, gating, |pts, duration| {
+            let share = duration
+                .map(|d| pts.as_secs_f64() / d.as_secs_f64().max(0.001))
+                .unwrap_or(0.0);
+            bar.set_message(format!("{name} {:>3.0}%", share * 100.0));
+        })?;
+        total.add(&score);
+        bar.set_position(i as u64 + 1);
+    }
+    bar.finish_and_clear();
+    let report = total.report();
+    if json {
+        println!("{}", serde_json::to_string(&report)?);
+        return Ok(());
+    }
+    println!("{} scenarios in {}", scenarios.len(), suite.display());
+    let l = &total.looks;
+    println!(
+        "frames analysed: {} whole, {} in their changed region only, {} followed between detections away from the rules' geometry, {} skipped as still (motion gating {})",
+        l.whole,
+        l.region,
+        l.coasted,
+        l.skipped,
+        if gating { "on" } else { "off" }
+    );
+    println!();
+    println!(
+        "{:<18} {:>9} {:>7} {:>8}   (tp / fp / fn)",
+        "rule", "precision", "recall", "support"
+    );
+    for (rule, r) in &report.rules {
+        let t = &total.rules[rule];
+        println!(
+            "{:<18} {:>9.3} {:>7.3} {:>8}   ({} / {} / {})",
+            rule,
+            r.precision,
+            r.recall,
+            r.support,
+            t.true_positives,
+            t.false_positives,
+            t.false_negatives
+        );
+    }
+    println!();
+    let p = &total.plates;
+    println!(
+        "plates read exactly: clear {:.3} ({} of {}), degraded {:.3} ({} of {})",
+        report.plates.clear,
+        p.clear_exact,
+        p.clear,
+        report.plates.degraded,
+        p.degraded_exact,
+        p.degraded
+    );
+    if !total.misses.is_empty() {
+        println!();
+        println!("misses:");
+        for m in &total.misses {
+            println!("  {m}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! `vigil serve`: the ticketing API and pages, and the background work round (owner
+//! lookup, notices, publication, deadlines).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use vigil_ticketing::http::AppState;
+use vigil_ticketing::notice::Webhook;
+use vigil_ticketing::owner::{RegistryClient, RegistryConfig};
+use vigil_ticketing::worker::work_round;
+use vigil_ticketing::{Agency, CaseStore, FineSchedules, Intake};
+
+use super::Context;
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Vehicle registry base URL; without it, approved cases wait for their owner.
+    #[arg(long, env = "VIGIL_REGISTRY_URL")]
+    pub registry_url: Option<String>,
+    /// Bearer token for the registry.
+    #[arg(long, env = "VIGIL_REGISTRY_TOKEN", hide_env_values = true)]
+    pub registry_token: Option<String>,
+    /// Seconds before a registry request gives up.
+    #[arg(long, default_value_t = 10)]
+    pub registry_timeout: u64,
+    /// Where publication records are POSTed (traffic police site / VNeTraffic intake);
+    /// without it they wait in the outbox.
+    #[arg(long, env = "VIGIL_PUBLISH_URL")]
+    pub publish_url: Option<String>,
+    #[arg(long, env = "VIGIL_PUBLISH_TOKEN", hide_env_values = true)]
+    pub publish_token: Option<String>,
+    /// Agency details printed on notices (TOML).
+    #[arg(long, env = "VIGIL_AGENCY", default_value = "ticketing/agency.toml")]
+    pub agency: PathBuf,
+    /// Seconds between rounds of background work.
+    #[arg(long, default_value_t = 30)]
+    pub work_interval: u64,
+    /// Events of one plate, violation and camera this many seconds apart are one case.
+    #[arg(long, default_value_t = 300)]
+    pub dedup_window: i64,
+    /// Mark cookies Secure (default: on unless listening on a loopback address; behind
+    /// a TLS proxy, turn it on).
+    #[arg(long)]
+    pub secure_cookies: Option<bool>,
+}
+
+pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
+    let registry = match args.registry_url {
+        Some(url) => {
+            let mut config = RegistryConfig::new(&url)?;
+            config.token = args.registry_token;
+            config.timeout = Duration::from_secs(args.registry_timeout.max(1));
+            Some(RegistryClient::new(config)?)
+        }
+        None => None,
+    };
+    let webhook = args
+        .publish_url
+        .map(|u| Webhook::new(&u, args.publish_token))
+        .transpose()?;
+    let agency = Agency::load(&args.agency).with_context(|| {
+        format!(
+            "agency details {}{}: pass --agency or set VIGIL_AGENCY",
+            args.agency.display(),
+            super::relative_note(&args.agency)
+        )
+    })?;
+    let settings = ServeSettings {
+        listen: args.listen,
+        registry,
+        webhook,
+        agency,
+        fines: ctx.load_fines()?,
+        work_interval: Duration::from_secs(args.work_interval.max(1)),
+        dedup_window: chrono::Duration::seconds(args.dedup_window.max(0)),
+        secure_cookies: args
+            .secure_cookies
+            .unwrap_or(!args.listen.ip().is_loopback()),
+        data: ctx.create_data()?.clone(),
+    };
+    let store = ctx.open_store()?;
+    ctx.runtime.block_on(serve(store, settings))
+}
+
+struct ServeSettings {
+    listen: std::net::SocketAddr,
+    registry: Option<RegistryClient>,
+    webhook: Option<Webhook>,
+    agency: Agency,
+    fines: FineSchedules,
+    work_interval: Duration,
+    dedup_window: chrono::Duration,
+    secure_cookies: bool,
+    data: vigil_core::DataDir,
+}
+
+async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
+    let mut intake = Intake::new(store, settings.fines);
+    intake.dedup_window = settings.dedup_window;
+    let state =
+        AppState::new(intake, settings.agency, settings.secure_cookies).with_uploads(settings.data);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    eprintln!(
+        "vigil: serving on http://{} (API description at /api/openapi.json)",
+        listener.local_addr()?
+    );
+    if settings.registry.is_none() {
+        eprintln!("vigil: no --registry-url: approved cases wait for owner identification");
+    }
+    if settings.webhook.is_none() {
+        eprintln!("vigil: no --publish-url: publication records wait in the outbox");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = {
+        let state = state.clone();
+        let mut stop = stop_rx.clone();
+        let (registry, webhook) = (settings.registry, settings.webhook);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(settings.work_interval);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                match work_round(&state, registry.as_ref(), webhook.as_ref()).await {
+                    Ok(round) => tracing::info!(?round, "background work"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "background work failed; retrying next round")
+                    }
+                }
+            }
+        })
+    };
+    let mut stop = stop_rx;
+    vigil_ticketing::http::serve(listener, state, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        let _ = stop.changed().await;
+    })
+    .await?;
+    let _ = worker.await;
+    eprintln!("vigil: stopped");
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

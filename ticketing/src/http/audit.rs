@@ -1,0 +1,42 @@
+//! `/api/audit`: the audit log as JSON lines, for admins (the export itself audited).
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    pub since: Option<DateTime<Utc>>,
+}
+
+pub(super) async fn audit_export(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    state
+        .audit(
+            &caller,
+            "audit_export",
+            None,
+            Some(json!({"since": q.since})),
+        )
+        .await?;
+    let mut out = Vec::new();
+    state.store.export_audit(q.since, &mut out).await?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from(out),
+    )
+        .into_response())
+}

@@ -1,0 +1,128 @@
+//! `/api/login`, `/api/logout`, `/api/session`: browsers' sessions. Logins are limited
+//! per user name and address, and every one is audited, failed ones included.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
+use super::{AppState, SESSION_COOKIE};
+use crate::audit::AuditRecord;
+use crate::auth::Role;
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub username: String,
+    pub role: Role,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+pub(super) async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> ApiResult<(CookieJar, Json<SessionInfo>)> {
+    let key = format!("{}|{}", addr.ip(), body.username.trim().to_lowercase());
+    if state.login_limiter.check_key(&key).is_err() {
+        return Err(ApiError::TooManyRequests);
+    }
+    let now = state.clock.now();
+    let user = state
+        .store
+        .check_password(&body.username, &body.password)
+        .await?;
+    let client = addr.ip().to_string();
+    let Some(user) = user else {
+        state
+            .store
+            .audit(
+                now,
+                AuditRecord {
+                    actor: body.username.trim(),
+                    action: "login_failed",
+                    client: Some(client),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        return Err(ApiError::Unauthenticated(
+            "wrong user name or password".into(),
+        ));
+    };
+    let (token, session) = state.store.create_session(&user, now).await?;
+    state
+        .store
+        .audit(
+            now,
+            AuditRecord {
+                actor: &user.username,
+                role: Some(user.role.as_str()),
+                action: "login",
+                client: Some(client),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let cookie = Cookie::build((SESSION_COOKIE, token))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(state.secure_cookies)
+        .path("/")
+        .build();
+    Ok((
+        jar.add(cookie),
+        Json(SessionInfo {
+            username: user.username,
+            role: user.role,
+            csrf_token: session.csrf_token,
+            expires_at: session.expires_at,
+        }),
+    ))
+}
+
+pub(super) async fn logout(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    jar: CookieJar,
+) -> ApiResult<(CookieJar, StatusCode)> {
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        state.store.end_session(c.value()).await?;
+    }
+    state.audit(&caller, "logout", None, None).await?;
+    Ok((
+        jar.remove(Cookie::build(SESSION_COOKIE).path("/")),
+        StatusCode::NO_CONTENT,
+    ))
+}
+
+pub(super) async fn session_info(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    jar: CookieJar,
+) -> ApiResult<Json<serde_json::Value>> {
+    let session = match jar.get(SESSION_COOKIE) {
+        Some(c) => state.store.session(c.value(), state.clock.now()).await?,
+        None => None,
+    };
+    Ok(Json(json!({
+        "username": caller.user.username,
+        "role": caller.user.role,
+        "csrf_token": session.as_ref().map(|s| s.csrf_token.clone()),
+        "expires_at": session.map(|s| s.expires_at),
+    })))
+}

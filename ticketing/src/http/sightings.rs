@@ -1,0 +1,357 @@
+//! `/api/sightings`: every plate read, searched forgivingly (JSON or CSV), each with its
+//! picture and footage; and the intake of sightings from workers on other machines
+//! (`POST`), whose pictures arrive as bytes and are kept in the service's own data folder.
+
+use std::path::PathBuf;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use vigil_core::local_time::TIME_ZONE;
+use vigil_core::sighting::SightingUpload;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::{ApiError, ApiJson, ApiResult};
+use super::evidence::{send_file, send_picture};
+use crate::sightings::{Found, Sighting, SightingQuery};
+use crate::store::{CaseFilter, fold_plate};
+
+#[derive(Debug, Deserialize)]
+pub struct SightingSearch {
+    pub plate: String,
+    pub camera: Option<String>,
+    pub class: Option<String>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+pub(super) async fn search_sightings(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<SightingSearch>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Vec<Found>>> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(Json(audited_search(&state, &caller, &q, "json").await?))
+}
+
+/// How far from a sighting a case's clip may start and still be its footage.
+const CLIP_WINDOW_S: i64 = 15;
+
+fn sighting_query(q: &SightingSearch) -> SightingQuery {
+    SightingQuery {
+        plate: q.plate.clone(),
+        camera_id: q.camera.clone().filter(|c| !c.is_empty()),
+        vehicle_class: q.class.clone().filter(|c| !c.is_empty()),
+        from: q.from,
+        to: q.to,
+        limit: Some(q.limit.unwrap_or(100).clamp(1, 1000)),
+    }
+}
+
+/// The search, audited whether it worked or not.
+async fn audited_search(
+    state: &AppState,
+    caller: &Caller,
+    q: &SightingSearch,
+    format: &str,
+) -> ApiResult<Vec<Found>> {
+    let found = state.store.search_sightings(&sighting_query(q)).await;
+    state
+        .audit(
+            caller,
+            "plate_search",
+            Some(q.plate.clone()),
+            Some(json!({
+                "over": "sightings", "camera": q.camera, "class": q.class, "from": q.from,
+                "to": q.to, "results": found.as_ref().map(|f| f.len()).ok(), "format": format,
+            })),
+        )
+        .await?;
+    Ok(found?)
+}
+
+pub(super) async fn sightings_csv(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    query: Result<Query<SightingSearch>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Response> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let found = audited_search(&state, &caller, &q, "csv").await?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let header = [
+        "score",
+        "plate",
+        "seen_at_utc",
+        "seen_at_local",
+        "camera",
+        "vehicle_class",
+        "plate_colour",
+        "confidence",
+        "source",
+        "sighting_id",
+    ];
+    let write_err = |e: csv::Error| ApiError::Internal(format!("writing CSV: {e}"));
+    out.write_record(header).map_err(write_err)?;
+    for f in &found {
+        let s = &f.sighting;
+        out.write_record([
+            format!("{:.3}", f.score),
+            cell(&s.plate),
+            s.seen_at.to_rfc3339(),
+            s.seen_at
+                .with_timezone(&TIME_ZONE)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
+            cell(&s.camera_id),
+            cell(&s.vehicle_class),
+            s.plate_colour
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            format!("{:.3}", s.confidence),
+            cell(&s.source),
+            s.sighting_id.to_string(),
+        ])
+        .map_err(write_err)?;
+    }
+    let bytes = out
+        .into_inner()
+        .map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
+    let name = format!(
+        "attachment; filename=\"sightings-{}.csv\"",
+        fold_plate(&q.plate)
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+            (header::CACHE_CONTROL, "private, no-store".to_string()),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// A spreadsheet runs a cell that starts like a formula: such text is kept as text.
+fn cell(s: &str) -> String {
+    if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    }
+}
+
+async fn sighting_or_404(state: &AppState, id: i64) -> ApiResult<Sighting> {
+    state
+        .store
+        .sighting(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no sighting {id}")))
+}
+
+pub(super) async fn sighting_thumbnail(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let s = sighting_or_404(&state, id).await?;
+    send_picture(s.thumbnail, &headers, || {
+        format!("sighting {id} kept no picture")
+    })
+    .await
+}
+
+/// Where a sighting's video is: the clip of a case made at that camera and moment, or the
+/// recording it was read from.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Footage {
+    /// `clip`, `recording` or `none`.
+    pub kind: String,
+    pub url: Option<String>,
+    /// Where in that video the sighting is, in seconds.
+    pub offset_s: f64,
+    pub case_id: Option<i64>,
+    /// Why there is none.
+    pub reason: Option<String>,
+}
+
+pub(super) async fn sighting_footage(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Footage>> {
+    let s = sighting_or_404(&state, id).await?;
+    let footage = footage_of(&state, &s, id).await?;
+    state
+        .audit(
+            &caller,
+            "footage_view",
+            Some(format!("sighting {id}")),
+            Some(json!({"plate": s.plate, "camera": s.camera_id, "kind": footage.kind})),
+        )
+        .await?;
+    Ok(Json(footage))
+}
+
+async fn footage_of(state: &AppState, s: &Sighting, id: i64) -> ApiResult<Footage> {
+    let window = chrono::Duration::seconds(CLIP_WINDOW_S);
+    let cases = state
+        .store
+        .list_filtered(&CaseFilter {
+            camera_id: Some(s.camera_id.clone()),
+            from: Some(s.seen_at - window),
+            to: Some(s.seen_at + window),
+            limit: Some(50),
+            ..Default::default()
+        })
+        .await?;
+    let key = fold_plate(&s.plate);
+    let same_vehicle = cases
+        .iter()
+        .filter(|c| c.plate.as_deref().map(fold_plate) == Some(key.clone()))
+        .min_by_key(|c| (c.occurred_at - s.seen_at).num_milliseconds().abs());
+    if let Some(case) = same_vehicle {
+        let dir = PathBuf::from(&case.evidence_dir);
+        if dir.join("clip.mp4").is_file() {
+            let manifest: Option<serde_json::Value> = std::fs::read(dir.join("manifest.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            // The clip's own start in the source, from its manifest; the sighting's offset
+            // is in the same source's time.
+            let clip_start = manifest
+                .as_ref()
+                .and_then(|m| m["clip"]["video_offset_ms"].as_u64());
+            let occurred = manifest
+                .as_ref()
+                .and_then(|m| m["time"]["video_offset_ms"].as_u64());
+            let at = s.video_offset_ms.or(occurred);
+            let offset_s = match (at, clip_start) {
+                (Some(at), Some(start)) => at.saturating_sub(start) as f64 / 1000.0,
+                _ => 0.0,
+            };
+            return Ok(Footage {
+                kind: "clip".into(),
+                url: Some(format!("/api/evidence/{}/clip.mp4", case.event_id)),
+                offset_s,
+                case_id: Some(case.id),
+                reason: None,
+            });
+        }
+    }
+    if let Some(at) = s.video_offset_ms
+        && std::path::Path::new(&s.source).is_file()
+    {
+        return Ok(Footage {
+            kind: "recording".into(),
+            url: Some(format!("/api/sightings/{id}/video")),
+            offset_s: at as f64 / 1000.0,
+            case_id: None,
+            reason: None,
+        });
+    }
+    Ok(Footage {
+        kind: "none".into(),
+        url: None,
+        offset_s: 0.0,
+        case_id: None,
+        reason: Some(if s.video_offset_ms.is_none() {
+            "read from a live stream: only violations keep their video (the ring buffer holds \
+             the last seconds)"
+                .into()
+        } else {
+            format!("the recording {} is no longer on this server", s.source)
+        }),
+    })
+}
+
+pub(super) async fn sighting_video(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    // Only recordings a sighting names (written by our own pipeline), never a path asked for.
+    let s = sighting_or_404(&state, id).await?;
+    let path = PathBuf::from(&s.source);
+    if s.video_offset_ms.is_none() || !path.is_file() {
+        return Err(ApiError::NotFound(format!(
+            "sighting {id} has no recording on this server"
+        )));
+    }
+    send_file(path, &headers).await
+}
+
+/// The most a sighting's picture may weigh: a vehicle cut from an analysis frame is tens of
+/// kilobytes.
+const MAX_PICTURE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SightingRecorded {
+    /// False when the sighting was recorded before (its id is derived from what it saw).
+    pub recorded: bool,
+}
+
+/// A worker's sighting: the record (any path in it ignored) and its picture's bytes,
+/// written where this service keeps pictures (never where a client says).
+pub(super) async fn intake_sighting(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(upload): ApiJson<SightingUpload>,
+) -> ApiResult<(StatusCode, Json<SightingRecorded>)> {
+    let mut sighting = upload.sighting;
+    if sighting.camera_id.trim().is_empty() || sighting.plate.trim().is_empty() {
+        return Err(ApiError::BadRequest(
+            "a sighting needs a camera_id and a plate".into(),
+        ));
+    }
+    sighting.thumbnail = match (upload.picture_jpeg_base64, &state.uploads) {
+        (Some(b64), Some(data)) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.as_bytes())
+                .map_err(|e| ApiError::BadRequest(format!("picture_jpeg_base64: {e}")))?;
+            if bytes.len() > MAX_PICTURE_BYTES || !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+                return Err(ApiError::BadRequest(format!(
+                    "picture_jpeg_base64: not a JPEG of at most {MAX_PICTURE_BYTES} bytes"
+                )));
+            }
+            let dir = data.sightings(&sighting.camera_id);
+            let path = dir.join(format!("{}.jpg", sighting.sighting_id));
+            write_whole(&dir, &path, &bytes)
+                .await
+                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+            Some(path.display().to_string())
+        }
+        _ => None,
+    };
+    let recorded = state.store.record_sighting(&sighting).await?;
+    tracing::debug!(sighting = %sighting.sighting_id, by = %caller.user.username, recorded, "sighting received");
+    let status = if recorded {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(SightingRecorded { recorded })))
+}
+
+/// Write a file aside and rename it into place: a reader never sees half of it.
+async fn write_whole(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = dir.join(format!(".{name}.partial"));
+    tokio::fs::write(&partial, bytes).await?;
+    tokio::fs::rename(&partial, path).await
+}
