@@ -1,8 +1,10 @@
 //! Finding and starting ONNX Runtime.
 //!
 //! `ort` is built with `load-dynamic`: the library is opened at run time. scripts/setup puts
-//! it in `.vigil/onnxruntime/` of the checkout, and the binary looks there on its own, so
-//! nobody has to export `ORT_DYLIB_PATH` (which still wins when set).
+//! it in `.vigil/onnxruntime/` of the checkout, and the binary looks there on its own (in
+//! the folders above the binary, and in the working directory), so nobody has to export
+//! `ORT_DYLIB_PATH` (which still wins when set). Nothing is looked for where the binary
+//! was built: a deployed binary must not depend on its build folder.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -16,8 +18,9 @@ pub const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
 /// Candidate locations of a runtime library, in the order they are tried: the path in the
-/// environment variable `env`, then `.vigil/<dir>/<name>` under `VIGIL_HOME`, beside the
-/// binary's checkout, and in the checkout this crate was built from.
+/// environment variable `env`, then `.vigil/<dir>/<name>` under `VIGIL_HOME`, in the
+/// folders above the binary (`target/<profile>/vigil` of a checkout), and in the working
+/// directory.
 pub fn library_candidates(env: &str, dir: &str, name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Some(p) = std::env::var_os(env) {
@@ -33,7 +36,9 @@ pub fn library_candidates(env: &str, dir: &str, name: &str) -> Vec<PathBuf> {
             out.push(under(ancestor.to_path_buf()));
         }
     }
-    out.push(under(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")));
+    if let Ok(cwd) = std::env::current_dir() {
+        out.push(under(cwd));
+    }
     out
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::Utc;
 use sqlx::any::AnyPoolOptions;
-use vigil_ticketing::store::{CaseStore, redact};
+use vigil_ticketing::db::{CaseStore, redact};
 
 pub fn postgres_url() -> String {
     std::env::var("VIGIL_TEST_POSTGRES_URL")

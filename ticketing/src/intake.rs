@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use chrono::Duration;
 
+use crate::db::{CaseStore, Recorded, StoreError};
 use crate::fines::{Fine, FineSchedules, VehicleCategory};
-use crate::store::{CaseStore, Recorded, StoreError};
 use vigil_core::clock::{Clock, SystemClock};
 use vigil_core::event::ViolationEvent;
 use vigil_core::{EventSink, Sighting, SinkError};

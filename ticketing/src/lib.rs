@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod cameras;
+pub mod db;
 pub mod deadlines;
 pub mod fines;
 pub mod http;
@@ -17,12 +18,11 @@ pub mod notice;
 pub mod owner;
 pub mod review;
 pub mod sightings;
-pub mod store;
 pub mod worker;
 
 pub use auth::Role;
+pub use db::{CaseStore, CaseSummary, StoreError};
 pub use fines::{Fine, FineSchedules, VehicleCategory};
 pub use intake::Intake;
 pub use lifecycle::{CaseState, RejectReason};
 pub use notice::Agency;
-pub use store::{CaseStore, CaseSummary, StoreError};

@@ -109,7 +109,7 @@ impl CaseState {
 
 impl fmt::Display for CaseState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
+use crate::db::StoreError;
 use crate::http::AppState;
 use crate::notice::Webhook;
 use crate::owner::RegistryClient;
-use crate::store::StoreError;
 
 /// The background work of the service, one round: owners, notices, publication, deadlines.
 pub async fn work_round(

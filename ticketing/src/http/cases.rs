@@ -10,9 +10,11 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiResult};
+use crate::db::{CaseDetail, CaseFilter, CaseSummary};
+use vigil_core::ViolationKind;
+
 use crate::lifecycle::{CaseState, RejectReason};
 use crate::notice::Driver;
-use crate::store::{CaseDetail, CaseFilter, CaseSummary};
 
 #[derive(Debug, Deserialize)]
 pub struct CaseQuery {
@@ -41,10 +43,16 @@ pub(super) async fn list_cases(
             .map_err(ApiError::BadRequest)?,
         None => Vec::new(),
     };
+    let violation = match q.violation.as_deref().filter(|v| !v.is_empty()) {
+        Some(v) => Some(ViolationKind::parse(v).ok_or_else(|| {
+            ApiError::BadRequest(format!("`{v}` is not a violation this service knows"))
+        })?),
+        None => None,
+    };
     let filter = CaseFilter {
         states,
         camera_id: q.camera.clone(),
-        violation: q.violation.clone(),
+        violation,
         plate: q.plate.clone().filter(|p| !p.trim().is_empty()),
         from: q.from,
         to: q.to,
@@ -213,7 +221,7 @@ pub(super) async fn stats(
         .count_by_state()
         .await?
         .into_iter()
-        .map(|(s, n)| (s, n.into()))
+        .map(|(s, n)| (s.as_str().to_string(), n.into()))
         .collect();
     Ok(Json(json!({
         "cases_by_state": by_state,

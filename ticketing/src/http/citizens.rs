@@ -16,7 +16,7 @@ use super::evidence::{continuing, evidence_path, send_file};
 use super::notices::PaymentRequest;
 use super::{AppState, pages};
 use crate::audit::AuditRecord;
-use crate::store::StoreError;
+use crate::db::StoreError;
 
 #[derive(Debug, Deserialize)]
 pub struct PlateQuery {

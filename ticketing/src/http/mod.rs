@@ -35,9 +35,9 @@ use vigil_core::DataDir;
 use vigil_core::clock::Clock;
 
 use crate::auth::Role;
+use crate::db::CaseStore;
 use crate::intake::Intake;
 use crate::notice::Agency;
-use crate::store::CaseStore;
 use auth::{ADMIN, ANYONE, INVESTIGATORS, OFFICER, PUBLIC, READERS, STAFF};
 use error::ApiError;
 

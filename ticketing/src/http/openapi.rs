@@ -17,10 +17,10 @@ use super::route_table;
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(
-    crate::store::CaseSummary,
-    crate::store::CaseDetail,
-    crate::store::HistoryEntry,
-    crate::store::CaseEventRef,
+    crate::db::CaseSummary,
+    crate::db::CaseDetail,
+    crate::db::HistoryEntry,
+    crate::db::CaseEventRef,
     crate::lifecycle::CaseState,
     crate::lifecycle::RejectReason,
     crate::notice::Notice,

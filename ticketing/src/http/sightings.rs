@@ -19,8 +19,8 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiResult};
 use super::evidence::{send_file, send_picture};
+use crate::db::{CaseFilter, fold_plate};
 use crate::sightings::{Found, Sighting, SightingQuery};
-use crate::store::{CaseFilter, fold_plate};
 
 #[derive(Debug, Deserialize)]
 pub struct SightingSearch {

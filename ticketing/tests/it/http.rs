@@ -13,13 +13,13 @@ use vigil_core::clock::{Clock, ManualClock};
 use vigil_testkit::samples::sample_event;
 use vigil_testkit::stand_ins::{RegistryStandIn, WebhookStandIn};
 use vigil_testkit::stores;
+use vigil_ticketing::db::CaseStore;
 use vigil_ticketing::fines::FineSchedules;
 use vigil_ticketing::http::*;
 use vigil_ticketing::notice::{Agency, Webhook};
 use vigil_ticketing::owner::{Owner, RegistryClient, RegistryConfig};
-use vigil_ticketing::store::CaseStore;
 use vigil_ticketing::worker::{WorkRound, work_round};
-use vigil_ticketing::{Intake, Role};
+use vigil_ticketing::{CaseState, Intake, Role};
 
 struct Harness {
     base: String,
@@ -413,7 +413,7 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         let round = h.work(Some(&registry), Some(&webhook)).await;
         assert_eq!(round.owners.as_ref().unwrap().pending, 1, "{backend}");
         let case = h.state.store.case(id).await.unwrap();
-        assert_eq!(case.summary.state, "owner_pending");
+        assert_eq!(case.summary.state, CaseState::OwnerPending);
         assert!(
             case.owner_error
                 .as_deref()
@@ -437,7 +437,7 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         );
         let code = round.notices[0].clone();
         let case = h.state.store.case(id).await.unwrap();
-        assert_eq!(case.summary.state, "notice_sent");
+        assert_eq!(case.summary.state, CaseState::NoticeSent);
         assert_eq!(case.owner.as_ref().unwrap()["owner_name"], "Nguyễn Văn An");
         assert_eq!(case.notice_code.as_deref(), Some(code.as_str()));
 
@@ -548,7 +548,7 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{backend}");
         let case = h.state.store.case(id).await.unwrap();
-        assert_eq!(case.summary.state, "paid");
+        assert_eq!(case.summary.state, CaseState::Paid);
         let states: Vec<_> = case.history.iter().map(|h| h.to_state.as_str()).collect();
         assert_eq!(
             states,
@@ -647,7 +647,10 @@ async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
         h.clock.advance(Duration::days(21));
         let round = h.work(Some(&registry), None).await;
         assert_eq!(round.sweep.flagged, 1, "{backend}");
-        assert_eq!(h.state.store.summary(a).await.unwrap().state, "flagged");
+        assert_eq!(
+            h.state.store.summary(a).await.unwrap().state,
+            CaseState::Flagged
+        );
         let (status, overdue) = h
             .call(Some(Role::Officer), Method::GET, "/api/overdue", None)
             .await;
@@ -667,7 +670,10 @@ async fn deadlines_flag_unresolved_notices_and_expire_old_cases() {
         h.clock.advance(Duration::days(340));
         let round = h.work(None, None).await;
         assert_eq!(round.sweep.expired, 2, "{backend}");
-        assert_eq!(h.state.store.summary(b).await.unwrap().state, "expired");
+        assert_eq!(
+            h.state.store.summary(b).await.unwrap().state,
+            CaseState::Expired
+        );
     }
 }
 
@@ -742,7 +748,7 @@ async fn logins_are_rate_limited_and_a_plate_not_in_the_registry_goes_back_to_re
         let round = h.work(Some(&registry(&registry_server.url())), None).await;
         assert_eq!(round.owners.unwrap().returned_to_review, 1);
         let case = h.state.store.case(id).await.unwrap();
-        assert_eq!(case.summary.state, "in_review", "{backend}");
+        assert_eq!(case.summary.state, CaseState::InReview, "{backend}");
         assert!(
             case.owner_error
                 .unwrap()

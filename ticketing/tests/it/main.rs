@@ -15,5 +15,5 @@ mod prelude {
     pub use vigil_core::ViolationEvent;
     pub use vigil_testkit::samples::sample_event;
     pub use vigil_testkit::stores;
-    pub use vigil_ticketing::store::{CaseStore, StoreError};
+    pub use vigil_ticketing::db::{CaseStore, StoreError};
 }

@@ -1,5 +1,5 @@
 use super::prelude::*;
-use vigil_ticketing::lifecycle::RejectReason;
+use vigil_ticketing::lifecycle::{CaseState, RejectReason};
 use vigil_ticketing::review::*;
 
 fn now() -> DateTime<Utc> {
@@ -56,7 +56,7 @@ async fn review_decisions_follow_the_lifecycle_and_leave_history() {
             .await
             .unwrap();
         let a = store.case(a).await.unwrap();
-        assert_eq!(a.summary.state, "approved");
+        assert_eq!(a.summary.state, CaseState::Approved);
         let steps: Vec<_> = a
             .history
             .iter()
@@ -109,7 +109,7 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
         let kept = store.case(kept).await.unwrap();
         assert_eq!(kept.events.len(), 2);
         let wrong = store.case(wrong).await.unwrap();
-        assert_eq!(wrong.summary.state, "merged");
+        assert_eq!(wrong.summary.state, CaseState::Merged);
         assert_eq!(wrong.merged_into, Some(kept.summary.id));
         assert_eq!(wrong.original_plate.as_deref(), Some("98A-128.45"));
 
@@ -127,7 +127,7 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
             Corrected::Corrected(lone)
         );
         let lone = store.case(lone).await.unwrap();
-        assert_eq!(lone.summary.state, "plate_corrected");
+        assert_eq!(lone.summary.state, CaseState::PlateCorrected);
         assert_eq!(lone.summary.plate.as_deref(), Some("30K-555.55"));
         store
             .approve(lone.summary.id, "officer1", now())
@@ -135,7 +135,7 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
             .unwrap();
         // Search finds it by the new plate, typed with OCR confusions.
         let found = store
-            .list_filtered(&vigil_ticketing::store::CaseFilter {
+            .list_filtered(&vigil_ticketing::db::CaseFilter {
                 plate: Some("30K-5S5.5S".into()),
                 ..Default::default()
             })

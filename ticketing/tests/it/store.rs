@@ -1,5 +1,6 @@
 use super::prelude::*;
-use vigil_ticketing::store::*;
+use vigil_ticketing::CaseState;
+use vigil_ticketing::db::*;
 
 fn now() -> DateTime<Utc> {
     "2025-03-01T02:00:00Z".parse().unwrap()
@@ -37,7 +38,7 @@ async fn the_same_event_three_times(store: CaseStore) {
     let cases = store.list().await.unwrap();
     assert_eq!(cases.len(), 2);
     assert_eq!(cases[0].plate.as_deref(), Some("98A-123.45"));
-    assert_eq!(cases[0].state, "detected");
+    assert_eq!(cases[0].state, CaseState::Detected);
     assert_eq!(store.event(id).await.unwrap(), Some(sample_event(7)));
     let detail = store.case(id).await.unwrap();
     assert_eq!(detail.events.len(), 1);

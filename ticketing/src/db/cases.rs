@@ -1,43 +1,17 @@
-use std::path::Path;
+//! Cases: the intake that makes (or merges into) a case with its fine and history row,
+//! and the reads a reviewer and the pages make.
 
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyPool, Row, Transaction};
+use sqlx::Row;
 
 use crate::fines::Fine;
 use crate::lifecycle::CaseState;
 pub use vigil_core::Recorded;
+use vigil_core::ViolationKind;
 use vigil_core::event::ViolationEvent;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("case database {location}: {source}")]
-    Open {
-        location: String,
-        source: sqlx::Error,
-    },
-    #[error("case database {0}: only sqlite:// and postgres:// URLs are supported")]
-    Scheme(String),
-    #[error("case database migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("case database query failed: {0}")]
-    Query(#[from] sqlx::Error),
-    #[error("case {event_id} holds an unreadable event: {message}")]
-    Corrupt { event_id: String, message: String },
-    #[error("case {0} does not exist")]
-    CaseNotFound(i64),
-    #[error("case {case_id} is {state}; it cannot be {action}")]
-    WrongState {
-        case_id: i64,
-        state: String,
-        action: &'static str,
-    },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("no notice {0} for that plate")]
-    NoticeNotFound(String),
-}
+use super::{CaseStore, StoreError, append_history, fold_plate, in_list, parse_ts, ts};
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseSummary {
@@ -45,13 +19,14 @@ pub struct CaseSummary {
     /// The first event the case was made from.
     pub event_id: String,
     pub camera_id: String,
-    pub violation: String,
+    #[schema(value_type = crate::http::schema::ViolationKindSchema)]
+    pub violation: ViolationKind,
     pub plate: Option<String>,
     pub plate_confidence: Option<f64>,
     pub vehicle_class: String,
     pub occurred_at: DateTime<Utc>,
     pub evidence_dir: String,
-    pub state: String,
+    pub state: CaseState,
     #[schema(value_type = Option<Object>)]
     pub fine: Option<Fine>,
     pub created_at: DateTime<Utc>,
@@ -63,8 +38,8 @@ pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub actor: String,
     pub action: String,
-    pub from_state: Option<String>,
-    pub to_state: String,
+    pub from_state: Option<CaseState>,
+    pub to_state: CaseState,
     pub detail: Option<String>,
 }
 
@@ -99,44 +74,12 @@ pub struct CaseDetail {
 pub struct CaseFilter {
     pub states: Vec<CaseState>,
     pub camera_id: Option<String>,
-    pub violation: Option<String>,
+    pub violation: Option<ViolationKind>,
     /// Matched forgivingly: see [`fold_plate`].
     pub plate: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     pub limit: Option<i64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-/// Times are stored as RFC 3339 UTC text with a fixed number of digits, so both backends
-/// compare and sort them as strings alike.
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Micros, false)
-}
-
-pub(crate) fn parse_ts(what: &str, s: &str) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.to_utc())
-        .map_err(|e| StoreError::Corrupt {
-            event_id: what.to_string(),
-            message: format!("bad time `{s}`: {e}"),
-        })
-}
-
-pub use vigil_core::look_alike::fold_plate;
-
-/// `'a', 'b'` for `state IN (…)`: the names are ours, never input, so they can be inlined.
-pub(crate) fn in_list(states: &[CaseState]) -> String {
-    states
-        .iter()
-        .map(|s| format!("'{}'", s.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 const CASE_COLUMNS: &str =
@@ -160,6 +103,21 @@ pub(crate) fn fine_from_row(row: &sqlx::any::AnyRow) -> Result<Option<Fine>, Sto
     }))
 }
 
+/// A state as stored; one this build does not know is a corrupt row, named.
+pub(crate) fn parse_state(what: &str, s: &str) -> Result<CaseState, StoreError> {
+    s.parse().map_err(|message| StoreError::Corrupt {
+        event_id: what.to_string(),
+        message,
+    })
+}
+
+fn parse_violation(what: &str, s: &str) -> Result<ViolationKind, StoreError> {
+    ViolationKind::parse(s).ok_or_else(|| StoreError::Corrupt {
+        event_id: what.to_string(),
+        message: format!("unknown violation `{s}`"),
+    })
+}
+
 fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> {
     let event_id: String = row.try_get("event_id")?;
     let occurred: String = row.try_get("occurred_at")?;
@@ -171,13 +129,13 @@ fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> 
         fine,
         id: row.try_get("id")?,
         camera_id: row.try_get("camera_id")?,
-        violation: row.try_get("violation")?,
+        violation: parse_violation(&event_id, &row.try_get::<String, _>("violation")?)?,
         plate: row.try_get("plate")?,
         plate_confidence: row.try_get("plate_confidence")?,
         vehicle_class: row.try_get("vehicle_class")?,
         occurred_at: parse_ts(&event_id, &occurred)?,
         evidence_dir: row.try_get("evidence_dir")?,
-        state: row.try_get("state")?,
+        state: parse_state(&event_id, &row.try_get::<String, _>("state")?)?,
         created_at,
         updated_at: match updated {
             Some(u) => parse_ts(&event_id, &u)?,
@@ -187,100 +145,7 @@ fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> 
     })
 }
 
-/// The cases, on SQLite (the embedded default) or PostgreSQL (a province's deployment).
-/// Queries are written once, with `$n` placeholders, which both accept.
-#[derive(Clone)]
-pub struct CaseStore {
-    pub(crate) pool: AnyPool,
-    backend: Backend,
-}
-
 impl CaseStore {
-    /// Open (creating if needed) the SQLite case database at `path` and migrate it.
-    pub async fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        Self::open(&format!("sqlite://{}?mode=rwc", path.display())).await
-    }
-
-    /// Open a `sqlite://` or `postgres://` database and migrate it.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(StoreError::Scheme(redact(url)));
-        };
-        let options =
-            AnyPoolOptions::new().max_connections(if backend == Backend::Sqlite { 4 } else { 10 });
-        let options = if backend == Backend::Sqlite {
-            // Writers from several processes (batch jobs, the server) wait instead of failing.
-            options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    sqlx::query("PRAGMA journal_mode = WAL")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA busy_timeout = 10000")
-                        .execute(&mut *conn)
-                        .await?;
-                    sqlx::query("PRAGMA foreign_keys = ON")
-                        .execute(&mut *conn)
-                        .await?;
-                    Ok(())
-                })
-            })
-        } else {
-            options
-        };
-        let pool = options
-            .connect(url)
-            .await
-            .map_err(|source| StoreError::Open {
-                location: redact(url),
-                source,
-            })?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
-        Ok(Self { pool, backend })
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    /// The connection pool itself, for maintenance and for the tests that check the
-    /// database's own guards (history and audit rows that refuse to change).
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
-    }
-
-    /// A write transaction. SQLite takes its write lock at the start, so two writers that
-    /// read before they write queue up instead of failing with "database is locked".
-    pub(crate) async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
-    }
-
-    /// On PostgreSQL, serialise the transactions that decide about one key (a plate's
-    /// dedup, a case's transition); SQLite's write lock already does.
-    pub(crate) async fn lock_key(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        key: &str,
-    ) -> Result<(), StoreError> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
-                .bind(key.to_string())
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
-    }
-
     /// Record an event once: a second call with the same event id changes nothing. An
     /// event of the same plate, violation and camera as a case still open for it, within
     /// `dedup_window` of that case's events, is added to that case with its evidence.
@@ -453,7 +318,7 @@ impl CaseStore {
         );
         let rows = sqlx::query(&sql)
             .bind(filter.camera_id.clone())
-            .bind(filter.violation.clone())
+            .bind(filter.violation.map(|v| v.as_str()))
             .bind(
                 filter
                     .plate
@@ -547,8 +412,14 @@ impl CaseStore {
                 at: parse_ts(&format!("case {case_id}"), &at)?,
                 actor: r.try_get("actor")?,
                 action: r.try_get("action")?,
-                from_state: r.try_get("from_state")?,
-                to_state: r.try_get("to_state")?,
+                from_state: r
+                    .try_get::<Option<String>, _>("from_state")?
+                    .map(|s| parse_state(&format!("case {case_id}"), &s))
+                    .transpose()?,
+                to_state: parse_state(
+                    &format!("case {case_id}"),
+                    &r.try_get::<String, _>("to_state")?,
+                )?,
                 detail: r.try_get("detail")?,
             })
         })
@@ -599,106 +470,13 @@ impl CaseStore {
     }
 
     /// Cases per state.
-    pub async fn count_by_state(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(
+    pub async fn count_by_state(&self) -> Result<Vec<(CaseState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT state, COUNT(*) FROM cases GROUP BY state ORDER BY state")
                 .fetch_all(&self.pool)
-                .await?,
-        )
-    }
-
-    pub async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    /// Move a case from one of `from` to `to`, with a history row, inside `tx`. Returns
-    /// the state it was in. `set` is an extra `col = $n, ...` list, its values in `binds`
-    /// from `$3` on.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn transition(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        case_id: i64,
-        from: &[CaseState],
-        to: CaseState,
-        actor: &str,
-        action: &'static str,
-        detail: Option<&str>,
-        now: DateTime<Utc>,
-    ) -> Result<CaseState, StoreError> {
-        self.lock_key(tx, &format!("case|{case_id}")).await?;
-        let state: Option<String> = sqlx::query_scalar("SELECT state FROM cases WHERE id = $1")
-            .bind(case_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        let state = state.ok_or(StoreError::CaseNotFound(case_id))?;
-        let current: CaseState = state.parse().map_err(|message| StoreError::Corrupt {
-            event_id: format!("case {case_id}"),
-            message,
-        })?;
-        if !from.contains(&current) {
-            return Err(StoreError::WrongState {
-                case_id,
-                state,
-                action,
-            });
-        }
-        sqlx::query("UPDATE cases SET state = $1, updated_at = $2 WHERE id = $3")
-            .bind(to.as_str())
-            .bind(ts(now))
-            .bind(case_id)
-            .execute(&mut **tx)
-            .await?;
-        append_history(
-            tx,
-            case_id,
-            now,
-            actor,
-            action,
-            Some(current.as_str()),
-            to.as_str(),
-            detail,
-        )
-        .await?;
-        Ok(current)
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn append_history(
-    tx: &mut Transaction<'static, Any>,
-    case_id: i64,
-    at: DateTime<Utc>,
-    actor: &str,
-    action: &str,
-    from: Option<&str>,
-    to: &str,
-    detail: Option<&str>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO case_history (case_id, at, actor, action, from_state, to_state, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(case_id)
-    .bind(ts(at))
-    .bind(actor.to_string())
-    .bind(action.to_string())
-    .bind(from.map(str::to_string))
-    .bind(to.to_string())
-    .bind(detail.map(str::to_string))
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// A database URL fit for an error message: no password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
-        }
-        _ => url.to_string(),
+                .await?;
+        rows.into_iter()
+            .map(|(s, n)| Ok((parse_state("cases", &s)?, n)))
+            .collect()
     }
 }

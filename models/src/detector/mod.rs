@@ -1,0 +1,371 @@
+//! Object detectors: any YOLO-family (v5, v8, 11; with or without a mask head) or RT-DETR
+//! ONNX export, with the class list from the manifest.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+use ndarray::{Array4, ArrayViewD, Ix3};
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::engine::{self, Backend, Engine};
+use crate::geometry::BBox;
+use crate::manifest::{DetectorFormat, Manifest, ModelSpec};
+use crate::{ModelError, runtime};
+
+mod decode;
+mod letterbox;
+mod region;
+
+pub use decode::decode;
+use decode::{Candidates, suppress};
+use letterbox::fill;
+pub use letterbox::{Canvas, Letterbox, letterbox, letterbox_into};
+pub use region::Region;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Detection {
+    pub bbox: BBox,
+    pub class_id: usize,
+    pub score: f32,
+}
+
+pub struct Detector {
+    role: String,
+    path: PathBuf,
+    engine: Engine,
+    canvas: Canvas,
+    /// Whether one run takes several images.
+    batched: bool,
+    fp16: bool,
+    format: DetectorFormat,
+    pub classes: Vec<String>,
+    pub confidence: f32,
+    pub iou: f32,
+    /// See [`ModelSpec::agnostic_nms`].
+    pub agnostic_nms: bool,
+}
+
+impl Detector {
+    /// Load the detector named `role` in the manifest, checking its file and shapes.
+    pub fn load(manifest: &Manifest, role: &str) -> Result<Self, ModelError> {
+        Self::load_on(manifest, role, engine::backend()?)
+    }
+
+    /// As [`Detector::load`], run by `backend` instead of the process's choice.
+    pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
+        let (path, spec) = manifest.verified(role)?;
+        let session = runtime::load_session(role, &path)?;
+        Self::from_session(role, path, spec, session, backend)
+    }
+
+    fn from_session(
+        role: &str,
+        path: PathBuf,
+        spec: &ModelSpec,
+        session: Session,
+        backend: Backend,
+    ) -> Result<Self, ModelError> {
+        let mismatch = |message: String| ModelError::Mismatch {
+            path: path.clone(),
+            role: role.into(),
+            message,
+        };
+        let format = spec
+            .format
+            .ok_or_else(|| mismatch("a detector needs `format`".into()))?;
+        if spec.classes.is_empty() {
+            return Err(mismatch("a detector needs its `classes`".into()));
+        }
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| mismatch("the model has no input".into()))?;
+        let shape: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        let dynamic = format == DetectorFormat::YoloDistances;
+        let canvas = if dynamic {
+            if shape.len() != 4 || shape[1] != 3 || shape[2] != -1 || shape[3] != -1 {
+                return Err(mismatch(format!(
+                    "input shape {shape:?} is not [N,3,-1,-1], as `yolo-distances` needs"
+                )));
+            }
+            Canvas::Fitted {
+                fit: spec.size.unwrap_or(640),
+                multiple: 32,
+            }
+        } else {
+            if shape.len() != 4 || shape[2] != shape[3] || shape[2] <= 0 {
+                return Err(mismatch(format!(
+                    "input shape {shape:?} is not a fixed square [N,3,S,S]"
+                )));
+            }
+            Canvas::Square(shape[2] as u32)
+        };
+        if shape != spec.input {
+            return Err(mismatch(format!(
+                "input shape is {shape:?}, models.toml says {:?}",
+                spec.input
+            )));
+        }
+        let fp16 = matches!(
+            input.dtype().tensor_type(),
+            Some(ort::value::TensorElementType::Float16)
+        );
+        if fp16 != (spec.input_type == "f16") {
+            return Err(mismatch(format!(
+                "input type is {:?}, models.toml says {}",
+                input.dtype(),
+                spec.input_type
+            )));
+        }
+        let input_name = input.name().to_string();
+        // A half-precision input is fed by ONNX Runtime, which takes f16 tensors as they are.
+        let engine = if fp16 {
+            Engine::Ort {
+                session,
+                input: input_name,
+            }
+        } else {
+            Engine::from_session(session, input_name, role, &path, backend)?
+        };
+        Ok(Self {
+            role: role.into(),
+            canvas,
+            batched: shape[0] == -1,
+            fp16,
+            format,
+            classes: spec.classes.clone(),
+            confidence: spec.confidence.unwrap_or(0.35),
+            iou: spec.iou.unwrap_or(0.5),
+            agnostic_nms: spec.agnostic_nms,
+            path,
+            engine,
+        })
+    }
+
+    /// The model input an image of `width` x `height` is fitted into.
+    pub fn input_size(&self, width: u32, height: u32) -> (u32, u32) {
+        self.canvas
+            .input_size(width, height, self.canvas.scale(width, height))
+    }
+
+    /// The input pixels one model run on a `width` x `height` part of a `frame_width` x
+    /// `frame_height` frame costs: the part at the frame's scale, padded as the canvas
+    /// and the engine pad it.
+    pub fn input_pixels(
+        &self,
+        frame_width: u32,
+        frame_height: u32,
+        width: u32,
+        height: u32,
+    ) -> u64 {
+        let scale = self.canvas.scale(frame_width, frame_height);
+        let (w, h) = self.canvas.input_size(width, height, scale);
+        self.engine.bucket(w) as u64 * self.engine.bucket(h) as u64
+    }
+
+    /// Whether [`Detector::detect_batch`] runs several images at once (a dynamic batch
+    /// dimension) rather than one after another.
+    pub fn batched(&self) -> bool {
+        self.batched
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Detect objects in `image` scoring at least the manifest's confidence; boxes are in
+    /// the image's pixels, after NMS.
+    pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<Detection>, ModelError> {
+        self.detect_above(image, self.confidence)
+    }
+
+    /// As [`Detector::detect`], keeping boxes down to `min_score` (a tracker's weak
+    /// detections).
+    pub fn detect_above(
+        &mut self,
+        image: &RgbImage,
+        min_score: f32,
+    ) -> Result<Vec<Detection>, ModelError> {
+        let mut found = self.detect_batch(&[image], min_score)?;
+        Ok(found.pop().unwrap_or_default())
+    }
+
+    /// Detect in several images with one model run where the model takes a batch (one
+    /// run each otherwise); one list per image, in order. Images of different sizes share
+    /// the largest input and are each centred in it.
+    pub fn detect_batch(
+        &mut self,
+        images: &[&RgbImage],
+        min_score: f32,
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        let whole: Vec<(&RgbImage, Option<Region>)> = images.iter().map(|i| (*i, None)).collect();
+        self.detect_regions(&whole, min_score)
+    }
+
+    /// Whether the model runs any input size, so that detecting in a region of a frame
+    /// costs less than the whole frame.
+    pub fn takes_regions(&self) -> bool {
+        matches!(self.canvas, Canvas::Fitted { .. })
+    }
+
+    /// Detect in `image` only inside `regions` (see [`Detector::detect_regions`]), one
+    /// model run each: on a CPU a batch padded to the largest region costs more than the
+    /// regions alone. A vehicle on the seam of two regions, found in both, is kept once.
+    pub fn detect_in_regions(
+        &mut self,
+        image: &RgbImage,
+        regions: &[Region],
+        min_score: f32,
+    ) -> Result<Vec<Detection>, ModelError> {
+        let mut found = Vec::new();
+        for r in regions {
+            found.extend(
+                self.detect_regions(&[(image, Some(*r))], min_score)?
+                    .pop()
+                    .unwrap_or_default(),
+            );
+        }
+        let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
+        let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
+        let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
+        Ok(
+            suppress(&boxes, &scores, &classes, self.iou, self.agnostic_nms)
+                .into_iter()
+                .map(|i| found[i].clone())
+                .collect(),
+        )
+    }
+
+    /// As [`Detector::detect_batch`], each image limited to a region (`None`: all of
+    /// it). A region is run at the scale its whole frame would be, so a vehicle looks the
+    /// same to the model in a region as in the frame; boxes are in the frame's pixels.
+    /// A detector with a fixed square input ([`Detector::takes_regions`] false) looks at
+    /// the whole image whatever the region.
+    pub fn detect_regions(
+        &mut self,
+        images: &[(&RgbImage, Option<Region>)],
+        min_score: f32,
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        if !self.batched && images.len() > 1 {
+            let mut all = Vec::with_capacity(images.len());
+            for one in images {
+                all.extend(self.detect_regions(std::slice::from_ref(one), min_score)?);
+            }
+            return Ok(all);
+        }
+        let prepared: Vec<(std::borrow::Cow<RgbImage>, f32, (u32, u32))> = images
+            .iter()
+            .map(|(image, region)| {
+                let scale = self.canvas.scale(image.width(), image.height());
+                match region.map(|r| r.within(image.width(), image.height())) {
+                    Some(r) if self.takes_regions() && !r.is_whole(image) => {
+                        let crop = image::imageops::crop_imm(*image, r.x, r.y, r.width, r.height)
+                            .to_image();
+                        (std::borrow::Cow::Owned(crop), scale, (r.x, r.y))
+                    }
+                    _ => (std::borrow::Cow::Borrowed(*image), scale, (0, 0)),
+                }
+            })
+            .collect();
+        let (cw, ch) = prepared.iter().fold((0, 0), |(w, h), (i, scale, _)| {
+            let (iw, ih) = self.canvas.input_size(i.width(), i.height(), *scale);
+            (w.max(iw), h.max(ih))
+        });
+        let (cw, ch) = (self.engine.bucket(cw), self.engine.bucket(ch));
+        let mut tensor =
+            Array4::<f32>::from_elem((prepared.len(), 3, ch as usize, cw as usize), 114.0 / 255.0);
+        let boxes: Vec<Letterbox> = prepared
+            .iter()
+            .enumerate()
+            .map(|(n, (image, scale, _))| fill(image, self.canvas, *scale, &mut tensor, n))
+            .collect();
+        let candidates = self.infer(&tensor, min_score)?;
+        Ok(candidates
+            .into_iter()
+            .zip(images.iter().zip(prepared.iter().zip(boxes)))
+            .map(
+                |((boxes, scores, classes), ((image, _), ((_, _, (ox, oy)), lb)))| {
+                    suppress(&boxes, &scores, &classes, self.iou, self.agnostic_nms)
+                        .into_iter()
+                        .map(|i| {
+                            let b = lb.unmap(boxes[i]);
+                            let (ox, oy) = (*ox as f32, *oy as f32);
+                            Detection {
+                                bbox: BBox::new(b.x1 + ox, b.y1 + oy, b.x2 + ox, b.y2 + oy)
+                                    .clamp(image.width(), image.height()),
+                                class_id: classes[i],
+                                score: scores[i],
+                            }
+                        })
+                        .collect()
+                },
+            )
+            .collect())
+    }
+
+    /// Run the model on a prepared input; each image's candidates above `min_score`,
+    /// before NMS.
+    fn infer(
+        &mut self,
+        tensor: &Array4<f32>,
+        min_score: f32,
+    ) -> Result<Vec<Candidates>, ModelError> {
+        let raw: Vec<f32>;
+        let shape: Vec<usize>;
+        match (&mut self.engine, self.fp16) {
+            (Engine::Ort { session, input }, true) => {
+                let infer_err = |e: ort::Error| ModelError::Inference {
+                    role: self.role.clone(),
+                    message: e.to_string(),
+                };
+                let half = tensor.mapv(half::f16::from_f32);
+                let value = TensorRef::from_array_view(&half).map_err(infer_err)?;
+                let outputs = session
+                    .run(ort::inputs![input.as_str() => value])
+                    .map_err(infer_err)?;
+                let out = outputs[0]
+                    .try_extract_array::<half::f16>()
+                    .map_err(infer_err)?;
+                shape = out.shape().to_vec();
+                raw = out.iter().map(|v| v.to_f32()).collect();
+            }
+            (engine, _) => (shape, raw) = engine.run(tensor, &self.role)?,
+        }
+        let view =
+            ArrayViewD::from_shape(shape.clone(), &raw).map_err(|e| ModelError::Inference {
+                role: self.role.clone(),
+                message: e.to_string(),
+            })?;
+        let out = view
+            .into_dimensionality::<Ix3>()
+            .map_err(|_| ModelError::Inference {
+                role: self.role.clone(),
+                message: format!("output shape {shape:?} is not [n, a, b]"),
+            })?;
+        let input = (tensor.shape()[3] as u32, tensor.shape()[2] as u32);
+        if out.shape()[0] != tensor.shape()[0] {
+            return Err(ModelError::Inference {
+                role: self.role.clone(),
+                message: format!(
+                    "output shape {shape:?} has not one entry per input image ({})",
+                    tensor.shape()[0]
+                ),
+            });
+        }
+        out.outer_iter()
+            .map(|one| {
+                decode(one, self.format, self.classes.len(), input, min_score).map_err(|message| {
+                    ModelError::Inference {
+                        role: self.role.clone(),
+                        message,
+                    }
+                })
+            })
+            .collect()
+    }
+}
