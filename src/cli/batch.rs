@@ -8,10 +8,12 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
-use vigil_core::SystemClock;
+use vigil_core::{EventSink, SystemClock};
 use vigil_pipeline::CameraConfig;
+use vigil_pipeline::output::http_sink::HttpSink;
 use vigil_pipeline::output::publisher::{ClipWindow, Publisher};
 use vigil_pipeline::run::batch::{self, FileReport, Progress};
+use vigil_ticketing::CaseStore;
 use vigil_ticketing::intake::IntakeSink;
 
 use super::Context;
@@ -32,15 +34,46 @@ pub struct BatchArgs {
     pub motion_gating: bool,
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
+    #[command(flatten)]
+    pub service: ServiceArgs,
+}
+
+/// Where a worker records when it is not on the machine that holds the database.
+#[derive(clap::Args)]
+pub struct ServiceArgs {
+    /// Record through `vigil serve`'s API at this URL instead of the database (a worker
+    /// on another machine); needs `--service-token`.
+    #[arg(long, env = "VIGIL_SERVICE_URL")]
+    pub service_url: Option<String>,
+    /// An operator's API token for `--service-url`.
+    #[arg(long, env = "VIGIL_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+}
+
+impl ServiceArgs {
+    /// The HTTP sink to the service, when one is named.
+    pub fn sink(self) -> Result<Option<HttpSink>> {
+        match (self.service_url, self.service_token) {
+            (Some(url), Some(token)) => {
+                Ok(Some(HttpSink::new(&url, token, Duration::from_secs(10))?))
+            }
+            (Some(_), None) => {
+                bail!("--service-url needs --service-token (or VIGIL_SERVICE_TOKEN)")
+            }
+            (None, _) => Ok(None),
+        }
+    }
 }
 
 pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
+    let service = args.service.sink()?;
     let failed = run_videos(
         ctx,
         &args.camera,
         args.start.map(|s| s.to_utc()),
         args.motion_gating,
         &args.videos,
+        service,
     )?;
     if failed > 0 {
         bail!(
@@ -52,27 +85,37 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
 }
 
 /// Returns how many videos failed; errors that stop everything (config, models,
-/// database) are returned before any video is touched.
+/// database) are returned before any video is touched. Cases go to `service` when given
+/// (`vigil serve` elsewhere), else to the database here.
 pub fn run_videos(
     ctx: &Context,
     camera_path: &Path,
     start: Option<DateTime<Utc>>,
     motion_gating: bool,
     videos: &[PathBuf],
+    service: Option<HttpSink>,
 ) -> Result<usize> {
     let camera = CameraConfig::load(camera_path)?;
     let mut models = ctx.load_models()?;
-    let intake = ctx.intake()?;
-    let store = intake.store.clone();
+    ctx.create_data()?;
     let publisher = Publisher::new(
         ctx.data.clone(),
         ctx.key()?,
         models.info.clone(),
         ClipWindow::default(),
     );
-    let sink = IntakeSink {
-        intake,
-        runtime: ctx.runtime.handle().clone(),
+    // The local store, when cases are recorded here: it also keeps the camera's health.
+    let (sink, store): (Box<dyn EventSink>, Option<CaseStore>) = match service {
+        Some(http) => (Box::new(http), None),
+        None => {
+            let intake = ctx.intake()?;
+            let store = intake.store.clone();
+            let sink = IntakeSink {
+                intake,
+                runtime: ctx.runtime.handle().clone(),
+            };
+            (Box::new(sink), Some(store))
+        }
     };
     let mut failed = 0;
     let mut next_start = start;
@@ -92,7 +135,7 @@ pub fn run_videos(
             &job,
             &mut models,
             &publisher,
-            &sink,
+            sink.as_ref(),
             Arc::new(SystemClock),
             |p: Progress| {
                 if let Some(d) = p.duration.filter(|d| !d.is_zero()) {
@@ -104,7 +147,9 @@ pub fn run_videos(
             },
         );
         bar.finish_and_clear();
-        report_recording(ctx, &store, &camera, video, &result);
+        if let Some(store) = &store {
+            report_recording(ctx, store, &camera, video, &result);
+        }
         match result {
             Ok(report) => {
                 print_report(video, &report);
@@ -123,7 +168,9 @@ pub fn run_videos(
             }
         }
     }
-    ctx.runtime.block_on(store.close());
+    if let Some(store) = store {
+        ctx.runtime.block_on(store.close());
+    }
     Ok(failed)
 }
 

@@ -41,7 +41,7 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<()> {
     // so `vigil serve` shows them waiting for review rather than expired.
     let start = Utc::now() - chrono::Duration::minutes(10);
     let start = start - chrono::Duration::seconds(start.timestamp() % 60);
-    let failed = super::batch::run_videos(ctx, &camera, Some(start), false, &videos)?;
+    let failed = super::batch::run_videos(ctx, &camera, Some(start), false, &videos, None)?;
     if failed > 0 {
         bail!("{failed} fixture video(s) failed");
     }

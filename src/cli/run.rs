@@ -19,6 +19,7 @@ use vigil_ticketing::cameras::CameraHealth;
 use vigil_ticketing::intake::IntakeSink;
 
 use super::Context;
+use super::batch::ServiceArgs;
 use super::health::camera_health;
 use super::serve::shutdown_signal;
 
@@ -33,22 +34,13 @@ pub struct RunArgs {
     /// Bearer token /metrics and /healthz require; needed to listen beyond loopback.
     #[arg(long, env = "VIGIL_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
-    /// Record through `vigil serve`'s API at this URL instead of the database (a worker
-    /// on another machine); needs `--service-token`.
-    #[arg(long, env = "VIGIL_SERVICE_URL")]
-    pub service_url: Option<String>,
-    /// An operator's API token for `--service-url`.
-    #[arg(long, env = "VIGIL_SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Option<String>,
+    #[command(flatten)]
+    pub service: ServiceArgs,
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     let deployment = Deployment::load(&args.config)?;
-    let service = match (args.service_url, args.service_token) {
-        (Some(url), Some(token)) => Some(HttpSink::new(&url, token, Duration::from_secs(10))?),
-        (Some(_), None) => bail!("--service-url needs --service-token (or VIGIL_SERVICE_TOKEN)"),
-        (None, _) => None,
-    };
+    let service = args.service.sink()?;
     run_live(
         ctx,
         deployment,
@@ -101,14 +93,18 @@ pub fn run_live(
             "--listen {listen} is beyond this machine: set --metrics-token (or VIGIL_METRICS_TOKEN)"
         );
     }
-    let intake = ctx.intake()?;
-    let store = intake.store.clone();
-    let sink: Arc<dyn EventSink> = match service {
-        Some(http) => Arc::new(http),
-        None => Arc::new(Announcing(IntakeSink {
-            intake,
-            runtime: runtime.handle().clone(),
-        })),
+    // The local store, when cases are recorded here: it also keeps the cameras' health.
+    let (sink, store): (Arc<dyn EventSink>, Option<CaseStore>) = match service {
+        Some(http) => (Arc::new(http), None),
+        None => {
+            let intake = ctx.intake()?;
+            let store = intake.store.clone();
+            let sink = Announcing(IntakeSink {
+                intake,
+                runtime: runtime.handle().clone(),
+            });
+            (Arc::new(sink), Some(store))
+        }
     };
     let cameras: Vec<String> = deployment
         .cameras
@@ -199,7 +195,9 @@ pub fn run_live(
             s.id, s.frames_in, s.frames_dropped, s.reconnects
         );
     }
-    runtime.block_on(store.close());
+    if let Some(store) = store {
+        runtime.block_on(store.close());
+    }
     eprintln!("vigil: stopped");
     Ok(())
 }
@@ -211,7 +209,8 @@ const HEALTH_AT_STOP: Duration = Duration::from_secs(5);
 
 struct HealthReporter {
     runner: Arc<LiveRunner>,
-    store: CaseStore,
+    /// None when this worker records through a service (it has no database here).
+    store: Option<CaseStore>,
     data: vigil_core::DataDir,
     configs: Vec<CameraConfig>,
 }
@@ -221,6 +220,9 @@ impl HealthReporter {
     /// the frame rate. A camera whose report cannot be written is logged, not fatal:
     /// the cameras keep running.
     async fn report(&self, last: &mut HashMap<String, (u64, Instant)>) {
+        let Some(store) = &self.store else {
+            return;
+        };
         let now = Utc::now();
         let instant_now = Instant::now();
         for status in self.runner.statuses() {
@@ -249,7 +251,7 @@ impl HealthReporter {
                     .map(|age| now - chrono::Duration::from_std(age).unwrap_or_default()),
                 ..camera_health(config, state, reason, frame.as_deref(), &self.data, now)
             };
-            if let Err(e) = self.store.report_camera(&health).await {
+            if let Err(e) = store.report_camera(&health).await {
                 tracing::warn!(camera = %status.id, error = %e, "camera health not recorded");
             }
         }

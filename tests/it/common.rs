@@ -51,10 +51,15 @@ impl Drop for Server {
 }
 
 pub fn start_server(data: &Path, args: &[&str]) -> Server {
+    start_server_on(data, "127.0.0.1:0", args)
+}
+
+/// `vigil serve` on the address given.
+pub fn start_server_on(data: &Path, listen: &str, args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("--data")
         .arg(data)
-        .args(["serve", "--listen", "127.0.0.1:0", "--work-interval", "1"])
+        .args(["serve", "--listen", listen, "--work-interval", "1"])
         .args(args)
         .stderr(Stdio::piped())
         .spawn()
@@ -87,4 +92,29 @@ pub fn ok(o: std::process::Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `vigil` with the data folder and arguments given; its output.
+pub fn vigil(data: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run vigil")
+}
+
+/// A user of `role` on the data folder, and an API token of theirs.
+pub fn user_with_token(data: &Path, name: &str, role: &str) -> String {
+    let added = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data)
+        .args(["user", "add", name, "--role", role])
+        .env("VIGIL_PASSWORD", format!("password of {name}"))
+        .output()
+        .expect("run vigil");
+    ok(added);
+    ok(vigil(data, &["token", "create", name]))
+        .trim()
+        .to_string()
 }

@@ -102,3 +102,214 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
         );
     }
 }
+
+/// A recorded file played as a live camera on a clock: each frame comes out once the clock
+/// has passed its time, and the video clips are cut from is held up to the same time.
+struct Replay {
+    file: std::path::PathBuf,
+    clock: Arc<vigil_core::ManualClock>,
+}
+
+struct ReplayFrames {
+    frames: std::collections::VecDeque<vigil_pipeline::Frame>,
+    clock: Arc<vigil_core::ManualClock>,
+    opened: Duration,
+}
+
+impl vigil_pipeline::source::FrameSource for ReplayFrames {
+    fn next_frame(
+        &mut self,
+    ) -> Result<Option<vigil_pipeline::Frame>, vigil_pipeline::source::SourceError> {
+        use vigil_core::Clock;
+        let now = self.clock.monotonic() - self.opened;
+        match self.frames.front() {
+            Some(f) if f.pts <= now => Ok(self.frames.pop_front()),
+            _ => Ok(None),
+        }
+    }
+
+    fn ended(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+struct ReplayClips {
+    file: vigil_pipeline::source::clip::RecordedClips,
+    clock: Arc<vigil_core::ManualClock>,
+    opened: Duration,
+}
+
+impl vigil_pipeline::source::clip::ClipSource for ReplayClips {
+    fn cut(
+        &self,
+        from: Duration,
+        to: Duration,
+        out: &std::path::Path,
+    ) -> Result<vigil_pipeline::source::clip::Clip, vigil_pipeline::source::clip::ClipError> {
+        self.file.cut(from, to, out)
+    }
+
+    fn held_until(&self) -> Option<Duration> {
+        use vigil_core::Clock;
+        Some(self.clock.monotonic() - self.opened)
+    }
+}
+
+struct ReplayMonitor(String);
+
+impl vigil_pipeline::run::live::CameraMonitor for ReplayMonitor {
+    fn status(&self) -> vigil_pipeline::source::rtsp::CameraStatus {
+        vigil_pipeline::source::rtsp::CameraStatus {
+            id: self.0.clone(),
+            url: "replay://redlight_a.mp4".into(),
+            state: vigil_pipeline::source::rtsp::CameraState::Streaming,
+            frames_in: 0,
+            frames_dropped: 0,
+            units_in: 0,
+            reconnects: 0,
+            last_frame_age: None,
+            ring_bytes: 0,
+            evidence: None,
+        }
+    }
+
+    fn queued(&self) -> usize {
+        0
+    }
+
+    fn stop(&self) {}
+}
+
+impl vigil_pipeline::run::live::CameraOpener for Replay {
+    fn open(
+        &self,
+        spec: &vigil_pipeline::run::live::deployment::LiveCameraSpec,
+        _clock: Arc<dyn vigil_core::Clock>,
+    ) -> Result<vigil_pipeline::run::live::OpenCamera, vigil_pipeline::source::SourceError> {
+        use vigil_core::Clock;
+        let frames =
+            FileSource::open(&self.file, spec.config.analysis_fps)?.collect::<Result<_, _>>()?;
+        let opened = self.clock.monotonic();
+        Ok(vigil_pipeline::run::live::OpenCamera {
+            frames: Box::new(ReplayFrames {
+                frames,
+                clock: self.clock.clone(),
+                opened,
+            }),
+            clips: Arc::new(ReplayClips {
+                file: vigil_pipeline::source::clip::RecordedClips {
+                    file: self.file.clone(),
+                },
+                clock: self.clock.clone(),
+                opened,
+            }),
+            monitor: Arc::new(ReplayMonitor(spec.config.id.clone())),
+        })
+    }
+}
+
+/// Notes when (on the clock) each event arrived.
+struct Timed {
+    store: Arc<MemorySink>,
+    clock: Arc<vigil_core::ManualClock>,
+    arrived: std::sync::Mutex<Vec<Duration>>,
+}
+
+impl vigil_core::EventSink for Timed {
+    fn record_event(
+        &self,
+        event: &vigil_core::ViolationEvent,
+    ) -> Result<vigil_core::Recorded, vigil_core::SinkError> {
+        use vigil_core::Clock;
+        self.arrived.lock().unwrap().push(self.clock.monotonic());
+        self.store.record_event(event)
+    }
+
+    fn record_sighting(&self, s: &vigil_core::Sighting) -> Result<bool, vigil_core::SinkError> {
+        self.store.record_sighting(s)
+    }
+}
+
+#[test]
+fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed_by_it() {
+    use vigil_core::Clock;
+    let dir = tempfile::tempdir().unwrap();
+    let start: chrono::DateTime<chrono::Utc> = "2025-03-01T01:00:00Z".parse().unwrap();
+    let clock = Arc::new(vigil_core::ManualClock::new(start));
+    let deployment = dir.path().join("deployment.toml");
+    std::fs::write(
+        &deployment,
+        format!(
+            "[run]\nclip_before_seconds = 2\nclip_after_seconds = 3\n\n\
+             [[camera]]\nconfig = \"{}\"\nurl = \"rtsp://127.0.0.1:1/replayed\"\n",
+            common::camera_path().display()
+        ),
+    )
+    .unwrap();
+    let key = Arc::new(EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap());
+    let sink = Arc::new(Timed {
+        store: MemorySink::new(),
+        clock: clock.clone(),
+        arrived: Default::default(),
+    });
+    let runner = LiveRunner::start_with(
+        Deployment::load(&deployment).unwrap(),
+        RunnerSettings {
+            data: DataDir::new(dir.path()),
+            models_path: common::models_path(),
+            key: key.clone(),
+            sink: sink.clone(),
+            clock: clock.clone(),
+        },
+        &Replay {
+            file: common::fixture("redlight_a.mp4"),
+            clock: clock.clone(),
+        },
+    )
+    .unwrap();
+    // The runner's idle waits are what move the clock: the replay runs as fast as the
+    // analysis does. This thread only waits for that work to be done.
+    let until = Instant::now() + Duration::from_secs(120);
+    while sink.store.events().is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runner.shutdown();
+    let events = sink.store.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(
+        event.plate.as_ref().map(|p| p.text.as_str()),
+        Some("98A-123.45")
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(std::path::Path::new(&event.evidence_dir).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let crossing = Duration::from_millis(manifest["time"]["video_offset_ms"].as_u64().unwrap());
+    // Timed by the clock: the stream started when the clock said, the violation is that
+    // far into it.
+    assert_eq!(
+        (event.occurred_at - start).num_milliseconds(),
+        crossing.as_millis() as i64
+    );
+    // Handed over only once the clock had passed the clip's end, 3 s after the crossing.
+    let arrived = sink.arrived.lock().unwrap()[0];
+    assert!(arrived >= crossing + Duration::from_secs(3), "{arrived:?}");
+    assert!(
+        clock.monotonic() < Duration::from_secs(60),
+        "{:?}",
+        clock.monotonic()
+    );
+    assert!(
+        verify_package(
+            std::path::Path::new(&event.evidence_dir),
+            &key.verifying_key()
+        )
+        .is_empty()
+    );
+    let clip_start = Duration::from_millis(manifest["clip"]["video_offset_ms"].as_u64().unwrap());
+    assert!(
+        clip_start <= crossing.saturating_sub(Duration::from_secs(1)),
+        "{clip_start:?}"
+    );
+}

@@ -10,6 +10,7 @@ mod eval_and_plate;
 mod live;
 mod live_run;
 mod red_light;
+mod remote_worker;
 mod run_cli;
 mod serve;
 mod web;
