@@ -1,18 +1,12 @@
 //! What runs a model: ONNX Runtime, or OpenVINO where the CPU has AMX.
 //!
 //! ONNX Runtime loads, checks and describes every model (its inputs, shapes and metadata)
-//! and runs it everywhere by default. On CPUs with AMX (Intel's bfloat16 matrix tiles),
-//! OpenVINO runs the same ONNX file about twice as fast (the detector at 640×384: 34 → 18
-//! ms on one thread, the text recogniser 36 → 14 ms), so there the checked model is handed
-//! to OpenVINO to run. ONNX Runtime has no bfloat16 convolutions on x86. OpenVINO
-//! computing in f32 was slower than ONNX Runtime for the detector on the machines
-//! measured. Without AMX, bfloat16 on AVX-512 alone lost or barely won: a Xeon whose
-//! virtual machine showed AVX-512 bfloat16 instructions but no AMX ran the detector in
-//! 57 ms under OpenVINO bf16 against 33 ms under ONNX Runtime, and a Zen 5 EPYC, faster
-//! per model under OpenVINO bf16 (13 against 20 ms), kept the same cameras in real time
-//! under either, its inference threads only 7 % less busy once inputs were padded for
-//! OpenVINO. So OpenVINO is chosen only where it computes in bfloat16 on AMX, unless
-//! `VIGIL_ENGINE` says otherwise:
+//! and runs it everywhere by default. ONNX Runtime has no bfloat16 convolutions on x86; on
+//! CPUs with AMX (Intel's bfloat16 matrix tiles) OpenVINO runs the same ONNX file about
+//! twice as fast, so there the checked model is handed to OpenVINO to run. In f32, and in
+//! bfloat16 on AVX-512 without AMX, OpenVINO lost or barely won on the machines measured
+//! (models/README.md and docs/performance give the figures), so it is chosen only where it
+//! computes in bfloat16 on AMX, unless `VIGIL_ENGINE` says otherwise:
 //!
 //! - `auto` (the default): OpenVINO when its library is installed (scripts/setup puts it in
 //!   `.vigil/openvino/`), it reports bfloat16 as the CPU's inference precision and the
@@ -277,10 +271,10 @@ impl Engine {
     }
 
     /// The input side to pad `side` up to. OpenVINO prepares its kernels for each input
-    /// shape it meets and keeps them (up to 5,000 entries): a model fed every multiple of
-    /// 32 (regions, vehicle crops, text lines) ran 40 % slower while it met new shapes and
-    /// held ~900 MiB more than ONNX Runtime. Padding to multiples of
-    /// [`OPENVINO_SHAPE_STEP`] keeps the shapes few; ONNX Runtime runs any shape as fast.
+    /// shape it meets and keeps them: a model fed every multiple of 32 (regions, vehicle
+    /// crops, text lines) ran slower while it met new shapes and held far more memory
+    /// (models/README.md). Padding to multiples of [`OPENVINO_SHAPE_STEP`] keeps the shapes
+    /// few; ONNX Runtime runs any shape as fast.
     pub(crate) fn bucket(&self, side: u32) -> u32 {
         match self {
             Engine::Ort { .. } => side,

@@ -35,8 +35,8 @@ pub struct TextDetector {
     pub max_side: u32,
     /// A longer side below this is scaled up to it; in between the image is read at its
     /// own size. The detector's time grows with its input's pixels, and a vehicle cut
-    /// from a 640x360 frame (up to about 330 px) read at its own size found every plate
-    /// of the scenario suite that 1.5x larger did, at under half the cost.
+    /// from an analysis frame read at its own size reads as well as one scaled up
+    /// (docs/performance/what-made-it-faster.md, item 4).
     pub min_side: u32,
     /// Pixel probability above which a pixel is text.
     pub pixel_threshold: f32,

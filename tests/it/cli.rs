@@ -477,3 +477,62 @@ fn every_plate_read_is_a_sighting_found_by_a_forgiving_search() {
     // Every search is audited, the table's and the one refused as too short included.
     assert_eq!(searches, 5, "{}", String::from_utf8_lossy(&audit.stdout));
 }
+
+/// The CLI reference is the binary's own help, page by page: the suite fails when a flag
+/// changes and the page was not made again (`scripts/docs-cli` makes it).
+#[test]
+fn the_cli_reference_is_the_binarys_own_help() {
+    let help = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(args)
+            .arg("--help")
+            // Help shows environment variables' values: none may leak into the page.
+            .env_clear()
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let block = |title: &str, args: &[&str]| format!("{title}\n\n```\n{}\n```\n", help(args));
+    let mut page = vec![
+        "# CLI reference\n\n`vigil --help` and `vigil <command> --help` print the same; this \
+         page is their text, made\nfrom the binary by `scripts/docs-cli` (the test suite \
+         checks it is current).\n"
+            .to_string(),
+        block("## vigil", &[]),
+    ];
+    for command in [
+        "batch", "cases", "serve", "user", "token", "audit", "demo", "run", "verify", "key",
+        "search", "plate", "eval",
+    ] {
+        page.push(block(&format!("## vigil {command}"), &[command]));
+        let subs: &[&str] = match command {
+            "user" => &["add", "passwd", "list"],
+            "token" => &["create"],
+            _ => &[],
+        };
+        for sub in subs {
+            page.push(block(
+                &format!("### vigil {command} {sub}"),
+                &[command, sub],
+            ));
+        }
+    }
+    page.push(
+        "## Benchmarks\n\nHidden from `--help`; `scripts/bench` runs them: `bench` (decoding \
+         against the whole\npipeline on one file), `bench-live` (live cameras), `bench-intake` \
+         (events/s),\n`bench-search` (plate search latency). Each takes `--help`.\n"
+            .to_string(),
+    );
+    let page = page.join("\n");
+    let path = common::checkout().join("docs/reference/cli.md");
+    if std::env::var_os("VIGIL_UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &page).unwrap();
+    }
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        written == page,
+        "{} is not the binary's help any more: run scripts/docs-cli",
+        path.display()
+    );
+}

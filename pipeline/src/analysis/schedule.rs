@@ -13,9 +13,8 @@ use crate::frame::Frame;
 use crate::rules::RuleSet;
 
 /// Context around a changed region: the detector needs some of the scene around a
-/// vehicle, and the thumbnail that found the change blurs its edges (48 px was the least
-/// at which the scenario suite's motion-blurred motorbike was still found; see
-/// docs/performance).
+/// vehicle, and the thumbnail that found the change blurs its edges (what less context
+/// lost: docs/performance/what-made-it-faster.md, item 3).
 const REGION_MARGIN: u32 = 64;
 /// Regions whose model runs cost more than this share of the whole frame's between them
 /// (in input pixels, padded as the engine pads): the frame is looked at whole, for the

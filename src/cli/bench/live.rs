@@ -122,7 +122,8 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
         !args.no_gating,
         args.inference_workers,
     );
-    let fixtures = args.fixtures.clone();
+    // The deployments it writes name camera configs by path, from another folder.
+    let fixtures = std::path::absolute(&args.fixtures)?;
     let files = ["redlight_a.mp4", "redlight_b.mp4"].map(|f| fixtures.join("generated").join(f));
     // The detector alone, on a fixture frame: the ceiling of detected frames per second.
     let mut models = Models::load(models_path)?;
