@@ -135,6 +135,8 @@ struct SlotState {
 
 struct Slot {
     config: CameraConfig,
+    /// The camera's URL as it may be shown (no credentials), for evidence and sightings.
+    uri: String,
     monitor: Arc<dyn CameraMonitor>,
     clips: Arc<dyn ClipSource>,
     state: Mutex<SlotState>,
@@ -194,6 +196,7 @@ impl LiveRunner {
                     started_at: clock.now(),
                     pending: Vec::new(),
                 }),
+                uri: camera.monitor.status().url,
                 monitor: camera.monitor,
                 clips: camera.clips,
                 latest: Mutex::new(None),
@@ -393,8 +396,8 @@ impl Worker {
                 self.clock.now() - chrono::Duration::from_std(frame.pts).unwrap_or_default();
             state.analyzer.set_started_at(state.started_at);
         }
-        let source = Source {
-            uri: slot.monitor.status().url,
+        let source = || Source {
+            uri: slot.uri.clone(),
             started_at: state.started_at,
             recording_sha256: None,
         };
@@ -423,7 +426,7 @@ impl Worker {
             Look::Whole => {}
         }
         for s in state.analyzer.take_sightings() {
-            let record = self.publisher.sighting(&slot.config, &source, &s);
+            let record = self.publisher.sighting(&slot.config, &source(), &s);
             self.recorder.submit(Record::Sighting(record));
         }
         self.metrics.inference.observe(t.elapsed().as_secs_f64());
@@ -434,7 +437,7 @@ impl Worker {
             state.pending.push(Pending {
                 deadline: self.clock.monotonic() + self.publisher.clip.after + CLIP_PATIENCE,
                 until,
-                source: source.clone(),
+                source: source(),
                 finding,
             });
         }
