@@ -59,7 +59,7 @@ async fn search(store: &CaseStore, query: &SightingQuery, json: bool) -> Result<
             AuditRecord {
                 actor: &actor,
                 action: "plate_search",
-                target: Some(query.plate.clone()),
+                target: Some(vigil_ticketing::sightings::shown(&query.plate)),
                 detail: Some(serde_json::json!({
                     "camera": query.camera_id,
                     "class": query.vehicle_class,

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use vigil_core::look_alike::fold_plate;
 use vigil_core::plate::PlateColour;
 
 pub use vigil_core::Sighting;
@@ -83,6 +84,64 @@ pub struct Found {
 
 /// Fewest folded characters a search needs: fewer would match half the province.
 pub const MIN_QUERY: usize = 3;
+/// Most folded characters a search may have: a plate has at most nine letters and digits
+/// (`99B1-123.45`); a longer query matches nothing, and each character more makes the
+/// one-edit search ask the database more.
+pub const MAX_QUERY: usize = 12;
+/// Most characters a plate query may be typed with (separators and spaces included).
+pub const MAX_TYPED: usize = 40;
+/// Most characters of a camera id or a vehicle class a filter may name.
+pub const MAX_NAME: usize = 64;
+
+/// A typed text shown back in a message: at most 40 characters of it.
+pub fn shown(text: &str) -> String {
+    if text.chars().count() <= MAX_TYPED {
+        text.to_string()
+    } else {
+        format!("{}…", text.chars().take(MAX_TYPED).collect::<String>())
+    }
+}
+
+/// The folded key of a typed plate query, or why it cannot be searched: too short to
+/// narrow, too long to be a plate.
+pub fn query_key(typed: &str) -> Result<String, String> {
+    if typed.chars().count() > MAX_TYPED {
+        return Err(format!(
+            "plate search `{}`: a plate is typed in at most {MAX_TYPED} characters",
+            shown(typed)
+        ));
+    }
+    let key = fold_plate(typed);
+    let n = key.chars().filter(|c| c.is_alphanumeric()).count();
+    if n < MIN_QUERY {
+        return Err(format!(
+            "plate search `{typed}`: type at least {MIN_QUERY} letters or digits"
+        ));
+    }
+    if n > MAX_QUERY {
+        return Err(format!(
+            "plate search `{typed}`: a plate has at most {MAX_QUERY} letters and digits"
+        ));
+    }
+    Ok(key)
+}
+
+impl SightingQuery {
+    /// The query's folded key, after checking every field is a size a search can take.
+    pub fn checked_key(&self) -> Result<String, String> {
+        for (name, value) in [("camera", &self.camera_id), ("class", &self.vehicle_class)] {
+            if let Some(v) = value
+                && v.chars().count() > MAX_NAME
+            {
+                return Err(format!(
+                    "{name} `{}`: at most {MAX_NAME} characters",
+                    shown(v)
+                ));
+            }
+        }
+        query_key(&self.plate)
+    }
+}
 /// Candidates fetched before ranking, newest first.
 pub(crate) const CANDIDATES: i64 = 5000;
 /// Least score returned.

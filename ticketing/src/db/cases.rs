@@ -300,6 +300,23 @@ impl CaseStore {
 
     /// The cases a filter selects, oldest violation first.
     pub async fn list_filtered(&self, filter: &CaseFilter) -> Result<Vec<CaseSummary>, StoreError> {
+        use crate::sightings::{MAX_NAME, MAX_TYPED, shown};
+        if let Some(p) = &filter.plate
+            && p.chars().count() > MAX_TYPED
+        {
+            return Err(StoreError::Invalid(format!(
+                "plate `{}`: a plate is typed in at most {MAX_TYPED} characters",
+                shown(p)
+            )));
+        }
+        if let Some(c) = &filter.camera_id
+            && c.chars().count() > MAX_NAME
+        {
+            return Err(StoreError::Invalid(format!(
+                "camera `{}`: at most {MAX_NAME} characters",
+                shown(c)
+            )));
+        }
         let states = if filter.states.is_empty() {
             String::new()
         } else {

@@ -77,13 +77,7 @@ impl CaseStore {
     /// Sightings whose plate matches the query, best match first (newest first among
     /// equals).
     pub async fn search_sightings(&self, q: &SightingQuery) -> Result<Vec<Found>, StoreError> {
-        let key = fold_plate(&q.plate);
-        if key.chars().count() < MIN_QUERY {
-            return Err(StoreError::Invalid(format!(
-                "plate search `{}`: type at least {MIN_QUERY} letters or digits",
-                q.plate
-            )));
-        }
+        let key = q.checked_key().map_err(StoreError::Invalid)?;
         let patterns = candidate_patterns(&key);
         let n = patterns.len();
         // Each pattern asked of the trigram index on its own: SQLite's FTS5 table answers

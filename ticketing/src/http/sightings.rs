@@ -67,7 +67,9 @@ async fn audited_search(
         .audit(
             caller,
             "plate_search",
-            Some(q.plate.clone()),
+            // What was typed, at most 40 characters of it: a hostile query must not fill
+            // the append-only log.
+            Some(crate::sightings::shown(&q.plate)),
             Some(json!({
                 "over": "sightings", "camera": q.camera, "class": q.class, "from": q.from,
                 "to": q.to, "results": found.as_ref().map(|f| f.len()).ok(), "format": format,
