@@ -131,6 +131,42 @@ async fn log_in(c: &Client, base: &str, page: &str, user: &str) {
     .await;
 }
 
+/// After logging in, a `next` that would leave the site is not followed: these once
+/// landed on another origin (a backslash is a slash to the browser, a tab is dropped).
+async fn login_stays_on_this_site(c: &Client, base: &str, user: &str) {
+    for next in [
+        "/%5C127.0.0.2:9/x",
+        "/%09/127.0.0.2:9/x",
+        "//127.0.0.2:9/x",
+        "https://127.0.0.2:9/",
+    ] {
+        c.delete_all_cookies().await.expect("clear cookies");
+        c.goto(&format!("{base}/login?next={next}"))
+            .await
+            .expect("open login");
+        type_into(c, "#username", user).await;
+        type_into(c, "#password", PASSWORD).await;
+        c.find(Locator::Css("#login button"))
+            .await
+            .expect("login button")
+            .click()
+            .await
+            .expect("log in");
+        until(
+            c,
+            &format!("left the login page (next={next})"),
+            "return location.pathname !== '/login'",
+        )
+        .await;
+        let url = c.current_url().await.expect("url");
+        assert_eq!(
+            url.origin().ascii_serialization(),
+            base,
+            "next={next} led off the site to {url}"
+        );
+    }
+}
+
 /// The case the review page shows, by the number in its heading.
 async fn shown_case(c: &Client) -> i64 {
     let v = until(
@@ -196,6 +232,7 @@ async fn officers_and_investigators_work_in_a_real_browser() {
         ("officer1", "officer"),
         ("inv1", "investigator"),
         ("admin1", "admin"),
+        ("visitor1", "investigator"),
     ] {
         ok(vigil(d, &["user", "add", user, "--role", role]));
     }
@@ -213,6 +250,7 @@ async fn officers_and_investigators_work_in_a_real_browser() {
     )
     .await;
     screenshot(&c, "login").await;
+    login_stays_on_this_site(&c, &base, "visitor1").await;
     log_in(&c, &base, "/review", "officer1").await;
     let first = shown_case(&c).await;
     let oldest = before

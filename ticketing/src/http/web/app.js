@@ -495,6 +495,17 @@ async function operationsPage(app) {
 
 // ---------------------------------------------------------------------------------------
 
+// Where to go after logging in: the page asked for, only if it is on this site. The text
+// is resolved as the browser would resolve it (a backslash is a slash, tabs and newlines
+// are dropped), and only a result on this origin is taken; anything else goes home.
+function sameOrigin(next) {
+  try {
+    const url = new URL(next || "/", location.origin);
+    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+  } catch (_) { /* not a URL at all */ }
+  return "/";
+}
+
 async function loginPage() {
   const form = $("#login");
   form.addEventListener("submit", async (ev) => {
@@ -503,9 +514,7 @@ async function loginPage() {
     try {
       const s = await api("POST", "/api/login", { username: $("#username").value, password: $("#password").value });
       sessionStorage.setItem("vigil-csrf", s.csrf_token);
-      const next = new URLSearchParams(location.search).get("next") || "/";
-      // Only back into this site.
-      location.href = next.startsWith("/") && !next.startsWith("//") ? next : "/";
+      location.href = sameOrigin(new URLSearchParams(location.search).get("next"));
     } catch (e) { status(e.message, "error"); }
   });
 }
