@@ -44,14 +44,18 @@ pub fn run(ctx: &Context, args: SearchArgs) -> Result<()> {
     ctx.runtime.block_on(search(&store, &query, args.json))
 }
 
-async fn search(store: &CaseStore, query: &SightingQuery, json: bool) -> Result<()> {
-    // Who searched: the account running the command (the CLI has no login of its own).
-    let actor = format!(
+/// Who acts from the command line: the account running it (the CLI has no login of its own).
+pub fn cli_actor() -> String {
+    format!(
         "cli:{}",
         std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into())
-    );
+    )
+}
+
+async fn search(store: &CaseStore, query: &SightingQuery, json: bool) -> Result<()> {
+    let actor = cli_actor();
     let found = store.search_sightings(query).await;
     store
         .audit(

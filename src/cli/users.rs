@@ -5,7 +5,10 @@ use std::io::Write;
 
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
+use serde_json::json;
+use vigil_core::local_time::local_seconds;
 use vigil_ticketing::Role;
+use vigil_ticketing::audit::AuditRecord;
 
 use super::Context;
 
@@ -17,8 +20,12 @@ pub enum UserAction {
         #[arg(long)]
         role: String,
     },
-    /// Set a user's password (ends their sessions).
+    /// Set a user's password (ends their sessions and revokes their API tokens).
     Passwd {
+        name: String,
+    },
+    /// Disable a user: no login, sessions ended, tokens revoked (never the last admin).
+    Disable {
         name: String,
     },
     List,
@@ -32,6 +39,14 @@ pub enum TokenAction {
         #[arg(long, default_value = "cli")]
         label: String,
     },
+    /// Revoke a user's tokens: those of `--label`, or all of them.
+    Revoke {
+        user: String,
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// A user's tokens: label, when made, when revoked.
+    List { user: String },
 }
 
 #[derive(clap::Args)]
@@ -44,22 +59,34 @@ pub struct AuditArgs {
 pub fn user(ctx: &Context, action: UserAction) -> Result<()> {
     ctx.create_data()?;
     let store = ctx.open_store()?;
+    let rt = &ctx.runtime;
     match action {
         UserAction::Add { name, role } => {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let password = read_password()?;
-            let user =
-                ctx.runtime
-                    .block_on(store.create_user(&name, &password, role, Utc::now()))?;
+            let user = rt.block_on(store.create_user(&name, &password, role, Utc::now()))?;
+            audited(
+                ctx,
+                &store,
+                "user_created",
+                &user.username,
+                json!({"role": user.role}),
+            )?;
             println!("user {} added ({})", user.username, user.role);
         }
         UserAction::Passwd { name } => {
             let password = read_password()?;
-            ctx.runtime.block_on(store.set_password(&name, &password))?;
-            println!("password of {name} changed; their sessions ended");
+            rt.block_on(store.set_password(&name, &password, Utc::now()))?;
+            audited(ctx, &store, "password_set", &name, json!({}))?;
+            println!("password of {name} changed; their sessions ended and their tokens revoked");
+        }
+        UserAction::Disable { name } => {
+            rt.block_on(store.disable_user(&name, Utc::now()))?;
+            audited(ctx, &store, "user_disabled", &name, json!({}))?;
+            println!("user {name} disabled; their sessions ended and their tokens revoked");
         }
         UserAction::List => {
-            for u in ctx.runtime.block_on(store.users())? {
+            for u in rt.block_on(store.users())? {
                 println!("{:<24} {}", u.username, u.role);
             }
         }
@@ -68,13 +95,58 @@ pub fn user(ctx: &Context, action: UserAction) -> Result<()> {
 }
 
 pub fn token(ctx: &Context, action: TokenAction) -> Result<()> {
-    let TokenAction::Create { user, label } = action;
     let store = ctx.open_store()?;
-    println!(
-        "{}",
-        ctx.runtime
-            .block_on(store.create_api_token(&user, &label, Utc::now()))?
-    );
+    let rt = &ctx.runtime;
+    match action {
+        TokenAction::Create { user, label } => {
+            let token = rt.block_on(store.create_api_token(&user, &label, Utc::now()))?;
+            audited(ctx, &store, "token_created", &user, json!({"label": label}))?;
+            println!("{token}");
+        }
+        TokenAction::Revoke { user, label } => {
+            let n = rt.block_on(store.revoke_tokens(&user, label.as_deref(), Utc::now()))?;
+            audited(
+                ctx,
+                &store,
+                "tokens_revoked",
+                &user,
+                json!({"label": label, "revoked": n}),
+            )?;
+            println!("{n} token(s) of {user} revoked");
+        }
+        TokenAction::List { user } => {
+            for t in rt.block_on(store.api_tokens(&user))? {
+                let revoked = t
+                    .revoked_at
+                    .map(|r| format!("revoked {}", local_seconds(r)))
+                    .unwrap_or_else(|| "active".into());
+                println!("{:<24} {}  {revoked}", t.label, local_seconds(t.created_at));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An account change made from the command line, in the audit log as the account that
+/// ran the command.
+fn audited(
+    ctx: &Context,
+    store: &vigil_ticketing::CaseStore,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let actor = super::search::cli_actor();
+    ctx.runtime.block_on(store.audit(
+        Utc::now(),
+        AuditRecord {
+            actor: &actor,
+            action,
+            target: Some(target.to_string()),
+            detail: Some(detail),
+            ..Default::default()
+        },
+    ))?;
     Ok(())
 }
 

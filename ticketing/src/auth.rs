@@ -95,6 +95,73 @@ pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// The longest user name: a longer one is refused before anything is looked up or logged.
+pub const MAX_USERNAME: usize = 64;
+/// The longest password: hashing is deliberately slow, and its cost grows with the input.
+pub const MAX_PASSWORD: usize = 1024;
+
+/// Why `username` cannot be a user name, if it cannot.
+pub fn check_username(username: &str) -> Result<(), String> {
+    if username.is_empty()
+        || username.chars().count() > MAX_USERNAME
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(format!(
+            "user name `{}`: 1–{MAX_USERNAME} letters, digits, `.`, `_`, `-` or `@`",
+            crate::sightings::shown(username)
+        ));
+    }
+    Ok(())
+}
+
+/// Why `password` cannot be a new password, if it cannot: at least 12 characters that
+/// are not spaces (twelve spaces are no password), and at most [`MAX_PASSWORD`].
+pub fn check_new_password(password: &str) -> Result<(), String> {
+    if password.chars().count() > MAX_PASSWORD {
+        return Err(format!("a password has at most {MAX_PASSWORD} characters"));
+    }
+    if password.chars().filter(|c| !c.is_whitespace()).count() < 12 {
+        return Err("a password needs at least 12 characters other than spaces".into());
+    }
+    Ok(())
+}
+
+/// An API token as an admin sees it (never the token itself: only its hash is kept).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct TokenInfo {
+    pub label: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// At most as many password hashes at once as there are cores, each on a blocking
+/// thread: a burst of logins waits its turn instead of stalling every other request.
+fn hashing_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        tokio::sync::Semaphore::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
+    })
+}
+
+/// Run password hashing work off the request threads, a bounded number at a time.
+pub(crate) async fn off_the_request_threads<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, StoreError> {
+    let _slot = hashing_slots()
+        .acquire()
+        .await
+        .map_err(|e| StoreError::Invalid(format!("password hashing stopped: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Invalid(format!("password hashing failed: {e}")))
+}
+
 pub fn hash_password(password: &str) -> Result<String, StoreError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)

@@ -14,22 +14,10 @@ impl CaseStore {
         now: DateTime<Utc>,
     ) -> Result<User, StoreError> {
         let username = username.trim();
-        if username.is_empty()
-            || username.len() > 64
-            || !username
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
-        {
-            return Err(StoreError::Invalid(format!(
-                "user name `{username}`: 1–64 letters, digits, `.`, `_`, `-` or `@`"
-            )));
-        }
-        if password.chars().count() < 12 {
-            return Err(StoreError::Invalid(
-                "a password needs at least 12 characters".into(),
-            ));
-        }
-        let hash = hash_password(password)?;
+        check_username(username).map_err(StoreError::Invalid)?;
+        check_new_password(password).map_err(StoreError::Invalid)?;
+        let owned = password.to_string();
+        let hash = off_the_request_threads(move || hash_password(&owned)).await??;
         let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
             .bind(username)
             .fetch_optional(&self.pool)
@@ -56,27 +44,130 @@ impl CaseStore {
         })
     }
 
-    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), StoreError> {
-        if password.chars().count() < 12 {
-            return Err(StoreError::Invalid(
-                "a password needs at least 12 characters".into(),
-            ));
-        }
-        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE username = $2")
-            .bind(hash_password(password)?)
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
+    /// Set a user's password: every session of the old one ends and every API token of
+    /// the user is revoked (a password changed because it leaked must take its tokens
+    /// with it).
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        check_new_password(password).map_err(StoreError::Invalid)?;
+        let owned = password.to_string();
+        let hash = off_the_request_threads(move || hash_password(&owned)).await??;
+        let done = sqlx::query(
+            "UPDATE users SET password_hash = $1 WHERE username = $2 AND disabled_at IS NULL",
+        )
+        .bind(hash)
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::Invalid(format!("no user `{username}`")));
         }
-        // A new password ends every session of the old one.
+        self.end_access(username, None, now).await?;
+        Ok(())
+    }
+
+    /// Disable a user: they can no longer log in, their sessions end and their tokens are
+    /// revoked. The last admin cannot be disabled (nobody could manage users then).
+    pub async fn disable_user(&self, username: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT id, role FROM users WHERE username = $1 AND disabled_at IS NULL",
+        )
+        .bind(username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((_, role)) = row else {
+            return Err(StoreError::Invalid(format!("no user `{username}`")));
+        };
+        if role == Role::Admin.as_str() {
+            let admins: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM users WHERE role = $1 AND disabled_at IS NULL",
+            )
+            .bind(Role::Admin.as_str())
+            .fetch_one(&mut *tx)
+            .await?;
+            if admins <= 1 {
+                return Err(StoreError::Invalid(format!(
+                    "`{username}` is the last admin: make another admin first"
+                )));
+            }
+        }
+        sqlx::query("UPDATE users SET disabled_at = $1 WHERE username = $2")
+            .bind(ts(now))
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.end_access(username, None, now).await?;
+        Ok(())
+    }
+
+    /// Revoke a user's API tokens, those of one label or all; how many were revoked.
+    pub async fn revoke_tokens(
+        &self,
+        username: &str,
+        label: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(StoreError::Invalid(format!("no user `{username}`")));
+        }
+        let done = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1
+             WHERE revoked_at IS NULL AND ($3 IS NULL OR label = $3)
+               AND user_id IN (SELECT id FROM users WHERE username = $2)",
+        )
+        .bind(ts(now))
+        .bind(username)
+        .bind(label.map(str::to_string))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A user's API tokens, newest first.
+    pub async fn api_tokens(&self, username: &str) -> Result<Vec<TokenInfo>, StoreError> {
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            "SELECT t.label, t.created_at, t.revoked_at FROM api_tokens t
+             JOIN users u ON u.id = t.user_id WHERE u.username = $1
+             ORDER BY t.created_at DESC",
+        )
+        .bind(username)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(label, created, revoked)| {
+                Ok(TokenInfo {
+                    created_at: parse_ts(&label, &created)?,
+                    revoked_at: revoked.map(|r| parse_ts(&label, &r)).transpose()?,
+                    label,
+                })
+            })
+            .collect()
+    }
+
+    /// End a user's sessions and revoke their tokens (of `label`, or all).
+    async fn end_access(
+        &self,
+        username: &str,
+        label: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "DELETE FROM sessions WHERE user_id IN (SELECT id FROM users WHERE username = $1)",
         )
         .bind(username)
         .execute(&self.pool)
         .await?;
+        self.revoke_tokens(username, label, now).await?;
         Ok(())
     }
 
@@ -105,16 +196,20 @@ impl CaseStore {
         .bind(username.trim())
         .fetch_optional(&self.pool)
         .await?;
+        let password = password.to_string();
         match row {
             Some((id, username, role, hash)) => {
-                if verify_password(password, &hash) {
+                let right =
+                    off_the_request_threads(move || verify_password(&password, &hash)).await?;
+                if right {
                     Ok(Some(user_from(id, username, role)?))
                 } else {
                     Ok(None)
                 }
             }
             None => {
-                let _ = hash_password(password);
+                // As long as a wrong password takes: no telling which names exist.
+                let _ = off_the_request_threads(move || hash_password(&password)).await?;
                 Ok(None)
             }
         }

@@ -24,6 +24,7 @@ pub struct PlateQuery {
 }
 
 pub(super) fn citizen_gate(state: &AppState, addr: &SocketAddr) -> ApiResult<()> {
+    state.forget_idle_limits();
     state
         .citizen_limiter
         .check_key(&addr.ip())

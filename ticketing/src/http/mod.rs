@@ -84,6 +84,18 @@ impl AppState {
         }
     }
 
+    /// Forget the rate limiters' keys that are back to a fresh state, once they are many:
+    /// an unauthenticated caller inventing a name per attempt must not grow them forever.
+    pub(crate) fn forget_idle_limits(&self) {
+        const MANY: usize = 10_000;
+        if self.login_limiter.len() > MANY {
+            self.login_limiter.retain_recent();
+        }
+        if self.citizen_limiter.len() > MANY {
+            self.citizen_limiter.retain_recent();
+        }
+    }
+
     /// Keep pictures that arrive with sightings in `data`.
     pub fn with_uploads(mut self, data: DataDir) -> Self {
         self.uploads = Some(data);
@@ -185,6 +197,14 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             post(users::create_user)),
         route!(POST "/api/users/{username}/tokens", ADMIN, "Create an API token for a user",
             Some("TokenRequest"), Some("TokenResponse"), post(users::create_token)),
+        route!(GET "/api/users/{username}/tokens", ADMIN, "A user's API tokens (labels and dates, never the tokens)",
+            None, Some("TokenInfo"), get(users::list_tokens)),
+        route!(POST "/api/users/{username}/tokens/revoke", ADMIN,
+            "Revoke a user's API tokens (of one label, or all)", Some("RevokeRequest"),
+            Some("Revoked"), post(users::revoke_tokens)),
+        route!(POST "/api/users/{username}/disable", ADMIN,
+            "Disable a user: no login, sessions ended, tokens revoked (never the last admin)",
+            None, None, post(users::disable_user)),
         route!(GET "/api/audit", ADMIN, "The audit log as JSON lines (optionally since a time)",
             None, Some("AuditEntry"), get(audit::audit_export)),
         route!(GET "/api/openapi.json", ANYONE, "This document", None, None, get(openapi::openapi_json)),

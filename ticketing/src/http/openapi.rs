@@ -48,6 +48,9 @@ use super::route_table;
     super::users::NewUser,
     super::users::TokenRequest,
     super::users::TokenResponse,
+    super::users::RevokeRequest,
+    super::users::Revoked,
+    crate::auth::TokenInfo,
 )))]
 struct Schemas;
 

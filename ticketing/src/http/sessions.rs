@@ -15,7 +15,8 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiResult};
 use super::{AppState, SESSION_COOKIE};
 use crate::audit::AuditRecord;
-use crate::auth::Role;
+use crate::auth::{MAX_PASSWORD, Role, check_username};
+use crate::sightings::shown;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct LoginRequest {
@@ -37,16 +38,39 @@ pub(super) async fn login(
     jar: CookieJar,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<(CookieJar, Json<SessionInfo>)> {
+    let now = state.clock.now();
+    let client = addr.ip().to_string();
+    // A name no user can have, or a password longer than any, is refused before it is
+    // hashed, keyed or logged whole.
+    if let Err(why) = check_username(body.username.trim()) {
+        state
+            .store
+            .audit(
+                now,
+                AuditRecord {
+                    actor: &shown(body.username.trim()),
+                    action: "login_refused",
+                    client: Some(client),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        return Err(ApiError::BadRequest(why));
+    }
+    if body.password.chars().count() > MAX_PASSWORD {
+        return Err(ApiError::BadRequest(format!(
+            "a password has at most {MAX_PASSWORD} characters"
+        )));
+    }
+    state.forget_idle_limits();
     let key = format!("{}|{}", addr.ip(), body.username.trim().to_lowercase());
     if state.login_limiter.check_key(&key).is_err() {
         return Err(ApiError::TooManyRequests);
     }
-    let now = state.clock.now();
     let user = state
         .store
         .check_password(&body.username, &body.password)
         .await?;
-    let client = addr.ip().to_string();
     let Some(user) = user else {
         state
             .store

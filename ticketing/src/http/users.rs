@@ -9,7 +9,7 @@ use serde_json::json;
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiJson, ApiResult};
-use crate::auth::{Role, User};
+use crate::auth::{Role, TokenInfo, User};
 
 pub(super) async fn list_users(
     State(state): State<AppState>,
@@ -75,4 +75,60 @@ pub(super) async fn create_token(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(TokenResponse { token })))
+}
+
+pub(super) async fn disable_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state
+        .store
+        .disable_user(&username, state.clock.now())
+        .await?;
+    state
+        .audit(&caller, "user_disabled", Some(username.clone()), None)
+        .await?;
+    Ok(Json(json!({ "disabled": username })))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct RevokeRequest {
+    /// Only the tokens of this label; without it, all of the user's tokens.
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+pub(super) async fn revoke_tokens(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<RevokeRequest>,
+) -> ApiResult<Json<Revoked>> {
+    let revoked = state
+        .store
+        .revoke_tokens(&username, body.label.as_deref(), state.clock.now())
+        .await?;
+    state
+        .audit(
+            &caller,
+            "tokens_revoked",
+            Some(username),
+            Some(json!({"label": body.label, "revoked": revoked})),
+        )
+        .await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+pub(super) async fn list_tokens(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    Path(username): Path<String>,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
+    Ok(Json(state.store.api_tokens(&username).await?))
 }

@@ -205,6 +205,17 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
         assert_eq!(status, StatusCode::CREATED, "{backend}: {body}");
         let case_id = body["case_id"].as_i64().unwrap();
         let event_id = sample_event(1).event_id.to_string();
+        // The account routes act on a user of their own (one of them disables it).
+        h.state
+            .store
+            .create_user(
+                "bystander",
+                "bystander password",
+                Role::Officer,
+                start_time(),
+            )
+            .await
+            .unwrap();
         for (spec, _) in route_table() {
             let path = spec
                 .path
@@ -212,7 +223,7 @@ async fn every_route_refuses_the_unauthenticated_and_the_wrong_role() {
                 .replace("{event_id}", &event_id)
                 .replace("{file}", "2_on.jpg")
                 .replace("{code}", "NOSUCHCODE")
-                .replace("{username}", "officer");
+                .replace("{username}", "bystander");
             let what = format!("{backend}: {} {path}", spec.method);
             // Public routes get wrong credentials: a wrong password, or no plate.
             let wrong =
@@ -1208,5 +1219,144 @@ async fn pages_send_strangers_to_the_login_and_refuse_the_wrong_role() {
     for bad in ["/assets/vigil.db", "/assets/..%2Fvigil.db"] {
         let resp = plain.get(format!("{}{bad}", h.base)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{bad}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_revoked_users_disabled_and_a_new_password_takes_the_old_tokens() {
+    for (backend, store, _dir) in stores::both().await {
+        let h = start(backend, store.clone()).await;
+        let now = start_time();
+        let admin = Some(Role::Admin);
+        let works = |token: String| {
+            let base = h.base.clone();
+            async move {
+                reqwest::Client::new()
+                    .get(format!("{base}/api/cameras"))
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        store
+            .create_user("worker2", "worker two password", Role::Operator, now)
+            .await
+            .unwrap();
+        let a = store
+            .create_api_token("worker2", "cam-a", now)
+            .await
+            .unwrap();
+        let b = store
+            .create_api_token("worker2", "cam-b", now)
+            .await
+            .unwrap();
+        assert_eq!(works(a.clone()).await, StatusCode::OK, "{backend}");
+
+        // Revoked by label over the admin API: that token only.
+        let (status, body) = h
+            .call(
+                admin,
+                Method::POST,
+                "/api/users/worker2/tokens/revoke",
+                Some(json!({"label": "cam-a"})),
+            )
+            .await;
+        assert_eq!(
+            (status, body["revoked"].as_u64()),
+            (StatusCode::OK, Some(1)),
+            "{backend}: {body}"
+        );
+        assert_eq!(works(a).await, StatusCode::UNAUTHORIZED, "{backend}");
+        assert_eq!(works(b.clone()).await, StatusCode::OK, "{backend}");
+        let (_, list) = h
+            .call(admin, Method::GET, "/api/users/worker2/tokens", None)
+            .await;
+        let list = list.as_array().unwrap();
+        assert_eq!(list.len(), 2, "{backend}: {list:?}");
+        assert!(
+            list.iter()
+                .any(|t| t["label"] == "cam-a" && !t["revoked_at"].is_null())
+        );
+        assert!(
+            list.iter().all(|t| t.get("token").is_none()),
+            "never the token itself"
+        );
+
+        // A new password: the sessions of the old one end, and its tokens go with it.
+        store
+            .set_password("worker2", "a new password for two", now)
+            .await
+            .unwrap();
+        assert_eq!(works(b).await, StatusCode::UNAUTHORIZED, "{backend}");
+        assert!(
+            store
+                .set_password("worker2", "            ", now)
+                .await
+                .unwrap_err()
+                .to_string()
+                .contains("other than spaces")
+        );
+
+        // Disabled: no login, no token, whatever it was.
+        let c = store
+            .create_api_token("worker2", "cam-c", now)
+            .await
+            .unwrap();
+        let (status, _) = h
+            .call(admin, Method::POST, "/api/users/worker2/disable", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend}");
+        assert_eq!(works(c).await, StatusCode::UNAUTHORIZED, "{backend}");
+        assert!(
+            store
+                .check_password("worker2", "a new password for two")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // The last admin stays.
+        let (status, body) = h
+            .call(admin, Method::POST, "/api/users/admin/disable", None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{backend}: {body}");
+        assert!(body["error"].as_str().unwrap().contains("last admin"));
+        let actions = h.audit_actions().await;
+        for a in ["tokens_revoked", "user_disabled"] {
+            assert!(actions.iter().any(|x| x == a), "{backend}: {a} not audited");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_with_a_name_no_user_can_have_is_refused_before_it_is_hashed_or_logged_whole() {
+    for (backend, store, _dir) in stores::both().await {
+        let h = start(backend, store).await;
+        let huge = "x".repeat(1 << 20);
+        for body in [
+            json!({"username": huge, "password": "whatever password"}),
+            json!({"username": "officer", "password": "p".repeat(100_000)}),
+        ] {
+            let (status, answer) = h.call(None, Method::POST, "/api/login", Some(body)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{backend}: {answer}");
+            assert!(
+                answer.to_string().len() < 300,
+                "{backend}: the answer echoes it"
+            );
+        }
+        let resp = reqwest::Client::new()
+            .get(format!("{}/api/audit", h.base))
+            .bearer_auth(&h.tokens[&Role::Admin])
+            .send()
+            .await
+            .unwrap();
+        let log = resp.text().await.unwrap();
+        assert!(log.contains("login_refused"), "{backend}");
+        assert!(
+            log.len() < 100_000,
+            "{backend}: {} bytes of audit log",
+            log.len()
+        );
     }
 }
