@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use vigil_ticketing::http::AppState;
+use vigil_ticketing::http::{AppState, ServerLimits};
 use vigil_ticketing::notice::Webhook;
 use vigil_ticketing::owner::{RegistryClient, RegistryConfig};
 use vigil_ticketing::worker::work_round;
@@ -46,6 +46,14 @@ pub struct ServeArgs {
     /// a TLS proxy, turn it on).
     #[arg(long)]
     pub secure_cookies: Option<bool>,
+    /// Connections served at once; more wait to be accepted.
+    #[arg(long, default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's headers, and its body.
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    #[arg(long, default_value_t = 30)]
+    pub body_timeout: u64,
 }
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
@@ -81,6 +89,12 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
             .secure_cookies
             .unwrap_or(!args.listen.ip().is_loopback()),
         data: ctx.create_data()?.clone(),
+        limits: ServerLimits {
+            max_connections: args.max_connections.max(1),
+            header_timeout: Duration::from_secs(args.header_timeout.max(1)),
+            body_timeout: Duration::from_secs(args.body_timeout.max(1)),
+            ..ServerLimits::default()
+        },
     };
     let store = ctx.open_store()?;
     ctx.runtime.block_on(serve(store, settings))
@@ -96,6 +110,7 @@ struct ServeSettings {
     dedup_window: chrono::Duration,
     secure_cookies: bool,
     data: vigil_core::DataDir,
+    limits: ServerLimits,
 }
 
 async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
@@ -138,7 +153,7 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
         })
     };
     let mut stop = stop_rx;
-    vigil_ticketing::http::serve(listener, state, async move {
+    vigil_ticketing::http::serve_with(listener, state, settings.limits, async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
         let _ = stop.changed().await;

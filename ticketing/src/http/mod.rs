@@ -16,12 +16,13 @@ mod notices;
 mod openapi;
 mod pages;
 pub(crate) mod schema;
+mod server;
 mod sessions;
 mod sightings;
 mod users;
 pub mod web;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -46,6 +47,7 @@ pub use cases::CaseQuery;
 pub use events::IntakeResponse;
 pub use notices::PaymentRequest;
 pub use openapi::openapi_document;
+pub use server::{ServerLimits, serve, serve_with};
 pub use sessions::{LoginRequest, SessionInfo};
 
 pub const SESSION_COOKIE: &str = "vigil_session";
@@ -239,18 +241,4 @@ pub fn router(state: AppState) -> Router {
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .with_state(state)
-}
-
-/// Serve until `shutdown` resolves, then finish the requests in flight.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    state: AppState,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
 }

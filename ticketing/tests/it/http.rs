@@ -16,6 +16,7 @@ use vigil_testkit::stores;
 use vigil_ticketing::db::CaseStore;
 use vigil_ticketing::fines::FineSchedules;
 use vigil_ticketing::http::*;
+use vigil_ticketing::http::{ServerLimits, serve_with};
 use vigil_ticketing::notice::{Agency, Webhook};
 use vigil_ticketing::owner::{Owner, RegistryClient, RegistryConfig};
 use vigil_ticketing::worker::{WorkRound, work_round};
@@ -1359,4 +1360,90 @@ async fn a_login_with_a_name_no_user_can_have_is_refused_before_it_is_hashed_or_
             log.len()
         );
     }
+}
+
+/// Read from a raw connection until the server answers or closes; what it sent.
+async fn answer_of(stream: &mut tokio::net::TcpStream, patience: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let until = tokio::time::Instant::now() + patience;
+    loop {
+        match tokio::time::timeout_at(until, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(_) => panic!("the server neither answered nor closed in {patience:?}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_trickles_its_request_is_cut_off_and_a_full_server_makes_the_next_wait() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = CaseStore::open_sqlite(&dir.path().join("cases.db"))
+        .await
+        .unwrap();
+    let h = start("sqlite", store).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = ServerLimits {
+        max_connections: 3,
+        header_timeout: std::time::Duration::from_secs(1),
+        body_timeout: std::time::Duration::from_secs(1),
+        ..ServerLimits::default()
+    };
+    tokio::spawn(serve_with(
+        listener,
+        h.state.clone(),
+        limits,
+        std::future::pending(),
+    ));
+    let patience = std::time::Duration::from_secs(20);
+
+    // Headers that never end: the connection is cut off, not held.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /api/session HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let answer = answer_of(&mut slow, patience).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // A body that never comes whole: 408.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(
+        b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"user",
+    )
+    .await
+    .unwrap();
+    let answer = answer_of(&mut slow, patience).await;
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // The server full of idle clients: the next one waits its turn instead of being held
+    // beside them, and is answered once they are cut off.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        idle.push(s);
+    }
+    let mut next = tokio::net::TcpStream::connect(addr).await.unwrap();
+    next.write_all(b"GET /api/openapi.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = answer_of(&mut next, patience).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    drop(idle);
 }
