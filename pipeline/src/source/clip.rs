@@ -128,6 +128,33 @@ pub fn write_clip(units: &[AccessUnit], caps: &gst::Caps, path: &Path) -> Result
     })
 }
 
+/// The next compressed unit of a recording being read, `None` at its end; an error when
+/// GStreamer reports one or nothing comes for [`crate::source::file::DECODE_STALL`] (a
+/// file cut inside its index can leave the demuxer waiting forever).
+fn next_unit(
+    pipeline: &gst::Pipeline,
+    sink: &gst_app::AppSink,
+) -> Result<Option<gst::Sample>, String> {
+    let since = std::time::Instant::now();
+    loop {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(100)) {
+            return Ok(Some(sample));
+        }
+        if let Some(message) = super::bus_error(pipeline) {
+            return Err(message);
+        }
+        if sink.is_eos() {
+            return Ok(None);
+        }
+        if since.elapsed() > super::file::DECODE_STALL {
+            return Err(format!(
+                "nothing read for {} s: the file may be cut short or damaged",
+                super::file::DECODE_STALL.as_secs()
+            ));
+        }
+    }
+}
+
 /// Cut a clip out of a recorded H.264 file: from the keyframe at or before `from` to `to`
 /// (stream time from the file's first frame), remuxed without re-encoding. Only the
 /// current group of pictures and the clip itself are held in memory, however long the
@@ -164,7 +191,10 @@ pub fn cut_file_clip(
     // Units since the last keyframe before `from`, then the clip's.
     let mut gop: Vec<AccessUnit> = Vec::new();
     let mut kept: Vec<AccessUnit> = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
+    while let Some(sample) = next_unit(&pipeline, &sink).map_err(|m| {
+        let _ = pipeline.set_state(gst::State::Null);
+        clip_err(out, format!("{}: {m}", file.display()))
+    })? {
         if caps.is_none() {
             caps = sample.caps().map(|c| c.to_owned());
         }

@@ -22,7 +22,14 @@ pub struct FileSource {
     /// Timestamp of the first buffer: frames are timed from it, since encoders with B-frames
     /// (x264's default) start the presentation timeline a few frames late.
     first_pts: Option<gst::ClockTime>,
+    /// A decoder that yields nothing for this long, with no error and no end, has stalled
+    /// (seen on files cut inside their index): the file fails, named, and the next goes on.
+    stall_after: Duration,
 }
+
+/// How long a file may decode nothing before it is given up on: far longer than any
+/// frame of a file that is whole takes, however loaded the machine.
+pub const DECODE_STALL: Duration = Duration::from_secs(30);
 
 impl FileSource {
     pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
@@ -82,7 +89,14 @@ impl FileSource {
             next_index: 0,
             finished: false,
             first_pts: None,
+            stall_after: DECODE_STALL,
         })
+    }
+
+    /// Give up on the file after `d` without a decoded frame (default [`DECODE_STALL`]).
+    pub fn with_stall(mut self, d: Duration) -> Self {
+        self.stall_after = d;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -106,6 +120,8 @@ impl FileSource {
     }
 
     fn next_sample(&mut self) -> Result<Option<gst::Sample>, SourceError> {
+        // Real time on purpose: this is a wait for GStreamer's threads, not a schedule.
+        let since = std::time::Instant::now();
         loop {
             if let Some(sample) = self
                 .sink
@@ -121,6 +137,15 @@ impl FileSource {
             }
             if self.sink.is_eos() {
                 return Ok(None);
+            }
+            if since.elapsed() > self.stall_after {
+                return Err(SourceError::Decode {
+                    path: self.path.clone(),
+                    message: format!(
+                        "nothing decoded for {} s: the file may be cut short or damaged",
+                        self.stall_after.as_secs()
+                    ),
+                });
             }
         }
     }
@@ -199,5 +224,34 @@ impl FrameSource for FileSource {
 impl Drop for FileSource {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_decoder_that_yields_nothing_fails_the_file_by_name_instead_of_hanging() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/generated/redlight_a.mp4"),
+            file.path(),
+        )
+        .expect("fixture: run scripts/setup");
+        // A pipeline that holds each frame for 3 s stands for a decoder that stalled.
+        let mut source = FileSource::open_with(file.path(), "identity sleep-time=3000000")
+            .unwrap()
+            .with_stall(Duration::from_millis(500));
+        let err = source
+            .next_raw()
+            .expect("an answer")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("nothing decoded") && err.contains(&file.path().display().to_string()),
+            "{err}"
+        );
+        assert!(source.next_raw().is_none(), "then the file is done with");
     }
 }
