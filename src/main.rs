@@ -74,10 +74,14 @@ enum Command {
     /// Analyse live cameras (RTSP) as a deployment file lists them, until SIGINT/SIGTERM.
     Run(cli::run::RunArgs),
     /// Check evidence folders: every file against the manifest, the manifest against its
-    /// signature, the signature against the deployment's key.
+    /// signature and the case that recorded it, the signature against a trusted key.
     Verify(cli::verify::VerifyArgs),
-    /// Print the public key that evidence is signed with (made on first use).
-    Key,
+    /// The key evidence is signed with (printed when no action is given), and the keys the
+    /// case database trusts.
+    Key {
+        #[command(subcommand)]
+        action: Option<cli::verify::KeyAction>,
+    },
     /// Search every plate read (not only violations), forgiving OCR's confusions
     /// (0/O/D, 1/I/L, 8/B, 5/S, 2/Z, 6/G) and one character wrong; best match first.
     /// Every search is written to the audit log.
@@ -139,7 +143,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => cli::demo::run(&ctx, args),
         Command::Run(args) => cli::run::run(&ctx, args),
         Command::Verify(args) => cli::verify::run(&ctx, args),
-        Command::Key => cli::verify::key(&ctx),
+        Command::Key { action } => cli::verify::key(&ctx, action),
         Command::Search(args) => cli::search::run(&ctx, args),
         Command::Plate(args) => cli::plate::run(&ctx, args),
         Command::Eval(args) => cli::eval::run(&ctx, args),

@@ -33,6 +33,12 @@ impl DataDir {
         self.evidence().join(event_id.to_string())
     }
 
+    /// One empty file per event whose case a worker handed to its store: a package
+    /// without one was written but never recorded (the worker died in between).
+    pub fn handed_over(&self) -> PathBuf {
+        self.root.join("handed-over")
+    }
+
     /// Pictures of the vehicles whose plates were read, one folder per camera.
     pub fn sightings(&self, camera_id: &str) -> PathBuf {
         self.root.join("sightings").join(file_name_of(camera_id))

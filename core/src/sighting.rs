@@ -27,6 +27,53 @@ pub struct Sighting {
     pub video_offset_ms: Option<u64>,
 }
 
+impl Sighting {
+    /// Check every field's form, as for events: what passes is a read a camera could make.
+    pub fn check(&self) -> Result<(), String> {
+        use chrono::Datelike;
+        crate::event::check_camera_id(&self.camera_id).map_err(|m| format!("camera_id: {m}"))?;
+        let plate_like = |p: &str| {
+            (1..=16).contains(&p.len())
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b' '))
+        };
+        if !plate_like(&self.plate) {
+            return Err(format!(
+                "plate: `{}` is not 1 to 16 letters, digits, `-` or `.`",
+                self.plate.chars().take(40).collect::<String>()
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.confidence) {
+            return Err(format!(
+                "confidence: {} is not a probability",
+                self.confidence
+            ));
+        }
+        let text = |field: &str, t: &str, max: usize| {
+            if t.trim().is_empty() || t.chars().count() > max || t.chars().any(char::is_control) {
+                Err(format!(
+                    "{field}: must be 1 to {max} characters without control characters"
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        text("vehicle_class", &self.vehicle_class, 64)?;
+        text("source", &self.source, 2048)?;
+        if !crate::event::YEARS.contains(&self.seen_at.year()) {
+            return Err(format!(
+                "seen_at: {} is not a time a camera saw",
+                self.seen_at
+            ));
+        }
+        // A day of video is 86,400,000 ms; a recording a year long is not one.
+        if self.video_offset_ms.is_some_and(|ms| ms > 366 * 86_400_000) {
+            return Err("video_offset_ms: more than a year into a recording".into());
+        }
+        Ok(())
+    }
+}
+
 /// A sighting sent to the case service over its API (`POST /api/sightings`): the record
 /// without a path (which would mean nothing on the service's machine), and the picture's
 /// bytes, which the service keeps in its own data folder.

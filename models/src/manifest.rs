@@ -1,5 +1,4 @@
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -14,6 +13,9 @@ pub struct Manifest {
     /// Folder the model files are relative to (the manifest's own folder).
     #[serde(skip)]
     pub dir: PathBuf,
+    /// The manifest file itself, for messages.
+    #[serde(skip)]
+    pub path: PathBuf,
     pub models: BTreeMap<String, ModelSpec>,
 }
 
@@ -88,6 +90,56 @@ fn default_input_type() -> String {
     "f32".into()
 }
 
+/// The largest side a detector's input may have: a 4K frame.
+const MAX_SIZE: u32 = 4_096;
+
+impl ModelSpec {
+    /// Every number within what a model can be: a tensor the machine can hold, a share
+    /// that is a share.
+    fn check(&self) -> Result<(), String> {
+        if self.input.is_empty()
+            || self.input.len() > 8
+            || self
+                .input
+                .iter()
+                .any(|&d| d != -1 && !(1..=i64::from(MAX_SIZE)).contains(&d))
+        {
+            return Err(format!(
+                "`input` {:?}: each dimension is -1 (dynamic) or 1..={MAX_SIZE}, at most 8",
+                self.input
+            ));
+        }
+        if let Some(size) = self.size
+            && !((32..=MAX_SIZE).contains(&size) && size % 32 == 0)
+        {
+            return Err(format!(
+                "`size` {size} is not a multiple of 32 within 32..={MAX_SIZE}"
+            ));
+        }
+        if !matches!(self.input_type.as_str(), "f32" | "f16") {
+            return Err(format!(
+                "`input_type` {:?} is not f32 or f16",
+                self.input_type
+            ));
+        }
+        for (name, value) in [("confidence", self.confidence), ("iou", self.iou)] {
+            if let Some(v) = value
+                && !(v > 0.0 && v <= 1.0)
+            {
+                return Err(format!("`{name}` {v} is not a share in (0, 1]"));
+            }
+        }
+        if self
+            .classes
+            .iter()
+            .any(|c| c.trim().is_empty() || c.len() > 64)
+        {
+            return Err("`classes`: each is a name of 1 to 64 characters".into());
+        }
+        Ok(())
+    }
+}
+
 impl Manifest {
     /// Read the manifest; does not touch the model files (see [`Manifest::verified`]).
     pub fn load(path: &Path) -> Result<Self, ModelError> {
@@ -100,13 +152,20 @@ impl Manifest {
             message: e.to_string(),
         })?;
         manifest.dir = path.parent().map(Path::to_owned).unwrap_or_default();
+        manifest.path = path.to_owned();
+        for (role, spec) in &manifest.models {
+            spec.check().map_err(|message| ModelError::Manifest {
+                path: path.to_owned(),
+                message: format!("[models.{role}] {message}"),
+            })?;
+        }
         Ok(manifest)
     }
 
     /// The spec for `role`, with its file checked to exist and to hash as the manifest says.
     pub fn verified(&self, role: &str) -> Result<(PathBuf, &ModelSpec), ModelError> {
         let spec = self.models.get(role).ok_or_else(|| ModelError::Manifest {
-            path: self.dir.join("models.toml"),
+            path: self.path.clone(),
             message: format!("no model for role `{role}`"),
         })?;
         let path = self.dir.join(&spec.file);
@@ -133,16 +192,8 @@ impl Manifest {
 }
 
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
+    std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
 }
 
@@ -181,6 +232,42 @@ classes = ["car"]
         let (path, spec) = manifest.verified("vehicle_detector").unwrap();
         assert!(path.ends_with("onnx/x.onnx"));
         assert_eq!(spec.format, Some(DetectorFormat::Yolo));
+    }
+
+    #[test]
+    fn numbers_no_model_can_have_are_refused_by_key_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom-models.toml");
+        for (change, key) in [
+            ("format = \"yolo\"\nsize = 0", "`size` 0"),
+            ("format = \"yolo\"\nsize = 100000", "`size` 100000"),
+            ("format = \"yolo\"\nsize = 100", "`size` 100"),
+            ("format = \"yolo\"\nconfidence = nan", "`confidence` NaN"),
+            ("format = \"yolo\"\nconfidence = 2.0", "`confidence` 2"),
+            ("format = \"yolo\"\niou = -0.5", "`iou` -0.5"),
+            ("format = \"yolo\"\ninput_type = \"f64\"", "`input_type`"),
+        ] {
+            std::fs::write(&path, SPEC.replace("format = \"yolo\"", change)).unwrap();
+            let err = Manifest::load(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("custom-models.toml") && err.contains(key),
+                "{change}: {err}"
+            );
+        }
+        std::fs::write(
+            &path,
+            SPEC.replace("[1, 3, 640, 640]", "[1, 3, 4294967295, 640]"),
+        )
+        .unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("`input`"), "{err}");
+        std::fs::write(&path, SPEC).unwrap();
+        let err = Manifest::load(&path)
+            .unwrap()
+            .verified("plate_detector")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("custom-models.toml"), "{err}");
     }
 
     #[test]

@@ -75,6 +75,9 @@ pub struct Position {
     pub lon: f64,
 }
 
+/// The longest name or location a camera may have, in characters.
+const MAX_TEXT: usize = 200;
+
 fn default_analysis_fps() -> u32 {
     5
 }
@@ -148,8 +151,13 @@ impl CameraConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.id.trim().is_empty() {
-            return Err(self.invalid("id", "must not be empty"));
+        if let Err(message) = vigil_core::event::check_camera_id(&self.id) {
+            return Err(self.invalid("id", message));
+        }
+        for (key, text) in [("name", &self.name), ("location", &self.location)] {
+            if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
+                return Err(self.invalid(key, format!("must be 1 to {MAX_TEXT} characters")));
+            }
         }
         if let Some(p) = self.position
             && !((-90.0..=90.0).contains(&p.lat) && (-180.0..=180.0).contains(&p.lon))
@@ -187,6 +195,25 @@ impl CameraConfig {
         }
         if let Some(signal) = &self.signal {
             signal.validate(&self.check("signal"))?;
+        }
+        Ok(())
+    }
+
+    /// Check that every class a rule names is one of the vehicle detector's: a lane
+    /// allowed to `lorry` where the detector says `truck` would fine every truck.
+    pub fn check_classes(&self, known: &[String]) -> Result<(), ConfigError> {
+        for (section, rule) in self.rules() {
+            for (field, classes) in rule.classes() {
+                if let Some(c) = classes.iter().find(|c| !known.contains(c)) {
+                    return Err(self.check(&section).invalid(
+                        &field,
+                        format!(
+                            "`{c}` is not a class of the vehicle detector ({})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

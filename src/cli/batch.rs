@@ -8,11 +8,14 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use indicatif::{ProgressBar, ProgressStyle};
+use vigil_core::DataDir;
+use vigil_core::local_time::local_seconds;
 use vigil_core::{EventSink, SystemClock};
 use vigil_pipeline::CameraConfig;
 use vigil_pipeline::output::http_sink::HttpSink;
 use vigil_pipeline::output::publisher::{ClipWindow, Publisher};
 use vigil_pipeline::run::batch::{self, FileReport, Progress};
+use vigil_pipeline::source::created::creation_time;
 use vigil_ticketing::CaseStore;
 use vigil_ticketing::intake::IntakeSink;
 
@@ -25,7 +28,9 @@ pub struct BatchArgs {
     #[arg(long)]
     pub camera: PathBuf,
     /// Wall-clock time of the first video's first frame (RFC 3339); later videos follow
-    /// on from the end of the one before. Default: each file's modification time.
+    /// on from the end of the one before. Default: each file's creation time as its
+    /// container (MP4, QuickTime) records it; a file without one is refused (its
+    /// modification time is not when it was filmed: a copy has another).
     #[arg(long)]
     pub start: Option<DateTime<chrono::FixedOffset>>,
     /// Look at frames as `vigil run` does with motion gating: skip still frames and
@@ -52,11 +57,16 @@ pub struct ServiceArgs {
 
 impl ServiceArgs {
     /// The HTTP sink to the service, when one is named.
-    pub fn sink(self) -> Result<Option<HttpSink>> {
+    /// The HTTP sink to the service, when one is named; it sends the packages the worker
+    /// files in `data`.
+    pub fn sink(self, data: &DataDir) -> Result<Option<HttpSink>> {
         match (self.service_url, self.service_token) {
-            (Some(url), Some(token)) => {
-                Ok(Some(HttpSink::new(&url, token, Duration::from_secs(10))?))
-            }
+            (Some(url), Some(token)) => Ok(Some(HttpSink::new(
+                &url,
+                token,
+                Duration::from_secs(10),
+                data.evidence(),
+            )?)),
             (Some(_), None) => {
                 bail!("--service-url needs --service-token (or VIGIL_SERVICE_TOKEN)")
             }
@@ -66,7 +76,7 @@ impl ServiceArgs {
 }
 
 pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
-    let service = args.service.sink()?;
+    let service = args.service.sink(&ctx.data)?;
     let failed = run_videos(
         ctx,
         &args.camera,
@@ -119,10 +129,49 @@ pub fn run_videos(
     };
     let mut failed = 0;
     let mut next_start = start;
-    for video in videos {
+    // Sightings and events keep the recording's path for investigators' footage: an
+    // absolute one, so that `vigil serve` started from another folder still finds it.
+    let videos: Vec<PathBuf> = videos
+        .iter()
+        .map(|v| std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()))
+        .collect();
+    for video in &videos {
         let started_at = match next_start {
-            Some(t) => t,
-            None => modified_time(video).unwrap_or_else(Utc::now),
+            Some(t) => {
+                eprintln!(
+                    "{}: first frame at {} (from --start{})",
+                    video.display(),
+                    local_seconds(t),
+                    if Some(t) == start {
+                        ""
+                    } else {
+                        ", after the video before"
+                    }
+                );
+                t
+            }
+            None => match creation_time(video) {
+                Ok(Some(t)) => {
+                    eprintln!(
+                        "{}: first frame at {} (the creation time its container records)",
+                        video.display(),
+                        local_seconds(t)
+                    );
+                    t
+                }
+                found => {
+                    failed += 1;
+                    let why = match found {
+                        Err(e) => format!("cannot read it: {e}"),
+                        _ => "its container records no creation time".into(),
+                    };
+                    eprintln!(
+                        "vigil: error: {}: {why}; give the time of its first frame with --start",
+                        video.display()
+                    );
+                    continue;
+                }
+            },
         };
         let bar = progress_bar(video);
         let job = batch::FileJob {
@@ -199,12 +248,4 @@ fn print_report(video: &Path, report: &FileReport) {
         report.new_cases,
         report.violations - report.new_cases
     );
-}
-
-fn modified_time(path: &Path) -> Option<DateTime<Utc>> {
-    std::fs::metadata(path)
-        .ok()?
-        .modified()
-        .ok()
-        .map(DateTime::<Utc>::from)
 }

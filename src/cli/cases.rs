@@ -39,6 +39,11 @@ pub fn list(ctx: &Context, json: bool) -> Result<()> {
     }
     let mut out = std::io::stdout().lock();
     let store = ctx.open_store()?;
+    // Where this data folder files the event's package.
+    let package = |event_id: &str| match event_id.parse() {
+        Ok(id) => ctx.data.package(id).display().to_string(),
+        Err(_) => format!("(event id {event_id} names no package)"),
+    };
     let cases = ctx.runtime.block_on(store.list())?;
     if json {
         for c in &cases {
@@ -48,7 +53,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<()> {
                 serde_json::json!({
                     "id": c.id, "event_id": c.event_id, "camera_id": c.camera_id, "violation": c.violation,
                     "plate": c.plate, "plate_confidence": c.plate_confidence, "vehicle_class": c.vehicle_class,
-                    "occurred_at": c.occurred_at, "evidence_dir": c.evidence_dir, "state": c.state,
+                    "occurred_at": c.occurred_at, "evidence_dir": package(&c.event_id), "state": c.state,
                     "fine": c.fine,
                 })
             )?;
@@ -96,7 +101,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<()> {
             c.vehicle_class,
             c.state,
             fine,
-            c.evidence_dir
+            package(&c.event_id)
         )?;
     }
     writeln!(out, "{} case(s)", cases.len())?;

@@ -19,11 +19,12 @@ pub mod verify;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use vigil_core::DataDir;
+use vigil_evidence::EvidenceKey;
 use vigil_pipeline::Models;
-use vigil_pipeline::output::signing::EvidenceKey;
-use vigil_ticketing::{CaseStore, FineSchedules, Intake};
+use vigil_ticketing::db::KeyPin;
+use vigil_ticketing::{CaseStore, EvidenceStore, FineSchedules, Intake};
 
 pub struct Context {
     pub runtime: tokio::runtime::Runtime,
@@ -85,11 +86,37 @@ impl Context {
         })
     }
 
-    /// The store and the fine schedules, for recording events.
+    /// The store, the fine schedules and this data folder's evidence store, for
+    /// recording events here; the data folder's signing key pinned in the store (a
+    /// changed key refused: its packages would not be taken).
     pub fn intake(&self) -> Result<Intake> {
         let fines = self.load_fines()?;
         self.create_data()?;
-        Ok(Intake::new(self.open_store()?, fines))
+        let store = self.open_store()?;
+        if let Some(changed) = self.pin_key(&store)? {
+            bail!("{changed}");
+        }
+        Ok(Intake::new(store, fines, EvidenceStore::new(&self.data)))
+    }
+
+    /// Pin the data folder's signing key in `store` at its first use; what is wrong if
+    /// another key was pinned for it.
+    pub fn pin_key(&self, store: &CaseStore) -> Result<Option<String>> {
+        let key = self.key()?.public_hex();
+        let pin = self
+            .runtime
+            .block_on(store.pin_data_folder_key(&key, chrono::Utc::now()))?;
+        Ok(match pin {
+            KeyPin::Pinned => {
+                tracing::info!(key = %key, "the data folder's signing key is pinned in the case database");
+                None
+            }
+            KeyPin::Known => None,
+            KeyPin::Changed { pinned, pinned_at } => Some(format!(
+                "the data folder's signing key ({}) is not the one pinned in the case database                  on {pinned_at} ({pinned}): packages it signs are not trusted; if the key was                  replaced on purpose, trust it with `vigil key trust {key}`",
+                self.data.keys().display()
+            )),
+        })
     }
 
     /// The deployment's evidence-signing key, made on first use.

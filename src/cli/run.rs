@@ -40,7 +40,7 @@ pub struct RunArgs {
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     let deployment = Deployment::load(&args.config)?;
-    let service = args.service.sink()?;
+    let service = args.service.sink(&ctx.data)?;
     run_live(
         ctx,
         deployment,

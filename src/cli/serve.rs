@@ -5,11 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
-use vigil_ticketing::http::{AppState, ServerLimits};
+use vigil_ticketing::http::{AppState, ServerLimits, TrustedProxies};
 use vigil_ticketing::notice::Webhook;
 use vigil_ticketing::owner::{RegistryClient, RegistryConfig};
+use vigil_ticketing::payment::{PaymentConfig, PaymentProvider, PaymentSecret};
 use vigil_ticketing::worker::work_round;
-use vigil_ticketing::{Agency, CaseStore, FineSchedules, Intake};
+use vigil_ticketing::{Agency, CaseStore, EvidenceStore, FineSchedules, Intake};
 
 use super::Context;
 
@@ -54,6 +55,25 @@ pub struct ServeArgs {
     pub header_timeout: u64,
     #[arg(long, default_value_t = 30)]
     pub body_timeout: u64,
+    /// Payment provider base URL (the province's gateway or the National Public Service
+    /// Portal); without it, notices are paid at the counter only.
+    #[arg(long, env = "VIGIL_PAYMENT_URL", requires_all = ["payment_secret_file", "public_url"])]
+    pub payment_url: Option<String>,
+    /// File holding the secret shared with the payment provider (32 bytes or more): it
+    /// signs orders and callbacks. A file, so that the secret is never on a command line.
+    #[arg(long, env = "VIGIL_PAYMENT_SECRET_FILE")]
+    pub payment_secret_file: Option<PathBuf>,
+    /// This service's address as the provider and citizens reach it (e.g.
+    /// https://phatnguoi.example.gov.vn): callbacks go to <it>/api/payments/callback.
+    #[arg(long, env = "VIGIL_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// A reverse proxy in front of this server whose forwarded client address is believed
+    /// (for rate limits and the audit log); repeat for each.
+    #[arg(long = "trusted-proxy", value_name = "IP")]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// The header the trusted proxies put the client address in.
+    #[arg(long, default_value = "x-forwarded-for")]
+    pub client_ip_header: String,
 }
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
@@ -77,7 +97,32 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
             super::relative_note(&args.agency)
         )
     })?;
+    let payments = match (
+        &args.payment_url,
+        &args.payment_secret_file,
+        &args.public_url,
+    ) {
+        (Some(url), Some(secret), Some(public)) => {
+            let secret = PaymentSecret::from_file(secret)?;
+            let callback = format!("{}/api/payments/callback", public.trim_end_matches('/'));
+            Some(PaymentProvider::new(PaymentConfig::new(
+                url, &callback, secret,
+            )?)?)
+        }
+        _ => None,
+    };
+    let proxies = TrustedProxies {
+        addresses: args.trusted_proxies.clone(),
+        header: args.client_ip_header.parse().with_context(|| {
+            format!(
+                "--client-ip-header {:?} is not a header name",
+                args.client_ip_header
+            )
+        })?,
+    };
     let settings = ServeSettings {
+        payments,
+        proxies,
         listen: args.listen,
         registry,
         webhook,
@@ -97,10 +142,15 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
         },
     };
     let store = ctx.open_store()?;
+    if let Some(changed) = ctx.pin_key(&store)? {
+        eprintln!("vigil: WARNING: {changed}");
+    }
     ctx.runtime.block_on(serve(store, settings))
 }
 
 struct ServeSettings {
+    payments: Option<PaymentProvider>,
+    proxies: TrustedProxies,
     listen: std::net::SocketAddr,
     registry: Option<RegistryClient>,
     webhook: Option<Webhook>,
@@ -114,10 +164,16 @@ struct ServeSettings {
 }
 
 async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
-    let mut intake = Intake::new(store, settings.fines);
+    let evidence = EvidenceStore::new(&settings.data);
+    let mut intake = Intake::new(store, settings.fines, evidence);
     intake.dedup_window = settings.dedup_window;
-    let state =
-        AppState::new(intake, settings.agency, settings.secure_cookies).with_uploads(settings.data);
+    let mut state = AppState::new(intake, settings.agency, settings.secure_cookies)
+        .with_uploads(settings.data)
+        .with_trusted_proxies(settings.proxies);
+    match settings.payments {
+        Some(provider) => state = state.with_payments(provider),
+        None => eprintln!("vigil: no --payment-url: notices are paid at the counter only"),
+    }
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;

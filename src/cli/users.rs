@@ -129,7 +129,7 @@ pub fn token(ctx: &Context, action: TokenAction) -> Result<()> {
 
 /// An account change made from the command line, in the audit log as the account that
 /// ran the command.
-fn audited(
+pub(super) fn audited(
     ctx: &Context,
     store: &vigil_ticketing::CaseStore,
     action: &str,

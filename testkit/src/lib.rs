@@ -2,11 +2,12 @@
 //! the fixtures as `scripts/setup` installs them ([`fixtures`]), sample records
 //! ([`samples`]), a case store in memory ([`sinks`]), empty case stores on real databases
 //! ([`stores`]), local stand-ins for the
-//! outside systems ([`stand_ins`]), headless Chromium through chromedriver ([`browser`]),
+//! outside systems ([`stand_ins`], [`payment`]), headless Chromium through chromedriver ([`browser`]),
 //! and the simulated RTSP cameras (re-exported from `vigil-camsim`).
 
 pub mod browser;
 pub mod fixtures;
+pub mod payment;
 pub mod samples;
 pub mod sinks;
 pub mod stand_ins;

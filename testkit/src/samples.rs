@@ -1,8 +1,12 @@
 //! Sample records, for tests that need one but not a real run.
 
+use std::path::Path;
+
 use chrono::DateTime;
 use uuid::Uuid;
 use vigil_core::{EVENT_SCHEMA_VERSION, PlateReading, Sighting, ViolationEvent, ViolationKind};
+use vigil_evidence::EvidenceKey;
+use vigil_evidence::sample::{SampleOf, file_sample_package};
 
 /// An event for tests: `n` sets its id and time.
 pub fn sample_event(n: u128) -> ViolationEvent {
@@ -25,8 +29,8 @@ pub fn sample_event(n: u128) -> ViolationEvent {
             colour: None,
         }),
         vehicle_class: "bus".into(),
-        evidence_dir: "/tmp/e".into(),
-        evidence_manifest_sha256: "00".into(),
+        // No package has this manifest: see [`file_package`] for an event intake takes.
+        evidence_manifest_sha256: "0".repeat(64),
         source: "a.mp4".into(),
     }
 }
@@ -45,4 +49,31 @@ pub fn sample_sighting(n: u128) -> Sighting {
         thumbnail: Some(format!("/data/sightings/cam-1/{n}.jpg")),
         video_offset_ms: None,
     }
+}
+
+/// File a signed evidence package for `event` in the evidence store at `evidence_root`,
+/// as the pipeline writes one (two key frames and a plate crop, a manifest naming the
+/// event, its camera and violation), and set the event's manifest hash to it: an event
+/// intake takes.
+pub fn file_package(evidence_root: &Path, event: &mut ViolationEvent, key: &EvidenceKey) {
+    let jpegs: Vec<Vec<u8>> = (0..3u8)
+        .map(|i| {
+            let img = image::RgbImage::from_pixel(8, 8, image::Rgb([i * 60, 90, 30]));
+            let mut bytes = std::io::Cursor::new(Vec::new());
+            img.write_to(&mut bytes, image::ImageFormat::Jpeg)
+                .expect("a JPEG");
+            bytes.into_inner()
+        })
+        .collect();
+    let files: Vec<(&str, &[u8])> = ["1_before.jpg", "2_on.jpg", "plate.jpg"]
+        .into_iter()
+        .zip(jpegs.iter().map(Vec::as_slice))
+        .collect();
+    let of = SampleOf {
+        event_id: event.event_id,
+        camera_id: &event.camera_id,
+        violation: event.violation.as_str(),
+    };
+    event.evidence_manifest_sha256 =
+        file_sample_package(evidence_root, &of, key, &files).expect("a sample package");
 }

@@ -56,6 +56,16 @@ pub async fn postgres() -> CaseStore {
         .expect("open the test schema")
 }
 
+/// ("sqlite", an empty store, the temporary folder it lives in): for tests of the HTTP
+/// layer, where the backend makes no difference.
+pub async fn sqlite() -> (&'static str, CaseStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = CaseStore::open_sqlite(&dir.path().join("cases.db"))
+        .await
+        .unwrap();
+    ("sqlite", store, dir)
+}
+
 /// (backend name, an empty store, the temporary folder a SQLite store lives in)
 pub async fn both() -> Vec<(&'static str, CaseStore, tempfile::TempDir)> {
     let dir = tempfile::tempdir().unwrap();

@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn vigil(data: &Path, args: &[&str]) -> Output {
@@ -379,7 +379,105 @@ fn verify_accepts_an_intact_package_and_names_one_altered_byte() {
         &["verify", "--public-key", &other, dir.to_str().unwrap()],
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("not the trusted key"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not a trusted key"));
+}
+
+/// Re-sign `dir`'s manifest, changed by `change`, with `key`.
+fn resign(dir: &Path, key: &vigil_evidence::EvidenceKey, change: impl Fn(&mut serde_json::Value)) {
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    change(&mut manifest);
+    let bytes = serde_json::to_vec_pretty(&manifest).unwrap();
+    std::fs::write(dir.join("manifest.json"), &bytes).unwrap();
+    std::fs::write(
+        dir.join("signature.json"),
+        serde_json::to_vec(&key.sign(&bytes)).unwrap(),
+    )
+    .unwrap();
+}
+
+fn verify_report(data: &Path, dir: &Path) -> String {
+    let out = vigil(data, &["verify", dir.to_str().unwrap()]);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{report}");
+    assert!(report.contains("FAILED"), "{report}");
+    report
+}
+
+#[test]
+fn verify_is_not_fooled_by_another_events_package_a_replaced_key_or_an_empty_manifest() {
+    let data = tempfile::tempdir().unwrap();
+    let out = batch(data.path(), &[&common::fixture("redlight_b.mp4")], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let case = &cases(data.path())[0];
+    let dir = PathBuf::from(case["evidence_dir"].as_str().unwrap());
+    let keys = data.path().join("keys");
+    let key = vigil_evidence::EvidenceKey::load_or_create(&keys).unwrap();
+
+    // Another event's intact package, under this event's name.
+    let stand_in = data
+        .path()
+        .join("evidence")
+        .join(uuid::Uuid::new_v4().to_string());
+    copy_dir(&dir, &stand_in);
+    let report = verify_report(data.path(), &stand_in);
+    assert!(report.contains("is the package of event"), "{report}");
+
+    // A manifest listing nothing, signed by the right key, is not its case's.
+    let empty = tempfile::tempdir().unwrap();
+    let empty_dir = empty.path().join(dir.file_name().unwrap());
+    copy_dir(&dir, &empty_dir);
+    for f in std::fs::read_dir(&empty_dir).unwrap() {
+        let p = f.unwrap().path();
+        if !p.ends_with("manifest.json") && !p.ends_with("signature.json") {
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+    resign(&empty_dir, &key, |m| m["files"] = serde_json::json!([]));
+    let report = verify_report(data.path(), &empty_dir);
+    assert!(
+        report.contains("lists no file") && report.contains("recorded the manifest"),
+        "{report}"
+    );
+
+    // The data folder's key replaced and the package re-signed with it after a frame
+    // was changed: the key pinned at first use does not vouch for it, and the change of
+    // key is reported.
+    std::fs::remove_dir_all(&keys).unwrap();
+    let forger = vigil_evidence::EvidenceKey::load_or_create(&keys).unwrap();
+    std::fs::write(dir.join("2_on.jpg"), b"another picture").unwrap();
+    resign(&dir, &forger, |m| {
+        for f in m["files"].as_array_mut().unwrap() {
+            if f["name"] == "2_on.jpg" {
+                f["sha256"] = serde_json::json!(
+                    vigil_models::manifest::sha256_file(&dir.join("2_on.jpg")).unwrap()
+                );
+            }
+        }
+    });
+    let report = verify_report(data.path(), &dir);
+    assert!(
+        report.contains("WARNING: the data folder's signing key")
+            && report.contains("not a trusted key")
+            && report.contains("recorded the manifest"),
+        "{report}"
+    );
+    // And a batch run refuses to sign with it.
+    let out = batch(data.path(), &[&common::fixture("redlight_a.mp4")], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not the one pinned"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in std::fs::read_dir(from).unwrap() {
+        let p = f.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
 }
 
 #[test]
@@ -535,4 +633,65 @@ fn the_cli_reference_is_the_binarys_own_help() {
         "{} is not the binary's help any more: run scripts/docs-cli",
         path.display()
     );
+}
+
+#[test]
+fn without_start_the_time_is_the_recordings_own_and_a_copy_has_the_same() {
+    let data = tempfile::tempdir().unwrap();
+    let camera = common::camera_path();
+    let run = |video: &Path| {
+        vigil(
+            data.path(),
+            &[
+                "batch",
+                "--camera",
+                camera.to_str().unwrap(),
+                video.to_str().unwrap(),
+            ],
+        )
+    };
+    let copies = tempfile::tempdir().unwrap();
+    let copy = copies.path().join("copied-later.mp4");
+    std::fs::copy(common::fixture("redlight_b.mp4"), &copy).unwrap();
+    // The copy is touched: its modification time is now, not when it was filmed.
+    std::fs::File::options()
+        .append(true)
+        .open(&copy)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now())
+        .unwrap();
+    for video in [common::fixture("redlight_b.mp4"), copy.clone()] {
+        let out = run(&video);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("the creation time its container records"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let recorded = cases(data.path());
+    assert_eq!(
+        recorded.len(),
+        1,
+        "the copy is the same violation: {recorded:?}"
+    );
+    // The fixtures' container says 2025-03-02T00:00:00Z; the crossing is 4 s in.
+    let occurred = recorded[0]["occurred_at"].as_str().unwrap();
+    assert!(occurred.starts_with("2025-03-02T00:00:0"), "{occurred}");
+
+    // A recording whose container records no time is refused, by name, until --start.
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let mvhd = bytes.windows(4).position(|w| w == b"mvhd").unwrap();
+    bytes[mvhd + 8..mvhd + 12].fill(0);
+    let timeless = copies.path().join("timeless.mp4");
+    std::fs::write(&timeless, bytes).unwrap();
+    let out = run(&timeless);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("timeless.mp4: its container records no creation time")
+            && stderr(&out).contains("--start"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(cases(data.path()).len(), 1);
 }

@@ -105,6 +105,17 @@ pub fn vigil(data: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A user of `role` on the data folder, and an API token of theirs.
+/// Have the service in `service` trust the signing key of the worker in `worker` (printed
+/// there by `vigil key`, trusted here by `vigil key trust`), as an administrator does.
+pub fn trust_worker_key(service: &Path, worker: &Path) {
+    let key = ok(vigil(worker, &["key"])).trim().to_string();
+    let trusted = ok(vigil(
+        service,
+        &["key", "trust", &key, "--label", "worker elsewhere"],
+    ));
+    assert!(trusted.contains("trusted"), "{trusted}");
+}
+
 pub fn user_with_token(data: &Path, name: &str, role: &str) -> String {
     let added = Command::new(env!("CARGO_BIN_EXE_vigil"))
         .arg("--data")

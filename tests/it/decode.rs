@@ -42,6 +42,23 @@ fn decode_only_sees_every_source_frame() {
 }
 
 #[test]
+fn a_picture_renamed_mp4_is_named_as_a_picture_not_blamed_on_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("camera-3.mp4");
+    image::RgbImage::from_pixel(556, 376, image::Rgb([90, 90, 90]))
+        .save_with_format(&fake, image::ImageFormat::Png)
+        .unwrap();
+    let msg = FileSource::open(&fake, 5)
+        .err()
+        .expect("a picture is not a recording")
+        .to_string();
+    assert!(
+        msg.contains("camera-3.mp4") && msg.contains("image/png") && msg.contains("not a video"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_corrupt_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("garbage.mp4");

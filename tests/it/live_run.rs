@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vigil_core::{DataDir, SystemClock};
+use vigil_evidence::{EvidenceKey, TrustedKeys, verify_package};
 use vigil_pipeline::FileSource;
-use vigil_pipeline::output::signing::{EvidenceKey, verify_package};
 use vigil_pipeline::run::live::deployment::Deployment;
 use vigil_pipeline::run::live::{LiveRunner, RunnerSettings};
 use vigil_testkit::sinks::MemorySink;
@@ -63,8 +63,9 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
     assert_eq!(bus.camera_id, event.camera_id);
     assert!(std::path::Path::new(bus.thumbnail.as_deref().unwrap()).is_file());
 
-    let package = std::path::Path::new(&event.evidence_dir);
-    assert!(verify_package(package, &key.verifying_key()).is_empty());
+    let package = &DataDir::new(dir.path()).package(event.event_id);
+    let trusted = TrustedKeys::one(key.verifying_key());
+    assert_eq!(verify_package(package, &trusted), vec![]);
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(package.join("manifest.json")).unwrap()).unwrap();
     assert!(
@@ -282,7 +283,12 @@ fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed
         Some("98A-123.45")
     );
     let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(std::path::Path::new(&event.evidence_dir).join("manifest.json")).unwrap(),
+        &std::fs::read(
+            DataDir::new(dir.path())
+                .package(event.event_id)
+                .join("manifest.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     let crossing = Duration::from_millis(manifest["time"]["video_offset_ms"].as_u64().unwrap());
@@ -300,12 +306,12 @@ fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed
         "{:?}",
         clock.monotonic()
     );
-    assert!(
+    assert_eq!(
         verify_package(
-            std::path::Path::new(&event.evidence_dir),
-            &key.verifying_key()
-        )
-        .is_empty()
+            &DataDir::new(dir.path()).package(event.event_id),
+            &TrustedKeys::one(key.verifying_key())
+        ),
+        vec![]
     );
     let clip_start = Duration::from_millis(manifest["clip"]["video_offset_ms"].as_u64().unwrap());
     assert!(

@@ -51,9 +51,18 @@ fn a_batch_run_elsewhere_records_its_cases_and_sightings_with_pictures_through_t
     let (service, worker) = (service_data.path(), worker_data.path());
     let token = common::user_with_token(service, "worker", "operator");
     let server = common::start_server(service, &[]);
-
     let args = batch_args(&server.base, &token);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
+
+    // Until an administrator trusts the worker's key, the service takes none of its
+    // packages, and says why.
+    let untrusted = vigil(worker, &args);
+    let stderr = String::from_utf8_lossy(&untrusted.stderr).into_owned();
+    assert!(!untrusted.status.success());
+    assert!(stderr.contains("not a trusted key"), "{stderr}");
+    assert!(cases(service).is_empty());
+
+    common::trust_worker_key(service, worker);
     let run = vigil(worker, &args);
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     assert!(run.status.success(), "{stderr}");
@@ -73,12 +82,31 @@ fn a_batch_run_elsewhere_records_its_cases_and_sightings_with_pictures_through_t
         .filter_map(|c| c["plate"].as_str())
         .collect();
     assert_eq!(plates, vec!["98A-123.45", "99B1-123.45"], "{recorded:?}");
-    // Each case's evidence is the package the worker wrote and signed.
+    // Each case's evidence is the package the worker wrote and signed, sent to the
+    // service and filed in its own store, where it verifies against its case.
     for c in &recorded {
         let dir = Path::new(c["evidence_dir"].as_str().unwrap());
-        assert!(dir.starts_with(worker), "{}", dir.display());
-        assert!(dir.join("manifest.json").is_file());
+        assert!(dir.starts_with(service), "{}", dir.display());
+        let event = c["event_id"].as_str().unwrap();
+        let sent = worker.join("evidence").join(event);
+        assert_eq!(
+            std::fs::read(dir.join("clip.mp4")).unwrap(),
+            std::fs::read(sent.join("clip.mp4")).unwrap()
+        );
+        let verified = vigil(service, &["verify", dir.to_str().unwrap()]);
+        assert!(
+            verified.status.success(),
+            "{}",
+            String::from_utf8_lossy(&verified.stdout)
+        );
     }
+    assert!(
+        std::fs::read_dir(service.join("evidence/.incoming"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+            == 0,
+        "uploads left behind after their events were taken"
+    );
 
     // The plates read are the service's sightings; their pictures were sent as bytes and
     // kept in the service's own data folder.
@@ -177,6 +205,7 @@ async fn a_live_worker_keeps_every_case_while_the_service_is_down_and_records_ea
     let token = common::user_with_token(service, "worker", "operator");
     let officer = common::user_with_token(service, "officer1", "officer");
     let (_camera, deployment) = common::junction_camera(worker_dir, 2, 2);
+    common::trust_worker_key(service, worker_dir);
     // Where the service will answer; nothing listens there yet.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -30,15 +30,14 @@ async fn get_json(http: &reqwest::Client, url: &str) -> Value {
     resp.json().await.unwrap()
 }
 
+/// An event whose package is filed in the data folder `dir`, signed with its key.
 fn event_with_evidence(dir: &Path) -> vigil_core::ViolationEvent {
     let mut e = vigil_testkit::samples::sample_event(42);
     // Recent: a violation more than a year old expires at the first deadline sweep.
     e.occurred_at = chrono::Utc::now() - chrono::Duration::hours(1);
-    let evidence = dir.join("evidence-42");
-    std::fs::create_dir_all(&evidence).unwrap();
-    std::fs::write(evidence.join("2_on.jpg"), b"key frame").unwrap();
-    std::fs::write(evidence.join("plate.jpg"), b"plate").unwrap();
-    e.evidence_dir = evidence.display().to_string();
+    let data = vigil_core::DataDir::new(dir);
+    let key = vigil_evidence::EvidenceKey::load_or_create(&data.keys()).unwrap();
+    vigil_testkit::samples::file_package(&data.evidence(), &mut e, &key);
     e
 }
 

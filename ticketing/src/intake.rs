@@ -1,10 +1,13 @@
-//! Intake: a violation event becomes a case with the fine the law set on its date.
+//! Intake: a violation event becomes a case with the fine the law set on its date, once
+//! its fields are in form and its evidence package is filed in the service's store and
+//! checks ([`crate::evidence`]).
 
 use std::sync::Arc;
 
 use chrono::Duration;
 
 use crate::db::{CaseStore, Recorded, StoreError};
+use crate::evidence::{EvidenceError, EvidenceStore};
 use crate::fines::{Fine, FineSchedules, VehicleCategory};
 use vigil_core::clock::{Clock, SystemClock};
 use vigil_core::event::ViolationEvent;
@@ -20,12 +23,14 @@ pub struct Intake {
     pub fines: Arc<FineSchedules>,
     pub dedup_window: Duration,
     pub clock: Arc<dyn Clock>,
+    pub evidence: EvidenceStore,
 }
 
 impl Intake {
-    pub fn new(store: CaseStore, fines: FineSchedules) -> Self {
+    pub fn new(store: CaseStore, fines: FineSchedules, evidence: EvidenceStore) -> Self {
         Self {
             store,
+            evidence,
             fines: Arc::new(fines),
             dedup_window: DEFAULT_DEDUP_WINDOW,
             clock: Arc::new(SystemClock),
@@ -52,6 +57,18 @@ impl Intake {
     }
 
     pub async fn record(&self, event: &ViolationEvent) -> Result<Recorded, StoreError> {
+        event
+            .check()
+            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let trusted = self.store.trusted_keys().await?;
+        let (evidence, checked) = (self.evidence.clone(), event.clone());
+        tokio::task::spawn_blocking(move || evidence.accept(&checked, &trusted))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("the evidence check failed: {e}")))?
+            .map_err(|e| match e {
+                EvidenceError::Io { .. } => StoreError::Unavailable(e.to_string()),
+                _ => StoreError::Invalid(e.to_string()),
+            })?;
         let fine = self.fine_for(event);
         self.store
             .record(event, fine.as_ref(), self.clock.now(), self.dedup_window)

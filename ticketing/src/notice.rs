@@ -81,10 +81,22 @@ pub struct Notice {
     pub issued_at: DateTime<Utc>,
     pub flag_due_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The provider's transaction (or `counter:<receipt>`) that paid the notice.
     pub payment_reference: Option<String>,
+    /// What online payment asks: the middle of the total range (see [`crate::payment`]).
+    pub amount_due_vnd: u64,
+    /// References citizens typed as proof of payment: for an officer to check.
+    pub payment_claims: Vec<PaymentClaim>,
     pub case_ids: Vec<i64>,
-    /// (case id, event id, evidence folder) of every event behind the notice.
-    pub evidence: Vec<(i64, String, String)>,
+    /// (case id, event id) of every event behind the notice; each event's package is in
+    /// the service's evidence store under its id.
+    pub evidence: Vec<(i64, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct PaymentClaim {
+    pub reference: String,
+    pub claimed_at: DateTime<Utc>,
 }
 
 /// A notice code: 10 characters of Crockford base32 (50 bits), easy to read out on the

@@ -128,7 +128,7 @@ impl RegistryClient {
                         self.config.base_url
                     )));
                 }
-                Err(e) => last = without_url(&e),
+                Err(e) => last = describe_failure(&e),
             }
             tracing::debug!(plate, attempt, error = %last, "registry lookup failed");
         }
@@ -136,7 +136,7 @@ impl RegistryClient {
     }
 }
 
-fn without_url(e: &reqwest::Error) -> String {
+pub(crate) fn describe_failure(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -25,6 +25,17 @@ pub async fn work_round(
         None => 0,
     };
     let sweep = state.store.sweep_deadlines(now).await?;
+    // Uploads whose event never came (a worker that died between the two) are dropped
+    // after a day: the worker re-sends the package with its event when it recovers.
+    let evidence = state.intake.evidence.clone();
+    let dropped = tokio::task::spawn_blocking(move || {
+        evidence.forget_stale_uploads(std::time::Duration::from_secs(86_400))
+    })
+    .await
+    .unwrap_or(0);
+    if dropped > 0 {
+        tracing::info!(dropped, "stale evidence uploads dropped");
+    }
     Ok(WorkRound {
         owners,
         notices,

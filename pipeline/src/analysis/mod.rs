@@ -183,6 +183,7 @@ impl Analyzer {
         if !self.checked_size {
             self.camera
                 .check_frame_size(frame.image.width(), frame.image.height())?;
+            self.camera.check_classes(&models.vehicle.classes)?;
             self.checked_size = true;
             // The detector's own confidence is what counts as a confident detection; the
             // tracker takes weaker boxes too, so a half-hidden vehicle extends its track.

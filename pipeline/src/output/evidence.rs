@@ -1,9 +1,10 @@
 //! Evidence packages: one folder per violation with annotated key frames, the plate crop
 //! and `manifest.json` listing every file's SHA-256.
 //!
-//! The manifest is signed with the deployment's key (`signature.json`, see [`super::signing`]).
-//! A package is written into a hidden `.partial` folder and renamed into place, so a
-//! folder under its final name is always complete; an existing package is never rewritten.
+//! The manifest is signed with the deployment's key (`signature.json`, see
+//! [`vigil_evidence::key`]). A package is written into a hidden `.partial` folder, every
+//! file flushed to the disk, and renamed into place, so a folder under its final name is
+//! always complete, even after a crash; an existing package is never rewritten.
 
 use std::path::{Path, PathBuf};
 
@@ -17,14 +18,13 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 use vigil_core::local_time::{TIME_ZONE, TIME_ZONE_NAME, local_time};
 
-use super::signing::{EvidenceKey, SIGNATURE_FILE};
 use crate::analysis::{Finding, ModelInfo};
 use crate::config::CameraConfig;
+use vigil_evidence::package::{sync_dir, write_synced};
+use vigil_evidence::{EvidenceKey, MANIFEST, SIGNATURE_FILE};
 
 /// DejaVu Sans Bold (Debian's fonts-dejavu-core), so overlays never depend on the host.
 static FONT: &[u8] = include_bytes!("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf");
-
-pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvidenceError {
@@ -146,6 +146,9 @@ pub fn write_package(
         let target = partial.join("clip.mp4");
         std::fs::rename(clip.path, &target).map_err(io(clip.path))?;
         let bytes = std::fs::read(&target).map_err(io(&target))?;
+        std::fs::File::open(&target)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&target))?;
         files.push(FileEntry {
             name: "clip.mp4".into(),
             sha256: hex::encode(Sha256::digest(&bytes)),
@@ -198,27 +201,21 @@ pub fn write_package(
         source: std::io::Error::other(e),
     })?;
     let manifest_path = partial.join(MANIFEST);
-    std::fs::write(&manifest_path, &manifest_bytes).map_err(io(&manifest_path))?;
+    write_synced(&manifest_path, &manifest_bytes).map_err(io(&manifest_path))?;
     let signature_path = partial.join(SIGNATURE_FILE);
     let signature =
         serde_json::to_vec_pretty(&key.sign(&manifest_bytes)).map_err(|e| EvidenceError::Io {
             path: signature_path.clone(),
             source: std::io::Error::other(e),
         })?;
-    std::fs::write(&signature_path, signature).map_err(io(&signature_path))?;
-    sync_dir(&partial);
+    write_synced(&signature_path, &signature).map_err(io(&signature_path))?;
+    sync_dir(&partial).map_err(io(&partial))?;
     std::fs::rename(&partial, &dir).map_err(io(&dir))?;
-    sync_dir(root);
+    sync_dir(root).map_err(io(root))?;
     Ok(Package {
         dir,
         manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
     })
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(f) = std::fs::File::open(dir) {
-        let _ = f.sync_all();
-    }
 }
 
 pub(crate) fn save_jpeg(
@@ -234,7 +231,7 @@ pub(crate) fn save_jpeg(
             path: path.clone(),
             message: e.to_string(),
         })?;
-    std::fs::write(&path, &bytes).map_err(|source| EvidenceError::Io {
+    write_synced(&path, &bytes).map_err(|source| EvidenceError::Io {
         path: path.clone(),
         source,
     })?;

@@ -1,18 +1,21 @@
 //! An [`EventSink`] that records through `vigil serve`'s API, so a worker on another
-//! machine records without reaching the database: events go to `POST /api/events`,
-//! sightings (with their picture) to `POST /api/sightings`, both with an operator's
-//! bearer token.
+//! machine records without reaching the database: each file of an event's evidence
+//! package goes to `PUT /api/evidence/{event}/{file}`, then the event to
+//! `POST /api/events` (which the service takes only once the package checks); sightings
+//! (with their picture) go to `POST /api/sightings`; all with an operator's bearer token.
 //!
 //! The service not answering, answering 5xx or 429, or refusing the token (a deployment
 //! mistake an operator will mend) is [`SinkError::Unavailable`]: the record is kept and
 //! sent again. Any other 4xx says the record itself is wrong, [`SinkError::Refused`].
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use vigil_core::sighting::SightingUpload;
 use vigil_core::{EventSink, Recorded, Sighting, SinkError, ViolationEvent};
+use vigil_evidence::{MANIFEST, SIGNATURE_FILE, read_manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpSinkError {
@@ -26,6 +29,13 @@ pub struct HttpSink {
     base: url::Url,
     token: String,
     client: reqwest::blocking::Client,
+    /// Where this worker files its packages (its data folder's `evidence`).
+    evidence: PathBuf,
+}
+
+#[derive(Deserialize)]
+struct UploadAnswer {
+    stored: bool,
 }
 
 #[derive(Deserialize)]
@@ -41,8 +51,13 @@ struct SightingAnswer {
 
 impl HttpSink {
     /// `base`: where `vigil serve` answers (`https://cases.example/`); `token`: an
-    /// operator's API token.
-    pub fn new(base: &str, token: String, timeout: Duration) -> Result<Self, HttpSinkError> {
+    /// operator's API token; `evidence`: where this worker files its packages.
+    pub fn new(
+        base: &str,
+        token: String,
+        timeout: Duration,
+        evidence: PathBuf,
+    ) -> Result<Self, HttpSinkError> {
         let bad = |message: String| HttpSinkError::Url {
             url: base.to_string(),
             message,
@@ -63,6 +78,7 @@ impl HttpSink {
             base: url,
             token,
             client,
+            evidence,
         })
     }
 
@@ -71,15 +87,24 @@ impl HttpSink {
         path: &str,
         body: &impl Serialize,
     ) -> Result<T, SinkError> {
-        let url = self
-            .base
+        let url = self.url(path)?;
+        let request = self.client.post(url.clone()).json(body);
+        self.send(url, request)
+    }
+
+    fn url(&self, path: &str) -> Result<url::Url, SinkError> {
+        self.base
             .join(path)
-            .map_err(|e| SinkError::Refused(e.to_string()))?;
-        let response = self
-            .client
-            .post(url.clone())
+            .map_err(|e| SinkError::Refused(e.to_string()))
+    }
+
+    fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        url: url::Url,
+        request: reqwest::blocking::RequestBuilder,
+    ) -> Result<T, SinkError> {
+        let response = request
             .bearer_auth(&self.token)
-            .json(body)
             .send()
             .map_err(|e| SinkError::Unavailable(format!("{url}: {e}")))?;
         let status = response.status();
@@ -102,8 +127,35 @@ impl HttpSink {
     }
 }
 
+impl HttpSink {
+    /// Send each file of the event's package (the manifest first: if the service has the
+    /// package filed already, nothing more is sent).
+    fn upload_package(&self, event: &ViolationEvent) -> Result<(), SinkError> {
+        let dir = self.evidence.join(event.event_id.to_string());
+        let (manifest, _) = read_manifest(&dir).map_err(|e| {
+            SinkError::Refused(format!("event {}: its package: {e}", event.event_id))
+        })?;
+        let names = [MANIFEST, SIGNATURE_FILE]
+            .into_iter()
+            .map(str::to_string)
+            .chain(manifest.files.iter().map(|f| f.name.clone()));
+        for name in names {
+            let bytes = std::fs::read(dir.join(&name))
+                .map_err(|e| SinkError::Refused(format!("{}: {e}", dir.join(&name).display())))?;
+            let url = self.url(&format!("api/evidence/{}/{name}", event.event_id))?;
+            let request = self.client.put(url.clone()).body(bytes);
+            let answer: UploadAnswer = self.send(url, request)?;
+            if !answer.stored {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl EventSink for HttpSink {
     fn record_event(&self, event: &ViolationEvent) -> Result<Recorded, SinkError> {
+        self.upload_package(event)?;
         let answer: IntakeAnswer = self.post("api/events", event)?;
         Recorded::from_outcome(&answer.outcome, answer.case_id).ok_or_else(|| {
             SinkError::Unavailable(format!("unknown intake outcome `{}`", answer.outcome))

@@ -12,10 +12,10 @@ use uuid::Uuid;
 use vigil_core::{DataDir, EVENT_SCHEMA_VERSION, PlateReading, Sighting, ViolationEvent};
 
 use super::evidence::{self, ClipFile, EvidenceError, Package, SourceInfo};
-use super::signing::EvidenceKey;
 use crate::analysis::{Finding, ModelInfo, PlateSighting};
 use crate::config::CameraConfig;
 use crate::source::clip::ClipSource;
+use vigil_evidence::EvidenceKey;
 
 /// Namespace for event and sighting ids (UUID v5), fixed so ids are stable across builds.
 const EVENT_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_62a4_9d0e_4b7a_a3f1_7e21_90c4_5d11);
@@ -186,10 +186,15 @@ impl Publisher {
                 colour: finding.plate_colour,
             }),
             vehicle_class: finding.vehicle_class.clone(),
-            evidence_dir: package.dir.display().to_string(),
             evidence_manifest_sha256: package.manifest_sha256.clone(),
             source: source.uri.clone(),
         }
+    }
+
+    /// Mark the event's case as taken by its store, so that a later start does not take
+    /// its package for one whose case was lost.
+    pub fn handed_over(&self, event: &ViolationEvent) {
+        super::recorder::mark_handed_over(&self.data.handed_over(), event.event_id);
     }
 
     /// A plate read off a passing vehicle as its store keeps it; the vehicle's picture is

@@ -1,17 +1,18 @@
 //! Cases and plate reads reach their store from a thread of their own.
 //!
 //! A database that is slow or down must not hold up the inference workers (every camera
-//! they serve would drop frames meanwhile), and a record a store refused must not be lost.
-//! So the workers hand records over here and go on; this thread records them in order and
-//! retries one the store could not take, with capped exponential backoff, until it is
-//! taken. What the bounded queue cannot hold goes to a spool folder on disk, and so does
-//! what is still unrecorded when the process stops; the next start records the spool
-//! first. A record the store says it will never take is set aside in the spool for a
-//! person (`*.json.refused`), and the rest go on. Stores ignore a record they already
-//! hold (ids are derived from what records describe), so a retry after a store took a
-//! record but failed to answer never makes a second case. Waits are on the injected clock.
+//! they serve would drop frames meanwhile), and a record a store refused must not be lost,
+//! not even when the process is killed. So a record handed over is first written to the
+//! journal (the spool folder, flushed to the disk) and only then queued; this thread
+//! records them in order, retries one the store could not take, with capped exponential
+//! backoff, until it is taken, and only then removes its journal file. Whatever a crash,
+//! a stop or a full queue leaves is in the journal, and the next start records it first.
+//! A record the store says it will never take is set aside in the spool for a person
+//! (`*.json.refused`), and the rest go on. Stores ignore a record they already hold (ids
+//! are derived from what records describe), so a retry after a store took a record but
+//! failed to answer never makes a second case. Waits are on the injected clock.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, TrySendError};
@@ -53,7 +54,13 @@ impl Record {
 impl std::fmt::Display for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Record::Case(e) => write!(f, "violation event {} ({})", e.event_id, e.evidence_dir),
+            Record::Case(e) => write!(
+                f,
+                "{} violation event {} at {}",
+                e.violation.as_str(),
+                e.event_id,
+                e.camera_id
+            ),
             Record::Sighting(s) => write!(
                 f,
                 "plate read {} at {} ({})",
@@ -84,6 +91,9 @@ pub struct RecorderSettings {
     pub retry_max: Duration,
     /// How long stopping waits for a refusing store before spooling what is left.
     pub flush_for: Duration,
+    /// Where a case taken by its store is marked (an empty file named by its event id),
+    /// so that a start can tell a package whose case never reached the store.
+    pub handed_over: Option<PathBuf>,
 }
 
 impl RecorderSettings {
@@ -94,6 +104,7 @@ impl RecorderSettings {
             retry_first: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             flush_for: Duration::from_secs(10),
+            handed_over: None,
         }
     }
 }
@@ -105,7 +116,7 @@ pub struct RecorderMetrics {
     pub refused: Counter,
     /// Records in memory not yet taken by their store.
     pub waiting: Gauge,
-    /// Records written to the spool folder (overflow or left at a stop).
+    /// Records written to the journal (every record, before it is queued).
     pub spooled: Counter,
     /// Records the store will never take, set aside for a person.
     pub set_aside: Counter,
@@ -187,32 +198,40 @@ impl Recorder {
         })
     }
 
-    /// Hand a record over; it never waits for the store. When the queue is full it goes
-    /// to the spool folder; if even that cannot be written, the log names it as lost.
+    /// Hand a record over: once this returns, the record is in the journal on disk (a
+    /// crash from now on cannot lose it). It never waits for the store. When the queue is
+    /// full, the thread reads the record from the journal later; if the journal cannot be
+    /// written (a full disk), the record waits in memory only, and the log says so.
     pub fn submit(&self, record: Record) {
-        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(tx) = tx else {
-            // Stopped: nothing takes records any more but the spool.
-            self.spool_or_log(&record);
-            return;
+        let file = match spool_write(&self.shared, &record, "json") {
+            Ok(path) => Some(path),
+            Err(e) => {
+                tracing::error!(record = %record, error = %e, "the journal cannot be written: the record waits in memory only and is lost if the process dies");
+                None
+            }
         };
-        self.shared.metrics.waiting.inc();
-        if let Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) =
-            tx.try_send(Item { record, file: None })
-        {
-            self.shared.metrics.waiting.dec();
-            self.spool_or_log(&item.record);
-        }
-    }
-
-    fn spool_or_log(&self, record: &Record) {
-        match spool_write(&self.shared, record, "json") {
-            Ok(path) => {
-                tracing::warn!(record = %record, spool = %path.display(), "the store is behind; record kept in the spool");
+        let tx = self.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let unqueued = match tx {
+            Some(tx) => {
+                self.shared.metrics.waiting.inc();
+                match tx.try_send(Item { record, file }) {
+                    Ok(()) => return,
+                    Err(TrySendError::Full(item) | TrySendError::Disconnected(item)) => {
+                        self.shared.metrics.waiting.dec();
+                        item
+                    }
+                }
+            }
+            // Stopped: the journal keeps it for the next start.
+            None => Item { record, file },
+        };
+        match unqueued.file {
+            Some(path) => {
+                tracing::warn!(record = %unqueued.record, journal = %path.display(), "the store is behind; the record waits in the journal");
                 self.shared.spool_unread.store(true, Ordering::SeqCst);
             }
-            Err(e) => {
-                tracing::error!(record = %record, error = %e, "record LOST: neither the store nor the spool took it");
+            None => {
+                tracing::error!(record = %unqueued.record, "record LOST: neither the store, the queue nor the journal took it");
             }
         }
     }
@@ -242,7 +261,8 @@ impl Recorder {
         for item in left {
             self.shared.metrics.waiting.dec();
             if item.file.is_some() {
-                // Still in the spool from before.
+                // In the journal: the next start records it.
+                flushed.spooled += 1;
                 continue;
             }
             match spool_write(&self.shared, &item.record, "json") {
@@ -268,19 +288,29 @@ fn run(
     settings: &RecorderSettings,
 ) -> VecDeque<Item> {
     let clock = shared.clock.as_ref();
-    let mut backlog: VecDeque<Item> = VecDeque::new();
+    let mut backlog = Backlog::default();
     let mut open = true;
     let mut refusals = 0u32;
     let mut retry_at: Option<Duration> = None;
     loop {
         if backlog.is_empty() && shared.spool_unread.swap(false, Ordering::SeqCst) {
-            let read = spool_read(&shared.spool);
-            shared.metrics.waiting.inc_by(read.len() as i64);
-            backlog.extend(read);
+            // What is queued first, so that a record both queued and in the journal is
+            // taken once.
+            while open {
+                match rx.try_recv() {
+                    Ok(item) => backlog.push(item, shared),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => open = false,
+                }
+            }
+            for item in spool_read(&shared.spool) {
+                shared.metrics.waiting.inc();
+                backlog.push(item, shared);
+            }
         }
         while open && backlog.len() < settings.queue {
             match rx.try_recv() {
-                Ok(item) => backlog.push_back(item),
+                Ok(item) => backlog.push(item, shared),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => open = false,
             }
@@ -290,12 +320,12 @@ fn run(
                 if shared.spool_unread.load(Ordering::SeqCst) {
                     continue;
                 }
-                return backlog;
+                return backlog.items;
             }
             // Nothing to do until a record comes or the recorder stops. (Records spooled
             // meanwhile were spooled because the channel was full: never while idle here.)
             match rx.recv() {
-                Ok(item) => backlog.push_back(item),
+                Ok(item) => backlog.push(item, shared),
                 Err(_) => open = false,
             }
             continue;
@@ -306,9 +336,9 @@ fn run(
             if give_up.is_some_and(|g| now >= g) {
                 // Stopping and the store still refuses: the caller spools the rest.
                 while let Ok(item) = rx.try_recv() {
-                    backlog.push_back(item);
+                    backlog.push(item, shared);
                 }
-                return backlog;
+                return backlog.items;
             }
             if now < at {
                 // In short steps, so that a stop is noticed.
@@ -318,11 +348,14 @@ fn run(
         }
         match front.record.send(sink) {
             Ok(()) => {
+                if let (Record::Case(e), Some(marks)) = (&front.record, &settings.handed_over) {
+                    mark_handed_over(marks, e.event_id);
+                }
                 if let Some(file) = &front.file
                     && let Err(e) = std::fs::remove_file(file)
                 {
                     // Recording it again at the next start adds nothing (ids are stable).
-                    tracing::warn!(file = %file.display(), error = %e, "recorded, but its spool file could not be removed");
+                    tracing::warn!(file = %file.display(), error = %e, "recorded, but its journal file could not be removed");
                 }
                 backlog.pop_front();
                 shared.metrics.recorded.inc();
@@ -346,6 +379,72 @@ fn run(
             }
         }
     }
+}
+
+/// The records the thread holds, each journal file once.
+#[derive(Default)]
+struct Backlog {
+    items: VecDeque<Item>,
+    files: HashSet<PathBuf>,
+}
+
+impl Backlog {
+    /// Take an item unless its journal file is held already, or gone (recorded already:
+    /// it was read from the journal before it came through the queue).
+    fn push(&mut self, item: Item, shared: &Shared) {
+        if let Some(file) = &item.file
+            && (self.files.contains(file) || !file.exists())
+        {
+            shared.metrics.waiting.dec();
+            return;
+        }
+        if let Some(file) = &item.file {
+            self.files.insert(file.clone());
+        }
+        self.items.push_back(item);
+    }
+
+    fn pop_front(&mut self) {
+        if let Some(Item {
+            file: Some(file), ..
+        }) = self.items.pop_front()
+        {
+            self.files.remove(&file);
+        }
+    }
+
+    fn front(&self) -> Option<&Item> {
+        self.items.front()
+    }
+
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+/// Mark a case as taken by its store (see [`RecorderSettings::handed_over`]).
+pub fn mark_handed_over(marks: &Path, event_id: uuid::Uuid) {
+    let made = std::fs::create_dir_all(marks)
+        .and_then(|_| std::fs::File::create(marks.join(event_id.to_string())).map(|_| ()));
+    if let Err(e) = made {
+        // Unmarked, the next start sends the case again: the store ignores it.
+        tracing::warn!(event = %event_id, marks = %marks.display(), error = %e, "recorded, but the case could not be marked as handed over");
+    }
+}
+
+/// The events of the cases waiting in a journal.
+pub fn journaled_events(spool: &Path) -> HashSet<uuid::Uuid> {
+    spool_read(spool)
+        .into_iter()
+        .filter_map(|item| match item.record {
+            Record::Case(e) => Some(e.event_id),
+            Record::Sighting(_) => None,
+        })
+        .collect()
 }
 
 /// A record the store will never take: kept in the spool under a name the spool never

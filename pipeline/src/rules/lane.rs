@@ -6,7 +6,9 @@ use serde::Deserialize;
 use vigil_core::ViolationKind;
 
 use super::geometry::{Segment, Shape, crossing_time, ground, inside};
-use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use super::{
+    Check, MAX_COORDINATE, MAX_POINTS, MAX_SECONDS, PerTrack, RuleConfig, TrackRule, Violation,
+};
 use crate::analysis::tracker::{Track, TrackPoint};
 use crate::config::ConfigError;
 
@@ -34,11 +36,14 @@ impl RuleConfig for SolidLineConfig {
         if self.points.len() < 2 {
             return Err(check.invalid("points", "needs at least two points"));
         }
+        if self.points.len() > MAX_POINTS {
+            return Err(check.invalid("points", format!("more than {MAX_POINTS} points")));
+        }
         check.points("points", &self.points)?;
         if self.points.windows(2).any(|w| w[0] == w[1]) {
             return Err(check.invalid("points", "two consecutive points are the same"));
         }
-        check.positive("margin", self.margin as f64)
+        check.positive("margin", self.margin as f64, MAX_COORDINATE as f64, "px")
     }
 
     fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
@@ -80,7 +85,11 @@ impl RuleConfig for RestrictedLaneConfig {
                 "names no class: list the classes allowed in the lane",
             ));
         }
-        check.positive("min_seconds", self.min_seconds)
+        check.positive("min_seconds", self.min_seconds, MAX_SECONDS, "s")
+    }
+
+    fn classes(&self) -> Vec<(String, Vec<String>)> {
+        vec![("allowed".into(), self.allowed.clone())]
     }
 
     fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {

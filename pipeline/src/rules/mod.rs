@@ -10,6 +10,7 @@ pub mod wrong_way;
 pub mod zone;
 
 use std::collections::{HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -130,6 +131,12 @@ pub trait RuleConfig {
         false
     }
 
+    /// The detector classes the section names, by the field that names them: each must
+    /// be one the vehicle detector has, or the rule would silently never apply.
+    fn classes(&self) -> Vec<(String, Vec<String>)> {
+        Vec::new()
+    }
+
     /// The rule, named by its section's key (`wrong_way[0]`).
     fn build(&self, name: String) -> Box<dyn TrackRule>;
 }
@@ -156,40 +163,94 @@ impl Check<'_> {
     }
 
     pub fn points(&self, field: &str, points: &[[f32; 2]]) -> Result<(), ConfigError> {
-        if points.iter().flatten().any(|v| !v.is_finite() || *v < 0.0) {
-            return Err(self.invalid(field, "coordinates must be finite and not negative"));
+        if let Some(v) = points
+            .iter()
+            .flatten()
+            .find(|v| !(0.0..=MAX_COORDINATE).contains(*v))
+        {
+            return Err(self.invalid(
+                field,
+                format!("coordinate {v} is not a pixel of a picture (0..={MAX_COORDINATE})"),
+            ));
         }
         Ok(())
     }
 
     pub fn line(&self, field: &str, line: &[[f32; 2]; 2]) -> Result<(), ConfigError> {
+        self.points(field, line)?;
         if line[0] == line[1] {
             return Err(self.invalid(field, "the two points are the same"));
         }
-        self.points(field, line)
+        Ok(())
     }
 
     pub fn polygon(&self, field: &str, polygon: &[[f32; 2]]) -> Result<(), ConfigError> {
         if polygon.len() < 3 {
             return Err(self.invalid(field, "a polygon needs at least three points"));
         }
+        if polygon.len() > MAX_POINTS {
+            return Err(self.invalid(field, format!("more than {MAX_POINTS} points")));
+        }
         self.points(field, polygon)
     }
 
     pub fn vector(&self, field: &str, [dx, dy]: [f32; 2]) -> Result<(), ConfigError> {
-        if !(dx.is_finite() && dy.is_finite()) || dx == 0.0 && dy == 0.0 {
-            return Err(self.invalid(field, "must be a non-zero vector"));
+        let bound = -MAX_COORDINATE..=MAX_COORDINATE;
+        if !(bound.contains(&dx) && bound.contains(&dy)) || dx == 0.0 && dy == 0.0 {
+            return Err(self.invalid(
+                field,
+                format!("[{dx}, {dy}] must be a non-zero vector of finite numbers"),
+            ));
         }
         Ok(())
     }
 
-    pub fn positive(&self, field: &str, value: f64) -> Result<(), ConfigError> {
-        if !value.is_finite() || value <= 0.0 {
-            return Err(self.invalid(field, format!("{value} must be a positive number")));
+    /// A number greater than zero and at most `max` (in `unit`).
+    pub fn positive(
+        &self,
+        field: &str,
+        value: f64,
+        max: f64,
+        unit: &str,
+    ) -> Result<(), ConfigError> {
+        if !(value > 0.0 && value <= max) {
+            return Err(self.invalid(
+                field,
+                format!("{value} must be more than 0 and at most {max} {unit}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A number in `range` (in `unit`); NaN and infinities are in no range.
+    pub fn within(
+        &self,
+        field: &str,
+        value: f64,
+        range: RangeInclusive<f64>,
+        unit: &str,
+    ) -> Result<(), ConfigError> {
+        if !range.contains(&value) {
+            return Err(self.invalid(
+                field,
+                format!(
+                    "{value} is outside {}..={} {unit}",
+                    range.start(),
+                    range.end()
+                ),
+            ));
         }
         Ok(())
     }
 }
+
+/// The largest pixel coordinate or distance a config may give: no camera's picture is
+/// this wide, and every geometry is checked against the real frame once it is known.
+pub const MAX_COORDINATE: f32 = 100_000.0;
+/// The most points a polygon or polyline may have.
+pub const MAX_POINTS: usize = 1_000;
+/// The longest time a rule may wait for (seconds): a day.
+pub const MAX_SECONDS: f64 = 86_400.0;
 
 /// Every rule a camera runs, in the order its config lists the sections.
 pub struct RuleSet {

@@ -49,6 +49,13 @@ impl RuleConfig for RedLightConfig {
     fn validate(&self, check: &Check) -> Result<(), ConfigError> {
         check.line("stop_line", &self.stop_line)?;
         check.vector("direction", self.direction)?;
+        check.within("red_dwell_seconds", self.red_dwell_seconds, 0.0..=60.0, "s")?;
+        check.within(
+            "confirm_fraction",
+            self.confirm_fraction as f64,
+            0.0..=1.0,
+            "of the vehicle's length",
+        )?;
         for (i, lane) in self.right_turn_on_red.iter().enumerate() {
             check.polygon(&format!("right_turn_on_red[{i}]"), lane)?;
         }
@@ -169,7 +176,7 @@ impl RedLightRule {
             origin: (ax, ay),
             normal: (nx / len, ny / len),
             direction: (dx / dlen, dy / dlen),
-            red_dwell: Duration::from_secs_f64(config.red_dwell_seconds.max(0.0)),
+            red_dwell: Duration::from_secs_f64(config.red_dwell_seconds),
             confirm_fraction: config.confirm_fraction.max(0.0),
             right_turn_on_red: config.right_turn_on_red.clone(),
             signal: SignalLog::default(),

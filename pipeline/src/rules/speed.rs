@@ -37,15 +37,26 @@ impl RuleConfig for SpeedConfig {
     fn validate(&self, check: &Check) -> Result<(), ConfigError> {
         check.line("line_a", &self.line_a)?;
         check.line("line_b", &self.line_b)?;
-        check.positive("distance_m", self.distance_m)?;
-        check.positive("limit_kmh", self.limit_kmh)?;
+        let (a, b) = (self.line_a, self.line_b);
+        if a == b || a == [b[1], b[0]] {
+            return Err(check.invalid(
+                "line_b",
+                "is line_a: a speed is measured between two lines apart",
+            ));
+        }
+        check.positive("distance_m", self.distance_m, MAX_DISTANCE_M, "m")?;
+        check.positive("limit_kmh", self.limit_kmh, MAX_KMH, "km/h")?;
         for (class, limit) in &self.class_limits {
-            check.positive(&format!("class_limits.{class}"), *limit)?;
+            check.positive(&format!("class_limits.{class}"), *limit, MAX_KMH, "km/h")?;
         }
-        if !self.tolerance_kmh.is_finite() || self.tolerance_kmh < 0.0 {
-            return Err(check.invalid("tolerance_kmh", "must be a finite number, zero or more"));
-        }
-        Ok(())
+        check.within("tolerance_kmh", self.tolerance_kmh, 0.0..=50.0, "km/h")
+    }
+
+    fn classes(&self) -> Vec<(String, Vec<String>)> {
+        vec![(
+            "class_limits".into(),
+            self.class_limits.keys().cloned().collect(),
+        )]
     }
 
     fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
@@ -63,6 +74,11 @@ impl RuleConfig for SpeedConfig {
         Box::new(SpeedRule::new(name, self))
     }
 }
+
+/// The longest trap a camera can see, in metres.
+const MAX_DISTANCE_M: f64 = 1_000.0;
+/// No road vehicle's limit is higher (km/h).
+const MAX_KMH: f64 = 300.0;
 
 /// How far beyond a line's ends (share of its length) a crossing still counts.
 const END_SLACK: f32 = 0.1;

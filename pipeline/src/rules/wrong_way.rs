@@ -5,7 +5,7 @@ use serde::Deserialize;
 use vigil_core::ViolationKind;
 
 use super::geometry::{Point, Shape, dot, ground, inside, unit};
-use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use super::{Check, MAX_COORDINATE, PerTrack, RuleConfig, TrackRule, Violation};
 use crate::analysis::tracker::Track;
 use crate::config::ConfigError;
 
@@ -31,7 +31,12 @@ impl RuleConfig for WrongWayConfig {
     fn validate(&self, check: &Check) -> Result<(), ConfigError> {
         check.polygon("lane", &self.lane)?;
         check.vector("direction", self.direction)?;
-        check.positive("min_distance", self.min_distance as f64)
+        check.positive(
+            "min_distance",
+            self.min_distance as f64,
+            MAX_COORDINATE as f64,
+            "px",
+        )
     }
 
     fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {

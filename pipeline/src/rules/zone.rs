@@ -7,7 +7,7 @@ use serde::Deserialize;
 use vigil_core::ViolationKind;
 
 use super::geometry::{Point, Shape, distance, ground, inside};
-use super::{Check, PerTrack, RuleConfig, TrackRule, Violation};
+use super::{Check, MAX_COORDINATE, MAX_SECONDS, PerTrack, RuleConfig, TrackRule, Violation};
 use crate::analysis::tracker::Track;
 use crate::config::ConfigError;
 
@@ -29,7 +29,12 @@ fn default_sidewalk_distance() -> f32 {
 impl RuleConfig for SidewalkConfig {
     fn validate(&self, check: &Check) -> Result<(), ConfigError> {
         check.polygon("zone", &self.zone)?;
-        check.positive("min_distance", self.min_distance as f64)
+        check.positive(
+            "min_distance",
+            self.min_distance as f64,
+            MAX_COORDINATE as f64,
+            "px",
+        )
     }
 
     fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {
@@ -79,8 +84,13 @@ fn default_still_fraction() -> f32 {
 impl RuleConfig for NoStoppingConfig {
     fn validate(&self, check: &Check) -> Result<(), ConfigError> {
         check.polygon("zone", &self.zone)?;
-        check.positive("max_seconds", self.max_seconds)?;
-        check.positive("still_fraction", self.still_fraction as f64)
+        check.positive("max_seconds", self.max_seconds, MAX_SECONDS, "s")?;
+        check.positive(
+            "still_fraction",
+            self.still_fraction as f64,
+            1.0,
+            "of the box's width",
+        )
     }
 
     fn points(&self) -> Vec<(String, Vec<[f32; 2]>)> {

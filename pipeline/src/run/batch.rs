@@ -122,6 +122,7 @@ pub fn process_file(
             if let Recorded::New(_) = sink.record_event(&event)? {
                 report.new_cases += 1;
             }
+            publisher.handed_over(&event);
             report.violations += 1;
         }
         for s in analyzer.take_sightings() {

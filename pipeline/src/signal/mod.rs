@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use vigil_core::Clock;
 
 use crate::config::ConfigError;
-use crate::rules::Check;
+use crate::rules::{Check, MAX_SECONDS};
 use feed::ControllerFeed;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,21 +85,42 @@ pub struct Phase {
 impl SignalConfig {
     pub fn validate(&self, check: &Check) -> Result<(), ConfigError> {
         match self {
-            SignalConfig::Region { region } if region[2] == 0 || region[3] == 0 => {
-                Err(check.invalid("region", "width and height must be positive"))
+            SignalConfig::Region { region } => {
+                check.points(
+                    "region",
+                    &[
+                        [region[0] as f32, region[1] as f32],
+                        [region[2] as f32, region[3] as f32],
+                    ],
+                )?;
+                if region[2] == 0 || region[3] == 0 {
+                    return Err(check.invalid("region", "width and height must be positive"));
+                }
+                Ok(())
             }
-            SignalConfig::Schedule { phases, .. }
-                if phases.is_empty()
-                    || phases
-                        .iter()
-                        .any(|p| !p.seconds.is_finite() || p.seconds <= 0.0) =>
-            {
-                Err(check.invalid(
-                    "phases",
-                    "needs at least one phase, each of positive length",
-                ))
+            SignalConfig::Schedule {
+                phases,
+                offset_seconds,
+            } => {
+                if phases.is_empty() {
+                    return Err(check.invalid("phases", "needs at least one phase"));
+                }
+                for (i, p) in phases.iter().enumerate() {
+                    check.positive(&format!("phases[{i}].seconds"), p.seconds, 3_600.0, "s")?;
+                }
+                check.within(
+                    "offset_seconds",
+                    *offset_seconds,
+                    -MAX_SECONDS..=MAX_SECONDS,
+                    "s",
+                )
             }
-            SignalConfig::Controller { url, poll_ms, .. } => {
+            SignalConfig::Controller {
+                url,
+                poll_ms,
+                stale_ms,
+                camera_latency_ms,
+            } => {
                 match url::Url::parse(url) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => {}
                     Ok(u) => {
@@ -110,12 +131,15 @@ impl SignalConfig {
                     }
                     Err(e) => return Err(check.invalid("url", format!("{url:?}: {e}"))),
                 }
-                if *poll_ms < 20 {
-                    return Err(check.invalid("poll_ms", "must be at least 20"));
-                }
-                Ok(())
+                check.within("poll_ms", *poll_ms as f64, 20.0..=60_000.0, "ms")?;
+                check.within("stale_ms", *stale_ms as f64, 1.0..=600_000.0, "ms")?;
+                check.within(
+                    "camera_latency_ms",
+                    *camera_latency_ms as f64,
+                    0.0..=60_000.0,
+                    "ms",
+                )
             }
-            _ => Ok(()),
         }
     }
 
@@ -235,7 +259,7 @@ const MIN_IN_ONE_LAMP: f32 = 0.8;
 impl RegionClassifier {
     pub fn classify(&self, frame: &RgbImage) -> SignalState {
         let [x, y, w, h] = self.region;
-        if x + w > frame.width() || y + h > frame.height() || h < 3 {
+        if x.saturating_add(w) > frame.width() || y.saturating_add(h) > frame.height() || h < 3 {
             return SignalState::Unknown;
         }
         // Per lamp (top, middle, bottom): lit pixels and their summed colour.

@@ -31,6 +31,27 @@ pub struct FileSource {
 /// frame of a file that is whole takes, however loaded the machine.
 pub const DECODE_STALL: Duration = Duration::from_secs(30);
 
+/// What a file is, when its first bytes say it is something other than a recording (a
+/// still picture renamed `.mp4` would decode to one frame and fail far from its cause).
+fn not_a_video(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
+    let (caps, _) =
+        gstreamer_base::functions::type_find_helper_for_data(None::<&gst::Object>, &head).ok()?;
+    let name = caps.structure(0)?.name().to_string();
+    let still = name.starts_with("image/")
+        || name.starts_with("text/")
+        || name.starts_with("audio/")
+        || name == "application/pdf"
+        || name == "application/zip";
+    still.then(|| format!("a {name} file"))
+}
+
 impl FileSource {
     pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
         let caps =
@@ -61,6 +82,11 @@ impl FileSource {
             path: path.to_owned(),
             message,
         };
+        if let Some(kind) = not_a_video(path) {
+            return Err(decode_err(format!(
+                "it is {kind}, not a video (whatever its name says)"
+            )));
+        }
         let description = format!(
             "filesrc name=src ! decodebin ! {conversion} ! appsink name=sink sync=false max-buffers=8 drop=false"
         );

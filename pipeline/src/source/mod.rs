@@ -4,6 +4,7 @@
 //! seam: where a violation's clip is cut from (the recording, or the camera's [`ring`]).
 
 pub mod clip;
+pub mod created;
 pub mod file;
 pub mod ring;
 pub mod rtsp;

@@ -25,7 +25,6 @@ pub struct CaseSummary {
     pub plate_confidence: Option<f64>,
     pub vehicle_class: String,
     pub occurred_at: DateTime<Utc>,
-    pub evidence_dir: String,
     pub state: CaseState,
     #[schema(value_type = Option<Object>)]
     pub fine: Option<Fine>,
@@ -45,9 +44,9 @@ pub struct HistoryEntry {
 
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct CaseEventRef {
+    /// Its evidence package is `/api/evidence/{event_id}/manifest.json`.
     pub event_id: String,
     pub occurred_at: DateTime<Utc>,
-    pub evidence_dir: String,
 }
 
 /// Everything an officer sees about one case.
@@ -84,7 +83,7 @@ pub struct CaseFilter {
 
 const CASE_COLUMNS: &str =
     "id, event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
-    occurred_at, evidence_dir, state, created_at, updated_at,
+    occurred_at, state, created_at, updated_at,
     fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points";
 
 /// The fine stored with a case (the `fine_*` columns), if it was fined.
@@ -134,7 +133,6 @@ fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> 
         plate_confidence: row.try_get("plate_confidence")?,
         vehicle_class: row.try_get("vehicle_class")?,
         occurred_at: parse_ts(&event_id, &occurred)?,
-        evidence_dir: row.try_get("evidence_dir")?,
         state: parse_state(&event_id, &row.try_get::<String, _>("state")?)?,
         created_at,
         updated_at: match updated {
@@ -252,7 +250,7 @@ impl CaseStore {
             .bind(event.plate.as_ref().map(|p| p.confidence as f64))
             .bind(&event.vehicle_class)
             .bind(&occurred)
-            .bind(&event.evidence_dir)
+            .bind(&event_id)
             .bind(&json)
             .bind(&now_s)
             .bind(CaseState::Detected.as_str())
@@ -284,7 +282,7 @@ impl CaseStore {
         .bind(&event_id)
         .bind(outcome.case_id())
         .bind(&occurred)
-        .bind(&event.evidence_dir)
+        .bind(&event_id)
         .bind(&json)
         .bind(&now_s)
         .execute(&mut *tx)
@@ -381,7 +379,7 @@ impl CaseStore {
             .transpose()
         };
         let events = sqlx::query(
-            "SELECT event_id, occurred_at, evidence_dir FROM case_events WHERE case_id = $1
+            "SELECT event_id, occurred_at FROM case_events WHERE case_id = $1
              ORDER BY occurred_at, event_id",
         )
         .bind(case_id)
@@ -393,7 +391,6 @@ impl CaseStore {
             let at: String = r.try_get("occurred_at")?;
             Ok(CaseEventRef {
                 occurred_at: parse_ts(&event_id, &at)?,
-                evidence_dir: r.try_get("evidence_dir")?,
                 event_id,
             })
         })

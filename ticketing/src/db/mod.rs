@@ -7,11 +7,16 @@ mod audit;
 mod cameras;
 mod cases;
 mod deadlines;
+mod keys;
 mod notices;
 mod owners;
+mod payments;
+mod probe;
 mod review;
 mod sightings;
 mod users;
+
+pub use payments::{MAX_CLAIMS_PER_NOTICE, PaymentOutcome};
 
 use std::path::Path;
 
@@ -22,6 +27,7 @@ use sqlx::{Any, AnyPool, Transaction};
 use crate::lifecycle::CaseState;
 pub(crate) use cases::fine_from_row;
 pub use cases::{CaseDetail, CaseEventRef, CaseFilter, CaseSummary, HistoryEntry};
+pub use keys::{DATA_FOLDER_KEY, KeyPin, SigningKey};
 pub use vigil_core::Recorded;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +55,16 @@ pub enum StoreError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// A part of the store other than the database (the evidence folder) failed.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("no notice {0} for that plate")]
     NoticeNotFound(String),
+    /// What was asked contradicts what is recorded (a second payment of a paid notice).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("case database {location} cannot be reached: {reason}")]
+    Unreachable { location: String, reason: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +144,7 @@ impl CaseStore {
         } else {
             options
         };
+        probe::first_connection(url, backend).await?;
         let pool = options
             .connect(url)
             .await
@@ -140,6 +155,9 @@ impl CaseStore {
         match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        if backend == Backend::Sqlite {
+            probe::owner_only(url)?;
         }
         Ok(Self { pool, backend })
     }

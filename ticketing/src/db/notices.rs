@@ -181,8 +181,8 @@ impl CaseStore {
         let issued: String = row.try_get("issued_at")?;
         let due: String = row.try_get("flag_due_at")?;
         let resolved: Option<String> = row.try_get("resolved_at")?;
-        let evidence: Vec<(i64, String, String)> = sqlx::query_as(
-            "SELECT e.case_id, e.event_id, e.evidence_dir FROM case_events e
+        let evidence: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT e.case_id, e.event_id FROM case_events e
              JOIN cases c ON c.id = e.case_id WHERE c.notice_id = $1 ORDER BY e.occurred_at",
         )
         .bind(id)
@@ -193,9 +193,13 @@ impl CaseStore {
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
+        let record: PublicationRecord =
+            serde_json::from_str(&record).map_err(|e| corrupt(&what, e))?;
         Ok(Notice {
             owner: serde_json::from_str(&owner).map_err(|e| corrupt(&what, e))?,
-            record: serde_json::from_str(&record).map_err(|e| corrupt(&what, e))?,
+            amount_due_vnd: crate::payment::amount_due(&record),
+            payment_claims: self.payment_claims(&code).await?,
+            record,
             issued_at: parse_ts(&what, &issued)?,
             flag_due_at: parse_ts(&what, &due)?,
             resolved_at: resolved.map(|r| parse_ts(&what, &r)).transpose()?,
@@ -204,55 +208,6 @@ impl CaseStore {
             evidence,
             code,
         })
-    }
-
-    /// Record the payment of a notice: its cases are paid, its flag (if any) lifted.
-    pub async fn record_payment(
-        &self,
-        code: &str,
-        plate: &str,
-        reference: &str,
-        actor: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Notice, StoreError> {
-        let reference = reference.trim();
-        if reference.is_empty() || reference.len() > 100 {
-            return Err(StoreError::Invalid(
-                "a payment reference is 1 to 100 characters".into(),
-            ));
-        }
-        let notice = self.notice(code, Some(plate)).await?;
-        if let Some(existing) = &notice.payment_reference {
-            if existing == reference {
-                return Ok(notice);
-            }
-            return Err(StoreError::Invalid(format!(
-                "notice {} is already paid (reference {existing})",
-                notice.code
-            )));
-        }
-        let mut tx = self.begin().await?;
-        for case_id in &notice.case_ids {
-            self.transition(
-                &mut tx,
-                *case_id,
-                &[CaseState::NoticeSent, CaseState::Flagged],
-                CaseState::Paid,
-                actor,
-                "paid",
-                Some(&format!("payment reference {reference}")),
-                now,
-            )
-            .await?;
-        }
-        sqlx::query("UPDATE notices SET resolved_at = $1, payment_reference = $2 WHERE code = $3")
-            .bind(ts(now))
-            .bind(reference)
-            .bind(&notice.code)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        self.notice(&notice.code, None).await
     }
 
     /// The owner names the driver (Decree 168/2024 Art. 47.8.b): the case leaves the
@@ -267,6 +222,15 @@ impl CaseStore {
         if driver.name.trim().is_empty() || driver.id_number.trim().is_empty() {
             return Err(StoreError::Invalid(
                 "an appeal names the driver: name and ID number".into(),
+            ));
+        }
+        let long = |t: &str, max: usize| t.chars().count() > max;
+        if long(&driver.name, 200)
+            || long(&driver.id_number, 32)
+            || driver.address.as_deref().is_some_and(|a| long(a, 500))
+        {
+            return Err(StoreError::Invalid(
+                "a driver's name is at most 200 characters, ID number 32, address 500".into(),
             ));
         }
         let json = serde_json::to_string(driver).map_err(|e| corrupt("driver", e))?;

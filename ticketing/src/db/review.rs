@@ -8,6 +8,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::review::*;
 
+/// An officer's note on a decision: a paragraph or two, not a document.
+pub const MAX_NOTE_CHARS: usize = 2_000;
+
 impl CaseStore {
     /// An officer opens a case: detected → in review. Opening one already in review (by
     /// anyone) changes nothing.
@@ -77,6 +80,12 @@ impl CaseStore {
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
         let text = text.trim();
+        if text.chars().count() > MAX_NOTE_CHARS {
+            return Err(StoreError::Invalid(format!(
+                "a rejection's text is at most {MAX_NOTE_CHARS} characters (this one has {})",
+                text.chars().count()
+            )));
+        }
         if reason == RejectReason::Other && text.is_empty() {
             return Err(StoreError::Invalid(
                 "a rejection for `other` reasons needs a text saying why".into(),

@@ -212,20 +212,29 @@ pub(super) async fn overdue(
     Ok(Json(state.store.overdue(state.clock.now()).await?))
 }
 
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// Cases per state name.
+    pub cases_by_state: std::collections::BTreeMap<String, i64>,
+    /// Undelivered publications per topic.
+    pub outbox_pending: std::collections::BTreeMap<String, i64>,
+    /// Cases past a legal deadline.
+    pub overdue: usize,
+}
+
 pub(super) async fn stats(
     State(state): State<AppState>,
     Extension(_caller): Extension<Caller>,
-) -> ApiResult<Json<serde_json::Value>> {
-    let by_state: serde_json::Map<String, serde_json::Value> = state
-        .store
-        .count_by_state()
-        .await?
-        .into_iter()
-        .map(|(s, n)| (s.as_str().to_string(), n.into()))
-        .collect();
-    Ok(Json(json!({
-        "cases_by_state": by_state,
-        "outbox_pending": state.store.outbox_pending().await?,
-        "overdue": state.store.overdue(state.clock.now()).await?.len(),
-    })))
+) -> ApiResult<Json<Stats>> {
+    Ok(Json(Stats {
+        cases_by_state: state
+            .store
+            .count_by_state()
+            .await?
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), n))
+            .collect(),
+        outbox_pending: state.store.outbox_pending().await?,
+        overdue: state.store.overdue(state.clock.now()).await?.len(),
+    }))
 }

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson, ApiResult};
-use super::evidence::{continuing, evidence_path, send_file};
+use super::evidence::{continuing, event_uuid, package_file, send_file};
 use super::notices::PaymentRequest;
 use super::{AppState, pages};
 use crate::audit::AuditRecord;
@@ -103,15 +103,31 @@ pub(super) async fn citizen_notice(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|a| a.contains("application/json"));
     if wants_json {
-        return Ok(Json(json!({
-            "record": notice.record,
-            "resolved_at": notice.resolved_at,
-            "payment_reference": notice.payment_reference,
-            "evidence": notice.evidence.iter().map(|(_, e, _)| e).collect::<Vec<_>>(),
-        }))
+        return Ok(Json(CitizenNotice {
+            evidence: notice.evidence.iter().map(|(_, e)| e.clone()).collect(),
+            record: notice.record,
+            resolved_at: notice.resolved_at,
+            payment_reference: notice.payment_reference,
+            amount_due_vnd: notice.amount_due_vnd,
+        })
         .into_response());
     }
-    Ok(pages::notice_page(&notice, &state.agency, pages::EvidenceLinks::Citizen).into_response())
+    let links = pages::EvidenceLinks::Citizen {
+        pay_online: state.payments.is_some(),
+    };
+    Ok(pages::notice_page(&notice, &state.agency, links).into_response())
+}
+
+/// What the owner sees of a notice: the publication record, the payment, the events
+/// whose evidence they may open. Not the owner's own data, nor the officers' claims list.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CitizenNotice {
+    pub record: crate::notice::PublicationRecord,
+    pub resolved_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub payment_reference: Option<String>,
+    pub amount_due_vnd: u64,
+    /// Event ids, for `/citizen/notices/{code}/evidence/{event_id}/{file}`.
+    pub evidence: Vec<String>,
 }
 
 pub(super) async fn citizen_evidence(
@@ -122,18 +138,19 @@ pub(super) async fn citizen_evidence(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let notice = citizen_lookup(&state, &addr, &code, q.plate.as_deref()).await?;
-    let (_, _, dir) = notice
-        .evidence
-        .iter()
-        .find(|(_, e, _)| *e == event_id)
-        .ok_or_else(|| ApiError::NotFound(format!("notice {code} has no event {event_id}")))?;
-    // The owner sees the pictures, not the internal manifest.
-    if !(file.ends_with(".jpg") || file.ends_with(".mp4")) {
+    if !notice.evidence.iter().any(|(_, e)| *e == event_id) {
         return Err(ApiError::NotFound(format!(
-            "evidence file {file} is not public"
+            "notice {code} has no event {}",
+            event_id.chars().take(40).collect::<String>()
         )));
     }
-    let path = evidence_path(dir, &file)?;
+    // The owner sees the pictures and the clip, not the internal manifest.
+    if !(file.ends_with(".jpg") || file.ends_with(".mp4")) {
+        return Err(ApiError::NotFound(
+            "that evidence file is not public".into(),
+        ));
+    }
+    let path = package_file(&state, event_uuid(&event_id)?, &file).await?;
     if !continuing(&headers) {
         citizen_audit(
             &state,
@@ -147,20 +164,21 @@ pub(super) async fn citizen_evidence(
     send_file(path, &headers).await
 }
 
-pub(super) async fn citizen_payment(
+/// A citizen's word that a notice is paid: kept for an officer to check, and answered
+/// as such. Only the payment provider (or an officer at the counter) pays a notice.
+pub(super) async fn citizen_payment_claim(
     State(state): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(code): Path<String>,
     ApiJson(body): ApiJson<PaymentRequest>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ClaimRecorded>> {
     let notice = citizen_lookup(&state, &addr, &code, Some(&body.plate)).await?;
     let notice = state
         .store
-        .record_payment(
+        .record_payment_claim(
             &notice.code,
             &body.plate,
             &body.reference,
-            &format!("citizen:{}", notice.record.plate),
             state.clock.now(),
         )
         .await?;
@@ -168,13 +186,30 @@ pub(super) async fn citizen_payment(
         &state,
         &addr,
         &notice,
-        "citizen_payment",
-        Some(json!({"reference": body.reference})),
+        "citizen_payment_claim",
+        Some(json!({"reference": body.reference.chars().take(100).collect::<String>()})),
     )
     .await?;
-    Ok(Json(json!({
-        "notice_code": notice.code,
-        "resolved_at": notice.resolved_at,
-        "payment_reference": notice.payment_reference,
-    })))
+    Ok(Json(ClaimRecorded {
+        notice_code: notice.code,
+        paid: notice.payment_reference.is_some(),
+        claims: notice.payment_claims.len(),
+        message: if notice.payment_reference.is_some() {
+            "the notice is paid".into()
+        } else {
+            "your reference is recorded for an officer to check; the notice stays unpaid until \
+             the payment provider or an officer confirms the payment"
+                .into()
+        },
+    }))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ClaimRecorded {
+    pub notice_code: String,
+    /// Whether the notice is paid (by the provider or at the counter), not by this claim.
+    pub paid: bool,
+    /// Claims the notice now holds.
+    pub claims: usize,
+    pub message: String,
 }

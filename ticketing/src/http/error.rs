@@ -9,6 +9,13 @@ use serde_json::json;
 
 use crate::db::StoreError;
 
+/// Every error answer's body.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong, for a person to read.
+    pub error: String,
+}
+
 #[derive(Debug)]
 pub enum ApiError {
     Unauthenticated(String),
@@ -19,6 +26,9 @@ pub enum ApiError {
     TooManyRequests,
     /// The request's body did not arrive in time.
     RequestTimeout,
+    /// Something the service needs (its evidence folder, its database) is not answering;
+    /// the same request may succeed later.
+    Unavailable(String),
     Internal(String),
 }
 
@@ -28,8 +38,12 @@ impl From<StoreError> for ApiError {
             StoreError::CaseNotFound(_) | StoreError::NoticeNotFound(_) => {
                 ApiError::NotFound(e.to_string())
             }
-            StoreError::WrongState { .. } => ApiError::Conflict(e.to_string()),
+            StoreError::WrongState { .. } | StoreError::Conflict(_) => {
+                ApiError::Conflict(e.to_string())
+            }
             StoreError::Invalid(m) => ApiError::BadRequest(m),
+            StoreError::Unavailable(m) => ApiError::Unavailable(m),
+            StoreError::Unreachable { .. } => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }
@@ -51,6 +65,13 @@ impl IntoResponse for ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 "too many attempts; wait a minute".to_string(),
             ),
+            ApiError::Unavailable(m) => {
+                tracing::error!(error = %m, "request failed; the service may recover");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the service cannot do this now; try again later".to_string(),
+                )
+            }
             ApiError::Internal(m) => {
                 // The detail goes to the log, not to the caller.
                 tracing::error!(error = %m, "request failed");

@@ -1,34 +1,62 @@
-//! `/api/evidence/{event}/{file}`: a file of an event's evidence package, and the file
-//! serving (byte ranges, no caching) the other routes share.
+//! `/api/evidence/{event}/{file}`: a file of an event's evidence package (read), or sent
+//! by a worker on another machine ahead of its event (`PUT`); and the file serving (byte
+//! ranges, no caching) the other routes share. A package's files are only those its
+//! manifest lists, in the service's own store ([`crate::evidence`]).
 
 use std::path::PathBuf;
 
-use axum::Extension;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
+use axum::{Extension, Json};
+use serde::Serialize;
 use serde_json::json;
+use uuid::Uuid;
+use vigil_evidence::PackageError;
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
+use crate::evidence::{EvidenceError, Received};
 
-/// Only plain file names from the evidence folder; `manifest.json` and `signature.json`
-/// included, anything with a path separator or a leading dot refused.
-pub(super) fn evidence_path(dir: &str, file: &str) -> ApiResult<PathBuf> {
-    if file.is_empty() || file.starts_with('.') || file.contains(['/', '\\']) {
-        return Err(ApiError::BadRequest(format!(
-            "`{file}` is not an evidence file name"
-        )));
+/// The largest file a worker may send as part of a package (a clip of a few seconds is a
+/// few megabytes).
+pub const MAX_UPLOAD_BYTES: usize = 64 << 20;
+
+pub(super) fn event_uuid(event_id: &str) -> ApiResult<Uuid> {
+    event_id.parse().map_err(|_| {
+        ApiError::BadRequest(format!(
+            "`{}` is not an event id",
+            event_id.chars().take(40).collect::<String>()
+        ))
+    })
+}
+
+impl From<PackageError> for ApiError {
+    fn from(e: PackageError) -> Self {
+        match e {
+            PackageError::BadName(_) => ApiError::BadRequest(e.to_string()),
+            PackageError::Unreadable { .. } => ApiError::Internal(e.to_string()),
+            // A link, or a file the manifest does not list, is not evidence: to the
+            // caller it is not there (the log says why).
+            PackageError::Symlink(_) | PackageError::NotListed(_) => {
+                tracing::warn!(error = %e, "evidence file refused");
+                ApiError::NotFound("no such evidence file".into())
+            }
+            PackageError::Missing(_) => ApiError::NotFound("no such evidence file".into()),
+        }
     }
-    let path = PathBuf::from(dir).join(file);
-    if !path.is_file() {
-        return Err(ApiError::NotFound(format!(
-            "evidence file {file} is not there"
-        )));
-    }
-    Ok(path)
+}
+
+/// A filed package's file: the manifest, the signature, or one the manifest lists.
+pub(super) async fn package_file(state: &AppState, event: Uuid, file: &str) -> ApiResult<PathBuf> {
+    let (evidence, file) = (state.intake.evidence.clone(), file.to_string());
+    Ok(
+        tokio::task::spawn_blocking(move || evidence.file(event, &file))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))??,
+    )
 }
 
 /// A file, answering byte ranges (a video element seeks, and asks for the end of an MP4
@@ -68,12 +96,13 @@ pub(super) async fn evidence_file(
     Path((event_id, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let (case_id, event) = state
+    let event = event_uuid(&event_id)?;
+    let (case_id, _) = state
         .store
         .event_by_id(&event_id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no event {event_id}")))?;
-    let path = evidence_path(&event.evidence_dir, &file)?;
+    let path = package_file(&state, event, &file).await?;
     if !continuing(&headers) {
         state
             .audit(
@@ -85,6 +114,35 @@ pub(super) async fn evidence_file(
             .await?;
     }
     send_file(path, &headers).await
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UploadResponse {
+    /// False when the event's package was already filed: nothing changed.
+    pub stored: bool,
+}
+
+pub(super) async fn upload_evidence_file(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((event_id, file)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<UploadResponse>)> {
+    let event = event_uuid(&event_id)?;
+    let evidence = state.intake.evidence.clone();
+    let name = file.clone();
+    let received = tokio::task::spawn_blocking(move || evidence.receive(event, &name, &body))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(|e| match e {
+            EvidenceError::Io { .. } => ApiError::Unavailable(e.to_string()),
+            other => ApiError::BadRequest(other.to_string()),
+        })?;
+    tracing::debug!(%event, file, by = %caller.user.username, ?received, "evidence file received");
+    Ok(match received {
+        Received::Stored => (StatusCode::CREATED, Json(UploadResponse { stored: true })),
+        Received::AlreadyFiled => (StatusCode::OK, Json(UploadResponse { stored: false })),
+    })
 }
 
 /// A picture the database names, if it is still on disk.

@@ -12,9 +12,11 @@ mod citizens;
 pub mod error;
 mod events;
 mod evidence;
+mod hardening;
 mod notices;
 mod openapi;
 mod pages;
+mod payments;
 pub(crate) mod schema;
 mod server;
 mod sessions;
@@ -27,10 +29,11 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{Next, from_fn_with_state};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use vigil_core::DataDir;
 use vigil_core::clock::Clock;
@@ -45,6 +48,7 @@ use error::ApiError;
 pub use auth::Caller;
 pub use cases::CaseQuery;
 pub use events::IntakeResponse;
+pub use hardening::TrustedProxies;
 pub use notices::PaymentRequest;
 pub use openapi::openapi_document;
 pub use server::{ServerLimits, serve, serve_with};
@@ -64,6 +68,10 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Where pictures sent with sightings are kept; without it they are not kept.
     pub uploads: Option<DataDir>,
+    /// The payment provider; without one, notices are paid at the counter only.
+    pub payments: Option<crate::payment::PaymentProvider>,
+    /// Proxies whose forwarded client address is believed.
+    pub proxies: Arc<TrustedProxies>,
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     citizen_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
@@ -83,7 +91,21 @@ impl AppState {
             // Notice codes are the citizen's credential: limit how fast they can be tried.
             citizen_limiter: Arc::new(RateLimiter::keyed(per_minute(30))),
             uploads: None,
+            payments: None,
+            proxies: Arc::new(TrustedProxies::default()),
         }
+    }
+
+    /// Take payments through `provider`.
+    pub fn with_payments(mut self, provider: crate::payment::PaymentProvider) -> Self {
+        self.payments = Some(provider);
+        self
+    }
+
+    /// Believe the client address `proxies` forward.
+    pub fn with_trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
     }
 
     /// Forget the rate limiters' keys that are back to a fresh state, once they are many:
@@ -114,7 +136,35 @@ pub struct RouteSpec {
     pub roles: &'static [Role],
     pub summary: &'static str,
     pub request: Option<&'static str>,
-    pub response: Option<&'static str>,
+    pub answer: Answer,
+}
+
+/// What a route answers when it succeeds; the OpenAPI document says it from this, and
+/// the HTTP tests check every answer against the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// 200, JSON of the schema.
+    Json(&'static str),
+    /// 200, a JSON array of the schema.
+    List(&'static str),
+    /// 201 when something new was made, 200 when it was there already; JSON of the schema.
+    Created(&'static str),
+    /// 200, JSON lines (`application/x-ndjson`), each of the schema.
+    Lines(&'static str),
+    /// 200 (206 for a byte range): a file, as its type.
+    File,
+    /// 200, `text/csv`.
+    Csv,
+    /// 200, an HTML page.
+    Page,
+    /// 200, an HTML page, or JSON of the schema with `Accept: application/json`.
+    PageOrJson(&'static str),
+    /// 303 to elsewhere, or 200 JSON of the schema with `Accept: application/json`.
+    Redirect(&'static str),
+    /// 204.
+    NoContent,
+    /// 200, this OpenAPI document.
+    Document,
 }
 
 macro_rules! route {
@@ -126,7 +176,7 @@ macro_rules! route {
                 roles: $roles,
                 summary: $summary,
                 request: $req,
-                response: $resp,
+                answer: $resp,
             },
             $handler,
         )
@@ -137,87 +187,99 @@ macro_rules! route {
 pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
     vec![
         route!(POST "/api/login", PUBLIC, "Log in; sets the session cookie and returns the CSRF token",
-            Some("LoginRequest"), Some("SessionInfo"), post(sessions::login)),
-        route!(POST "/api/logout", ANYONE, "End this session", None, None, post(sessions::logout)),
+            Some("LoginRequest"), Answer::Json("SessionInfo"), post(sessions::login)),
+        route!(POST "/api/logout", ANYONE, "End this session", None, Answer::NoContent, post(sessions::logout)),
         route!(GET "/api/session", ANYONE, "Who is logged in, and the CSRF token",
-            None, Some("SessionInfo"), get(sessions::session_info)),
+            None, Answer::Json("SessionInfo"), get(sessions::session_info)),
         route!(POST "/api/events", &[Role::Operator, Role::Admin],
             "Intake of a violation event (idempotent by event id; merges within the dedup window)",
-            Some("ViolationEvent"), Some("IntakeResponse"), post(events::intake_event)),
+            Some("ViolationEvent"), Answer::Created("IntakeResponse"), post(events::intake_event)),
         route!(GET "/api/cases", READERS,
             "Cases, oldest first; filters: state, camera, violation, plate (OCR-tolerant), from, to, limit",
-            None, Some("CaseSummary"), get(cases::list_cases)),
+            None, Answer::List("CaseSummary"), get(cases::list_cases)),
         route!(GET "/api/sightings", INVESTIGATORS,
             "Every plate read, by plate (OCR-tolerant, partial, one character wrong forgiven), best match first; filters: camera, class, from, to, limit. Audited",
-            None, Some("Found"), get(sightings::search_sightings)),
+            None, Answer::List("Found"), get(sightings::search_sightings)),
         route!(POST "/api/sightings", &[Role::Operator, Role::Admin],
             "Intake of a plate read from a worker, with its picture (idempotent by sighting id)",
-            Some("SightingUpload"), Some("SightingRecorded"), post(sightings::intake_sighting)),
+            Some("SightingUpload"), Answer::Created("SightingRecorded"), post(sightings::intake_sighting)),
         route!(GET "/api/sightings.csv", INVESTIGATORS,
             "The same search as CSV (a spreadsheet's formulas neutralised). Audited",
-            None, None, get(sightings::sightings_csv)),
+            None, Answer::Csv, get(sightings::sightings_csv)),
         route!(GET "/api/sightings/{id}/thumbnail", INVESTIGATORS, "A sighting's picture of the vehicle",
-            None, None, get(sightings::sighting_thumbnail)),
+            None, Answer::File, get(sightings::sighting_thumbnail)),
         route!(GET "/api/sightings/{id}/footage", INVESTIGATORS,
             "Where a sighting's video is: its case's clip, or the recording it was read from. Audited",
-            None, Some("Footage"), get(sightings::sighting_footage)),
+            None, Answer::Json("Footage"), get(sightings::sighting_footage)),
         route!(GET "/api/sightings/{id}/video", INVESTIGATORS,
             "The recording a sighting was read from (byte ranges answered)",
-            None, None, get(sightings::sighting_video)),
+            None, Answer::File, get(sightings::sighting_video)),
         route!(GET "/api/cameras", STAFF, "Each camera's last reported health",
-            None, Some("CameraHealth"), get(cameras::list_cameras)),
+            None, Answer::List("CameraHealth"), get(cameras::list_cameras)),
         route!(GET "/api/cameras/{id}/thumbnail", STAFF, "A camera's last frame",
-            None, None, get(cameras::camera_thumbnail)),
+            None, Answer::File, get(cameras::camera_thumbnail)),
         route!(GET "/api/cases/{id}", READERS, "A case with its events, history, owner and notice",
-            None, Some("CaseDetail"), get(cases::case_detail)),
+            None, Answer::Json("CaseDetail"), get(cases::case_detail)),
         route!(POST "/api/cases/{id}/open", OFFICER, "Open a case for review",
-            None, Some("CaseDetail"), post(cases::open_case)),
+            None, Answer::Json("CaseDetail"), post(cases::open_case)),
         route!(POST "/api/cases/{id}/approve", OFFICER, "Approve a detection",
-            None, Some("CaseDetail"), post(cases::approve_case)),
+            None, Answer::Json("CaseDetail"), post(cases::approve_case)),
         route!(POST "/api/cases/{id}/reject", OFFICER, "Reject a detection with a reason",
-            Some("RejectRequest"), Some("CaseDetail"), post(cases::reject_case)),
+            Some("RejectRequest"), Answer::Json("CaseDetail"), post(cases::reject_case)),
         route!(POST "/api/cases/{id}/plate", OFFICER,
             "Correct a case's plate (merges into a case that already holds it)",
-            Some("PlateRequest"), Some("CaseDetail"), post(cases::correct_plate)),
+            Some("PlateRequest"), Answer::Json("CaseDetail"), post(cases::correct_plate)),
         route!(POST "/api/cases/{id}/appeal", OFFICER, "Record that the owner named the driver",
-            Some("Driver"), Some("CaseDetail"), post(cases::appeal_case)),
-        route!(GET "/api/evidence/{event_id}/{file}", READERS, "A file of an event's evidence folder",
-            None, None, get(evidence::evidence_file)),
+            Some("Driver"), Answer::Json("CaseDetail"), post(cases::appeal_case)),
+        route!(GET "/api/evidence/{event_id}/{file}", READERS,
+            "A file of an event's evidence package: manifest.json, signature.json or a file the manifest lists. Audited",
+            None, Answer::File, get(evidence::evidence_file)),
+        route!(PUT "/api/evidence/{event_id}/{file}", &[Role::Operator, Role::Admin],
+            "A file of an event's evidence package, sent by a worker on another machine before the event (the package is filed when its event arrives and checks)",
+            None, Answer::Created("UploadResponse"),
+            put(evidence::upload_evidence_file).layer(DefaultBodyLimit::max(evidence::MAX_UPLOAD_BYTES))),
         route!(GET "/api/overdue", &[Role::Officer, Role::Admin], "Cases past a legal deadline",
-            None, Some("Overdue"), get(cases::overdue)),
+            None, Answer::List("Overdue"), get(cases::overdue)),
         route!(GET "/api/stats", &[Role::Officer, Role::Operator, Role::Admin],
-            "Cases per state and undelivered publications", None, None, get(cases::stats)),
+            "Cases per state and undelivered publications", None, Answer::Json("Stats"), get(cases::stats)),
         route!(GET "/api/notices/{code}", &[Role::Officer, Role::Admin, Role::Agency], "A notice",
-            None, Some("Notice"), get(notices::notice_json)),
+            None, Answer::Json("Notice"), get(notices::notice_json)),
         route!(GET "/notices/{code}", &[Role::Officer, Role::Admin],
-            "A notice as a printable page (Form 01)", None, None, get(notices::notice_page)),
+            "A notice as a printable page (Form 01)", None, Answer::Page, get(notices::notice_page)),
         route!(POST "/api/notices/{code}/payment", &[Role::Officer, Role::Admin],
-            "Record a payment made at the counter", Some("PaymentRequest"), Some("Notice"),
+            "Record a payment made at the counter", Some("PaymentRequest"), Answer::Json("Notice"),
             post(notices::officer_payment)),
-        route!(GET "/api/users", ADMIN, "Users", None, Some("User"), get(users::list_users)),
-        route!(POST "/api/users", ADMIN, "Create a user", Some("NewUser"), Some("User"),
+        route!(GET "/api/users", ADMIN, "Users", None, Answer::List("User"), get(users::list_users)),
+        route!(POST "/api/users", ADMIN, "Create a user", Some("NewUser"), Answer::Created("User"),
             post(users::create_user)),
         route!(POST "/api/users/{username}/tokens", ADMIN, "Create an API token for a user",
-            Some("TokenRequest"), Some("TokenResponse"), post(users::create_token)),
+            Some("TokenRequest"), Answer::Created("TokenResponse"), post(users::create_token)),
         route!(GET "/api/users/{username}/tokens", ADMIN, "A user's API tokens (labels and dates, never the tokens)",
-            None, Some("TokenInfo"), get(users::list_tokens)),
+            None, Answer::List("TokenInfo"), get(users::list_tokens)),
         route!(POST "/api/users/{username}/tokens/revoke", ADMIN,
             "Revoke a user's API tokens (of one label, or all)", Some("RevokeRequest"),
-            Some("Revoked"), post(users::revoke_tokens)),
+            Answer::Json("Revoked"), post(users::revoke_tokens)),
         route!(POST "/api/users/{username}/disable", ADMIN,
             "Disable a user: no login, sessions ended, tokens revoked (never the last admin)",
-            None, None, post(users::disable_user)),
+            None, Answer::Json("Disabled"), post(users::disable_user)),
         route!(GET "/api/audit", ADMIN, "The audit log as JSON lines (optionally since a time)",
-            None, Some("AuditEntry"), get(audit::audit_export)),
-        route!(GET "/api/openapi.json", ANYONE, "This document", None, None, get(openapi::openapi_json)),
+            None, Answer::Lines("AuditEntry"), get(audit::audit_export)),
+        route!(GET "/api/openapi.json", ANYONE, "This document", None, Answer::Document, get(openapi::openapi_json)),
         route!(GET "/citizen/notices/{code}", PUBLIC,
-            "A citizen's view of a notice; needs the plate (?plate=)", None, None, get(citizens::citizen_notice)),
+            "A citizen's view of a notice; needs the plate (?plate=)", None, Answer::PageOrJson("CitizenNotice"), get(citizens::citizen_notice)),
         route!(GET "/citizen/notices/{code}/evidence/{event_id}/{file}", PUBLIC,
-            "Evidence of a notice, for its citizen; needs the plate (?plate=)", None, None,
+            "Evidence of a notice, for its citizen; needs the plate (?plate=)", None, Answer::File,
             get(citizens::citizen_evidence)),
         route!(POST "/citizen/notices/{code}/payment", PUBLIC,
-            "A citizen records the payment reference of a notice", Some("PaymentRequest"),
-            Some("Notice"), post(citizens::citizen_payment)),
+            "A citizen reports having paid, with the payment's reference: kept as a claim for an officer to check; the notice stays unpaid",
+            Some("PaymentRequest"), Answer::Json("ClaimRecorded"), post(citizens::citizen_payment_claim)),
+        route!(GET "/citizen/notices/{code}/pay", PUBLIC,
+            "Pay a notice online: a payment order is made at the payment provider and the citizen sent there (303; JSON with Accept: application/json); needs the plate (?plate=)",
+            None, Answer::Redirect("PayOrder"), get(payments::citizen_pay)),
+        route!(POST "/api/payments/callback", PUBLIC,
+            "The payment provider reports a payment, signed with the shared secret (X-Payment-Timestamp, X-Payment-Signature: hex HMAC-SHA256 of \"<timestamp>.<body>\"); idempotent by transaction id",
+            Some("PaymentCallback"), Answer::Json("CallbackResponse"),
+            post(payments::payment_callback).layer(DefaultBodyLimit::max(crate::payment::MAX_CALLBACK_BYTES))),
     ]
 }
 
@@ -240,5 +302,7 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn(hardening::response_headers))
+        .layer(from_fn_with_state(state.clone(), hardening::client_address))
         .with_state(state)
 }

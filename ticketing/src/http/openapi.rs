@@ -7,13 +7,13 @@ use utoipa::openapi::path::{
 };
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::response::ResponseBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, Ref, SchemaFormat, Type};
 use utoipa::openapi::security::{
     ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApiBuilder, PathsBuilder, Required};
 
-use super::route_table;
+use super::{Answer, route_table};
 
 #[derive(OpenApi)]
 #[openapi(components(schemas(
@@ -51,6 +51,16 @@ use super::route_table;
     super::users::RevokeRequest,
     super::users::Revoked,
     crate::auth::TokenInfo,
+    crate::notice::PaymentClaim,
+    crate::payment::PaymentCallback,
+    super::payments::CallbackResponse,
+    super::payments::PayOrder,
+    super::citizens::ClaimRecorded,
+    super::citizens::CitizenNotice,
+    super::cases::Stats,
+    super::users::Disabled,
+    super::evidence::UploadResponse,
+    super::error::ErrorBody,
 )))]
 struct Schemas;
 
@@ -61,6 +71,121 @@ fn method(m: &axum::http::Method) -> HttpMethod {
         axum::http::Method::DELETE => HttpMethod::Delete,
         axum::http::Method::PATCH => HttpMethod::Patch,
         _ => HttpMethod::Get,
+    }
+}
+
+fn json_list(schema: &str) -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(
+            ArrayBuilder::new().items(Ref::from_schema_name(schema)),
+        ))
+        .build()
+}
+
+/// Bytes of a type other than JSON: a file, a page, a spreadsheet.
+fn bytes() -> utoipa::openapi::Content {
+    ContentBuilder::new()
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary))),
+        ))
+        .build()
+}
+
+/// The success statuses of an answer, with what each carries.
+fn success(answer: Answer) -> Vec<(&'static str, utoipa::openapi::Response)> {
+    let ok = || ResponseBuilder::new().description("Success");
+    match answer {
+        Answer::Json(s) => vec![(
+            "200",
+            ok().content("application/json", json_content(s)).build(),
+        )],
+        Answer::List(s) => vec![(
+            "200",
+            ok().content("application/json", json_list(s)).build(),
+        )],
+        Answer::Created(s) => vec![
+            (
+                "201",
+                ResponseBuilder::new()
+                    .description("Made now")
+                    .content("application/json", json_content(s))
+                    .build(),
+            ),
+            (
+                "200",
+                ResponseBuilder::new()
+                    .description("It was there already (the same request again)")
+                    .content("application/json", json_content(s))
+                    .build(),
+            ),
+        ],
+        Answer::Lines(s) => vec![(
+            "200",
+            ok().description("JSON lines, one per entry")
+                .content("application/x-ndjson", json_content(s))
+                .build(),
+        )],
+        Answer::File => {
+            let file = |d: &str| {
+                let mut r = ResponseBuilder::new().description(d);
+                for kind in ["image/jpeg", "video/mp4", "application/octet-stream"] {
+                    r = r.content(kind, bytes());
+                }
+                // A package's manifest.json and signature.json.
+                r = r.content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                        .build(),
+                );
+                r.build()
+            };
+            vec![
+                ("200", file("The file, as its type")),
+                ("206", file("The byte range asked for (Range:)")),
+                (
+                    "416",
+                    ResponseBuilder::new()
+                        .description("A range outside the file")
+                        .build(),
+                ),
+            ]
+        }
+        Answer::Csv => vec![("200", ok().content("text/csv", bytes()).build())],
+        Answer::Page => vec![("200", ok().content("text/html", bytes()).build())],
+        Answer::PageOrJson(s) => vec![(
+            "200",
+            ok().content("text/html", bytes())
+                .content("application/json", json_content(s))
+                .build(),
+        )],
+        Answer::Redirect(s) => vec![
+            (
+                "303",
+                ResponseBuilder::new()
+                    .description("Go to the Location given")
+                    .build(),
+            ),
+            (
+                "200",
+                ok().description("With Accept: application/json: where to go")
+                    .content("application/json", json_content(s))
+                    .build(),
+            ),
+        ],
+        Answer::NoContent => vec![("204", ResponseBuilder::new().description("Done").build())],
+        Answer::Document => vec![(
+            "200",
+            ok().content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::Object)))
+                    .build(),
+            )
+            .build(),
+        )],
     }
 }
 
@@ -78,7 +203,7 @@ pub fn openapi_document() -> serde_json::Value {
         ObjectBuilder::new()
             .schema_type(Type::Object)
             .description(Some(
-                "A violation event, schema_version 1 (see ticketing/src/event.rs)",
+                "A violation event, schema_version 2 (see core/src/event.rs and docs/reference/event-schema.md)",
             ))
             .into(),
     );
@@ -125,12 +250,24 @@ pub fn openapi_document() -> serde_json::Value {
         }
         for segment in spec.path.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                // Cases and sightings are numbered; cameras, events, files, notices and
+                // users are named.
+                let numbered = name == "id"
+                    && (spec.path.starts_with("/api/cases/")
+                        || spec.path.starts_with("/api/sightings/"));
+                let schema = if numbered {
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                } else {
+                    ObjectBuilder::new().schema_type(Type::String)
+                };
                 op = op.parameter(
                     ParameterBuilder::new()
                         .name(name)
                         .parameter_in(ParameterIn::Path)
                         .required(Required::True)
-                        .schema(Some(ObjectBuilder::new().schema_type(Type::String))),
+                        .schema(Some(schema)),
                 );
             }
         }
@@ -142,22 +279,49 @@ pub fn openapi_document() -> serde_json::Value {
                     .build(),
             ));
         }
-        let mut ok = ResponseBuilder::new().description("Success");
-        if let Some(resp) = spec.response {
-            ok = ok.content("application/json", json_content(resp));
+        for (code, response) in success(spec.answer) {
+            op = op.response(code, response);
         }
-        op = op.response("200", ok.build());
-        for (code, what) in [
+        let changes = spec.method != axum::http::Method::GET;
+        let mut errors = vec![
             ("400", "A malformed request; the error names what is wrong"),
-            ("401", "Not authenticated"),
             (
-                "403",
-                "Authenticated, but the role may not use this route (or no CSRF token)",
+                "401",
+                "Not authenticated (or, on public routes, wrong credentials)",
             ),
             ("404", "Not found"),
-            ("409", "The case is in a state that does not allow this"),
-        ] {
-            op = op.response(code, ResponseBuilder::new().description(what).build());
+            ("500", "An internal error; the detail is in the server log"),
+            (
+                "503",
+                "Something the service needs is not answering; try again later",
+            ),
+        ];
+        if !spec.roles.is_empty() {
+            errors.push((
+                "403",
+                "Authenticated, but the role may not use this route (or no CSRF token)",
+            ));
+        } else {
+            errors.push(("429", "Too many attempts from this address; wait a minute"));
+        }
+        if changes {
+            errors.push((
+                "409",
+                "What is asked contradicts what is recorded (a case's state, a paid notice)",
+            ));
+        }
+        if spec.request.is_some() || spec.method == axum::http::Method::PUT {
+            errors.push(("408", "The request's body did not arrive in time"));
+            errors.push(("413", "The request's body is larger than this route takes"));
+        }
+        for (code, what) in errors {
+            op = op.response(
+                code,
+                ResponseBuilder::new()
+                    .description(what)
+                    .content("application/json", json_content("ErrorBody"))
+                    .build(),
+            );
         }
         paths = paths.path(spec.path, PathItem::new(method(&spec.method), op.build()));
     }

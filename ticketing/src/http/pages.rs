@@ -8,7 +8,10 @@ use crate::notice::{Agency, Notice};
 
 pub enum EvidenceLinks {
     Officer,
-    Citizen,
+    /// The citizen's page; with a link to pay online where a provider is configured.
+    Citizen {
+        pay_online: bool,
+    },
 }
 
 fn vnd(n: u64) -> String {
@@ -57,7 +60,7 @@ pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Ma
     };
     let evidence_url = |event: &str, file: &str| match links {
         EvidenceLinks::Officer => format!("/api/evidence/{event}/{file}"),
-        EvidenceLinks::Citizen => format!(
+        EvidenceLinks::Citizen { .. } => format!(
             "/citizen/notices/{}/evidence/{event}/{file}?plate={}",
             notice.code,
             urlencode(&r.plate)
@@ -109,7 +112,7 @@ pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Ma
                                 }
                             }
                             div.evidence {
-                                @for (case_id, event, _) in notice.evidence.iter().filter(|(c, _, _)| *c == v.case_id) {
+                                @for (case_id, event) in notice.evidence.iter().filter(|(c, _)| *c == v.case_id) {
                                     figure {
                                         img src=(evidence_url(event, "2_on.jpg")) alt={ "Key frame, case " (case_id) };
                                         figcaption { "Hình ảnh vi phạm (key frame)" }
@@ -128,6 +131,7 @@ pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Ma
                     table {
                         tr { th { "Tổng mức phạt (total fine)" } td { (vnd(r.fine_total_min_vnd)) " – " (vnd(r.fine_total_max_vnd)) } }
                         tr { th { "Trừ điểm giấy phép lái xe (licence points)" } td { (r.points) } }
+                        tr { th { "Số tiền nộp trực tuyến (amount to pay online)" } td { (vnd(notice.amount_due_vnd)) } }
                     }
                     p.small { "Nhiều hành vi: phạt từng hành vi, chỉ áp dụng mức trừ điểm cao nhất (Nghị định 168/2024 Điều 50.1.b)." }
                 }
@@ -147,6 +151,25 @@ pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Ma
                     section.paid {
                         h2 { "Đã nộp phạt (paid)" }
                         p { "Mã giao dịch (payment reference): " (reference) }
+                    }
+                } @else if let EvidenceLinks::Citizen { pay_online: true } = links {
+                    section {
+                        h2 { "Nộp phạt (payment)" }
+                        p {
+                            a href={ "/citizen/notices/" (notice.code) "/pay?plate=" (urlencode(&r.plate)) } {
+                                "Nộp phạt trực tuyến (pay online)"
+                            }
+                        }
+                    }
+                }
+                @if matches!(links, EvidenceLinks::Officer) && !notice.payment_claims.is_empty() {
+                    section {
+                        h2 { "Người dân báo đã nộp (payment claims to check)" }
+                        ul {
+                            @for claim in &notice.payment_claims {
+                                li { (claim.reference) " — " (local(claim.claimed_at)) }
+                            }
+                        }
                     }
                 }
             }

@@ -9,7 +9,6 @@ use axum::{Extension, Json};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiResult};
@@ -28,8 +27,11 @@ pub struct LoginRequest {
 pub struct SessionInfo {
     pub username: String,
     pub role: Role,
-    pub csrf_token: String,
-    pub expires_at: DateTime<Utc>,
+    /// Sent back as X-CSRF-Token with every state-changing request of this session;
+    /// none for a caller with an API token.
+    pub csrf_token: Option<String>,
+    /// When the session ends; none for a caller with an API token.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 pub(super) async fn login(
@@ -113,8 +115,8 @@ pub(super) async fn login(
         Json(SessionInfo {
             username: user.username,
             role: user.role,
-            csrf_token: session.csrf_token,
-            expires_at: session.expires_at,
+            csrf_token: Some(session.csrf_token),
+            expires_at: Some(session.expires_at),
         }),
     ))
 }
@@ -138,15 +140,15 @@ pub(super) async fn session_info(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     jar: CookieJar,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SessionInfo>> {
     let session = match jar.get(SESSION_COOKIE) {
         Some(c) => state.store.session(c.value(), state.clock.now()).await?,
         None => None,
     };
-    Ok(Json(json!({
-        "username": caller.user.username,
-        "role": caller.user.role,
-        "csrf_token": session.as_ref().map(|s| s.csrf_token.clone()),
-        "expires_at": session.map(|s| s.expires_at),
-    })))
+    Ok(Json(SessionInfo {
+        username: caller.user.username,
+        role: caller.user.role,
+        csrf_token: session.as_ref().map(|s| s.csrf_token.clone()),
+        expires_at: session.map(|s| s.expires_at),
+    }))
 }

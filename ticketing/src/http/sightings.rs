@@ -219,28 +219,29 @@ async fn footage_of(state: &AppState, s: &Sighting, id: i64) -> ApiResult<Footag
         .iter()
         .filter(|c| c.plate.as_deref().map(fold_plate) == Some(key.clone()))
         .min_by_key(|c| (c.occurred_at - s.seen_at).num_milliseconds().abs());
-    if let Some(case) = same_vehicle {
-        let dir = PathBuf::from(&case.evidence_dir);
-        if dir.join("clip.mp4").is_file() {
-            let manifest: Option<serde_json::Value> = std::fs::read(dir.join("manifest.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            // The clip's own start in the source, from its manifest; the sighting's offset
-            // is in the same source's time.
-            let clip_start = manifest
-                .as_ref()
-                .and_then(|m| m["clip"]["video_offset_ms"].as_u64());
-            let occurred = manifest
-                .as_ref()
-                .and_then(|m| m["time"]["video_offset_ms"].as_u64());
-            let at = s.video_offset_ms.or(occurred);
-            let offset_s = match (at, clip_start) {
-                (Some(at), Some(start)) => at.saturating_sub(start) as f64 / 1000.0,
-                _ => 0.0,
+    if let Some(case) = same_vehicle
+        && let Ok(event) = case.event_id.parse()
+    {
+        let evidence = state.intake.evidence.clone();
+        let manifest = tokio::task::spawn_blocking(move || evidence.manifest(event))
+            .await
+            .ok()
+            .and_then(Result::ok);
+        // The clip's own start in the source, from its manifest; the sighting's offset is
+        // in the same source's time.
+        if let Some(m) = manifest
+            && let Some(clip) = m.clip.as_ref().filter(|c| m.lists(&c.file))
+        {
+            let at = s
+                .video_offset_ms
+                .or(m.time.as_ref().map(|t| t.video_offset_ms));
+            let offset_s = match at {
+                Some(at) => at.saturating_sub(clip.video_offset_ms) as f64 / 1000.0,
+                None => 0.0,
             };
             return Ok(Footage {
                 kind: "clip".into(),
-                url: Some(format!("/api/evidence/{}/clip.mp4", case.event_id)),
+                url: Some(format!("/api/evidence/{}/{}", case.event_id, clip.file)),
                 offset_s,
                 case_id: Some(case.id),
                 reason: None,
@@ -308,11 +309,7 @@ pub(super) async fn intake_sighting(
     ApiJson(upload): ApiJson<SightingUpload>,
 ) -> ApiResult<(StatusCode, Json<SightingRecorded>)> {
     let mut sighting = upload.sighting;
-    if sighting.camera_id.trim().is_empty() || sighting.plate.trim().is_empty() {
-        return Err(ApiError::BadRequest(
-            "a sighting needs a camera_id and a plate".into(),
-        ));
-    }
+    sighting.check().map_err(ApiError::BadRequest)?;
     sighting.thumbnail = match (upload.picture_jpeg_base64, &state.uploads) {
         (Some(b64), Some(data)) => {
             let bytes = base64::engine::general_purpose::STANDARD

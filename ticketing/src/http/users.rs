@@ -81,7 +81,7 @@ pub(super) async fn disable_user(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(username): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<Disabled>> {
     state
         .store
         .disable_user(&username, state.clock.now())
@@ -89,7 +89,13 @@ pub(super) async fn disable_user(
     state
         .audit(&caller, "user_disabled", Some(username.clone()), None)
         .await?;
-    Ok(Json(json!({ "disabled": username })))
+    Ok(Json(Disabled { disabled: username }))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Disabled {
+    /// The user name disabled.
+    pub disabled: String,
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]

@@ -9,8 +9,11 @@ use chrono::{DateTime, Duration, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use vigil_core::DataDir;
 use vigil_core::clock::{Clock, ManualClock};
-use vigil_testkit::samples::sample_event;
+use vigil_evidence::EvidenceKey;
+use vigil_testkit::payment::PaymentStandIn;
+use vigil_testkit::samples::{file_package, sample_event};
 use vigil_testkit::stand_ins::{RegistryStandIn, WebhookStandIn};
 use vigil_testkit::stores;
 use vigil_ticketing::db::CaseStore;
@@ -19,19 +22,26 @@ use vigil_ticketing::http::*;
 use vigil_ticketing::http::{ServerLimits, serve_with};
 use vigil_ticketing::notice::{Agency, Webhook};
 use vigil_ticketing::owner::{Owner, RegistryClient, RegistryConfig};
+use vigil_ticketing::payment::{PaymentCallback, PaymentConfig, PaymentProvider, PaymentSecret};
 use vigil_ticketing::worker::{WorkRound, work_round};
-use vigil_ticketing::{CaseState, Intake, Role};
+use vigil_ticketing::{CaseState, EvidenceStore, Intake, Role};
 
-struct Harness {
-    base: String,
-    state: AppState,
+pub(crate) struct Harness {
+    pub(crate) base: String,
+    pub(crate) state: AppState,
     clock: Arc<ManualClock>,
-    tokens: HashMap<Role, String>,
-    evidence: tempfile::TempDir,
+    pub(crate) tokens: HashMap<Role, String>,
+    /// The service's data folder: its evidence store, and the key its packages are
+    /// signed with.
+    pub(crate) data: DataDir,
+    pub(crate) key: EvidenceKey,
+    /// The payment provider, signing with the secret it shares with the service.
+    pub(crate) payments: PaymentStandIn,
+    _data_dir: tempfile::TempDir,
     backend: &'static str,
 }
 
-fn start_time() -> DateTime<Utc> {
+pub(crate) fn start_time() -> DateTime<Utc> {
     "2025-03-01T03:00:00Z".parse().unwrap()
 }
 
@@ -48,14 +58,43 @@ fn agency() -> Agency {
     }
 }
 
-async fn start(backend: &'static str, store: CaseStore) -> Harness {
+pub(crate) async fn start(backend: &'static str, store: CaseStore) -> Harness {
+    start_configured(backend, store, |s| s).await
+}
+
+/// A server whose state `configure` adjusts before it starts.
+pub(crate) async fn start_configured(
+    backend: &'static str,
+    store: CaseStore,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> Harness {
     let clock = Arc::new(ManualClock::new(start_time()));
     let fines =
         FineSchedules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"))
             .unwrap();
-    let mut intake = Intake::new(store.clone(), fines);
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(data_dir.path());
+    let key = EvidenceKey::load_or_create(&data.keys()).unwrap();
+    store
+        .trust_key(&key.public_hex(), "data folder", start_time())
+        .await
+        .unwrap();
+    let mut intake = Intake::new(store.clone(), fines, EvidenceStore::new(&data));
     intake.clock = clock.clone();
-    let state = AppState::new(intake, agency(), false);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let secret = PaymentSecret::new(b"a secret shared with the provider".to_vec()).unwrap();
+    let payments = PaymentStandIn::start(secret.clone(), clock.clone()).await;
+    let provider = PaymentProvider::new(
+        PaymentConfig::new(
+            &payments.url(),
+            &format!("{base}/api/payments/callback"),
+            secret,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let state = configure(AppState::new(intake, agency(), false).with_payments(provider));
     let mut tokens = HashMap::new();
     for role in Role::ALL {
         store
@@ -70,8 +109,6 @@ async fn start(backend: &'static str, store: CaseStore) -> Harness {
                 .unwrap(),
         );
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
     let s = state.clone();
     tokio::spawn(async move { serve(listener, s, std::future::pending()).await });
     Harness {
@@ -79,31 +116,30 @@ async fn start(backend: &'static str, store: CaseStore) -> Harness {
         state,
         clock,
         tokens,
-        evidence: tempfile::tempdir().unwrap(),
+        data,
+        key,
+        payments,
+        _data_dir: data_dir,
         backend,
     }
 }
 
 impl Harness {
-    /// An event whose evidence folder really exists.
-    fn event(&self, n: u128) -> vigil_core::ViolationEvent {
+    /// An event whose signed package is filed in the service's evidence store.
+    pub(crate) fn event(&self, n: u128) -> vigil_core::ViolationEvent {
         let mut e = sample_event(n);
-        let dir = self.evidence.path().join(format!("event-{n}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("2_on.jpg"), format!("jpeg of event {n}")).unwrap();
-        std::fs::write(dir.join("plate.jpg"), format!("plate of event {n}")).unwrap();
-        std::fs::write(dir.join("manifest.json"), "{}").unwrap();
-        e.evidence_dir = dir.display().to_string();
+        file_package(&self.data.evidence(), &mut e, &self.key);
         e
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         role: Option<Role>,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let method_name = method.clone();
         let mut req = reqwest::Client::new().request(method, format!("{}{path}", self.base));
         if let Some(role) = role {
             req = req.bearer_auth(&self.tokens[&role]);
@@ -113,14 +149,19 @@ impl Harness {
         }
         let resp = req.send().await.unwrap();
         let status = resp.status();
+        let kind = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        super::conformance::check(method_name.as_str(), path, status.as_u16(), &kind, &body);
+        (status, body)
     }
 
-    async fn send_event(&self, e: &vigil_core::ViolationEvent) -> (StatusCode, Value) {
+    pub(crate) async fn send_event(&self, e: &vigil_core::ViolationEvent) -> (StatusCode, Value) {
         self.call(
             Some(Role::Operator),
             Method::POST,
@@ -155,7 +196,7 @@ impl Harness {
         work_round(&self.state, registry, webhook).await.unwrap()
     }
 
-    async fn audit_actions(&self) -> Vec<String> {
+    pub(crate) async fn audit_actions(&self) -> Vec<String> {
         let resp = reqwest::Client::new()
             .get(format!("{}/api/audit", self.base))
             .bearer_auth(&self.tokens[&Role::Admin])
@@ -542,7 +583,10 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
-        assert_eq!(resp.text().await.unwrap(), "jpeg of event 1");
+        assert_eq!(
+            resp.bytes().await.unwrap(),
+            std::fs::read(h.data.package(e.event_id).join("2_on.jpg")).unwrap()
+        );
         let resp = citizen
             .get(format!(
                 "{}/citizen/notices/{code}/evidence/{event_id}/manifest.json?plate=98A-123.45",
@@ -552,13 +596,14 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-        let resp = citizen
-            .post(format!("{}/citizen/notices/{code}/payment", h.base))
-            .json(&json!({"plate": "98A-123.45", "reference": "VNPAY-20250310-0001"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        pays_only_through_the_provider(
+            &h,
+            &citizen,
+            &code,
+            id,
+            view["amount_due_vnd"].as_u64().unwrap(),
+        )
+        .await;
         let case = h.state.store.case(id).await.unwrap();
         assert_eq!(case.summary.state, CaseState::Paid);
         let states: Vec<_> = case.history.iter().map(|h| h.to_state.as_str()).collect();
@@ -618,7 +663,12 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
             "notice_view",
             "citizen_notice_view",
             "citizen_evidence_view",
-            "citizen_payment",
+            "citizen_payment_claim",
+            "citizen_payment_order",
+            "payment_callback_refused",
+            "payment_refused",
+            "payment_received",
+            "payment_repeated",
             "plate_search",
             "evidence_view",
         ] {
@@ -629,6 +679,141 @@ async fn a_case_goes_from_detection_to_a_paid_ticket_through_registry_outage_and
         }
         registry_server.stop().await;
     }
+}
+
+/// A citizen's typed reference is only a claim; a forged, stale or short callback pays
+/// nothing; the provider's signed callback pays the notice once, however often it comes.
+async fn pays_only_through_the_provider(
+    h: &Harness,
+    citizen: &reqwest::Client,
+    code: &str,
+    case_id: i64,
+    due: u64,
+) {
+    let backend = h.backend;
+    let state = || async { h.state.store.case(case_id).await.unwrap().summary.state };
+    let resp = citizen
+        .post(format!("{}/citizen/notices/{code}/payment", h.base))
+        .json(&json!({"plate": "98A-123.45", "reference": "VNPAY-20250310-0001"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+    let claim: Value = resp.json().await.unwrap();
+    assert_eq!(claim["paid"], false, "{claim}");
+    assert_eq!(
+        state().await,
+        CaseState::NoticeSent,
+        "{backend}: a claim pays nothing"
+    );
+    let (status, notice) = h
+        .call(
+            Some(Role::Officer),
+            Method::GET,
+            &format!("/api/notices/{code}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        notice["payment_claims"][0]["reference"],
+        "VNPAY-20250310-0001"
+    );
+
+    // Online: the citizen is sent to the provider with an order for the amount due.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = no_redirects
+        .get(format!(
+            "{}/citizen/notices/{code}/pay?plate=98A-123.45",
+            h.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{backend}");
+    let to = resp.headers()["location"].to_str().unwrap().to_string();
+    assert!(to.starts_with(&h.payments.url()), "{to}");
+    let order = h.payments.order(code).expect("an order at the provider");
+    assert_eq!(order.amount_vnd, due);
+    assert_eq!(
+        order.callback_url,
+        format!("{}/api/payments/callback", h.base)
+    );
+    assert!(
+        order
+            .return_url
+            .contains(&format!("/citizen/notices/{code}"))
+    );
+    assert_eq!(
+        *h.payments.refused.lock().unwrap(),
+        0,
+        "the order request was signed"
+    );
+
+    let callback = |amount: u64, txn: &str| {
+        serde_json::to_vec(&PaymentCallback {
+            order_id: code.to_string(),
+            transaction_id: txn.to_string(),
+            amount_vnd: amount,
+            status: "paid".into(),
+            paid_at: h.clock.now(),
+        })
+        .unwrap()
+    };
+    let url = &order.callback_url;
+    let now = h.clock.now().timestamp();
+    let forger = PaymentSecret::new(b"not the secret the provider holds".to_vec()).unwrap();
+    let right = PaymentSecret::new(b"a secret shared with the provider".to_vec()).unwrap();
+    let (status, body) = h
+        .payments
+        .deliver(url, &callback(due, "GW-1"), &forger, now)
+        .await;
+    assert_eq!(status, 401, "{backend}: forged: {body}");
+    let (status, body) = h
+        .payments
+        .deliver(url, &callback(due, "GW-1"), &right, now - 3600)
+        .await;
+    assert_eq!(status, 401, "{backend}: an hour old: {body}");
+    let (status, body) = h
+        .payments
+        .deliver(url, &callback(due - 1, "GW-1"), &right, now)
+        .await;
+    assert_eq!(status, 400, "{backend}: short: {body}");
+    assert!(body["error"].as_str().unwrap().contains("asks"), "{body}");
+    assert_eq!(state().await, CaseState::NoticeSent, "{backend}");
+
+    let (status, body) = h.payments.pay(code, "GW-2025-0001").await;
+    assert_eq!(status, 200, "{backend}: {body}");
+    assert_eq!(
+        (body["recorded"].as_bool(), body["duplicate"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(state().await, CaseState::Paid, "{backend}");
+    let (status, body) = h.payments.pay(code, "GW-2025-0001").await;
+    assert_eq!(status, 200, "{backend}: the same callback again: {body}");
+    assert_eq!(body["duplicate"], true);
+    let (status, body) = h.payments.pay(code, "GW-2025-0002").await;
+    assert_eq!(status, 409, "{backend}: a second payment: {body}");
+    let case = h.state.store.case(case_id).await.unwrap();
+    let paid: Vec<_> = case
+        .history
+        .iter()
+        .filter(|e| e.to_state == CaseState::Paid)
+        .collect();
+    assert_eq!(paid.len(), 1, "{backend}");
+    assert_eq!(paid[0].actor, "payment-provider");
+    let (_, notice) = h
+        .call(
+            Some(Role::Officer),
+            Method::GET,
+            &format!("/api/notices/{code}"),
+            None,
+        )
+        .await;
+    assert_eq!(notice["payment_reference"], "GW-2025-0001");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1446,4 +1631,112 @@ async fn a_client_that_trickles_its_request_is_cut_off_and_a_full_server_makes_t
     let answer = answer_of(&mut next, patience).await;
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     drop(idle);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_carries_the_safety_headers_and_every_api_error_is_json() {
+    let (backend, store, _dir) = stores::sqlite().await;
+    let h = start(backend, store).await;
+    let client = reqwest::Client::new();
+    let admin = &h.tokens[&Role::Admin];
+    // A JSON answer, a page rendered by the server, and the framework's own refusals.
+    let cases = client
+        .get(format!("{}/api/cases", h.base))
+        .bearer_auth(admin);
+    let citizen = client.get(format!("{}/citizen/notices/NOSUCH?plate=98A12345", h.base));
+    let bad_path = client
+        .get(format!("{}/api/cases/not-a-number", h.base))
+        .bearer_auth(admin);
+    let bad_query = client
+        .get(format!("{}/api/cases?limit=many", h.base))
+        .bearer_auth(admin);
+    let bad_method = client
+        .delete(format!("{}/api/cases", h.base))
+        .bearer_auth(admin);
+    let bad_json = client
+        .post(format!("{}/api/login", h.base))
+        .header("content-type", "application/json")
+        .body("{not json");
+    for (what, req, status) in [
+        ("cases", cases, 200),
+        ("citizen page", citizen, 404),
+        ("bad path", bad_path, 400),
+        ("bad query", bad_query, 400),
+        ("bad method", bad_method, 405),
+        ("bad JSON", bad_json, 400),
+    ] {
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{what}");
+        let headers = resp.headers().clone();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{what}");
+        assert!(
+            headers["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("no-store"),
+            "{what}"
+        );
+        let kind = headers["content-type"].to_str().unwrap().to_string();
+        if status >= 400 {
+            assert!(kind.starts_with("application/json"), "{what}: {kind}");
+            let body: Value = resp.json().await.unwrap();
+            assert!(
+                !body["error"].as_str().unwrap().is_empty(),
+                "{what}: {body}"
+            );
+        }
+    }
+    // The printable notice has a policy of its own: its inline styles, this site's pictures.
+    let page = client
+        .get(format!("{}/login", h.base))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_no_one_else_can_pick_one() {
+    let (backend, store, _dir) = stores::sqlite().await;
+    let proxies = TrustedProxies {
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+        ..Default::default()
+    };
+    let h = start_configured(backend, store, |s| s.with_trusted_proxies(proxies)).await;
+    let lookup = |client_ip: &'static str| {
+        let url = format!("{}/citizen/notices/NOSUCHCODE?plate=98A12345", h.base);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-forwarded-for", format!("6.6.6.6, {client_ip}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // One client guessing notice codes is limited...
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        statuses.push(lookup("198.51.100.1").await);
+    }
+    assert_eq!(statuses[0], StatusCode::NOT_FOUND);
+    assert_eq!(statuses[30], StatusCode::TOO_MANY_REQUESTS);
+    // ...another behind the same proxy is not, and what a client wrote before the
+    // proxy's entry (6.6.6.6 above) is nobody's address.
+    assert_eq!(lookup("198.51.100.2").await, StatusCode::NOT_FOUND);
+    let rows = h.audit_actions().await;
+    assert!(rows.iter().any(|a| a == "citizen_lookup_failed"));
+    let entries = h
+        .call(Some(Role::Admin), Method::GET, "/api/audit", None)
+        .await
+        .1;
+    let text = entries.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("198.51.100.1") && text.contains("198.51.100.2"),
+        "audit keeps the client: {text}"
+    );
+    assert!(!text.contains("6.6.6.6"));
 }

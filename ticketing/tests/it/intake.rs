@@ -1,4 +1,8 @@
 use super::prelude::*;
+use vigil_core::DataDir;
+use vigil_evidence::EvidenceKey;
+use vigil_testkit::samples::file_package;
+use vigil_ticketing::EvidenceStore;
 use vigil_ticketing::fines::FineSchedules;
 use vigil_ticketing::intake::*;
 
@@ -11,14 +15,25 @@ async fn a_bus_running_the_red_is_fined_as_a_car_and_kept_with_the_case() {
 }
 
 async fn fined_and_kept(store: CaseStore) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let data = DataDir::new(data_dir.path());
+    let key = EvidenceKey::load_or_create(&data.keys()).unwrap();
+    store
+        .trust_key(&key.public_hex(), "data folder", chrono::Utc::now())
+        .await
+        .unwrap();
     let intake = Intake::new(
         store,
         FineSchedules::load_dir(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fines"))
             .unwrap(),
+        EvidenceStore::new(&data),
     );
-    intake.record(&sample_event(1)).await.unwrap();
+    let mut bus = sample_event(1);
+    file_package(&data.evidence(), &mut bus, &key);
+    intake.record(&bus).await.unwrap();
     let mut unknown = sample_event(2);
     unknown.vehicle_class = "cart".into();
+    file_package(&data.evidence(), &mut unknown, &key);
     intake.record(&unknown).await.unwrap();
     let cases = intake.store.list().await.unwrap();
     let fine = cases[0].fine.as_ref().expect("fined");

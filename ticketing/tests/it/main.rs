@@ -4,6 +4,8 @@
 mod audit;
 mod auth;
 mod cameras;
+mod conformance;
+mod evidence;
 mod http;
 mod intake;
 mod review;

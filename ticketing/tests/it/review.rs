@@ -38,6 +38,18 @@ async fn review_decisions_follow_the_lifecycle_and_leave_history() {
             .await
             .unwrap_err();
         assert!(err.to_string().contains("is approved"), "{backend}: {err}");
+        // A note is a paragraph, not 1.5 MB.
+        let err = store
+            .reject(
+                b,
+                "officer1",
+                RejectReason::Other,
+                &"x".repeat(1_500_000),
+                now(),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("at most 2000"), "{backend}: {err}");
         // `other` needs a text.
         assert!(matches!(
             store
@@ -88,7 +100,6 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
         let mut misread = sample_event(1);
         misread.event_id = uuid::Uuid::from_u128(77);
         misread.occurred_at += Duration::seconds(30);
-        misread.evidence_dir = "/e/misread".into();
         misread.plate.as_mut().unwrap().text = "98A-128.45".into();
         let kept = store
             .record(&right, None, now(), w)

@@ -160,3 +160,92 @@ async fn sightings_are_found_by_what_ocr_might_have_read_on_both_backends() {
         assert!(err.to_string().contains("at least 3"), "{backend}: {err}");
     }
 }
+
+#[test]
+fn sightings_no_camera_could_send_are_refused_by_field() {
+    let good = seen(1, "cam-1", "98A12345", 0);
+    good.check().unwrap();
+    let spoiled: Vec<(&str, Sighting)> = vec![
+        (
+            "camera_id",
+            Sighting {
+                camera_id: "x".repeat(1 << 20),
+                ..good.clone()
+            },
+        ),
+        (
+            "camera_id",
+            Sighting {
+                camera_id: "../etc".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "plate",
+            Sighting {
+                plate: "9".repeat(1 << 20),
+                ..good.clone()
+            },
+        ),
+        (
+            "plate",
+            Sighting {
+                plate: String::new(),
+                ..good.clone()
+            },
+        ),
+        (
+            "plate",
+            Sighting {
+                plate: "98A<script>".into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "confidence",
+            Sighting {
+                confidence: f32::NAN,
+                ..good.clone()
+            },
+        ),
+        (
+            "confidence",
+            Sighting {
+                confidence: 2.0,
+                ..good.clone()
+            },
+        ),
+        (
+            "vehicle_class",
+            Sighting {
+                vehicle_class: "c".repeat(65),
+                ..good.clone()
+            },
+        ),
+        (
+            "seen_at",
+            Sighting {
+                seen_at: "1900-01-01T00:00:00Z".parse().unwrap(),
+                ..good.clone()
+            },
+        ),
+        (
+            "seen_at",
+            Sighting {
+                seen_at: "9999-01-01T00:00:00Z".parse().unwrap(),
+                ..good.clone()
+            },
+        ),
+        (
+            "video_offset_ms",
+            Sighting {
+                video_offset_ms: Some(u64::MAX),
+                ..good.clone()
+            },
+        ),
+    ];
+    for (field, s) in spoiled {
+        let err = s.check().expect_err(field);
+        assert!(err.starts_with(field), "{field}: {err}");
+    }
+}

@@ -50,11 +50,10 @@ async fn the_same_event_three_times(store: CaseStore) {
 async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keeping_all_evidence() {
     for (backend, store, _dir) in stores::both().await {
         let base = sample_event(1);
-        let at = |e: &ViolationEvent, id: u128, secs: i64, evidence: &str| {
+        let at = |e: &ViolationEvent, id: u128, secs: i64| {
             let mut e = e.clone();
             e.event_id = uuid::Uuid::from_u128(id);
             e.occurred_at = base.occurred_at + Duration::seconds(secs);
-            e.evidence_dir = evidence.into();
             e
         };
         let first = store.record(&base, None, now(), window()).await.unwrap();
@@ -64,12 +63,7 @@ async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keepin
         for (n, secs) in [(100, 240), (101, 480)] {
             assert_eq!(
                 store
-                    .record(
-                        &at(&base, n, secs, &format!("/e/{n}")),
-                        None,
-                        now(),
-                        window()
-                    )
+                    .record(&at(&base, n, secs), None, now(), window())
                     .await
                     .unwrap(),
                 Recorded::Merged(id),
@@ -77,12 +71,12 @@ async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keepin
             );
         }
         // 20 min later: a new case. Another camera, violation-time or plate: new cases.
-        let late = at(&base, 102, 1200, "/e/102");
+        let late = at(&base, 102, 1200);
         assert!(matches!(
             store.record(&late, None, now(), window()).await.unwrap(),
             Recorded::New(n) if n != id
         ));
-        let mut other_camera = at(&base, 103, 10, "/e/103");
+        let mut other_camera = at(&base, 103, 10);
         other_camera.camera_id = "cam-2".into();
         assert!(matches!(
             store
@@ -91,7 +85,7 @@ async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keepin
                 .unwrap(),
             Recorded::New(_)
         ));
-        let mut no_plate = at(&base, 104, 10, "/e/104");
+        let mut no_plate = at(&base, 104, 10);
         no_plate.plate = None;
         assert!(matches!(
             store
@@ -101,12 +95,10 @@ async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keepin
             Recorded::New(_)
         ));
         let detail = store.case(id).await.unwrap();
-        let dirs: Vec<_> = detail
-            .events
-            .iter()
-            .map(|e| e.evidence_dir.as_str())
-            .collect();
-        assert_eq!(dirs, ["/tmp/e", "/e/100", "/e/101"], "{backend}");
+        // Every event's evidence is kept with the case, each its own package.
+        let events: Vec<_> = detail.events.iter().map(|e| e.event_id.clone()).collect();
+        let ids = [1u128, 100, 101].map(|n| uuid::Uuid::from_u128(n).to_string());
+        assert_eq!(events, ids, "{backend}");
         assert_eq!(
             detail
                 .history
@@ -118,7 +110,7 @@ async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keepin
         // Merging the same event again is still a duplicate.
         assert_eq!(
             store
-                .record(&at(&base, 100, 240, "/e/100"), None, now(), window())
+                .record(&at(&base, 100, 240), None, now(), window())
                 .await
                 .unwrap(),
             Recorded::Duplicate(id)
@@ -267,4 +259,57 @@ async fn reopening_keeps_cases() {
     store.close().await;
     let store = CaseStore::open_sqlite(&path).await.unwrap();
     assert_eq!(store.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_database_that_cannot_be_reached_is_named_with_the_reason() {
+    // Nothing listens on port 1: the error says so, instead of a pool timing out.
+    let err = CaseStore::open("postgres://vigil:s3cret@127.0.0.1:1/test")
+        .await
+        .err()
+        .expect("no database there")
+        .to_string();
+    assert!(err.contains("cannot be reached"), "{err}");
+    assert!(err.contains("127.0.0.1:1"), "{err}");
+    assert!(err.to_lowercase().contains("refused"), "{err}");
+    assert!(!err.contains("s3cret"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-folder").join("vigil.db");
+    let err = CaseStore::open_sqlite(&missing)
+        .await
+        .err()
+        .expect("no folder there")
+        .to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(err.contains("no-such-folder"), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_sqlite_database_is_readable_by_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vigil.db");
+    let store = CaseStore::open_sqlite(&path).await.unwrap();
+    store
+        .record(&sample_event(1), None, now(), window())
+        .await
+        .unwrap();
+    for file in [path.clone(), dir.path().join("vigil.db-wal")] {
+        if let Ok(meta) = std::fs::metadata(&file) {
+            assert_eq!(
+                meta.permissions().mode() & 0o777,
+                0o600,
+                "{}",
+                file.display()
+            );
+        }
+    }
+    assert!(path.exists());
+    // An existing database made readable by others is closed up when opened.
+    store.close().await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let _store = CaseStore::open_sqlite(&path).await.unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }

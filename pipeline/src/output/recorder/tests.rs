@@ -258,3 +258,48 @@ fn a_record_the_store_will_never_take_is_set_aside_and_the_rest_go_on() {
     assert_eq!(kept, Record::Case(sample_event(1)));
     assert!(spool_files(&spool).unwrap().is_empty(), "never retried");
 }
+
+#[test]
+fn a_record_handed_over_survives_a_crash_before_its_store_took_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let refusing = Store::new(Arc::new(SystemClock), |_| down());
+    let (crashed, _) = start(dir.path(), &refusing, Arc::new(SystemClock));
+    let sent: Vec<Record> = (0..20)
+        .map(|n| match n % 2 {
+            0 => Record::Case(sample_event(n)),
+            _ => Record::Sighting(sighting(n)),
+        })
+        .collect();
+    for r in &sent {
+        crashed.submit(r.clone());
+    }
+    // The process dies: no stop, nothing flushed; what was in memory is gone.
+    std::mem::forget(crashed);
+
+    let marks = dir.path().join("handed-over");
+    let taking = Store::new(Arc::new(SystemClock), |_| None);
+    let recorder = Recorder::start(
+        taking.clone(),
+        RecorderSettings {
+            handed_over: Some(marks.clone()),
+            ..settings(dir.path())
+        },
+        RecorderMetrics::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    assert_eq!(recorder.finish(), Flushed::default());
+    assert_eq!(taking.taken(), sent, "each record once, in order");
+    // Each case taken is marked, so that its package is not taken for a lost one.
+    let mut marked: Vec<String> = std::fs::read_dir(&marks)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    marked.sort();
+    let mut cases: Vec<String> = (0..20)
+        .step_by(2)
+        .map(|n| sample_event(n).event_id.to_string())
+        .collect();
+    cases.sort();
+    assert_eq!(marked, cases);
+}

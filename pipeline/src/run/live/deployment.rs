@@ -62,9 +62,49 @@ impl RunSection {
     /// The evidence clip's span around a violation.
     pub fn clip_window(&self) -> ClipWindow {
         ClipWindow {
-            before: Duration::from_secs_f64(self.clip_before_seconds.max(0.0)),
-            after: Duration::from_secs_f64(self.clip_after_seconds.max(0.0)),
+            before: Duration::from_secs_f64(self.clip_before_seconds),
+            after: Duration::from_secs_f64(self.clip_after_seconds),
         }
+    }
+
+    /// The first value out of its range, by key, and why.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        let within = |key, value: f64, lo: f64, hi: f64, unit: &str| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err((key, format!("{value} is outside {lo}..={hi} {unit}")))
+            }
+        };
+        within(
+            "inference_workers",
+            self.inference_workers as f64,
+            1.0,
+            64.0,
+            "threads",
+        )?;
+        within(
+            "clip_before_seconds",
+            self.clip_before_seconds,
+            0.0,
+            60.0,
+            "s",
+        )?;
+        within(
+            "clip_after_seconds",
+            self.clip_after_seconds,
+            0.0,
+            60.0,
+            "s",
+        )?;
+        within("stall_seconds", self.stall_seconds, 0.5, 3_600.0, "s")?;
+        within(
+            "queue_frames",
+            self.queue_frames as f64,
+            1.0,
+            1_000.0,
+            "frames",
+        )
     }
 }
 
@@ -127,8 +167,12 @@ impl Deployment {
         if file.camera.is_empty() {
             return Err(err(0, "camera", "no [[camera]] in the deployment".into()));
         }
-        if file.run.inference_workers == 0 {
-            return Err(err(0, "run.inference_workers", "must be at least 1".into()));
+        if let Err((key, message)) = file.run.check() {
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with(key))
+                .map_or(0, |i| i + 1);
+            return Err(err(line, &format!("run.{key}"), message));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let mut seen: HashMap<String, usize> = HashMap::new();
@@ -207,10 +251,10 @@ impl Deployment {
                 settings.frame_size = Some((w, h));
             }
             settings.analysis_fps = config.analysis_fps;
-            settings.stall_after = Duration::from_secs_f64(file.run.stall_seconds.max(0.5));
-            settings.queue_frames = file.run.queue_frames.max(1);
+            settings.stall_after = Duration::from_secs_f64(file.run.stall_seconds);
+            settings.queue_frames = file.run.queue_frames;
             settings.ring = Duration::from_secs_f64(
-                (file.run.clip_before_seconds + file.run.clip_after_seconds + 5.0).max(5.0),
+                file.run.clip_before_seconds + file.run.clip_after_seconds + 5.0,
             );
             cameras.push(LiveCameraSpec { config, settings });
         }
@@ -301,5 +345,25 @@ mod tests {
             env.contains(":4: camera.password_env") && env.contains("not set"),
             "{env}"
         );
+    }
+
+    #[test]
+    fn run_numbers_out_of_range_are_named() {
+        let camera = "\n[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\n";
+        for (line, key) in [
+            ("stall_seconds = nan", "run.stall_seconds"),
+            ("stall_seconds = 1e308", "run.stall_seconds"),
+            ("clip_before_seconds = -3", "run.clip_before_seconds"),
+            ("clip_after_seconds = inf", "run.clip_after_seconds"),
+            ("queue_frames = 0", "run.queue_frames"),
+            ("queue_frames = 9223372036854775807", "run.queue_frames"),
+            ("inference_workers = 100000", "run.inference_workers"),
+        ] {
+            let e = error(&format!("[run]\n{line}\n{camera}"));
+            assert!(
+                e.contains(&format!("deployment.toml:2: {key}")) && e.contains("outside"),
+                "{line}: {e}"
+            );
+        }
     }
 }

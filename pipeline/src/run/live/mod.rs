@@ -22,14 +22,15 @@ use vigil_core::{Clock, DataDir, EventSink};
 
 use crate::analysis::{Analyzer, AnalyzerSettings, Finding, Look, ModelInfo, Models};
 use crate::config::CameraConfig;
+use crate::output::orphans;
 use crate::output::publisher::{Publisher, Source};
-use crate::output::recorder::{Record, Recorder, RecorderError, RecorderSettings};
-use crate::output::signing::EvidenceKey;
+use crate::output::recorder::{self, Record, Recorder, RecorderError, RecorderSettings};
 use crate::source::clip::ClipSource;
 use crate::source::rtsp::{CameraState, CameraStatus, LiveCamera};
 use crate::source::{FrameSource, SourceError};
 use deployment::{Deployment, LiveCameraSpec};
 use metrics::Metrics;
+use vigil_evidence::EvidenceKey;
 
 /// How long past its clip's end a violation waits for video that does not come (a camera
 /// that stopped sending) before it is published with the clip there is.
@@ -154,6 +155,25 @@ pub struct RunnerSettings {
     pub clock: Arc<dyn Clock>,
 }
 
+/// What an earlier run that died left: pieces of packages removed, and each package whose
+/// case never reached the store handed over again (its event made from its manifest).
+fn recover(data: &DataDir, recorder: &Recorder) {
+    let evidence = data.evidence();
+    orphans::clean_leftovers(&evidence);
+    let journaled = recorder::journaled_events(&data.unrecorded());
+    for dir in orphans::unrecorded_packages(&evidence, &data.handed_over(), &journaled) {
+        match orphans::event_of_package(&dir) {
+            Ok(event) => {
+                tracing::warn!(event = %event.event_id, package = %dir.display(), "a package whose case never reached the store: handing it over again");
+                recorder.submit(Record::Case(event));
+            }
+            Err(e) => {
+                tracing::error!(package = %dir.display(), error = %e, "a package whose case never reached the store cannot be read; left for a person")
+            }
+        }
+    }
+}
+
 pub struct LiveRunner {
     slots: Arc<Vec<Slot>>,
     stop: Arc<AtomicBool>,
@@ -208,10 +228,14 @@ impl LiveRunner {
         let metrics = Arc::new(Metrics::new());
         let recorder = Arc::new(Recorder::start(
             settings.sink.clone(),
-            RecorderSettings::new(settings.data.unrecorded()),
+            RecorderSettings {
+                handed_over: Some(settings.data.handed_over()),
+                ..RecorderSettings::new(settings.data.unrecorded())
+            },
             metrics.recorder.clone(),
             clock.clone(),
         )?);
+        recover(&settings.data, &recorder);
         let publisher = Arc::new(Publisher::new(
             settings.data.clone(),
             settings.key.clone(),
