@@ -88,6 +88,10 @@ pub fn run_live(
     for_at_most: Option<Duration>,
 ) -> Result<()> {
     let runtime = &ctx.runtime;
+    let signalled = {
+        let _in_runtime = runtime.enter();
+        shutdown_signal()
+    };
     if !listen.ip().is_loopback() && metrics_token.is_none() {
         bail!(
             "--listen {listen} is beyond this machine: set --metrics-token (or VIGIL_METRICS_TOKEN)"
@@ -156,10 +160,10 @@ pub fn run_live(
                 Some(d) => {
                     tokio::select! {
                         _ = tokio::time::sleep(d) => {}
-                        _ = shutdown_signal() => {}
+                        _ = signalled => {}
                     }
                 }
-                None => shutdown_signal().await,
+                None => signalled.await,
             }
         };
         axum::serve(listener, app)

@@ -129,3 +129,55 @@ pub fn user_with_token(data: &Path, name: &str, role: &str) -> String {
         .trim()
         .to_string()
 }
+
+/// Where a worker records: `vigil`'s own flags (a database) and `vigil run`'s (a service).
+#[derive(Default)]
+pub struct Records {
+    pub global: Vec<String>,
+    pub run: Vec<String>,
+}
+
+/// `vigil run` of `deployment`, recording to `to`; its stderr lines.
+pub fn start_worker(
+    data: &Path,
+    deployment: &Path,
+    to: &Records,
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data)
+        .args(&to.global)
+        .args(["run", "--config"])
+        .arg(deployment)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(&to.run)
+        .env("VIGIL_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    (child, rx)
+}
+
+/// SIGTERM to `child`; how it exited.
+pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    let sent = Command::new("kill").args(["-TERM", &pid]).status();
+    assert!(
+        sent.as_ref().is_ok_and(|s| s.success()),
+        "kill -TERM {pid}: {sent:?}"
+    );
+    child.wait().expect("wait for the process")
+}
+
+/// SIGTERM, and a clean exit.
+pub fn stop(mut child: Child) {
+    let status = sigterm(&mut child);
+    assert!(status.success(), "vigil run exited with {status}");
+}

@@ -4,6 +4,7 @@
 mod common;
 
 mod cli;
+mod crash;
 mod decode;
 mod detect_and_read;
 mod eval_and_plate;

@@ -4,15 +4,14 @@
 //! when the service is back.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{self, ok, vigil};
+use crate::common::{self, ok, stop, vigil};
 
 fn batch_args(service: &str, token: &str) -> Vec<String> {
     let start = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339();
@@ -142,44 +141,16 @@ fn worker(
     service: &str,
     token: &str,
 ) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--data")
-        .arg(data)
-        .args(["run", "--config"])
-        .arg(deployment)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--service-url",
-            service,
-            "--service-token",
-            token,
-        ])
-        .env("VIGIL_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
-}
-
-fn stop(mut child: Child) {
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
-    assert!(status.success(), "vigil run exited with {status}");
+    let to = common::Records {
+        global: Vec::new(),
+        run: vec![
+            "--service-url".into(),
+            service.into(),
+            "--service-token".into(),
+            token.into(),
+        ],
+    };
+    common::start_worker(data, deployment, &to)
 }
 
 /// The event ids of the cases records the worker left in its spool.

@@ -74,15 +74,7 @@ fn sigterm_during_a_clip_leaves_a_complete_clip_and_the_case_recorded() {
     assert!(health.1.contains("bn-demo-01 streaming"));
 
     // The violation's clip wants 6 s after the crossing; stop now.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = child.wait().unwrap();
+    let status = common::sigterm(&mut child);
     let rest: Vec<String> = rx.try_iter().collect();
     assert!(
         status.success(),

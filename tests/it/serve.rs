@@ -151,15 +151,7 @@ async fn serve_carries_an_event_from_intake_to_a_published_notice_and_stops_clea
     assert!(doc["paths"]["/api/events"]["post"].is_object());
 
     // SIGTERM: the server finishes and exits 0.
-    let pid = server.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = server.child.wait().unwrap();
+    let status = crate::common::sigterm(&mut server.child);
     assert!(status.success(), "vigil serve exited with {status}");
 
     let overdue = ok(vigil(d, &["cases", "--overdue"], None));

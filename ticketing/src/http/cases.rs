@@ -16,7 +16,7 @@ use vigil_core::ViolationKind;
 use crate::lifecycle::{CaseState, RejectReason};
 use crate::notice::Driver;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct CaseQuery {
     /// Comma-separated states.
     pub state: Option<String>,

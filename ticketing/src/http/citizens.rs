@@ -18,7 +18,7 @@ use super::{AppState, pages};
 use crate::audit::AuditRecord;
 use crate::db::StoreError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct PlateQuery {
     pub plate: Option<String>,
 }

@@ -137,6 +137,13 @@ pub struct RouteSpec {
     pub summary: &'static str,
     pub request: Option<&'static str>,
     pub answer: Answer,
+    /// The query string's parameters, from the struct the handler reads it into.
+    pub query: Option<fn() -> Vec<utoipa::openapi::path::Parameter>>,
+}
+
+/// The query parameters of `T` (a handler's `Query<T>`), for [`RouteSpec::query`].
+fn query_of<T: utoipa::IntoParams>() -> Vec<utoipa::openapi::path::Parameter> {
+    T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
 }
 
 /// What a route answers when it succeeds; the OpenAPI document says it from this, and
@@ -169,6 +176,9 @@ pub enum Answer {
 
 macro_rules! route {
     ($method:ident $path:literal, $roles:expr, $summary:literal, $req:expr, $resp:expr, $handler:expr) => {
+        route!($method $path, $roles, $summary, $req, $resp, $handler, query = None)
+    };
+    ($method:ident $path:literal, $roles:expr, $summary:literal, $req:expr, $resp:expr, $handler:expr, query = $query:expr) => {
         (
             RouteSpec {
                 method: Method::$method,
@@ -177,6 +187,7 @@ macro_rules! route {
                 summary: $summary,
                 request: $req,
                 answer: $resp,
+                query: $query,
             },
             $handler,
         )
@@ -196,16 +207,16 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             Some("ViolationEvent"), Answer::Created("IntakeResponse"), post(events::intake_event)),
         route!(GET "/api/cases", READERS,
             "Cases, oldest first; filters: state, camera, violation, plate (OCR-tolerant), from, to, limit",
-            None, Answer::List("CaseSummary"), get(cases::list_cases)),
+            None, Answer::List("CaseSummary"), get(cases::list_cases), query = Some(query_of::<cases::CaseQuery>)),
         route!(GET "/api/sightings", INVESTIGATORS,
             "Every plate read, by plate (OCR-tolerant, partial, one character wrong forgiven), best match first; filters: camera, class, from, to, limit. Audited",
-            None, Answer::List("Found"), get(sightings::search_sightings)),
+            None, Answer::List("Found"), get(sightings::search_sightings), query = Some(query_of::<sightings::SightingSearch>)),
         route!(POST "/api/sightings", &[Role::Operator, Role::Admin],
             "Intake of a plate read from a worker, with its picture (idempotent by sighting id)",
             Some("SightingUpload"), Answer::Created("SightingRecorded"), post(sightings::intake_sighting)),
         route!(GET "/api/sightings.csv", INVESTIGATORS,
             "The same search as CSV (a spreadsheet's formulas neutralised). Audited",
-            None, Answer::Csv, get(sightings::sightings_csv)),
+            None, Answer::Csv, get(sightings::sightings_csv), query = Some(query_of::<sightings::SightingSearch>)),
         route!(GET "/api/sightings/{id}/thumbnail", INVESTIGATORS, "A sighting's picture of the vehicle",
             None, Answer::File, get(sightings::sighting_thumbnail)),
         route!(GET "/api/sightings/{id}/footage", INVESTIGATORS,
@@ -263,19 +274,19 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             "Disable a user: no login, sessions ended, tokens revoked (never the last admin)",
             None, Answer::Json("Disabled"), post(users::disable_user)),
         route!(GET "/api/audit", ADMIN, "The audit log as JSON lines (optionally since a time)",
-            None, Answer::Lines("AuditEntry"), get(audit::audit_export)),
+            None, Answer::Lines("AuditEntry"), get(audit::audit_export), query = Some(query_of::<audit::AuditQuery>)),
         route!(GET "/api/openapi.json", ANYONE, "This document", None, Answer::Document, get(openapi::openapi_json)),
         route!(GET "/citizen/notices/{code}", PUBLIC,
-            "A citizen's view of a notice; needs the plate (?plate=)", None, Answer::PageOrJson("CitizenNotice"), get(citizens::citizen_notice)),
+            "A citizen's view of a notice; needs the plate (?plate=)", None, Answer::PageOrJson("CitizenNotice"), get(citizens::citizen_notice), query = Some(query_of::<citizens::PlateQuery>)),
         route!(GET "/citizen/notices/{code}/evidence/{event_id}/{file}", PUBLIC,
             "Evidence of a notice, for its citizen; needs the plate (?plate=)", None, Answer::File,
-            get(citizens::citizen_evidence)),
+            get(citizens::citizen_evidence), query = Some(query_of::<citizens::PlateQuery>)),
         route!(POST "/citizen/notices/{code}/payment", PUBLIC,
             "A citizen reports having paid, with the payment's reference: kept as a claim for an officer to check; the notice stays unpaid",
             Some("PaymentRequest"), Answer::Json("ClaimRecorded"), post(citizens::citizen_payment_claim)),
         route!(GET "/citizen/notices/{code}/pay", PUBLIC,
             "Pay a notice online: a payment order is made at the payment provider and the citizen sent there (303; JSON with Accept: application/json); needs the plate (?plate=)",
-            None, Answer::Redirect("PayOrder"), get(payments::citizen_pay)),
+            None, Answer::Redirect("PayOrder"), get(payments::citizen_pay), query = Some(query_of::<citizens::PlateQuery>)),
         route!(POST "/api/payments/callback", PUBLIC,
             "The payment provider reports a payment, signed with the shared secret (X-Payment-Timestamp, X-Payment-Signature: hex HMAC-SHA256 of \"<timestamp>.<body>\"); idempotent by transaction id",
             Some("PaymentCallback"), Answer::Json("CallbackResponse"),

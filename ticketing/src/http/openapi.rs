@@ -271,6 +271,9 @@ pub fn openapi_document() -> serde_json::Value {
                 );
             }
         }
+        for p in spec.query.map(|q| q()).unwrap_or_default() {
+            op = op.parameter(p);
+        }
         if let Some(req) = spec.request {
             op = op.request_body(Some(
                 RequestBodyBuilder::new()

@@ -22,7 +22,7 @@ use super::evidence::{send_file, send_picture};
 use crate::db::{CaseFilter, fold_plate};
 use crate::sightings::{Found, Sighting, SightingQuery};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SightingSearch {
     pub plate: String,
     pub camera: Option<String>,

@@ -1,6 +1,7 @@
 //! The case service's tests on real databases (every store test runs on SQLite and on
 //! PostgreSQL), as one test binary.
 
+mod api_fuzz;
 mod audit;
 mod auth;
 mod cameras;
