@@ -695,3 +695,46 @@ fn without_start_the_time_is_the_recordings_own_and_a_copy_has_the_same() {
     );
     assert_eq!(cases(data.path()).len(), 1);
 }
+
+#[test]
+fn a_recording_named_relative_to_where_batch_ran_is_kept_by_its_absolute_path() {
+    let data = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::create_dir(elsewhere.path().join("recordings")).unwrap();
+    let copy = elsewhere.path().join("recordings/junction.mp4");
+    std::fs::copy(common::fixture("redlight_a.mp4"), &copy).unwrap();
+    let camera = common::camera_path();
+    let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+        .arg("--data")
+        .arg(data.path())
+        .arg("--models")
+        .arg(common::models_path())
+        .arg("--fines")
+        .arg(common::checkout().join("ticketing/fines"))
+        .args(["batch", "--camera", camera.to_str().unwrap()])
+        .args([
+            "--start",
+            "2025-03-01T08:00:00+07:00",
+            "recordings/junction.mp4",
+        ])
+        .current_dir(elsewhere.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // What investigators' footage links and the service (started from anywhere) open.
+    let absolute = std::fs::canonicalize(&copy).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store = vigil_ticketing::CaseStore::open_sqlite(&data.path().join("vigil.db"))
+            .await
+            .unwrap();
+        let cases = store.list().await.unwrap();
+        assert_eq!(cases.len(), 1);
+        let event = store.event(cases[0].id).await.unwrap().expect("its event");
+        assert_eq!(Path::new(&event.source), absolute);
+        store.close().await;
+    });
+}

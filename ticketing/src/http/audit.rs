@@ -40,3 +40,30 @@ pub(super) async fn audit_export(
     )
         .into_response())
 }
+
+/// Audit an action by someone with no account (a citizen, the payment provider), named
+/// by `actor` and known by the address they called from.
+pub(super) async fn audit_outsider(
+    state: &AppState,
+    addr: &std::net::SocketAddr,
+    actor: &str,
+    action: &str,
+    target: Option<String>,
+    detail: Option<serde_json::Value>,
+) -> ApiResult<()> {
+    state
+        .store
+        .audit(
+            state.clock.now(),
+            crate::audit::AuditRecord {
+                actor,
+                role: None,
+                action,
+                target,
+                detail,
+                client: Some(addr.ip().to_string()),
+            },
+        )
+        .await?;
+    Ok(())
+}

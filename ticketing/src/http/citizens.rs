@@ -72,21 +72,9 @@ pub(super) async fn citizen_audit(
     action: &str,
     detail: Option<serde_json::Value>,
 ) -> ApiResult<()> {
-    state
-        .store
-        .audit(
-            state.clock.now(),
-            AuditRecord {
-                actor: &format!("citizen:{}", notice.record.plate),
-                role: None,
-                action,
-                target: Some(format!("notice {}", notice.code)),
-                detail,
-                client: Some(addr.ip().to_string()),
-            },
-        )
-        .await?;
-    Ok(())
+    let actor = format!("citizen:{}", notice.record.plate);
+    let target = Some(format!("notice {}", notice.code));
+    super::audit::audit_outsider(state, addr, &actor, action, target, detail).await
 }
 
 pub(super) async fn citizen_notice(

@@ -14,10 +14,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::AppState;
+use super::audit::audit_outsider;
 use super::citizens::{PlateQuery, citizen_audit, citizen_lookup};
 use super::error::{ApiError, ApiResult};
 use super::pages::urlencode;
-use crate::audit::AuditRecord;
 use crate::db::PaymentOutcome;
 use crate::payment::{
     PaymentCallback, PaymentError, SIGNATURE_HEADER, TIMESTAMP_HEADER, amount_due,
@@ -49,21 +49,15 @@ async fn audit_provider(
     target: Option<String>,
     detail: serde_json::Value,
 ) -> ApiResult<()> {
-    state
-        .store
-        .audit(
-            state.clock.now(),
-            AuditRecord {
-                actor: "payment-provider",
-                role: None,
-                action,
-                target,
-                detail: Some(detail),
-                client: Some(addr.ip().to_string()),
-            },
-        )
-        .await?;
-    Ok(())
+    audit_outsider(
+        state,
+        addr,
+        "payment-provider",
+        action,
+        target,
+        Some(detail),
+    )
+    .await
 }
 
 pub(super) async fn payment_callback(
