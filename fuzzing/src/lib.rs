@@ -11,4 +11,4 @@ pub mod seeds;
 pub mod targets;
 
 pub use campaign::{Budget, Crash, Report, run, try_input};
-pub use targets::{TARGETS, Target, Verdict, target};
+pub use targets::{Target, Verdict, all, target};

@@ -6,12 +6,9 @@
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use vigil_pipeline::CameraConfig;
-use vigil_pipeline::analysis::tracker::{Track, TrackPoint};
-use vigil_pipeline::rules::RuleSet;
-use vigil_pipeline::signal::SignalState;
+#[cfg(feature = "pipeline")]
+pub use media::*;
 
 /// What a target made of an input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,25 +28,8 @@ pub struct Target {
     pub run: fn(&[u8]) -> Verdict,
 }
 
-pub const TARGETS: &[Target] = &[
-    Target {
-        name: "camera_config",
-        text: true,
-        max_len: 64 << 10,
-        run: camera_config,
-    },
-    Target {
-        name: "deployment",
-        text: true,
-        max_len: 64 << 10,
-        run: deployment,
-    },
-    Target {
-        name: "model_manifest",
-        text: true,
-        max_len: 64 << 10,
-        run: model_manifest,
-    },
+/// The targets of the contract and the evidence crate.
+pub const CONTRACT_TARGETS: &[Target] = &[
     Target {
         name: "plate",
         text: true,
@@ -68,22 +48,54 @@ pub const TARGETS: &[Target] = &[
         max_len: 64 << 10,
         run: evidence_package,
     },
+];
+
+/// The targets that need the pipeline (feature `pipeline`).
+#[cfg(feature = "pipeline")]
+pub const MEDIA_TARGETS: &[Target] = &[
+    Target {
+        name: "camera_config",
+        text: true,
+        max_len: 64 << 10,
+        run: media::camera_config,
+    },
+    Target {
+        name: "deployment",
+        text: true,
+        max_len: 64 << 10,
+        run: media::deployment,
+    },
+    Target {
+        name: "model_manifest",
+        text: true,
+        max_len: 64 << 10,
+        run: media::model_manifest,
+    },
     Target {
         name: "mp4_creation_time",
         text: false,
         max_len: 4 << 20,
-        run: mp4_creation_time,
+        run: media::mp4_creation_time,
     },
     Target {
         name: "file_source",
         text: false,
         max_len: 4 << 20,
-        run: file_source,
+        run: media::file_source,
     },
 ];
 
+/// Every target this build has.
+pub fn all() -> impl Iterator<Item = &'static Target> {
+    #[cfg(feature = "pipeline")]
+    let media = MEDIA_TARGETS.iter();
+    #[cfg(not(feature = "pipeline"))]
+    let media = [].iter();
+    CONTRACT_TARGETS.iter().chain(media)
+}
+
 pub fn target(name: &str) -> Option<&'static Target> {
-    TARGETS.iter().find(|t| t.name == name)
+    all().find(|t| t.name == name)
 }
 
 thread_local! {
@@ -108,6 +120,7 @@ pub fn scratch() -> PathBuf {
     })
 }
 
+#[cfg(feature = "pipeline")]
 fn write(name: &str, data: &[u8]) -> PathBuf {
     let path = scratch().join(name);
     std::fs::write(&path, data).expect("write into the scratch folder");
@@ -118,111 +131,6 @@ fn write(name: &str, data: &[u8]) -> PathBuf {
 fn rejected(message: String) -> Verdict {
     assert!(!message.trim().is_empty(), "an error with no message");
     Verdict::Rejected
-}
-
-/// Frame sizes cameras are configured for; an accepted config runs on the first it fits.
-const FRAME_SIZES: [(u32, u32); 4] = [(640, 360), (1280, 720), (1920, 1080), (3840, 2160)];
-
-pub fn camera_config(data: &[u8]) -> Verdict {
-    let path = write("camera.toml", data);
-    match CameraConfig::load(&path) {
-        Ok(config) => {
-            run_rules(&config);
-            Verdict::Accepted
-        }
-        Err(e) => rejected(e.to_string()),
-    }
-}
-
-/// Run a config's rules as the analyser would: a signal cycling red and green, and
-/// vehicles crossing the frame in every direction, one stopping, for 20 s at its rate.
-fn run_rules(config: &CameraConfig) {
-    let Some((w, h)) = FRAME_SIZES
-        .into_iter()
-        .find(|&(w, h)| config.check_frame_size(w, h).is_ok())
-    else {
-        // Geometry that fits no frame is refused at start-up, never run.
-        return;
-    };
-    let _ = config.check_classes(&["motorbike".into(), "car".into(), "bus".into()]);
-    let (w, h) = (w as f32, h as f32);
-    let fps = config.analysis_fps.max(1);
-    let frames = 20 * fps as u64;
-    let paths: [([f32; 2], [f32; 2]); 6] = [
-        ([0.0, 0.5], [1.0, 0.5]),
-        ([1.0, 0.5], [0.0, 0.5]),
-        ([0.5, 0.0], [0.5, 1.0]),
-        ([0.5, 1.0], [0.5, 0.0]),
-        ([0.0, 0.0], [1.0, 1.0]),
-        ([0.3, 0.6], [0.3, 0.6]),
-    ];
-    let mut rules = RuleSet::from_config(config);
-    let mut points: Vec<Vec<TrackPoint>> = vec![Vec::new(); paths.len()];
-    for frame in 0..frames {
-        let pts = Duration::from_millis(frame * 1000 / fps as u64);
-        let state = if (frame / (3 * fps as u64)).is_multiple_of(2) {
-            SignalState::Red
-        } else {
-            SignalState::Green
-        };
-        rules.signal(pts, state);
-        let t = frame as f32 / frames as f32;
-        for (i, (from, to)) in paths.iter().enumerate() {
-            let cx = (from[0] + (to[0] - from[0]) * t) * w;
-            let cy = (from[1] + (to[1] - from[1]) * t) * h;
-            points[i].push(TrackPoint {
-                frame,
-                pts,
-                bbox: vigil_models::BBox::new(cx - 20.0, cy - 15.0, cx + 20.0, cy + 15.0),
-                score: 0.9,
-                class_id: 0,
-            });
-            let keep = points[i].len().saturating_sub(30);
-            points[i].drain(..keep);
-            if let Some(track) = Track::from_points(i as u64, points[i].clone()) {
-                for class in ["motorbike", "car"] {
-                    let _ = rules.observe(&track, class);
-                }
-            }
-        }
-    }
-}
-
-pub fn deployment(data: &[u8]) -> Verdict {
-    // The deployment names its camera configs relative to itself: one valid one is there.
-    let camera = scratch().join("junction.toml");
-    if !camera.is_file() {
-        std::fs::write(&camera, crate::seeds::DEMO_CAMERA).expect("write the camera config");
-    }
-    let path = write("deployment.toml", data);
-    match vigil_pipeline::run::live::deployment::Deployment::load(&path) {
-        Ok(d) => {
-            for camera in &d.cameras {
-                run_rules(&camera.config);
-            }
-            let _ = d.run.clip_window();
-            Verdict::Accepted
-        }
-        Err(e) => rejected(e.to_string()),
-    }
-}
-
-pub fn model_manifest(data: &[u8]) -> Verdict {
-    let path = write("models.toml", data);
-    match vigil_models::Manifest::load(&path) {
-        Ok(m) => {
-            // What the pipeline asks of a manifest before it loads a model: the role's
-            // file, checked against its hash (never there in the scratch folder).
-            for role in m.models.keys() {
-                assert!(
-                    m.verified(role).is_err(),
-                    "a model file appeared from nowhere"
-                );
-            }
-            Verdict::Accepted
-        }
-        Err(e) => rejected(e.to_string()),
-    }
 }
 
 pub fn plate(data: &[u8]) -> Verdict {
@@ -315,56 +223,174 @@ pub fn evidence_package(data: &[u8]) -> Verdict {
     Verdict::Accepted
 }
 
-pub fn mp4_creation_time(data: &[u8]) -> Verdict {
-    let path = write("created.mp4", data);
-    match vigil_pipeline::source::created::creation_time(&path) {
-        Ok(Some(t)) => {
-            assert!(
-                t.timestamp() > 0,
-                "a creation time before 1970 was taken: {t}"
-            );
-            Verdict::Accepted
-        }
-        Ok(None) => Verdict::Rejected,
-        Err(e) => rejected(e.to_string()),
-    }
-}
-
-/// A recording through the file source as batch reads it: every frame until the end or
-/// an error. A stall fails the file (after `STALL`) as it fails a batch run, so a decoder
-/// that hangs is refused, not waited on for ever.
-pub fn file_source(data: &[u8]) -> Verdict {
-    const STALL: Duration = Duration::from_secs(5);
-    let path = write("recording.mp4", data);
-    let source = match vigil_pipeline::FileSource::open(&path, 5) {
-        Ok(s) => s.with_stall(STALL),
-        Err(e) => return rejected(e.to_string()),
-    };
-    let mut frames = 0usize;
-    for frame in source {
-        match frame {
-            Ok(f) => {
-                assert!(
-                    f.image.width() > 0 && f.image.height() > 0,
-                    "a frame of no size"
-                );
-                frames += 1;
-                // Far past what the seeds hold: a source that never ends is a hang too.
-                assert!(frames < 10_000, "the file source never ends");
-            }
-            Err(e) => return rejected(e.to_string()),
-        }
-    }
-    if frames == 0 {
-        Verdict::Rejected
-    } else {
-        Verdict::Accepted
-    }
-}
-
 /// Where a crashing input is kept, named by its hash so the same crash is kept once.
 pub fn crash_path(dir: &Path, target: &str, input: &[u8]) -> PathBuf {
     use sha2::Digest;
     let hash = hex::encode(&sha2::Sha256::digest(input)[..8]);
     dir.join(format!("{target}-{hash}"))
+}
+
+/// The targets that read through the pipeline and the models crate.
+#[cfg(feature = "pipeline")]
+mod media {
+    use std::time::Duration;
+
+    use vigil_pipeline::CameraConfig;
+    use vigil_pipeline::analysis::tracker::{Track, TrackPoint};
+    use vigil_pipeline::rules::RuleSet;
+    use vigil_pipeline::signal::SignalState;
+
+    use super::{Verdict, rejected, scratch, write};
+
+    /// Frame sizes cameras are configured for; an accepted config runs on the first it fits.
+    const FRAME_SIZES: [(u32, u32); 4] = [(640, 360), (1280, 720), (1920, 1080), (3840, 2160)];
+
+    pub fn camera_config(data: &[u8]) -> Verdict {
+        let path = write("camera.toml", data);
+        match CameraConfig::load(&path) {
+            Ok(config) => {
+                run_rules(&config);
+                Verdict::Accepted
+            }
+            Err(e) => rejected(e.to_string()),
+        }
+    }
+
+    /// Run a config's rules as the analyser would: a signal cycling red and green, and
+    /// vehicles crossing the frame in every direction, one stopping, for 20 s at its rate.
+    fn run_rules(config: &CameraConfig) {
+        let Some((w, h)) = FRAME_SIZES
+            .into_iter()
+            .find(|&(w, h)| config.check_frame_size(w, h).is_ok())
+        else {
+            // Geometry that fits no frame is refused at start-up, never run.
+            return;
+        };
+        let _ = config.check_classes(&["motorbike".into(), "car".into(), "bus".into()]);
+        let (w, h) = (w as f32, h as f32);
+        let fps = config.analysis_fps.max(1);
+        let frames = 20 * fps as u64;
+        let paths: [([f32; 2], [f32; 2]); 6] = [
+            ([0.0, 0.5], [1.0, 0.5]),
+            ([1.0, 0.5], [0.0, 0.5]),
+            ([0.5, 0.0], [0.5, 1.0]),
+            ([0.5, 1.0], [0.5, 0.0]),
+            ([0.0, 0.0], [1.0, 1.0]),
+            ([0.3, 0.6], [0.3, 0.6]),
+        ];
+        let mut rules = RuleSet::from_config(config);
+        let mut points: Vec<Vec<TrackPoint>> = vec![Vec::new(); paths.len()];
+        for frame in 0..frames {
+            let pts = Duration::from_millis(frame * 1000 / fps as u64);
+            let state = if (frame / (3 * fps as u64)).is_multiple_of(2) {
+                SignalState::Red
+            } else {
+                SignalState::Green
+            };
+            rules.signal(pts, state);
+            let t = frame as f32 / frames as f32;
+            for (i, (from, to)) in paths.iter().enumerate() {
+                let cx = (from[0] + (to[0] - from[0]) * t) * w;
+                let cy = (from[1] + (to[1] - from[1]) * t) * h;
+                points[i].push(TrackPoint {
+                    frame,
+                    pts,
+                    bbox: vigil_models::BBox::new(cx - 20.0, cy - 15.0, cx + 20.0, cy + 15.0),
+                    score: 0.9,
+                    class_id: 0,
+                });
+                let keep = points[i].len().saturating_sub(30);
+                points[i].drain(..keep);
+                if let Some(track) = Track::from_points(i as u64, points[i].clone()) {
+                    for class in ["motorbike", "car"] {
+                        let _ = rules.observe(&track, class);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn deployment(data: &[u8]) -> Verdict {
+        // The deployment names its camera configs relative to itself: one valid one is there.
+        let camera = scratch().join("junction.toml");
+        if !camera.is_file() {
+            std::fs::write(&camera, crate::seeds::DEMO_CAMERA).expect("write the camera config");
+        }
+        let path = write("deployment.toml", data);
+        match vigil_pipeline::run::live::deployment::Deployment::load(&path) {
+            Ok(d) => {
+                for camera in &d.cameras {
+                    run_rules(&camera.config);
+                }
+                let _ = d.run.clip_window();
+                Verdict::Accepted
+            }
+            Err(e) => rejected(e.to_string()),
+        }
+    }
+
+    pub fn model_manifest(data: &[u8]) -> Verdict {
+        let path = write("models.toml", data);
+        match vigil_models::Manifest::load(&path) {
+            Ok(m) => {
+                // What the pipeline asks of a manifest before it loads a model: the role's
+                // file, checked against its hash (never there in the scratch folder).
+                for role in m.models.keys() {
+                    assert!(
+                        m.verified(role).is_err(),
+                        "a model file appeared from nowhere"
+                    );
+                }
+                Verdict::Accepted
+            }
+            Err(e) => rejected(e.to_string()),
+        }
+    }
+
+    pub fn mp4_creation_time(data: &[u8]) -> Verdict {
+        let path = write("created.mp4", data);
+        match vigil_pipeline::source::created::creation_time(&path) {
+            Ok(Some(t)) => {
+                assert!(
+                    t.timestamp() > 0,
+                    "a creation time before 1970 was taken: {t}"
+                );
+                Verdict::Accepted
+            }
+            Ok(None) => Verdict::Rejected,
+            Err(e) => rejected(e.to_string()),
+        }
+    }
+
+    /// A recording through the file source as batch reads it: every frame until the end or
+    /// an error. A stall fails the file (after `STALL`) as it fails a batch run, so a decoder
+    /// that hangs is refused, not waited on for ever.
+    pub fn file_source(data: &[u8]) -> Verdict {
+        const STALL: Duration = Duration::from_secs(5);
+        let path = write("recording.mp4", data);
+        let source = match vigil_pipeline::FileSource::open(&path, 5) {
+            Ok(s) => s.with_stall(STALL),
+            Err(e) => return rejected(e.to_string()),
+        };
+        let mut frames = 0usize;
+        for frame in source {
+            match frame {
+                Ok(f) => {
+                    assert!(
+                        f.image.width() > 0 && f.image.height() > 0,
+                        "a frame of no size"
+                    );
+                    frames += 1;
+                    // Far past what the seeds hold: a source that never ends is a hang too.
+                    assert!(frames < 10_000, "the file source never ends");
+                }
+                Err(e) => return rejected(e.to_string()),
+            }
+        }
+        if frames == 0 {
+            Verdict::Rejected
+        } else {
+            Verdict::Accepted
+        }
+    }
 }

@@ -41,16 +41,19 @@ fn short_run(name: &str, inputs: u64) {
     assert!(report.accepted >= seeds.len() as u64, "{name}: {report:?}");
 }
 
+#[cfg(feature = "pipeline")]
 #[test]
 fn camera_configs_never_crash_the_loader_or_the_rules_they_configure() {
     short_run("camera_config", 1_500);
 }
 
+#[cfg(feature = "pipeline")]
 #[test]
 fn deployments_never_crash_the_loader() {
     short_run("deployment", 1_500);
 }
 
+#[cfg(feature = "pipeline")]
 #[test]
 fn model_manifests_never_crash_the_loader() {
     short_run("model_manifest", 3_000);
@@ -71,11 +74,13 @@ fn evidence_manifests_never_crash_verification_and_what_verifies_stays_in_its_fo
     short_run("evidence_package", 3_000);
 }
 
+#[cfg(feature = "pipeline")]
 #[test]
 fn mp4_headers_never_crash_the_creation_time_reader() {
     short_run("mp4_creation_time", 5_000);
 }
 
+#[cfg(feature = "pipeline")]
 #[test]
 fn mutated_recordings_never_crash_or_hang_the_file_source() {
     short_run("file_source", 24);

@@ -1,12 +1,13 @@
 //! A long fuzz run: `vigil-fuzz <target|all> --seconds N [--seed S] [--crashes DIR]`.
 //! Prints, per target, the inputs tried, accepted and refused, and each crash (its input
-//! kept under DIR, named by its hash, to be replayed with `--replay FILE`).
+//! kept under DIR, named by its hash, to be replayed with `--replay FILE`); or, with
+//! `--seeds-to DIR`, writes the seeds as a starting corpus for libFuzzer.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use vigil_fuzzing::{Budget, TARGETS, target, targets::crash_path};
+use vigil_fuzzing::{Budget, all, target, targets::crash_path};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -15,6 +16,7 @@ fn main() -> anyhow::Result<()> {
     let mut seed = 1u64;
     let mut crashes = PathBuf::from("target/fuzz-crashes");
     let mut replay = None;
+    let mut seeds_to = None;
     while let Some(arg) = args.next() {
         let mut value = |name: &str| args.next().with_context(|| format!("{name} needs a value"));
         match arg.as_str() {
@@ -22,15 +24,12 @@ fn main() -> anyhow::Result<()> {
             "--seed" => seed = value("--seed")?.parse().context("--seed")?,
             "--crashes" => crashes = value("--crashes")?.into(),
             "--replay" => replay = Some(PathBuf::from(value("--replay")?)),
+            "--seeds-to" => seeds_to = Some(PathBuf::from(value("--seeds-to")?)),
             "-h" | "--help" => {
                 println!(
-                    "vigil-fuzz <target|all> [--seconds N] [--seed S] [--crashes DIR] [--replay FILE]\n\
+                    "vigil-fuzz <target|all> [--seconds N] [--seed S] [--crashes DIR] [--replay FILE] [--seeds-to DIR]\n\
                      targets: {}",
-                    TARGETS
-                        .iter()
-                        .map(|t| t.name)
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    all().map(|t| t.name).collect::<Vec<_>>().join(", ")
                 );
                 return Ok(());
             }
@@ -40,10 +39,25 @@ fn main() -> anyhow::Result<()> {
     }
     let which = which.context("name a target, or `all` (see --help)")?;
     let chosen: Vec<_> = if which == "all" {
-        TARGETS.iter().collect()
+        all().collect()
     } else {
         vec![target(&which).with_context(|| format!("no fuzz target is called {which}"))?]
     };
+    if let Some(dir) = seeds_to {
+        // A starting corpus for libFuzzer (fuzz/corpus/<target>/), one file per seed.
+        let scratch = tempfile::tempdir()?;
+        for t in chosen {
+            let corpus = dir.join(t.name);
+            std::fs::create_dir_all(&corpus)?;
+            for (i, seed) in vigil_fuzzing::seeds::seeds(t.name, scratch.path())?
+                .iter()
+                .enumerate()
+            {
+                std::fs::write(corpus.join(format!("seed-{i}")), seed)?;
+            }
+        }
+        return Ok(());
+    }
     if let Some(file) = replay {
         let input = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
         for t in chosen {
