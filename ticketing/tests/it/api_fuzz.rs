@@ -7,31 +7,16 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+use vigil_fuzzing::mutate::Rng;
 use vigil_ticketing::Role;
 use vigil_ticketing::http::openapi_document;
 
 use super::http::start;
 use super::prelude::stores;
 
-/// SplitMix64, seeded: the same requests on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn pick<'a, T>(&mut self, all: &'a [T]) -> &'a T {
-        &all[self.below(all.len())]
-    }
+/// One of `all`, drawn by the seeded generator (the same requests on every run).
+fn pick<'a, T>(rng: &mut Rng, all: &'a [T]) -> &'a T {
+    &all[rng.below(all.len())]
 }
 
 fn strings(rng: &mut Rng) -> Value {
@@ -57,7 +42,7 @@ fn strings(rng: &mut Rng) -> Value {
         "confirmed",
         long.as_str(),
     ];
-    json!(rng.pick(&all))
+    json!(pick(rng, &all))
 }
 
 fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
@@ -78,7 +63,7 @@ fn generate(doc: &Value, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
     }
     for key in ["oneOf", "anyOf"] {
         if let Some(options) = schema[key].as_array().filter(|o| !o.is_empty()) {
-            return generate(doc, rng.pick(options), rng, depth + 1);
+            return generate(doc, pick(rng, options), rng, depth + 1);
         }
     }
     if let Some(all) = schema["allOf"].as_array() {
@@ -91,11 +76,11 @@ fn generate(doc: &Value, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
         return Value::Object(merged);
     }
     if let Some(values) = schema["enum"].as_array().filter(|v| !v.is_empty()) {
-        return rng.pick(values).clone();
+        return pick(rng, values).clone();
     }
     let kind = match &schema["type"] {
         Value::String(t) => t.clone(),
-        Value::Array(ts) if !ts.is_empty() => rng.pick(ts).as_str().unwrap_or("null").to_string(),
+        Value::Array(ts) if !ts.is_empty() => pick(rng, ts).as_str().unwrap_or("null").to_string(),
         _ if schema["properties"].is_object() => "object".into(),
         _ => return wrong(rng),
     };
@@ -128,18 +113,27 @@ fn generate(doc: &Value, schema: &Value, rng: &mut Rng, depth: usize) -> Value {
                     .collect(),
             )
         }
-        "integer" => json!(rng.pick(&[0i64, 1, 2, 3, -1, 42, 100_000, i64::MAX, i64::MIN])),
-        "number" => json!(rng.pick(&[0.0f64, 0.5, 1.0, 2.0, -1.0, 1e308, -1e308, 1e-300])),
+        "integer" => json!(pick(
+            rng,
+            &[0i64, 1, 2, 3, -1, 42, 100_000, i64::MAX, i64::MIN]
+        )),
+        "number" => json!(pick(
+            rng,
+            &[0.0f64, 0.5, 1.0, 2.0, -1.0, 1e308, -1e308, 1e-300]
+        )),
         "boolean" => json!(rng.below(2) == 0),
         "string" => match schema["format"].as_str() {
-            Some("date-time") => json!(rng.pick(&[
-                "2025-03-01T08:00:00Z",
-                "2025-03-01T08:00:00+07:00",
-                "1900-01-01T00:00:00Z",
-                "9999-12-31T23:59:59Z",
-                "2025-02-30T00:00:00Z",
-                "yesterday",
-            ])),
+            Some("date-time") => json!(pick(
+                rng,
+                &[
+                    "2025-03-01T08:00:00Z",
+                    "2025-03-01T08:00:00+07:00",
+                    "1900-01-01T00:00:00Z",
+                    "9999-12-31T23:59:59Z",
+                    "2025-02-30T00:00:00Z",
+                    "yesterday",
+                ]
+            )),
             _ => strings(rng),
         },
         _ => Value::Null,
@@ -187,12 +181,12 @@ fn path_value(schema: &Value, known: &[String], rng: &mut Rng) -> String {
         "cam-1",
     ];
     if schema["type"] == "integer" {
-        return rng.pick(&numbers).to_string();
+        return pick(rng, &numbers).to_string();
     }
     match rng.below(4) {
-        0 if !known.is_empty() => rng.pick(known).clone(),
+        0 if !known.is_empty() => pick(rng, known).clone(),
         1 => "A".repeat(1 << (6 + rng.below(8))),
-        _ => rng.pick(&names).to_string(),
+        _ => pick(rng, &names).to_string(),
     }
 }
 
@@ -267,7 +261,7 @@ async fn schema_driven_requests_to_every_operation_get_no_5xx_and_only_documente
     operations.sort_by_key(|(path, method, _)| ends_access(path, method));
     assert!(operations.len() > 30, "{} operations", operations.len());
 
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::new(0x5eed);
     let mut sent = 0;
     let mut by_status = std::collections::BTreeMap::<u16, usize>::new();
     for (path, method, op) in &operations {
@@ -293,7 +287,7 @@ async fn schema_driven_requests_to_every_operation_get_no_5xx_and_only_documente
                 });
             let role = match rng.below(6) {
                 0 => None,
-                _ => Some(*rng.pick(&Role::ALL)),
+                _ => Some(*pick(&mut rng, &Role::ALL)),
             };
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
             let (status, answer) = h.call(role, m, &concrete, body).await;
