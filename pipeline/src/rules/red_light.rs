@@ -1,7 +1,8 @@
-//! Red light: a vehicle's front crosses the stop line, in the direction of travel, while
-//! the signal is red.
+//! Red light: a vehicle enters the junction, in the direction of travel, while the signal
+//! is red. Reaching the stop line on red is not enough: a vehicle that stops with its
+//! front on or over the paint and goes on green has not entered on red.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -10,7 +11,7 @@ use vigil_models::BBox;
 
 use super::geometry::{Shape, inside};
 use super::{Check, RuleConfig, TrackRule, Violation};
-use crate::analysis::tracker::Track;
+use crate::analysis::tracker::{Track, TrackPoint};
 use crate::config::ConfigError;
 use crate::signal::SignalState;
 
@@ -27,10 +28,11 @@ pub struct RedLightConfig {
     #[serde(default = "default_red_dwell")]
     pub red_dwell_seconds: f64,
     /// How far past the line (as a share of the vehicle's length along the direction of
-    /// travel) its front must get before the crossing counts: a vehicle stopped on the
-    /// line, its box jittering across it, never crosses.
-    #[serde(default = "default_confirm_fraction")]
-    pub confirm_fraction: f32,
+    /// travel) its front must get for the vehicle to have entered the junction. A vehicle
+    /// that stops with its front on or just over the paint, its box jittering across the
+    /// line, has not entered; it is judged by the signal when it does.
+    #[serde(default = "default_entry_fraction")]
+    pub entry_fraction: f32,
     /// Lanes where turning right on red is allowed (a sign says so), as polygons in
     /// pixels; a vehicle reaching the line inside one is not in violation.
     #[serde(default)]
@@ -41,8 +43,8 @@ fn default_red_dwell() -> f64 {
     0.5
 }
 
-fn default_confirm_fraction() -> f32 {
-    0.15
+fn default_entry_fraction() -> f32 {
+    0.5
 }
 
 impl RuleConfig for RedLightConfig {
@@ -51,9 +53,9 @@ impl RuleConfig for RedLightConfig {
         check.vector("direction", self.direction)?;
         check.within("red_dwell_seconds", self.red_dwell_seconds, 0.0..=60.0, "s")?;
         check.within(
-            "confirm_fraction",
-            self.confirm_fraction as f64,
-            0.0..=1.0,
+            "entry_fraction",
+            self.entry_fraction as f64,
+            0.05..=2.0,
             "of the vehicle's length",
         )?;
         for (i, lane) in self.right_turn_on_red.iter().enumerate() {
@@ -102,6 +104,11 @@ pub struct Crossing {
     pub signal: SignalState,
     /// How long the signal had been red then (evidence shows it).
     pub red_for: Option<Duration>,
+    /// When the vehicle entered the junction (its front `entry_fraction` of its length
+    /// past the line), interpolated like `pts`.
+    pub entered: Duration,
+    /// The first frame on which the vehicle is seen inside the junction.
+    pub entry_frame: u64,
     /// Why a crossing on red is allowed, if it is.
     pub exempt: Option<&'static str>,
     /// The red time the rule requires.
@@ -146,6 +153,51 @@ impl SignalLog {
             .find(|(since, _)| *since <= t)
             .map(|&(since, s)| (s, since))
     }
+
+    fn is_red(&self, t: Duration) -> bool {
+        self.at(t).is_some_and(|(s, _)| s == SignalState::Red)
+    }
+}
+
+/// Where a track's front last came to the line from behind it. Kept by the rule, not
+/// read back from the track's history, so a vehicle that waits on the line for longer
+/// than the history holds is still judged by when it reached it.
+#[derive(Debug, Clone, Copy)]
+struct Reached {
+    pts: Duration,
+    frame: u64,
+    before_frame: u64,
+    /// When it was first seen past the line.
+    seen_past: Duration,
+    front: (f32, f32),
+    /// How fast it came to the line, in pixels a second.
+    speed: f32,
+}
+
+/// The moment a track's front passed `depth` pixels past the line, between the last point
+/// short of it and the first past it, if the track's latest point is past it. Returns the
+/// interpolated time and both points.
+fn passing(
+    points: &[TrackPoint],
+    depth: impl Fn(&TrackPoint) -> f32,
+) -> Option<(Duration, Option<&TrackPoint>, &TrackPoint)> {
+    let mut step = points.len();
+    while step > 0 && depth(&points[step - 1]) >= 0.0 {
+        step -= 1;
+    }
+    if step == points.len() {
+        return None;
+    }
+    let first = &points[step];
+    if step == 0 {
+        // The point short of it is gone from the history: the latest possible moment.
+        return Some((first.pts, None, first));
+    }
+    let prev = &points[step - 1];
+    let (before, after) = (depth(prev), depth(first));
+    let fraction = (-before / (after - before)) as f64;
+    let pts = prev.pts + (first.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
+    Some((pts, Some(prev), first))
 }
 
 pub struct RedLightRule {
@@ -155,9 +207,12 @@ pub struct RedLightRule {
     normal: (f32, f32),
     direction: (f32, f32),
     red_dwell: Duration,
-    confirm_fraction: f32,
+    entry_fraction: f32,
     right_turn_on_red: Vec<Vec<[f32; 2]>>,
     signal: SignalLog,
+    reached: HashMap<u64, Reached>,
+    /// Tracks first seen past the line, not yet seen behind it.
+    unreached: HashSet<u64>,
     crossed: HashSet<u64>,
 }
 
@@ -177,9 +232,11 @@ impl RedLightRule {
             normal: (nx / len, ny / len),
             direction: (dx / dlen, dy / dlen),
             red_dwell: Duration::from_secs_f64(config.red_dwell_seconds),
-            confirm_fraction: config.confirm_fraction.max(0.0),
+            entry_fraction: config.entry_fraction.max(0.0),
             right_turn_on_red: config.right_turn_on_red.clone(),
             signal: SignalLog::default(),
+            reached: HashMap::new(),
+            unreached: HashSet::new(),
             crossed: HashSet::new(),
         }
     }
@@ -211,6 +268,11 @@ impl RedLightRule {
         b.width() * self.direction.0.abs() + b.height() * self.direction.1.abs()
     }
 
+    /// How far the front is past the junction's entry (negative: not yet in).
+    fn past_entry(&self, b: &BBox) -> f32 {
+        self.past_line(b) - self.entry_fraction * self.length(b)
+    }
+
     /// The violation a crossing on red makes, with what the evidence shows of it.
     pub fn violation(&self, c: &Crossing) -> Violation {
         let ms = |d: Duration| d.as_millis() as u64;
@@ -226,9 +288,12 @@ impl RedLightRule {
                 "signal_at_crossing": c.signal.as_str(),
                 "red_for_ms": c.red_for.map(ms),
                 "red_dwell_ms": ms(c.red_dwell),
+                "entered_junction_ms": ms(c.entered),
+                "entry_frame": c.entry_frame,
                 "geometry": {
                     "stop_line": self.config.stop_line,
                     "direction": self.config.direction,
+                    "entry_fraction": self.config.entry_fraction,
                     "right_turn_on_red": self.config.right_turn_on_red,
                 },
             }),
@@ -236,68 +301,121 @@ impl RedLightRule {
         }
     }
 
-    /// Check the track after its latest point; reports each track's first crossing once,
-    /// when the front is far enough past the line to be sure.
+    /// Follow the track after its latest point; reports each track's entry into the
+    /// junction once, with when and on what signal it had reached the line.
     pub fn cross(&mut self, track: &Track) -> Option<Crossing> {
         if track.points.len() < 2 || self.crossed.contains(&track.id) {
             return None;
         }
-        // Walk back over the points past the line (a few, on the hot path) to the last one
-        // before it: that step is the crossing.
         let points = &track.points;
-        let mut step = points.len();
-        while step > 0 && self.past_line(&points[step - 1].bbox) >= 0.0 {
-            step -= 1;
-        }
-        if step == 0 || step == points.len() {
-            return None;
-        }
         let cur = track.last();
-        if self.past_line(&cur.bbox) < self.confirm_fraction * self.length(&cur.bbox) {
+        let past = self.past_line(&cur.bbox);
+        if past < 0.0 {
+            // Backing away from the line (further than a box jitters) undoes the arrival;
+            // a front wavering on the paint does not.
+            if -past > self.entry_fraction * self.length(&cur.bbox) {
+                self.reached.remove(&track.id);
+            }
+            self.unreached.remove(&track.id);
             return None;
         }
+        if !self.reached.contains_key(&track.id) {
+            if self.unreached.contains(&track.id) {
+                return None;
+            }
+            let (pts, prev, first) = passing(points, |p| self.past_line(&p.bbox))?;
+            let Some(prev) = prev else {
+                // First seen already past the line: it has not reached it in view (until
+                // it is seen behind it).
+                self.unreached.insert(track.id);
+                return None;
+            };
+            let reached = Reached {
+                pts,
+                frame: first.frame,
+                before_frame: prev.frame,
+                seen_past: first.pts,
+                front: self.front(&first.bbox),
+                speed: self.approach_speed(points, first),
+            };
+            self.reached.insert(track.id, reached);
+        }
+        if self.past_entry(&cur.bbox) < 0.0 {
+            return None;
+        }
+        let reached = self.reached.remove(&track.id)?;
         self.crossed.insert(track.id);
-        let (prev, first) = (&points[step - 1], &points[step]);
-        let (before, after) = (self.past_line(&prev.bbox), self.past_line(&first.bbox));
-        let fraction = (-before / (after - before)) as f64;
-        let pts = prev.pts + (first.pts.saturating_sub(prev.pts)).mul_f64(fraction.clamp(0.0, 1.0));
-        let (signal, since) = self.signal.at(pts).unwrap_or((SignalState::Unknown, pts));
-        let (fx, fy) = self.front(&first.bbox);
-        // Between two frames the vehicle may have waited, then started on green: the
-        // interpolated moment assumes steady motion. Unless the signal was still red when
-        // the vehicle was first seen past the line, the doubt goes to the driver.
-        let red_when_seen_past = self
+        let (entered, _, inside_first) = passing(points, |p| self.past_entry(&p.bbox))?;
+        let (signal, since) = self
             .signal
-            .at(first.pts)
-            .is_some_and(|(s, _)| s == SignalState::Red);
+            .at(reached.pts)
+            .unwrap_or((SignalState::Unknown, reached.pts));
+        // Between two frames a vehicle may have waited, then started on green:
+        // interpolation assumes steady motion, and motion gating skips the frames of a
+        // vehicle that waits. The doubt goes to the driver: the lamp must also be red on
+        // the first frame it is seen past the line.
+        let red_seen_past = self.signal.is_red(reached.seen_past);
+        // A vehicle that kept its speed from the line into the junction is judged by when
+        // it reached the line. One that took more than twice as long as its approach speed
+        // needs may have stopped on or over the paint: it is judged by when it entered
+        // (the offence is entering the junction on red), and the lamp must be red then and
+        // on the first frame it is seen inside. Both are read from interpolated times and
+        // the first frames past, so which frames were analysed does not change it.
+        let depth = self.entry_fraction * self.length(&inside_first.bbox);
+        let took = entered.saturating_sub(reached.pts).as_secs_f32();
+        let kept_moving = reached.speed > 0.0 && took <= 2.0 * depth / reached.speed;
+        let entered_on_red = self.signal.is_red(entered) && self.signal.is_red(inside_first.pts);
         let exempt = if self
             .right_turn_on_red
             .iter()
-            .any(|lane| inside(lane, (fx, fy)))
+            .any(|lane| inside(lane, reached.front))
         {
             Some("right turn on red allowed in this lane")
-        } else if signal == SignalState::Red && !red_when_seen_past {
+        } else if signal == SignalState::Red && !red_seen_past {
             Some("the signal had changed from red by the first frame past the line")
+        } else if signal == SignalState::Red && !kept_moving && !entered_on_red {
+            Some("stopped on the line and entered the junction after the signal changed from red")
         } else {
             None
         };
         Some(Crossing {
             track_id: track.id,
-            frame: first.frame,
-            pts,
-            before_frame: prev.frame,
+            frame: reached.frame,
+            pts: reached.pts,
+            before_frame: reached.before_frame,
             signal,
-            red_for: (signal == SignalState::Red).then(|| pts.saturating_sub(since)),
+            red_for: (signal == SignalState::Red).then(|| reached.pts.saturating_sub(since)),
+            entered,
+            entry_frame: inside_first.frame,
             exempt,
             red_dwell: self.red_dwell,
         })
+    }
+
+    /// How fast the front came to the line (pixels a second along the line's normal), over
+    /// the last second of points up to the first one past it.
+    fn approach_speed(&self, points: &[TrackPoint], first: &TrackPoint) -> f32 {
+        let window = Duration::from_secs(1);
+        let Some(end) = points.iter().position(|p| p.frame == first.frame) else {
+            return 0.0;
+        };
+        let start = points[..end]
+            .iter()
+            .position(|p| first.pts.saturating_sub(p.pts) <= window)
+            .unwrap_or(end.saturating_sub(1));
+        let from = &points[start.min(end.saturating_sub(1))];
+        let dt = first.pts.saturating_sub(from.pts).as_secs_f32();
+        if dt <= 0.0 {
+            return 0.0;
+        }
+        (self.past_line(&first.bbox) - self.past_line(&from.bbox)) / dt
     }
 }
 
 impl TrackRule for RedLightRule {
     fn observe(&mut self, track: &Track, _class: &str) -> Option<Violation> {
         let crossing = self.cross(track)?;
-        tracing::debug!(track = track.id, signal = crossing.signal.as_str(), red_for = ?crossing.red_for, exempt = ?crossing.exempt, t = ?crossing.pts, "stop line crossed");
+        tracing::debug!(track = track.id, signal = crossing.signal.as_str(), red_for = ?crossing.red_for, exempt = ?crossing.exempt, t = ?crossing.pts, entered = ?crossing.entered, "stop line crossed");
         crossing.is_violation().then(|| self.violation(&crossing))
     }
 
@@ -308,20 +426,21 @@ impl TrackRule for RedLightRule {
 
     fn retain(&mut self, alive: &dyn Fn(u64) -> bool) {
         self.crossed.retain(|id| alive(*id));
+        self.reached.retain(|id, _| alive(*id));
+        self.unreached.retain(|id| alive(*id));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::tracker::TrackPoint;
 
     fn config() -> RedLightConfig {
         RedLightConfig {
             stop_line: [[100.0, 0.0], [100.0, 200.0]],
             direction: [1.0, 0.0],
             red_dwell_seconds: 0.5,
-            confirm_fraction: 0.15,
+            entry_fraction: 0.5,
             right_turn_on_red: Vec::new(),
         }
     }
@@ -338,12 +457,20 @@ mod tests {
     }
 
     /// A 50 px long vehicle whose front is at each x in turn, one frame every 200 ms, in
-    /// the band y 10..60.
+    /// the band y 10..60. It has entered the junction once its front is 25 px past the
+    /// line (x 125).
     fn track(id: u64, xs: &[f32]) -> Track {
         track_in_band(id, xs, 10.0)
     }
 
     fn track_in_band(id: u64, xs: &[f32], y: f32) -> Track {
+        let frames: Vec<(usize, f32)> = xs.iter().copied().enumerate().collect();
+        track_on_frames(id, &frames, y)
+    }
+
+    /// Like `track`, seen only on the frames given (as motion gating or a flickering
+    /// detector leaves it).
+    fn track_on_frames(id: u64, frames: &[(usize, f32)], y: f32) -> Track {
         let point = |i: usize, x: f32| TrackPoint {
             frame: i as u64,
             pts: at(i),
@@ -351,11 +478,7 @@ mod tests {
             score: 0.9,
             class_id: 0,
         };
-        Track::from_points(
-            id,
-            xs.iter().enumerate().map(|(i, &x)| point(i, x)).collect(),
-        )
-        .expect("points")
+        Track::from_points(id, frames.iter().map(|&(i, x)| point(i, x)).collect()).expect("points")
     }
 
     fn prefix(t: &Track, n: usize) -> Track {
@@ -364,28 +487,41 @@ mod tests {
         p
     }
 
+    /// Feed the track to the rule one point at a time, as the analyser does; the first
+    /// crossing reported.
+    fn follow(r: &mut RedLightRule, t: &Track) -> Option<Crossing> {
+        (2..=t.points.len()).find_map(|n| r.cross(&prefix(t, n)))
+    }
+
     #[test]
-    fn crossing_on_red_is_a_violation_and_fires_once() {
+    fn entering_on_red_is_a_violation_and_fires_once() {
         let mut r = rule();
-        let t = track(1, &[80.0, 95.0, 110.0, 125.0]);
+        let t = track(1, &[80.0, 95.0, 110.0, 125.0, 140.0]);
         assert_eq!(r.cross(&prefix(&t, 2)), None);
-        let c = r.cross(&prefix(&t, 3)).expect("crossed");
+        assert_eq!(r.cross(&prefix(&t, 3)), None, "on the paint, not yet in");
+        let c = r.cross(&prefix(&t, 4)).expect("entered");
         assert!(c.is_violation());
-        assert_eq!((c.frame, c.before_frame), (2, 1));
+        assert_eq!((c.frame, c.before_frame, c.entry_frame), (2, 1, 3));
         // Front at 95 then 110: the line (100) is reached a third of the way between frames.
         let expected = 2.2 + 0.2 * 5.0 / 15.0;
         assert!((c.pts.as_secs_f64() - expected).abs() < 1e-6, "{:?}", c.pts);
         assert_eq!(c.red_for, Some(c.pts));
+        assert!(
+            (c.entered.as_secs_f64() - 2.6).abs() < 1e-6,
+            "{:?}",
+            c.entered
+        );
         assert_eq!(r.cross(&t), None, "reported once");
     }
 
     #[test]
-    fn a_crossing_counts_only_once_the_front_is_clearly_past_the_line() {
+    fn a_crossing_counts_only_once_the_vehicle_is_in_the_junction() {
         let mut r = rule();
-        // 3 px past a line the box is 50 px long: not yet (15 % is 7.5 px).
-        let t = track(1, &[90.0, 103.0, 115.0]);
+        // 3 px, then 15 px past a line the box is 50 px long: not in yet (half is 25 px).
+        let t = track(1, &[90.0, 103.0, 115.0, 130.0]);
         assert_eq!(r.cross(&prefix(&t, 2)), None);
-        let c = r.cross(&t).expect("confirmed one frame later");
+        assert_eq!(r.cross(&prefix(&t, 3)), None);
+        let c = r.cross(&t).expect("in one frame later");
         // Still timed and framed where the line was reached.
         assert_eq!((c.frame, c.before_frame), (1, 0));
         assert!((c.pts.as_secs_f64() - (2.0 + 0.2 * 10.0 / 13.0)).abs() < 1e-6);
@@ -402,25 +538,132 @@ mod tests {
         }
     }
 
+    /// The signal red until 4.0 s, green from then.
+    fn red_then_green() -> RedLightRule {
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Red);
+        r.signal(at(10), SignalState::Green);
+        r
+    }
+
+    #[test]
+    fn a_vehicle_stopped_over_the_line_on_red_that_goes_on_green_is_not_a_violation() {
+        // Reaches the line on red and stops with its front 12 px over the paint (a
+        // quarter of its length), waits, and leaves when the lamp turns green at 4.0 s.
+        let mut xs = vec![80.0, 95.0, 108.0, 112.0];
+        xs.extend([112.5, 111.8, 112.2, 112.0, 111.6, 112.4, 112.0]); // frames 4..=10
+        xs.extend([118.0, 130.0, 145.0]); // frames 11..=13, on green
+        let every_frame = track(1, &xs);
+        let c = follow(&mut red_then_green(), &every_frame).expect("judged when it enters");
+        assert_eq!(c.signal, SignalState::Red, "it reached the line on red");
+        assert!(c.entered >= at(10), "{:?}", c.entered);
+        assert!(c.exempt.is_some());
+        assert!(!c.is_violation());
+        // Motion gating analyses none of the frames while it waits: the same decision.
+        let gated = track_on_frames(
+            1,
+            &[
+                (0, 80.0),
+                (1, 95.0),
+                (2, 108.0),
+                (3, 112.0),
+                (11, 118.0),
+                (12, 130.0),
+                (13, 145.0),
+            ],
+            10.0,
+        );
+        let c = follow(&mut red_then_green(), &gated).expect("judged when it enters");
+        assert_eq!(c.signal, SignalState::Red);
+        assert!(!c.is_violation(), "{c:?}");
+        // Even when the frames before green are all gone (interpolation between 3 and 12
+        // alone would put the entry on red).
+        let sparse = track_on_frames(
+            1,
+            &[(0, 80.0), (1, 95.0), (3, 112.0), (12, 130.0), (13, 145.0)],
+            10.0,
+        );
+        let c = follow(&mut red_then_green(), &sparse).expect("judged when it enters");
+        assert!(c.entered < at(10), "interpolated on red: {:?}", c.entered);
+        assert!(!c.is_violation(), "{c:?}");
+    }
+
+    #[test]
+    fn a_vehicle_that_stops_over_the_line_then_goes_on_red_is_a_violation() {
+        let mut xs = vec![80.0, 95.0, 108.0, 112.0, 112.3, 111.9, 112.0];
+        xs.extend([118.0, 130.0, 145.0]); // frames 7..=9, still red
+        let c = follow(&mut red_then_green(), &track(1, &xs)).expect("entered");
+        assert!(c.is_violation(), "{c:?}");
+        assert_eq!(c.entry_frame, 8);
+        let gated = track_on_frames(
+            1,
+            &[(0, 80.0), (1, 95.0), (2, 108.0), (8, 130.0), (9, 145.0)],
+            10.0,
+        );
+        assert!(
+            follow(&mut red_then_green(), &gated)
+                .unwrap()
+                .is_violation()
+        );
+    }
+
+    #[test]
+    fn driving_over_the_line_on_red_is_a_violation_even_if_green_comes_before_it_is_in() {
+        // 50 px a second, steadily: the line at 2.4 s on red, in the junction at 2.9 s,
+        // the lamp green from 2.7 s. It did not stop: it ran the red.
+        let mut r = RedLightRule::new(&config());
+        r.signal(Duration::ZERO, SignalState::Red);
+        r.signal(Duration::from_millis(2700), SignalState::Green);
+        let xs: Vec<f32> = (0..8).map(|i| 80.0 + 10.0 * i as f32).collect();
+        let c = follow(&mut r, &track(1, &xs)).expect("entered");
+        assert!(c.entered > Duration::from_millis(2700), "{:?}", c.entered);
+        assert!(c.is_violation(), "{c:?}");
+    }
+
+    #[test]
+    fn waiting_longer_than_the_track_keeps_points_still_judges_the_line_reached() {
+        // The analyser keeps a bounded history: by the time the vehicle enters, the points
+        // either side of the line are gone. The rule remembers when the line was reached.
+        let mut xs = vec![80.0, 95.0, 108.0];
+        xs.extend(std::iter::repeat_n(110.0, 40));
+        xs.extend([120.0, 130.0]);
+        let t = track(1, &xs);
+        let mut r = rule();
+        let mut found = None;
+        for n in 2..=t.points.len() {
+            let mut window = prefix(&t, n);
+            let keep = window.points.len().saturating_sub(8);
+            window.points.drain(..keep);
+            if let Some(c) = r.cross(&window) {
+                found = Some(c);
+                break;
+            }
+        }
+        let c = found.expect("judged");
+        assert_eq!((c.frame, c.before_frame), (2, 1));
+        assert!(c.is_violation());
+    }
+
     #[test]
     fn frames_missed_around_the_line_do_not_delay_the_crossing_time() {
         let mut r = rule();
-        let mut t = track(1, &[90.0, 98.0, 0.0, 0.0, 122.0]);
-        t.points.drain(2..4); // seen at frames 0, 1 and 4 only: a flickering track
+        // Seen at frames 0, 1 and 4 only: a flickering track.
+        let t = track_on_frames(1, &[(0, 90.0), (1, 98.0), (4, 128.0)], 10.0);
         assert_eq!(r.cross(&prefix(&t, 2)), None);
         let c = r.cross(&t).unwrap();
         assert_eq!(c.frame, 4);
-        // 98 at 2.2 s, 122 at 2.8 s: 100 is reached at 2.25 s.
-        assert!((c.pts.as_secs_f64() - 2.25).abs() < 1e-6, "{:?}", c.pts);
+        // 98 at 2.2 s, 128 at 2.8 s: 100 is reached at 2.24 s.
+        assert!((c.pts.as_secs_f64() - 2.24).abs() < 1e-6, "{:?}", c.pts);
         assert!(c.is_violation());
     }
 
     #[test]
     fn crossing_on_green_amber_or_just_after_red_onset_is_not_a_violation() {
+        let runner = || track(1, &[90.0, 110.0, 130.0]);
         let green = |state: SignalState| {
             let mut r = RedLightRule::new(&config());
             r.signal(Duration::ZERO, state);
-            r.cross(&track(1, &[90.0, 110.0])).expect("crossed")
+            follow(&mut r, &runner()).expect("crossed")
         };
         assert!(!green(SignalState::Green).is_violation());
         let amber = green(SignalState::Amber);
@@ -432,7 +675,7 @@ mod tests {
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Amber);
         r.signal(at(0), SignalState::Red);
-        let c = r.cross(&track(1, &[90.0, 110.0])).unwrap();
+        let c = follow(&mut r, &runner()).unwrap();
         assert_eq!(c.signal, SignalState::Red);
         assert_eq!(c.red_for, Some(Duration::from_millis(100)));
         assert!(!c.is_violation());
@@ -440,18 +683,18 @@ mod tests {
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Amber);
         r.signal(at(0) - Duration::from_millis(500), SignalState::Red);
-        assert!(r.cross(&track(1, &[90.0, 110.0])).unwrap().is_violation());
+        assert!(follow(&mut r, &runner()).unwrap().is_violation());
     }
 
     #[test]
     fn a_vehicle_waiting_at_the_line_that_goes_on_green_is_not_a_violation() {
         // Front 2 px short of the line at 2.0 s (red); past it at 2.2 s, and the lamp
-        // turned green at 2.15 s. Interpolation puts the crossing at 2.02 s, on red, but
-        // the vehicle may well have waited for the green.
+        // turned green at 2.15 s. Interpolation puts the line at 2.02 s, on red, but the
+        // vehicle may well have waited for the green: it enters the junction on green.
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Red);
         r.signal(Duration::from_millis(2150), SignalState::Green);
-        let c = r.cross(&track(1, &[98.0, 118.0])).unwrap();
+        let c = follow(&mut r, &track(1, &[98.0, 118.0, 138.0])).unwrap();
         assert_eq!(c.signal, SignalState::Red);
         assert!(c.exempt.is_some());
         assert!(!c.is_violation());
@@ -459,11 +702,11 @@ mod tests {
 
     #[test]
     fn the_signal_at_the_crossing_counts_not_the_one_when_it_is_confirmed() {
-        // Reached the line at 2.1 s on amber; confirmed at 2.2 s, by when it is red.
+        // Reached the line at 2.1 s on amber; in the junction at 2.3 s, by when it is red.
         let mut r = RedLightRule::new(&config());
         r.signal(Duration::ZERO, SignalState::Amber);
         r.signal(Duration::from_millis(2150), SignalState::Red);
-        let c = r.cross(&track(1, &[90.0, 110.0])).unwrap();
+        let c = follow(&mut r, &track(1, &[90.0, 110.0, 130.0])).unwrap();
         assert_eq!(c.signal, SignalState::Amber);
         assert!(!c.is_violation());
     }
@@ -475,10 +718,10 @@ mod tests {
         cfg.right_turn_on_red = vec![vec![[60.0, 0.0], [160.0, 0.0], [160.0, 80.0], [60.0, 80.0]]];
         let mut r = RedLightRule::new(&cfg);
         r.signal(Duration::ZERO, SignalState::Red);
-        let turning = r.cross(&track_in_band(1, &[90.0, 110.0], 10.0)).unwrap();
+        let turning = follow(&mut r, &track_in_band(1, &[90.0, 110.0, 130.0], 10.0)).unwrap();
         assert!(turning.exempt.is_some());
         assert!(!turning.is_violation());
-        let straight = r.cross(&track_in_band(2, &[90.0, 110.0], 120.0)).unwrap();
+        let straight = follow(&mut r, &track_in_band(2, &[90.0, 110.0, 130.0], 120.0)).unwrap();
         assert_eq!(straight.exempt, None);
         assert!(straight.is_violation());
     }
@@ -486,23 +729,28 @@ mod tests {
     #[test]
     fn a_vehicle_leaving_and_coming_back_is_judged_once_per_track() {
         let mut r = rule();
-        // Crosses, backs up behind the line, crosses again: one crossing.
-        let t = track(1, &[90.0, 110.0, 95.0, 80.0, 95.0, 115.0]);
-        assert!(r.cross(&prefix(&t, 2)).is_some());
-        for n in 3..=6 {
+        // Enters, backs up behind the line, enters again: one crossing.
+        let t = track(1, &[90.0, 110.0, 130.0, 95.0, 80.0, 95.0, 115.0, 135.0]);
+        assert!(follow(&mut r, &prefix(&t, 3)).is_some());
+        for n in 4..=t.points.len() {
             assert_eq!(r.cross(&prefix(&t, n)), None);
         }
         // Out of view and back as a new track: judged again (the case store merges the
         // two by plate within its deduplication window).
-        assert!(r.cross(&track(2, &[90.0, 110.0])).is_some());
+        assert!(follow(&mut r, &track(2, &[90.0, 110.0, 130.0])).is_some());
     }
 
     #[test]
     fn stopping_short_of_the_line_or_driving_against_the_direction_never_crosses() {
         let mut r = rule();
-        assert_eq!(r.cross(&track(1, &[90.0, 99.0, 99.5, 99.9])), None);
+        assert_eq!(follow(&mut r, &track(1, &[90.0, 99.0, 99.5, 99.9])), None);
         // Coming from the far side (against the direction of travel) is not a crossing.
-        assert_eq!(r.cross(&track(2, &[200.0, 150.0, 90.0])), None);
+        assert_eq!(
+            follow(&mut r, &track(2, &[200.0, 150.0, 110.0, 130.0, 160.0])),
+            None
+        );
+        // Unless it then comes back behind the line and goes through it.
+        assert!(follow(&mut r, &track(3, &[200.0, 150.0, 90.0, 110.0, 130.0])).is_some());
     }
 
     #[test]
