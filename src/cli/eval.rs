@@ -108,6 +108,15 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
         p.degraded_exact,
         p.degraded
     );
+    println!(
+        "wrong plate reads: {} (highest confidence {:.2}); cases carrying another vehicle's plate: {}",
+        p.wrong, p.wrong_max_confidence, p.other_vehicles
+    );
+    let id = &total.identity;
+    println!(
+        "identities: {} vehicle-frames followed, {} switches (a vehicle's track replaced), {} jumps (a track moved to another vehicle)",
+        id.matched, id.switches, id.jumps
+    );
     if !total.misses.is_empty() {
         println!();
         println!("misses:");

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use image::RgbImage;
 use vigil_core::{Clock, PlateColour};
-use vigil_models::{Detection, ModelError};
+use vigil_models::{BBox, Detection, ModelError};
 
 use crate::config::CameraConfig;
 use crate::frame::Frame;
@@ -132,6 +132,15 @@ impl Analyzer {
 
     pub fn camera(&self) -> &CameraConfig {
         &self.camera
+    }
+
+    /// The confirmed tracks detected on a frame, with their boxes there (for scoring
+    /// identities against ground truth).
+    pub fn followed(&self, frame: u64) -> impl Iterator<Item = (u64, BBox)> + '_ {
+        self.tracker
+            .current(frame)
+            .filter(|t| t.state != tracker::TrackState::New)
+            .map(|t| (t.id, t.last().bbox))
     }
 
     /// Whether this frame must be analysed even if nothing in it moved: a camera that

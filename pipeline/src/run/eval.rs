@@ -60,6 +60,8 @@ pub struct Observed {
     pub pts: Duration,
     pub bbox: BBox,
     pub plate: Option<String>,
+    /// How sure the reader was of the plate (0 without one).
+    pub plate_confidence: f32,
 }
 
 impl Observed {
@@ -74,6 +76,7 @@ impl Observed {
             pts: on.map(|k| k.frame.pts).unwrap_or(f.violation.pts),
             bbox: on.map(|k| k.bbox).unwrap_or(BBox::new(0.0, 0.0, 0.0, 0.0)),
             plate: f.plate.as_ref().map(|p| p.plate.to_string()),
+            plate_confidence: f.plate.as_ref().map_or(0.0, |_| f.plate_confidence),
         }
     }
 }
@@ -86,12 +89,39 @@ pub struct Tally {
     pub false_negatives: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct PlateTally {
     pub clear: u32,
     pub clear_exact: u32,
     pub degraded: u32,
     pub degraded_exact: u32,
+    /// Reads on true finds that named a plate, but not the vehicle's.
+    pub wrong: u32,
+    /// The highest confidence of a wrong read (0 without one).
+    pub wrong_max_confidence: f32,
+    /// Cases (any find, true or not) carrying the plate of a vehicle in the scene other
+    /// than the one they are about: a ticket to the wrong owner.
+    pub other_vehicles: u32,
+}
+
+/// How the tracker kept identities, from every analysed frame: each followed track
+/// matched one-to-one to the true vehicle it overlaps most.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct IdentityTally {
+    /// Frame-vehicle pairs where a track was on the vehicle.
+    pub matched: u32,
+    /// A vehicle's track changed from one id to another (CLEAR-MOT's IDSW): a split.
+    pub switches: u32,
+    /// A track id moved from one vehicle to another: an identity that jumped, which is
+    /// how a plate or a violation reaches the wrong vehicle.
+    pub jumps: u32,
+}
+
+/// The tracks followed on one analysed frame, with their boxes.
+#[derive(Debug, Clone)]
+pub struct FrameTracks {
+    pub pts: Duration,
+    pub tracks: Vec<(u64, BBox)>,
 }
 
 /// One scenario's outcome.
@@ -103,6 +133,7 @@ pub struct Score {
     pub misses: Vec<String>,
     /// How the detector looked at the analysed frames.
     pub looks: LookTally,
+    pub identity: IdentityTally,
 }
 
 /// Frames the detector saw whole, saw only in their changed region, skipped (motion
@@ -127,6 +158,15 @@ impl Score {
         self.plates.clear_exact += other.plates.clear_exact;
         self.plates.degraded += other.plates.degraded;
         self.plates.degraded_exact += other.plates.degraded_exact;
+        self.plates.wrong += other.plates.wrong;
+        self.plates.wrong_max_confidence = self
+            .plates
+            .wrong_max_confidence
+            .max(other.plates.wrong_max_confidence);
+        self.plates.other_vehicles += other.plates.other_vehicles;
+        self.identity.matched += other.identity.matched;
+        self.identity.switches += other.identity.switches;
+        self.identity.jumps += other.identity.jumps;
         self.misses.extend(other.misses.iter().cloned());
         self.looks.whole += other.looks.whole;
         self.looks.region += other.looks.region;
@@ -159,8 +199,12 @@ impl Score {
                 clear: ratio(self.plates.clear_exact, self.plates.clear),
                 degraded: ratio(self.plates.degraded_exact, self.plates.degraded),
                 n: self.plates.clear + self.plates.degraded,
+                wrong: self.plates.wrong,
+                wrong_max_confidence: self.plates.wrong_max_confidence,
+                other_vehicles: self.plates.other_vehicles,
             },
             frames: self.looks,
+            identity: self.identity,
         }
     }
 }
@@ -170,6 +214,7 @@ pub struct Report {
     pub rules: BTreeMap<String, RuleReport>,
     pub plates: PlateReport,
     pub frames: LookTally,
+    pub identity: IdentityTally,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,6 +231,11 @@ pub struct PlateReport {
     pub clear: f64,
     pub degraded: f64,
     pub n: u32,
+    /// Wrong reads (a plate, not the vehicle's) and the highest confidence among them.
+    pub wrong: u32,
+    pub wrong_max_confidence: f32,
+    /// Cases carrying another vehicle's plate: the target is 0.
+    pub other_vehicles: u32,
 }
 
 fn iou(a: &BBox, b: &[f32; 4]) -> f32 {
@@ -205,6 +255,7 @@ pub fn score(name: &str, truth: &Truth, found: &[Observed]) -> Score {
     let mut plate_scored: Vec<usize> = Vec::new();
     for o in found {
         let frame = (o.pts.as_secs_f64() * truth.fps).round() as usize;
+        let owner = |plate: &str| truth.vehicles.iter().position(|v| v.plate == plate);
         let best = truth
             .vehicles
             .iter()
@@ -216,6 +267,19 @@ pub fn score(name: &str, truth: &Truth, found: &[Observed]) -> Score {
             .filter(|&(_, overlap)| overlap >= MATCH_IOU)
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i);
+        if let Some(j) = o.plate.as_deref().and_then(owner)
+            && best != Some(j)
+        {
+            out.plates.other_vehicles += 1;
+            out.misses.push(format!(
+                "{name}: {} at {:.2} s carries vehicle {}'s plate {} (confidence {:.2})",
+                o.violation,
+                o.pts.as_secs_f64(),
+                truth.vehicles[j].id,
+                truth.vehicles[j].plate,
+                o.plate_confidence
+            ));
+        }
         let tally = out.rules.entry(o.violation.clone()).or_default();
         let Some(i) = best else {
             tally.false_positives += 1;
@@ -248,6 +312,11 @@ pub fn score(name: &str, truth: &Truth, found: &[Observed]) -> Score {
         if !plate_scored.contains(&i) {
             plate_scored.push(i);
             let exact = o.plate.as_deref() == Some(vehicle.plate.as_str());
+            if !exact && o.plate.is_some() {
+                out.plates.wrong += 1;
+                out.plates.wrong_max_confidence =
+                    out.plates.wrong_max_confidence.max(o.plate_confidence);
+            }
             if !exact {
                 out.misses.push(format!(
                     "{name}: vehicle {} plate {} read as {}",
@@ -280,6 +349,60 @@ pub fn score(name: &str, truth: &Truth, found: &[Observed]) -> Score {
         }
     }
     out
+}
+
+/// Score how the tracker kept identities against the truth's box of every vehicle on
+/// every frame. Per analysed frame, tracks and vehicles are paired greedily by overlap
+/// (at least `MATCH_IOU`); a vehicle whose track id changes is a switch, a track id
+/// that moves to another vehicle is a jump. A vehicle unseen for a while and picked up
+/// by a new track is a switch too: the figure counts every broken identity.
+pub fn identity(name: &str, truth: &Truth, frames: &[FrameTracks]) -> (IdentityTally, Vec<String>) {
+    let mut out = IdentityTally::default();
+    let mut notes = Vec::new();
+    let mut track_of: BTreeMap<usize, u64> = BTreeMap::new();
+    let mut vehicle_of: BTreeMap<u64, usize> = BTreeMap::new();
+    for f in frames {
+        let frame = (f.pts.as_secs_f64() * truth.fps).round() as usize;
+        let mut pairs: Vec<(f32, usize, u64)> = Vec::new();
+        for (i, v) in truth.vehicles.iter().enumerate() {
+            let Some(b) = v.boxes.get(frame).copied().flatten() else {
+                continue;
+            };
+            for (id, bbox) in &f.tracks {
+                let overlap = iou(bbox, &b);
+                if overlap >= MATCH_IOU {
+                    pairs.push((overlap, i, *id));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let (mut used_v, mut used_t) = (Vec::new(), Vec::new());
+        for (_, i, id) in pairs {
+            if used_v.contains(&i) || used_t.contains(&id) {
+                continue;
+            }
+            used_v.push(i);
+            used_t.push(id);
+            out.matched += 1;
+            if let Some(before) = track_of.insert(i, id)
+                && before != id
+            {
+                out.switches += 1;
+            }
+            if let Some(before) = vehicle_of.insert(id, i)
+                && before != i
+            {
+                out.jumps += 1;
+                notes.push(format!(
+                    "{name}: track {id} jumped from vehicle {} to vehicle {} at {:.2} s",
+                    truth.vehicles[before].id,
+                    truth.vehicles[i].id,
+                    f.pts.as_secs_f64()
+                ));
+            }
+        }
+    }
+    (out, notes)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -354,9 +477,15 @@ pub fn run_scenario(
     };
     let mut found = Vec::new();
     let mut looks = LookTally::default();
+    let mut followed = Vec::new();
     while let Some(frame) = frames.next_frame()? {
         on_frame(frame.pts, frames.duration());
+        let (index, pts) = (frame.index, frame.pts);
         let analysed = analyzer.analyse(models, frame).map_err(analysis)?;
+        followed.push(FrameTracks {
+            pts,
+            tracks: analyzer.followed(index).collect(),
+        });
         match &analysed.look {
             Look::Whole => looks.whole += 1,
             Look::Regions(_) => looks.region += 1,
@@ -373,6 +502,9 @@ pub fn run_scenario(
         .unwrap_or_default();
     let mut score = score(&name, &truth, &found);
     score.looks = looks;
+    let (identity, notes) = identity(&name, &truth, &followed);
+    score.identity = identity;
+    score.misses.extend(notes);
     Ok((score, found))
 }
 
@@ -423,6 +555,7 @@ mod tests {
                 50.0,
             ),
             plate: plate.map(String::from),
+            plate_confidence: if plate.is_some() { 0.9 } else { 0.0 },
         }
     }
 
@@ -506,5 +639,76 @@ mod tests {
         assert_eq!(r.rules["red_light"].support, 2);
         assert_eq!(r.rules["red_light"].recall, 0.5);
         assert_eq!(total.misses.len(), 1);
+    }
+
+    #[test]
+    fn a_case_with_another_vehicles_plate_is_counted_and_named() {
+        // Vehicle 1's violation found on vehicle 1 but carrying vehicle 2's plate; and a
+        // false find on empty road carrying vehicle 1's.
+        let s = score(
+            "s",
+            &truth(),
+            &[
+                seen("red_light", 4, 0.0, Some("99B1-123.45")),
+                seen("wrong_way", 5, 900.0, Some("98A-123.45")),
+            ],
+        );
+        assert_eq!(s.plates.other_vehicles, 2);
+        assert_eq!(s.plates.wrong, 1);
+        assert!((s.plates.wrong_max_confidence - 0.9).abs() < 1e-6);
+        assert!(s.misses.iter().any(|m| m.contains("carries vehicle 2's plate")));
+        // Its own plate, or no plate at all, is not another vehicle's.
+        let s = score("s", &truth(), &[seen("red_light", 4, 0.0, None)]);
+        assert_eq!((s.plates.other_vehicles, s.plates.wrong), (0, 0));
+        assert_eq!(s.report().plates.other_vehicles, 0);
+    }
+
+    fn frames(tracks: impl Fn(usize) -> Vec<(u64, f32)>) -> Vec<FrameTracks> {
+        (0..10)
+            .map(|i| FrameTracks {
+                pts: Duration::from_millis(i as u64 * 200),
+                tracks: tracks(i)
+                    .into_iter()
+                    .map(|(id, x)| {
+                        let x = x + 10.0 * i as f32;
+                        (id, BBox::new(x, 0.0, x + 50.0, 50.0))
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn identities_kept_switched_and_jumped_are_told_apart() {
+        let t = truth();
+        // One track per vehicle all along: nothing broken.
+        let (id, notes) = identity("s", &t, &frames(|_| vec![(1, 0.0), (2, 300.0)]));
+        assert_eq!((id.matched, id.switches, id.jumps), (20, 0, 0));
+        assert!(notes.is_empty());
+        // Vehicle 2's track is replaced by a new one at frame 5: a switch, no jump.
+        let (id, _) = identity(
+            "s",
+            &t,
+            &frames(|i| vec![(1, 0.0), (if i < 5 { 2 } else { 3 }, 300.0)]),
+        );
+        assert_eq!((id.switches, id.jumps), (1, 0));
+        // Track 1 leaves vehicle 1 for vehicle 2 at frame 6 (vehicle 1's own track is
+        // then a new one): the jump is counted and named, and both vehicles switch.
+        let (id, notes) = identity(
+            "s",
+            &t,
+            &frames(|i| {
+                if i < 6 {
+                    vec![(1, 0.0), (2, 300.0)]
+                } else {
+                    vec![(4, 0.0), (1, 300.0)]
+                }
+            }),
+        );
+        assert_eq!((id.switches, id.jumps), (2, 1));
+        assert!(notes[0].contains("track 1 jumped from vehicle 1 to vehicle 2"), "{notes:?}");
+        // A box overlapping no vehicle matches nothing.
+        let (id, _) = identity("s", &t, &frames(|_| vec![(9, 150.0)]));
+        assert_eq!(id.matched, 0);
     }
 }
