@@ -114,7 +114,10 @@ fn eval_meets_the_targets(extra: &[&str]) -> serde_json::Value {
     // No case may carry another vehicle's plate: that is a ticket to the wrong owner.
     assert_eq!(report["plates"]["other_vehicles"], 0, "{report}");
     // Identities were scored on the frames, not left empty.
-    assert!(report["identity"]["matched"].as_u64().unwrap() > 100, "{report}");
+    assert!(
+        report["identity"]["matched"].as_u64().unwrap() > 100,
+        "{report}"
+    );
     report
 }
 

@@ -5,7 +5,8 @@
 use crate::geometry::{BBox, nms};
 use crate::manifest::DetectorFormat;
 
-/// Non-maximum suppression per class, or across classes where `agnostic`.
+/// Non-maximum suppression per class, or across classes where `agnostic`, after dropping
+/// group boxes (see [`groups`]).
 pub(super) fn suppress(
     boxes: &[BBox],
     scores: &[f32],
@@ -13,11 +14,59 @@ pub(super) fn suppress(
     iou: f32,
     agnostic: bool,
 ) -> Vec<usize> {
-    if agnostic {
-        nms(boxes, scores, &vec![0; classes.len()], iou)
+    let group = groups(boxes, scores);
+    let kept: Vec<usize> = (0..boxes.len()).filter(|&i| !group[i]).collect();
+    let pick = |v: &[f32]| kept.iter().map(|&i| v[i]).collect::<Vec<f32>>();
+    let kept_boxes: Vec<BBox> = kept.iter().map(|&i| boxes[i]).collect();
+    let kept_classes: Vec<usize> = if agnostic {
+        vec![0; kept.len()]
     } else {
-        nms(boxes, scores, classes, iou)
-    }
+        kept.iter().map(|&i| classes[i]).collect()
+    };
+    nms(&kept_boxes, &pick(scores), &kept_classes, iou)
+        .into_iter()
+        .map(|k| kept[k])
+        .collect()
+}
+
+/// Candidates that are a box around two or more vehicles rather than one: at least two
+/// separate candidates (overlapping each other little), each almost wholly inside it,
+/// each well under its size and not much less sure, together covering most of it. Left
+/// in, such a box wins suppression over one of the vehicles it covers (it overlaps each
+/// enough) and starts a track that later walks onto one of them.
+fn groups(boxes: &[BBox], scores: &[f32]) -> Vec<bool> {
+    let inter = |a: &BBox, b: &BBox| {
+        let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
+        let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
+        w * h
+    };
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    (0..boxes.len())
+        .map(|g| {
+            let outer = &boxes[g];
+            let area = outer.area();
+            if area <= 0.0 {
+                return false;
+            }
+            let mut parts: Vec<usize> = Vec::new();
+            for &p in &order {
+                let b = &boxes[p];
+                let inside = b.area() > 0.0 && inter(b, outer) >= 0.85 * b.area();
+                if p == g
+                    || !inside
+                    || b.area() > 0.6 * area
+                    || scores[p] < 0.5 * scores[g]
+                    || parts.iter().any(|&q| boxes[q].iou(b) >= 0.3)
+                {
+                    continue;
+                }
+                parts.push(p);
+            }
+            let covered: f32 = parts.iter().map(|&p| inter(&boxes[p], outer)).sum();
+            parts.len() >= 2 && covered >= 0.6 * area
+        })
+        .collect()
 }
 
 pub(super) type Candidates = (Vec<BBox>, Vec<f32>, Vec<usize>);
@@ -189,6 +238,33 @@ mod tests {
             decode(detr.view(), DetectorFormat::Rtdetr, 2, (640, 640), 0.3).unwrap();
         assert_eq!(boxes[0], BBox::new(240.0, 240.0, 400.0, 400.0));
         assert_eq!(classes[0], 1);
+    }
+
+    #[test]
+    fn a_box_around_two_vehicles_does_not_suppress_either() {
+        // A bus above a motorbike, and one box around both that scores higher: it
+        // overlaps the bus enough to suppress it, and would start a track of neither.
+        let boxes = [
+            BBox::new(0.0, 20.0, 210.0, 345.0),
+            BBox::new(0.0, 20.0, 200.0, 200.0),
+            BBox::new(2.0, 22.0, 198.0, 201.0),
+            BBox::new(5.0, 200.0, 210.0, 345.0),
+        ];
+        let scores = [0.8, 0.6, 0.55, 0.7];
+        let mut kept = suppress(&boxes, &scores, &[0, 0, 0, 1], 0.45, true);
+        kept.sort();
+        assert_eq!(kept, vec![1, 3]);
+        // One vehicle with a small box on it (a window, a rider) is still one vehicle.
+        let one = [
+            BBox::new(0.0, 0.0, 200.0, 100.0),
+            BBox::new(20.0, 10.0, 60.0, 50.0),
+        ];
+        let mut kept = suppress(&one, &[0.9, 0.5], &[0, 1], 0.45, true);
+        kept.sort();
+        assert_eq!(kept, vec![0, 1]);
+        // Nor is a vehicle beside whose box weaker ones lie: parts must be nearly as sure.
+        let kept = suppress(&boxes, &[0.8, 0.3, 0.3, 0.3], &[0, 0, 0, 1], 0.45, true);
+        assert!(kept.contains(&0), "{kept:?}");
     }
 
     #[test]

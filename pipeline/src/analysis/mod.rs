@@ -244,8 +244,10 @@ impl Analyzer {
                 class_id: d.class_id,
             })
             .collect();
+        self.tracker
+            .set_picture(frame.image.width(), frame.image.height());
         let ended = self.tracker.update(frame.index, frame.pts, &observations);
-        tracing::trace!(camera = %self.camera.id, frame = frame.index, tracks = ?self.tracker.live().iter().map(|t| (t.id, format!("{:?}", t.state), t.last().frame, t.last().bbox.x1.round(), t.last().bbox.x2.round(), t.last().bbox.y2.round())).collect::<Vec<_>>(), "tracks");
+        tracing::trace!(camera = %self.camera.id, frame = frame.index, tracks = ?self.tracker.live().iter().map(|t| (t.id, format!("{:?}", t.state), t.last().frame, t.last().bbox.x1.round(), t.last().bbox.y1.round(), t.last().bbox.x2.round(), t.last().bbox.y2.round())).collect::<Vec<_>>(), "tracks");
 
         let keep = (self.settings.after_delay.as_secs_f64() * self.camera.analysis_fps as f64)
             .ceil() as usize

@@ -265,6 +265,8 @@ pub struct Tracker {
     live: Vec<Track>,
     /// Whether any frame has been seen: tracks born on the very first one need no confirmation.
     started: bool,
+    /// The picture's width and height, to tell a box cut by its edge.
+    picture: Option<(f32, f32)>,
 }
 
 impl Tracker {
@@ -274,7 +276,13 @@ impl Tracker {
             next_id: 1,
             live: Vec::new(),
             started: false,
+            picture: None,
         }
+    }
+
+    /// The size of the pictures detections come from (boxes touching its edge are cut).
+    pub fn set_picture(&mut self, width: u32, height: u32) {
+        self.picture = Some((width as f32, height as f32));
     }
 
     /// Feed one detected frame's detections; returns the tracks that ended on this frame.
@@ -314,8 +322,15 @@ impl Tracker {
         // as Ultralytics does, so a sure box wins a tie; only they vote on the class.
         let mut stage =
             |this: &mut Self, tracks: &[usize], obs: &[usize], min_iou: f32, confident: bool| {
-                let (pairs, left) =
-                    associate(&this.live, tracks, observations, obs, min_iou, confident);
+                let (pairs, left) = associate(
+                    &this.live,
+                    tracks,
+                    observations,
+                    obs,
+                    min_iou,
+                    confident,
+                    this.picture,
+                );
                 for (ti, oi) in pairs {
                     this.apply(ti, point(&observations[oi]), confident);
                     matched[ti] = true;
@@ -419,6 +434,54 @@ impl Tracker {
 /// Largest change of box height a weak detection may bring to a track (see [`associate`]).
 const WEAK_MAX_HEIGHT_CHANGE: f32 = 1.4;
 
+/// How much a moving vehicle's box may change across its direction of travel between
+/// two matches. Along it a box grows and shrinks freely (a vehicle entering at the edge,
+/// one passing behind another); across it the vehicle's breadth changes only slowly with
+/// perspective, so a box of another breadth is another object: most often two vehicles
+/// side by side merged into one, whose track would otherwise walk onto one of them.
+const MAX_BREADTH_CHANGE: f32 = 1.5;
+
+/// Whether `now` could be the same vehicle as the track, by its breadth across
+/// the track's direction of travel (over its last second). A still track, or a box cut by
+/// the picture's edge across that direction, is not judged.
+fn same_breadth(track: &Track, now: &BBox, picture: Option<(f32, f32)>) -> bool {
+    let last = &track.last().bbox;
+    let since = track.last().pts.saturating_sub(Duration::from_secs(1));
+    let Some(earlier) = track.points.iter().find(|p| p.pts >= since) else {
+        return true;
+    };
+    let ((x0, y0), (x1, y1)) = (earlier.bbox.center(), last.center());
+    let (dx, dy) = (x1 - x0, y1 - y0);
+    if dx.hypot(dy) < 0.05 * last.width().min(last.height()) {
+        return true;
+    }
+    let across_y = dx.abs() >= dy.abs();
+    let cut = |b: &BBox| match picture {
+        Some((_, h)) if across_y => b.y1 <= 1.0 || b.y2 >= h - 1.0,
+        Some((w, _)) => b.x1 <= 1.0 || b.x2 >= w - 1.0,
+        None => false,
+    };
+    if cut(now) {
+        return true;
+    }
+    // Against the breadth the track has kept over its last second (the median), not its
+    // last box alone: one merged box taken in must not make the vehicle's own next box
+    // look like another object.
+    let breadth = |b: &BBox| if across_y { b.height() } else { b.width() };
+    let mut recent: Vec<f32> = track
+        .points
+        .iter()
+        .filter(|p| p.pts >= since && !cut(&p.bbox))
+        .map(|p| breadth(&p.bbox))
+        .collect();
+    if recent.is_empty() {
+        return true;
+    }
+    recent.sort_by(f32::total_cmp);
+    let (was, is) = (recent[recent.len() / 2].max(1.0), breadth(now).max(1.0));
+    was.max(is) / was.min(is) <= MAX_BREADTH_CHANGE
+}
+
 fn associate(
     live: &[Track],
     tracks: &[usize],
@@ -426,6 +489,7 @@ fn associate(
     obs: &[usize],
     min_iou: f32,
     fuse_score: bool,
+    picture: Option<(f32, f32)>,
 ) -> (Vec<(usize, usize)>, Vec<usize>) {
     if tracks.is_empty() || obs.is_empty() {
         return (Vec::new(), obs.to_vec());
@@ -445,7 +509,10 @@ fn associate(
     // The assignment solver wants integer weights and no more rows than columns.
     let weight = |ti: usize, oi: usize| -> i64 {
         let v = iou(ti, oi);
-        if v < min_iou || (!fuse_score && !same_height(ti, oi)) {
+        if v < min_iou
+            || (!fuse_score && !same_height(ti, oi))
+            || !same_breadth(&live[tracks[ti]], &observations[obs[oi]].bbox, picture)
+        {
             return 0;
         }
         let v = if fuse_score {
@@ -631,6 +698,39 @@ mod tests {
         t.update(6, at(6), &[obs(120.0)]);
         assert_eq!(t.get(1).map(|tr| tr.last().frame), Some(6));
         assert_eq!(t.live().len(), 1);
+    }
+
+    #[test]
+    fn a_confident_box_around_two_vehicles_side_by_side_does_not_carry_the_track_onto_either() {
+        // A vehicle moving right (50 px tall); then a sure box twice as tall, taking in
+        // the vehicle beside it. It is another object: the track does not take it, and
+        // the vehicle's own box next frame still continues it.
+        let at_x = |x: f32, y1: f32, y2: f32| Observation {
+            bbox: BBox::new(x, y1, x + 100.0, y2),
+            score: 0.9,
+            class_id: 0,
+        };
+        let mut t = tracker();
+        t.set_picture(640, 360);
+        for f in 0..4u64 {
+            t.update(f, at(f), &[at_x(100.0 + f as f32 * 20.0, 100.0, 150.0)]);
+        }
+        t.update(4, at(4), &[at_x(175.0, 100.0, 210.0)]);
+        assert_eq!(t.get(1).map(|tr| tr.last().frame), Some(3), "not taken");
+        t.update(5, at(5), &[at_x(200.0, 100.0, 150.0)]);
+        assert_eq!(t.get(1).map(|tr| tr.last().frame), Some(5));
+        // Along the direction of travel a box may grow: a vehicle coming in at the edge.
+        let mut t = tracker();
+        t.set_picture(640, 360);
+        for (f, x2) in [40.0f32, 80.0, 120.0, 160.0, 200.0].into_iter().enumerate() {
+            let o = Observation {
+                bbox: BBox::new(0.0, 100.0, x2, 150.0),
+                score: 0.9,
+                class_id: 0,
+            };
+            t.update(f as u64, at(f as u64), &[o]);
+        }
+        assert_eq!(t.get(1).map(|tr| tr.points.len()), Some(5));
     }
 
     #[test]

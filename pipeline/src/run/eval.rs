@@ -656,7 +656,11 @@ mod tests {
         assert_eq!(s.plates.other_vehicles, 2);
         assert_eq!(s.plates.wrong, 1);
         assert!((s.plates.wrong_max_confidence - 0.9).abs() < 1e-6);
-        assert!(s.misses.iter().any(|m| m.contains("carries vehicle 2's plate")));
+        assert!(
+            s.misses
+                .iter()
+                .any(|m| m.contains("carries vehicle 2's plate"))
+        );
         // Its own plate, or no plate at all, is not another vehicle's.
         let s = score("s", &truth(), &[seen("red_light", 4, 0.0, None)]);
         assert_eq!((s.plates.other_vehicles, s.plates.wrong), (0, 0));
@@ -706,7 +710,10 @@ mod tests {
             }),
         );
         assert_eq!((id.switches, id.jumps), (2, 1));
-        assert!(notes[0].contains("track 1 jumped from vehicle 1 to vehicle 2"), "{notes:?}");
+        assert!(
+            notes[0].contains("track 1 jumped from vehicle 1 to vehicle 2"),
+            "{notes:?}"
+        );
         // A box overlapping no vehicle matches nothing.
         let (id, _) = identity("s", &t, &frames(|_| vec![(9, 150.0)]));
         assert_eq!(id.matched, 0);
