@@ -30,14 +30,19 @@ impl BBox {
         ((self.x1 + self.x2) / 2.0, (self.y1 + self.y2) / 2.0)
     }
 
-    pub fn iou(&self, other: &BBox) -> f32 {
-        let inter = BBox::new(
+    /// The area both boxes cover.
+    pub fn intersection(&self, other: &BBox) -> f32 {
+        BBox::new(
             self.x1.max(other.x1),
             self.y1.max(other.y1),
             self.x2.min(other.x2),
             self.y2.min(other.y2),
         )
-        .area();
+        .area()
+    }
+
+    pub fn iou(&self, other: &BBox) -> f32 {
+        let inter = self.intersection(other);
         let union = self.area() + other.area() - inter;
         if union <= 0.0 { 0.0 } else { inter / union }
     }

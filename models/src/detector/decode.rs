@@ -35,11 +35,7 @@ pub(super) fn suppress(
 /// in, such a box wins suppression over one of the vehicles it covers (it overlaps each
 /// enough) and starts a track that later walks onto one of them.
 fn groups(boxes: &[BBox], scores: &[f32]) -> Vec<bool> {
-    let inter = |a: &BBox, b: &BBox| {
-        let w = (a.x2.min(b.x2) - a.x1.max(b.x1)).max(0.0);
-        let h = (a.y2.min(b.y2) - a.y1.max(b.y1)).max(0.0);
-        w * h
-    };
+    let inter = |a: &BBox, b: &BBox| a.intersection(b);
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     (0..boxes.len())
