@@ -26,6 +26,41 @@ pub struct PlateReading {
     /// The plate's background colour, when it could be told (older events lack it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub colour: Option<PlateColour>,
+    /// Other plates the reads point to, likeliest first, with confidences on the same
+    /// scale: what a reviewer picks from when `confidence` is too low to trust `text`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<PlateCandidate>,
+}
+
+/// A plate the reads could also have been.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlateCandidate {
+    pub text: String,
+    pub confidence: f32,
+}
+
+/// Candidates an event may carry.
+pub const MAX_PLATE_CANDIDATES: usize = 8;
+
+/// A plate text in its normal form, or why not.
+fn check_plate_text(field: &str, text: &str) -> Result<(), EventError> {
+    let normal = crate::plate::parse(&[text]).map(|plate| plate.to_string());
+    if text.len() > 16 || normal.as_deref() != Ok(text) {
+        return Err(EventError::Malformed(format!(
+            "{field}: `{}` is not a Vietnamese plate in its normal form (98A-123.45)",
+            shown(text)
+        )));
+    }
+    Ok(())
+}
+
+fn check_probability(field: &str, p: f32) -> Result<(), EventError> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(EventError::Malformed(format!(
+            "{field}: {p} is not a probability"
+        )));
+    }
+    Ok(())
 }
 
 /// A violation decided by the pipeline, handed to ticketing.
@@ -138,18 +173,17 @@ impl ViolationEvent {
             return bad("evidence_manifest_sha256: is not 64 hex digits".into());
         }
         if let Some(p) = &self.plate {
-            let normal = crate::plate::parse(&[p.text.as_str()]).map(|plate| plate.to_string());
-            if p.text.len() > 16 || normal.as_deref() != Ok(p.text.as_str()) {
+            check_plate_text("plate.text", &p.text)?;
+            check_probability("plate.confidence", p.confidence)?;
+            if p.candidates.len() > MAX_PLATE_CANDIDATES {
                 return bad(format!(
-                    "plate.text: `{}` is not a Vietnamese plate in its normal form (98A-123.45)",
-                    shown(&p.text)
+                    "plate.candidates: at most {MAX_PLATE_CANDIDATES} (it has {})",
+                    p.candidates.len()
                 ));
             }
-            if !(0.0..=1.0).contains(&p.confidence) {
-                return bad(format!(
-                    "plate.confidence: {} is not a probability",
-                    p.confidence
-                ));
+            for c in &p.candidates {
+                check_plate_text("plate.candidates.text", &c.text)?;
+                check_probability("plate.candidates.confidence", c.confidence)?;
             }
             if p.raw_lines.len() > 4 || p.raw_lines.iter().any(|l| l.chars().count() > 32) {
                 return bad("plate.raw_lines: at most 4 lines of 32 characters".into());
@@ -252,6 +286,36 @@ mod tests {
             (
                 "plate.confidence",
                 Box::new(|e| e.plate.as_mut().unwrap().confidence = 2.0),
+            ),
+            (
+                "plate.candidates.text",
+                Box::new(|e| {
+                    e.plate.as_mut().unwrap().candidates = vec![PlateCandidate {
+                        text: "../x".into(),
+                        confidence: 0.1,
+                    }]
+                }),
+            ),
+            (
+                "plate.candidates.confidence",
+                Box::new(|e| {
+                    e.plate.as_mut().unwrap().candidates = vec![PlateCandidate {
+                        text: "98A-128.45".into(),
+                        confidence: -1.0,
+                    }]
+                }),
+            ),
+            (
+                "plate.candidates",
+                Box::new(|e| {
+                    e.plate.as_mut().unwrap().candidates = vec![
+                        PlateCandidate {
+                            text: "98A-128.45".into(),
+                            confidence: 0.1,
+                        };
+                        9
+                    ]
+                }),
             ),
             (
                 "plate.raw_lines",

@@ -17,7 +17,7 @@ pub mod violation;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use data_dir::DataDir;
-pub use event::{EVENT_SCHEMA_VERSION, EventError, PlateReading, ViolationEvent};
+pub use event::{EVENT_SCHEMA_VERSION, EventError, PlateCandidate, PlateReading, ViolationEvent};
 pub use local_time::TIME_ZONE;
 pub use plate::PlateColour;
 pub use sighting::Sighting;

@@ -66,6 +66,10 @@ fn event() -> ViolationEvent {
             confidence: 0.93,
             raw_lines: vec!["99-B1".into(), "123.45".into()],
             colour: Some(vigil_core::PlateColour::White),
+            candidates: vec![vigil_core::PlateCandidate {
+                text: "99B7-123.45".into(),
+                confidence: 0.04,
+            }],
         }),
         vehicle_class: "motorbike".into(),
         evidence_manifest_sha256: "ab".repeat(32),

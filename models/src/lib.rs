@@ -17,4 +17,4 @@ pub use engine::Backend;
 pub use error::ModelError;
 pub use geometry::BBox;
 pub use manifest::{Manifest, ModelSpec};
-pub use text::{Recognized, TextDetector, TextRecognizer, TextRegion};
+pub use text::{CharRead, Recognized, Step, TextDetector, TextRecognizer, TextRegion};

@@ -232,9 +232,47 @@ fn orientation(m: &[f64; 5], n: u32) -> (f32, f32, f32) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recognized {
     pub text: String,
-    /// Mean of the per-character probabilities.
+    /// How likely the whole line is read right: the product of its characters'
+    /// probabilities and, for each gap between two of them, of the gap's weakest blank
+    /// (a gap where some symbol nearly showed may hide a character). A mean would let one
+    /// doubtful character among nine sure ones pass as a sure read.
     pub confidence: f32,
-    pub char_confidences: Vec<f32>,
+    /// One per character of `text`, in order.
+    pub chars: Vec<CharRead>,
+}
+
+/// One character of a line as the recogniser saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CharRead {
+    pub symbol: String,
+    /// The highest probability the symbol had over its time steps.
+    pub confidence: f32,
+    /// The likeliest other symbol at those steps, if it is not a blank, and its probability.
+    pub runner_up: Option<(String, f32)>,
+}
+
+/// One time step of the recogniser's output: its likeliest symbol and the next likeliest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Step {
+    pub best: (usize, f32),
+    pub second: (usize, f32),
+}
+
+impl Step {
+    /// The two likeliest symbols of one row of probabilities.
+    pub fn of(row: &[f32]) -> Step {
+        let mut best = (0, f32::MIN);
+        let mut second = (0, f32::MIN);
+        for (i, &p) in row.iter().enumerate() {
+            if p > best.1 {
+                second = best;
+                best = (i, p);
+            } else if p > second.1 {
+                second = (i, p);
+            }
+        }
+        Step { best, second }
+    }
 }
 
 pub struct TextRecognizer {
@@ -305,42 +343,60 @@ impl TextRecognizer {
             });
         }
         // The first (only) image's time steps, one row of symbol probabilities each.
-        let steps: Vec<(usize, f32)> = probs[..shape[1] * shape[2]]
+        let steps: Vec<Step> = probs[..shape[1] * shape[2]]
             .chunks_exact(shape[2])
-            .map(|row| {
-                row.iter()
-                    .enumerate()
-                    .fold((0, f32::MIN), |b, (i, &p)| if p > b.1 { (i, p) } else { b })
-            })
+            .map(Step::of)
             .collect();
         Ok(ctc_greedy(&steps, &self.charset))
     }
 }
 
 /// Greedy CTC decoding: collapse repeats, drop blanks (index 0).
-pub fn ctc_greedy(steps: &[(usize, f32)], charset: &[String]) -> Recognized {
-    let mut text = String::new();
-    let mut char_confidences = Vec::new();
+pub fn ctc_greedy(steps: &[Step], charset: &[String]) -> Recognized {
+    let mut chars: Vec<CharRead> = Vec::new();
+    // The weakest blank of the gap since the last character, and whether one was seen.
+    let mut gap: Option<f32> = None;
+    let mut gaps: Vec<f32> = Vec::new();
     let mut last = 0;
-    for &(index, p) in steps {
-        if index != 0
-            && index != last
-            && let Some(s) = charset.get(index)
-        {
-            text.push_str(s);
-            char_confidences.push(p);
+    for step in steps {
+        let (index, p) = step.best;
+        let runner_up = (step.second.0 != 0)
+            .then(|| charset.get(step.second.0))
+            .flatten()
+            .map(|s| (s.clone(), step.second.1));
+        if index == 0 {
+            if !chars.is_empty() {
+                gap = Some(gap.map_or(p, |g| g.min(p)));
+            }
+        } else if index == last {
+            // The same character held over more steps: keep its surest step.
+            if let Some(c) = chars.last_mut()
+                && p > c.confidence
+            {
+                c.confidence = p;
+                c.runner_up = runner_up;
+            }
+        } else if let Some(s) = charset.get(index) {
+            if let Some(g) = gap.take() {
+                gaps.push(g);
+            }
+            chars.push(CharRead {
+                symbol: s.clone(),
+                confidence: p,
+                runner_up,
+            });
         }
         last = index;
     }
-    let confidence = if char_confidences.is_empty() {
+    let confidence = if chars.is_empty() {
         0.0
     } else {
-        char_confidences.iter().sum::<f32>() / char_confidences.len() as f32
+        chars.iter().map(|c| c.confidence).product::<f32>() * gaps.iter().product::<f32>()
     };
     Recognized {
-        text,
+        text: chars.iter().map(|c| c.symbol.as_str()).collect(),
         confidence,
-        char_confidences,
+        chars,
     }
 }
 
@@ -367,18 +423,75 @@ mod tests {
     #[test]
     fn ctc_collapses_repeats_and_blanks() {
         let charset: Vec<String> = ["", "9", "8", "A"].iter().map(|s| s.to_string()).collect();
+        let step = |i, p, j, q| Step {
+            best: (i, p),
+            second: (j, q),
+        };
         let steps = [
-            (1, 0.9),
-            (1, 0.8),
-            (0, 0.99),
-            (1, 0.7),
-            (2, 0.6),
-            (0, 0.9),
-            (3, 1.0),
+            step(0, 0.99, 1, 0.01),
+            step(1, 0.8, 0, 0.2),
+            step(1, 0.9, 2, 0.05),
+            step(0, 0.99, 1, 0.01),
+            step(1, 0.7, 3, 0.2),
+            step(2, 0.6, 3, 0.3),
+            step(0, 0.9, 3, 0.08),
+            step(0, 0.95, 0, 0.0),
+            step(3, 1.0, 0, 0.0),
+            step(0, 0.97, 0, 0.0),
         ];
         let r = ctc_greedy(&steps, &charset);
         assert_eq!(r.text, "998A");
-        assert_eq!(r.char_confidences, vec![0.9, 0.7, 0.6, 1.0]);
+        let confidences: Vec<f32> = r.chars.iter().map(|c| c.confidence).collect();
+        assert_eq!(
+            confidences,
+            vec![0.9, 0.7, 0.6, 1.0],
+            "each run's surest step"
+        );
+        assert_eq!(r.chars[0].runner_up, Some(("8".into(), 0.05)));
+        assert_eq!(r.chars[1].runner_up, Some(("A".into(), 0.2)));
+        assert_eq!(
+            r.chars[3].runner_up, None,
+            "a blank runner-up is no alternative"
+        );
+        // Characters times each inner gap's weakest blank (0.99, then 0.9); the blank
+        // after the last character is no gap.
+        let expected = 0.9 * 0.7 * 0.6 * 1.0 * 0.99 * 0.9;
+        assert!((r.confidence - expected).abs() < 1e-6, "{}", r.confidence);
+    }
+
+    #[test]
+    fn one_doubtful_character_makes_the_line_doubtful() {
+        let charset: Vec<String> = ["", "1", "7"].iter().map(|s| s.to_string()).collect();
+        let sure = Step {
+            best: (1, 0.99),
+            second: (0, 0.01),
+        };
+        let blank = Step {
+            best: (0, 0.99),
+            second: (1, 0.01),
+        };
+        let doubtful = Step {
+            best: (1, 0.5),
+            second: (2, 0.45),
+        };
+        let mut steps = Vec::new();
+        for _ in 0..8 {
+            steps.extend([sure, blank]);
+        }
+        steps.extend([doubtful, blank]);
+        let r = ctc_greedy(&steps, &charset);
+        assert_eq!(r.text, "111111111");
+        assert!(r.confidence < 0.5, "{}", r.confidence);
+        assert_eq!(r.chars[8].runner_up, Some(("7".into(), 0.45)));
+    }
+
+    #[test]
+    fn the_two_likeliest_symbols_of_a_row() {
+        let s = Step::of(&[0.1, 0.6, 0.05, 0.25]);
+        assert_eq!(s.best, (1, 0.6));
+        assert_eq!(s.second, (3, 0.25));
+        let s = Step::of(&[0.7, 0.3]);
+        assert_eq!(s.second, (1, 0.3));
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn sample_event(n: u128) -> ViolationEvent {
             confidence: 0.99,
             raw_lines: vec!["98A-123.45".into()],
             colour: None,
+            candidates: Vec::new(),
         }),
         vehicle_class: "bus".into(),
         // No package has this manifest: see [`file_package`] for an event intake takes.

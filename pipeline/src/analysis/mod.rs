@@ -43,6 +43,10 @@ pub struct Finding {
     pub key_frames: Vec<KeyFrame>,
     pub plate: Option<PlateRead>,
     pub plate_confidence: f32,
+    /// The other plates the track's reads point to, likeliest first, with their
+    /// confidence on the plate's scale: what a reviewer picks from when the plate is
+    /// uncertain.
+    pub plate_candidates: Vec<(String, f32)>,
     /// The crop the plate was read from, cut to the plate.
     pub plate_crop: Option<RgbImage>,
     pub plate_colour: Option<PlateColour>,
@@ -361,7 +365,7 @@ impl Analyzer {
             .crops
             .read(track.id, &mut models.plates, self.settings.plate_candidates)?;
         let vehicle_class = models.class_name(track.class_id());
-        let (plate, plate_confidence, plate_crop) = match read {
+        let (plate, plate_confidence, plate_crop, plate_candidates) = match read {
             Some(v) => {
                 self.sightings.mark_read(track.id);
                 self.sightings.add(PlateSighting {
@@ -373,9 +377,14 @@ impl Analyzer {
                     pts: v.seen_at,
                     crop: v.vehicle,
                 });
-                (Some(v.read), v.confidence, v.plate)
+                let candidates = v
+                    .candidates
+                    .iter()
+                    .map(|(p, c)| (p.to_string(), *c))
+                    .collect();
+                (Some(v.read), v.confidence, v.plate, candidates)
             }
-            None => (None, 0.0, None),
+            None => (None, 0.0, None, Vec::new()),
         };
         Ok(Finding {
             plate_colour: plate.as_ref().and_then(|p| p.colour),
@@ -384,6 +393,7 @@ impl Analyzer {
             key_frames,
             plate,
             plate_confidence,
+            plate_candidates,
             plate_crop,
         })
     }

@@ -11,7 +11,7 @@ use vigil_models::{BBox, ModelError};
 
 use super::tracker::Track;
 use crate::frame::Frame;
-use crate::plates::{PlateRead, PlateReader, vote};
+use crate::plates::{PlateRead, PlateReader, fuse};
 
 /// Reads of one plate at one camera this close together (stream time) are one passage.
 const SIGHTING_MERGE: Duration = Duration::from_secs(10);
@@ -25,11 +25,14 @@ struct Crop {
     image: RgbImage,
 }
 
-/// A vehicle's plate, voted across its crops.
+/// A vehicle's plate, fused across its crops.
 pub(crate) struct VehicleRead {
+    /// The read that gave the fused plate most confidence, carrying the fused plate.
     pub read: PlateRead,
-    /// The vote's confidence (agreement times the agreeing reads' confidence).
+    /// The fused confidence (see [`crate::plates::Fused`]).
     pub confidence: f32,
+    /// The other plates the reads point to, likeliest first.
+    pub candidates: Vec<(vigil_core::plate::Plate, f32)>,
     /// The plate, cut from the crop the winning read came from.
     pub plate: Option<RgbImage>,
     /// When that crop was taken, and the vehicle as it shows.
@@ -98,7 +101,7 @@ impl PlateCrops {
         self.by_track.contains_key(&track_id)
     }
 
-    /// Read the plate from the track's `at_most` best crops and vote.
+    /// Read the plate from the track's `at_most` best crops and fuse the reads.
     pub fn read(
         &self,
         track_id: u64,
@@ -123,17 +126,22 @@ impl PlateCrops {
             "plate reads"
         );
         let only: Vec<PlateRead> = reads.iter().map(|(r, _)| r.clone()).collect();
-        let Some((best, confidence)) = vote(&only) else {
+        let Some(fused) = fuse(&only) else {
             return Ok(None);
         };
-        let (read, crop) = &reads[best];
+        let (read, crop) = &reads[fused.best];
+        let read = PlateRead {
+            plate: fused.plate,
+            ..read.clone()
+        };
         let plate = read
             .bbox
             .pixel_rect(crop.image.width(), crop.image.height())
             .map(|(x, y, w, h)| image::imageops::crop_imm(&crop.image, x, y, w, h).to_image());
         Ok(Some(VehicleRead {
-            read: read.clone(),
-            confidence,
+            read,
+            confidence: fused.confidence,
+            candidates: fused.candidates,
             plate,
             seen_at: crop.pts,
             vehicle: crop.image.clone(),

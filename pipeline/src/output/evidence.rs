@@ -188,6 +188,9 @@ pub fn write_package(
             "lines_read": p.lines,
             "colour": finding.plate_colour.map(|c| c.as_str()),
             "confidence": finding.plate_confidence,
+            "candidates": finding.plate_candidates.iter().map(|(text, confidence)| serde_json::json!({
+                "text": text, "confidence": confidence,
+            })).collect::<Vec<_>>(),
         })),
         "source": source,
         "clip": clip_offset_ms.map(|ms| serde_json::json!({

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
-use vigil_core::{EVENT_SCHEMA_VERSION, PlateColour, PlateReading, ViolationEvent, ViolationKind};
+use vigil_core::{
+    EVENT_SCHEMA_VERSION, PlateCandidate, PlateColour, PlateReading, ViolationEvent, ViolationKind,
+};
 use vigil_evidence::MANIFEST;
 
 /// Pieces younger than this may belong to a process still writing them (a batch run on
@@ -132,6 +134,19 @@ pub fn event_of_package(dir: &Path) -> Result<ViolationEvent, String> {
                 })
                 .unwrap_or_default(),
             colour: p["colour"].as_str().and_then(PlateColour::parse),
+            candidates: p["candidates"]
+                .as_array()
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|c| {
+                            Some(PlateCandidate {
+                                text: c["text"].as_str()?.to_string(),
+                                confidence: c["confidence"].as_f64()? as f32,
+                            })
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }),
     };
     Ok(ViolationEvent {

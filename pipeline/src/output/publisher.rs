@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
-use vigil_core::{DataDir, EVENT_SCHEMA_VERSION, PlateReading, Sighting, ViolationEvent};
+use vigil_core::{
+    DataDir, EVENT_SCHEMA_VERSION, PlateCandidate, PlateReading, Sighting, ViolationEvent,
+};
 
 use super::evidence::{self, ClipFile, EvidenceError, Package, SourceInfo};
 use crate::analysis::{Finding, ModelInfo, PlateSighting};
@@ -184,6 +186,14 @@ impl Publisher {
                 confidence: finding.plate_confidence,
                 raw_lines: p.lines.clone(),
                 colour: finding.plate_colour,
+                candidates: finding
+                    .plate_candidates
+                    .iter()
+                    .map(|(text, confidence)| PlateCandidate {
+                        text: text.clone(),
+                        confidence: *confidence,
+                    })
+                    .collect(),
             }),
             vehicle_class: finding.vehicle_class.clone(),
             evidence_manifest_sha256: package.manifest_sha256.clone(),

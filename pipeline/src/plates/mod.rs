@@ -4,12 +4,13 @@
 //! plate's background [`colour`] is told from the read lines' pixels.
 
 pub mod colour;
+pub mod score;
 
 use std::collections::BTreeMap;
 
 use image::{Rgb, RgbImage};
 use imageproc::geometric_transformations::{Interpolation, rotate};
-use vigil_models::{BBox, ModelError, TextDetector, TextRecognizer, TextRegion};
+use vigil_models::{BBox, ModelError, Recognized, TextDetector, TextRecognizer, TextRegion};
 
 use vigil_core::plate::{self, Plate};
 
@@ -17,7 +18,12 @@ use vigil_core::plate::{self, Plate};
 pub struct PlateRead {
     pub plate: Plate,
     pub lines: Vec<String>,
+    /// How likely `plate` is right (see [`Recognized::confidence`]), less for each
+    /// character the plate grammar had to correct.
     pub confidence: f32,
+    /// Other plates the same pixels could be (a doubtful character read as its runner-up),
+    /// likeliest first, each with its confidence on the same scale.
+    pub candidates: Vec<(Plate, f32)>,
     /// Where the plate is in the image that was read.
     pub bbox: BBox,
     /// The plate's background colour, told from its (levelled) lines.
@@ -33,11 +39,92 @@ struct Line {
     bbox: BBox,
     text: String,
     confidence: f32,
+    /// The line with one doubtful character read as its runner-up, likeliest first.
+    alternatives: Vec<(String, f32)>,
+}
+
+/// Alternatives kept per line, and candidates per read: enough for a reviewer to pick
+/// from, few enough to look at.
+const ALTERNATIVES: usize = 4;
+
+/// The line with one character swapped for its runner-up, for the `ALTERNATIVES` swaps
+/// that leave it likeliest.
+fn alternatives(r: &Recognized) -> Vec<(String, f32)> {
+    let mut out: Vec<(String, f32)> = r
+        .chars
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let (symbol, p) = c.runner_up.as_ref()?;
+            if c.confidence <= 0.0 {
+                return None;
+            }
+            let text: String = r
+                .chars
+                .iter()
+                .enumerate()
+                .map(|(j, o)| {
+                    if j == i {
+                        symbol.as_str()
+                    } else {
+                        o.symbol.as_str()
+                    }
+                })
+                .collect();
+            Some((text, r.confidence / c.confidence * p))
+        })
+        .collect();
+    out.sort_by(|a, b| b.1.total_cmp(&a.1));
+    out.truncate(ALTERNATIVES);
+    out
 }
 
 impl PlateReader {
-    /// The best-parsing plate in `image` (a vehicle crop), if any.
+    /// The best-parsing plate in `image` (a vehicle crop), if any. A crop small enough
+    /// that its plate's characters may be too small for the text detector is read again
+    /// enlarged when the first look finds no plate (a far vehicle, a sub-stream).
     pub fn read(&mut self, image: &RgbImage) -> Result<Option<PlateRead>, ModelError> {
+        if let Some(read) = self.read_at_size(image)? {
+            return Ok(Some(read));
+        }
+        let (w, h) = image.dimensions();
+        let longest = w.max(h);
+        if longest == 0 || longest >= self.detector.max_side {
+            return Ok(None);
+        }
+        let k = ENLARGE;
+        let big =
+            image::imageops::resize(image, w * k, h * k, image::imageops::FilterType::CatmullRom);
+        // The second look takes fainter text: a blurred line's pixels are less sure, and
+        // what is not a plate still has to parse as one to be kept.
+        let first = (
+            self.detector.max_side,
+            self.detector.pixel_threshold,
+            self.detector.region_threshold,
+        );
+        self.detector.max_side = (longest * k).next_multiple_of(32);
+        self.detector.pixel_threshold = SECOND_LOOK_PIXEL;
+        self.detector.region_threshold = SECOND_LOOK_REGION;
+        let second = self.read_at_size(&big);
+        (
+            self.detector.max_side,
+            self.detector.pixel_threshold,
+            self.detector.region_threshold,
+        ) = first;
+        let Some(mut read) = second? else {
+            return Ok(None);
+        };
+        let f = k as f32;
+        read.bbox = BBox::new(
+            read.bbox.x1 / f,
+            read.bbox.y1 / f,
+            read.bbox.x2 / f,
+            read.bbox.y2 / f,
+        );
+        Ok(Some(read))
+    }
+
+    fn read_at_size(&mut self, image: &RgbImage) -> Result<Option<PlateRead>, ModelError> {
         let mut lines: Vec<Line> = Vec::new();
         let mut crops: Vec<RgbImage> = Vec::new();
         for region in self.detector.detect(image)? {
@@ -48,6 +135,7 @@ impl PlateReader {
             if !r.text.trim().is_empty() {
                 lines.push(Line {
                     bbox: region.bbox,
+                    alternatives: alternatives(&r),
                     text: r.text,
                     confidence: r.confidence,
                 });
@@ -73,6 +161,12 @@ impl PlateReader {
         Ok(Some(read))
     }
 }
+
+/// How much a small crop is enlarged for its second look.
+const ENLARGE: u32 = 2;
+/// The text detector's thresholds on the second look (its defaults: 0.3, 0.5).
+const SECOND_LOOK_PIXEL: f32 = 0.2;
+const SECOND_LOOK_REGION: f32 = 0.3;
 
 /// Lines tilted less than this are read as they are.
 const RECTIFY_FROM: f32 = 3.0 * std::f32::consts::PI / 180.0;
@@ -125,42 +219,69 @@ fn corrected(confidence: f32, corrections: usize) -> f32 {
     confidence * CORRECTION_PENALTY.powi(corrections.min(16) as i32)
 }
 
+/// Every reading of one line: as read, then its alternatives.
+fn readings(line: &Line) -> impl Iterator<Item = (&str, f32)> {
+    std::iter::once((line.text.as_str(), line.confidence))
+        .chain(line.alternatives.iter().map(|(t, c)| (t.as_str(), *c)))
+}
+
 fn best_plate(lines: &[Line]) -> Option<PlateRead> {
-    let mut candidates: Vec<PlateRead> = Vec::new();
+    // Each candidate: the plate, its confidence, the lines as read, and where it is. A
+    // candidate comes from the lines as read or from one line's alternative.
+    let mut candidates: Vec<(Plate, f32, Vec<String>, BBox)> = Vec::new();
     for l in lines {
-        if let Ok((p, n)) = plate::parse_counting(&[&l.text]) {
-            candidates.push(PlateRead {
-                plate: p,
-                lines: vec![l.text.clone()],
-                confidence: corrected(l.confidence, n),
-                bbox: l.bbox,
-                colour: None,
-            });
+        for (text, c) in readings(l) {
+            if let Ok((p, n)) = plate::parse_counting(&[text]) {
+                candidates.push((p, corrected(c, n), vec![l.text.clone()], l.bbox));
+            }
         }
     }
     for top in lines {
         for bottom in lines {
-            if stacked(&top.bbox, &bottom.bbox)
-                && let Ok((p, n)) = plate::parse_counting(&[&top.text, &bottom.text])
-            {
-                candidates.push(PlateRead {
-                    plate: p,
-                    lines: vec![top.text.clone(), bottom.text.clone()],
-                    confidence: corrected(top.confidence.min(bottom.confidence), n),
-                    bbox: BBox::new(
-                        top.bbox.x1.min(bottom.bbox.x1),
-                        top.bbox.y1,
-                        top.bbox.x2.max(bottom.bbox.x2),
-                        bottom.bbox.y2,
-                    ),
-                    colour: None,
-                });
+            if !stacked(&top.bbox, &bottom.bbox) {
+                continue;
+            }
+            let bbox = BBox::new(
+                top.bbox.x1.min(bottom.bbox.x1),
+                top.bbox.y1,
+                top.bbox.x2.max(bottom.bbox.x2),
+                bottom.bbox.y2,
+            );
+            let as_read = vec![top.text.clone(), bottom.text.clone()];
+            // One alternative at a time: on the top line with the bottom as read, or the
+            // other way round.
+            let pairs = readings(top)
+                .map(|(t, c)| (t, c * bottom.confidence, bottom.text.as_str()))
+                .chain(
+                    bottom
+                        .alternatives
+                        .iter()
+                        .map(|(b, c)| (top.text.as_str(), c * top.confidence, b.as_str())),
+                );
+            for (t, c, b) in pairs {
+                if let Ok((p, n)) = plate::parse_counting(&[t, b]) {
+                    candidates.push((p, corrected(c, n), as_read.clone(), bbox));
+                }
             }
         }
     }
-    candidates
-        .into_iter()
-        .max_by(|a, b| a.confidence.total_cmp(&b.confidence))
+    candidates.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut candidates = candidates.into_iter();
+    let (plate, confidence, lines, bbox) = candidates.next()?;
+    let mut others: Vec<(Plate, f32)> = Vec::new();
+    for (p, c, _, _) in candidates {
+        if p != plate && !others.iter().any(|(o, _)| *o == p) && others.len() < ALTERNATIVES {
+            others.push((p, c));
+        }
+    }
+    Some(PlateRead {
+        plate,
+        lines,
+        confidence,
+        candidates: others,
+        bbox,
+        colour: None,
+    })
 }
 
 /// `bottom` sits directly under `top`, overlapping it horizontally: the two lines of a
@@ -174,26 +295,63 @@ fn stacked(top: &BBox, bottom: &BBox) -> bool {
     cb > ct && narrower > 0.0 && overlap / narrower >= 0.5 && gap < top.height() * 0.6
 }
 
-/// The plate most reads agree on, weighted by confidence; its confidence is the mean
-/// confidence of the agreeing reads times the share of reads that agree.
-pub fn vote(reads: &[PlateRead]) -> Option<(usize, f32)> {
+/// A track's reads fused into one plate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fused {
+    pub plate: Plate,
+    /// The mean, over the reads, of the confidence each gave this plate (as read, as a
+    /// candidate, or none): reads that disagree pull it down.
+    pub confidence: f32,
+    /// The read that gave the plate most confidence (its crop is the evidence).
+    pub best: usize,
+    /// The other plates the reads point to, likeliest first, on the same scale.
+    pub candidates: Vec<(Plate, f32)>,
+}
+
+/// Fuse a track's reads: each read gives its plate and its candidates a confidence, and
+/// each plate's fused confidence is the mean over all the reads. A plate no read gave
+/// first can win if every read had it close behind: that is what the reads agree on.
+pub fn fuse(reads: &[PlateRead]) -> Option<Fused> {
     if reads.is_empty() {
         return None;
     }
-    let mut by_text: BTreeMap<String, (f32, Vec<usize>)> = BTreeMap::new();
+    // Plate text → (plate, summed confidence, the read giving it most and that confidence).
+    let mut by_text: BTreeMap<String, (Plate, f32, usize, f32)> = BTreeMap::new();
     for (i, r) in reads.iter().enumerate() {
-        let e = by_text.entry(r.plate.to_string()).or_default();
-        e.0 += r.confidence;
-        e.1.push(i);
+        let given = std::iter::once((&r.plate, r.confidence))
+            .chain(r.candidates.iter().map(|(p, c)| (p, *c)));
+        let mut seen: Vec<&Plate> = Vec::new();
+        for (p, c) in given {
+            if seen.contains(&p) {
+                continue;
+            }
+            seen.push(p);
+            let e = by_text
+                .entry(p.to_string())
+                .or_insert_with(|| (p.clone(), 0.0, i, f32::MIN));
+            e.1 += c;
+            // A read that has the plate as its own read is the better evidence.
+            let strength = c + if *p == r.plate { 1.0 } else { 0.0 };
+            if strength > e.3 {
+                e.2 = i;
+                e.3 = strength;
+            }
+        }
     }
-    let (_, (weight, members)) = by_text.into_iter().max_by(|a, b| a.1.0.total_cmp(&b.1.0))?;
-    let share = members.len() as f32 / reads.len() as f32;
-    let mean = weight / members.len() as f32;
-    // The representative read is the most confident of the winners.
-    let best = members
-        .into_iter()
-        .max_by(|&a, &b| reads[a].confidence.total_cmp(&reads[b].confidence))?;
-    Some((best, mean * share))
+    let n = reads.len() as f32;
+    let mut ranked: Vec<(Plate, f32, usize)> = by_text
+        .into_values()
+        .map(|(p, sum, best, _)| (p, sum / n, best))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let mut ranked = ranked.into_iter();
+    let (plate, confidence, best) = ranked.next()?;
+    Some(Fused {
+        plate,
+        confidence,
+        best,
+        candidates: ranked.take(ALTERNATIVES).map(|(p, c, _)| (p, c)).collect(),
+    })
 }
 
 #[cfg(test)]
@@ -205,6 +363,7 @@ mod tests {
             bbox: BBox::new(x, y, x + w, y + h),
             text: text.into(),
             confidence: 0.9,
+            alternatives: Vec::new(),
         }
     }
 
@@ -249,23 +408,74 @@ mod tests {
         assert!(best_plate(&apart).is_none());
     }
 
-    #[test]
-    fn voting_prefers_agreement_and_discounts_dissent() {
-        let read = |text: &str, c: f32| PlateRead {
+    fn read(text: &str, c: f32, candidates: &[(&str, f32)]) -> PlateRead {
+        PlateRead {
             plate: plate::parse(&[text]).unwrap(),
             lines: vec![text.into()],
             confidence: c,
+            candidates: candidates
+                .iter()
+                .map(|(t, c)| (plate::parse(&[t]).unwrap(), *c))
+                .collect(),
             bbox: BBox::new(0.0, 0.0, 1.0, 1.0),
             colour: None,
-        };
+        }
+    }
+
+    #[test]
+    fn fusing_prefers_agreement_and_discounts_dissent() {
         let reads = [
-            read("98A-123.45", 0.9),
-            read("98A-128.45", 0.95),
-            read("98A-123.45", 0.8),
+            read("98A-123.45", 0.9, &[]),
+            read("98A-128.45", 0.95, &[]),
+            read("98A-123.45", 0.8, &[]),
         ];
-        let (i, c) = vote(&reads).unwrap();
-        assert_eq!(reads[i].plate.to_string(), "98A-123.45");
-        assert!((c - 0.85 * 2.0 / 3.0).abs() < 1e-5, "{c}");
-        assert!(vote(&[]).is_none());
+        let f = fuse(&reads).unwrap();
+        assert_eq!(f.plate.to_string(), "98A-123.45");
+        assert!((f.confidence - 1.7 / 3.0).abs() < 1e-5, "{}", f.confidence);
+        assert_eq!(f.best, 0, "the surest read of the winner");
+        assert_eq!(f.candidates.len(), 1);
+        assert_eq!(f.candidates[0].0.to_string(), "98A-128.45");
+        assert!((f.candidates[0].1 - 0.95 / 3.0).abs() < 1e-5);
+        assert!(fuse(&[]).is_none());
+    }
+
+    #[test]
+    fn a_plate_every_read_had_close_behind_wins_over_split_first_reads() {
+        // Two reads each doubt a different character; both had the true plate second.
+        let reads = [
+            read("98A-128.45", 0.5, &[("98A-123.45", 0.45)]),
+            read("98A-123.46", 0.5, &[("98A-123.45", 0.45)]),
+        ];
+        let f = fuse(&reads).unwrap();
+        assert_eq!(f.plate.to_string(), "98A-123.45");
+        assert!((f.confidence - 0.45).abs() < 1e-5);
+        assert_eq!(f.candidates.len(), 2);
+    }
+
+    #[test]
+    fn a_doubtful_character_offers_its_runner_up_as_a_candidate() {
+        let mut l = line(100.0, 100.0, 80.0, 18.0, "98A-128.45");
+        l.confidence = 0.5;
+        l.alternatives = vec![("98A-123.45".into(), 0.4), ("98A-12B.45".into(), 0.3)];
+        let read = best_plate(&[l]).unwrap();
+        assert_eq!(read.plate.to_string(), "98A-128.45");
+        assert!((read.confidence - 0.5).abs() < 1e-6);
+        let texts: Vec<String> = read.candidates.iter().map(|(p, _)| p.to_string()).collect();
+        // "98A-12B.45" parses too, corrected back to the plate already read: not a
+        // candidate of its own.
+        assert_eq!(texts, vec!["98A-123.45"]);
+    }
+
+    #[test]
+    fn a_stacked_plate_takes_alternatives_from_either_line() {
+        let mut top = line(10.0, 22.0, 40.0, 15.0, "99-B1");
+        let mut bottom = line(12.0, 40.0, 38.0, 14.0, "123.45");
+        top.alternatives = vec![("99-B7".into(), 0.3)];
+        bottom.alternatives = vec![("123.46".into(), 0.2)];
+        let read = best_plate(&[top, bottom]).unwrap();
+        assert_eq!(read.plate.to_string(), "99B1-123.45");
+        let texts: Vec<String> = read.candidates.iter().map(|(p, _)| p.to_string()).collect();
+        assert!(texts.contains(&"99B7-123.45".to_string()), "{texts:?}");
+        assert!(texts.contains(&"99B1-123.46".to_string()), "{texts:?}");
     }
 }

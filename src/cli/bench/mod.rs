@@ -197,6 +197,7 @@ fn bench_event(run: u128, n: u32) -> vigil_core::ViolationEvent {
             confidence: 0.97,
             raw_lines: vec![],
             colour: None,
+            candidates: Vec::new(),
         }),
         vehicle_class: if n.is_multiple_of(3) {
             "motorbike"
