@@ -52,7 +52,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "id": c.id, "event_id": c.event_id, "camera_id": c.camera_id, "violation": c.violation,
-                    "plate": c.plate, "plate_confidence": c.plate_confidence, "vehicle_class": c.vehicle_class,
+                    "plate": c.plate, "plate_confidence": c.plate_confidence, "plate_uncertain": c.plate_uncertain, "vehicle_class": c.vehicle_class,
                     "occurred_at": c.occurred_at, "evidence_dir": package(&c.event_id), "state": c.state,
                     "fine": c.fine,
                 })
@@ -94,7 +94,11 @@ pub fn list(ctx: &Context, json: bool) -> Result<()> {
             local_seconds(c.occurred_at),
             c.camera_id,
             c.violation,
-            c.plate.as_deref().unwrap_or("(unread)"),
+            match (&c.plate, c.plate_uncertain) {
+                (Some(p), true) => format!("{p}?"),
+                (Some(p), false) => p.clone(),
+                (None, _) => "(unread)".into(),
+            },
             c.plate_confidence
                 .map(|v| format!("{v:.2}"))
                 .unwrap_or_else(|| "-".into()),

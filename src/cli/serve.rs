@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// Events of one plate, violation and camera this many seconds apart are one case.
     #[arg(long, default_value_t = 300)]
     pub dedup_window: i64,
+    /// Plate confidence (0 to 1) under which a case's plate goes to review as
+    /// "uncertain", with the other candidates shown, and must be confirmed before approval.
+    #[arg(long, default_value_t = vigil_ticketing::db::DEFAULT_PLATE_CERTAIN_AT, value_parser = probability)]
+    pub plate_certain_at: f32,
     /// Mark cookies Secure (default: on unless listening on a loopback address; behind
     /// a TLS proxy, turn it on).
     #[arg(long)]
@@ -130,6 +134,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
         fines: ctx.load_fines()?,
         work_interval: Duration::from_secs(args.work_interval.max(1)),
         dedup_window: chrono::Duration::seconds(args.dedup_window.max(0)),
+        plate_certain_at: args.plate_certain_at,
         secure_cookies: args
             .secure_cookies
             .unwrap_or(!args.listen.ip().is_loopback()),
@@ -158,6 +163,7 @@ struct ServeSettings {
     fines: FineSchedules,
     work_interval: Duration,
     dedup_window: chrono::Duration,
+    plate_certain_at: f32,
     secure_cookies: bool,
     data: vigil_core::DataDir,
     limits: ServerLimits,
@@ -167,6 +173,7 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
     let evidence = EvidenceStore::new(&settings.data);
     let mut intake = Intake::new(store, settings.fines, evidence);
     intake.dedup_window = settings.dedup_window;
+    intake.plate_certain_at = settings.plate_certain_at;
     let mut state = AppState::new(intake, settings.agency, settings.secure_cookies)
         .with_uploads(settings.data)
         .with_trusted_proxies(settings.proxies);
@@ -248,4 +255,16 @@ pub fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'stat
     async {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// A number from 0 to 1.
+fn probability(text: &str) -> Result<f32, String> {
+    let p: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    if !(0.0..=1.0).contains(&p) {
+        return Err(format!("{p} is not between 0 and 1"));
+    }
+    Ok(p)
 }

@@ -22,6 +22,9 @@ pub struct Intake {
     pub store: CaseStore,
     pub fines: Arc<FineSchedules>,
     pub dedup_window: Duration,
+    /// Plates read with less confidence go to review as uncertain (see
+    /// [`crate::db::DEFAULT_PLATE_CERTAIN_AT`]).
+    pub plate_certain_at: f32,
     pub clock: Arc<dyn Clock>,
     pub evidence: EvidenceStore,
 }
@@ -33,6 +36,7 @@ impl Intake {
             evidence,
             fines: Arc::new(fines),
             dedup_window: DEFAULT_DEDUP_WINDOW,
+            plate_certain_at: crate::db::DEFAULT_PLATE_CERTAIN_AT,
             clock: Arc::new(SystemClock),
         }
     }
@@ -71,7 +75,13 @@ impl Intake {
             })?;
         let fine = self.fine_for(event);
         self.store
-            .record(event, fine.as_ref(), self.clock.now(), self.dedup_window)
+            .record_with(
+                event,
+                fine.as_ref(),
+                self.clock.now(),
+                self.dedup_window,
+                self.plate_certain_at,
+            )
             .await
     }
 }

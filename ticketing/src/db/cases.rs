@@ -23,6 +23,9 @@ pub struct CaseSummary {
     pub violation: ViolationKind,
     pub plate: Option<String>,
     pub plate_confidence: Option<f64>,
+    /// The plate came in with a confidence under the service's threshold: it is the
+    /// likeliest reading, to be confirmed or corrected by an officer before approval.
+    pub plate_uncertain: bool,
     pub vehicle_class: String,
     pub occurred_at: DateTime<Utc>,
     pub state: CaseState,
@@ -64,6 +67,9 @@ pub struct CaseDetail {
     #[schema(value_type = Option<Object>)]
     pub driver: Option<serde_json::Value>,
     pub notice_code: Option<String>,
+    /// The other plates the pipeline's reads pointed to, likeliest first.
+    #[schema(value_type = Vec<Object>)]
+    pub plate_candidates: Vec<vigil_core::PlateCandidate>,
     pub events: Vec<CaseEventRef>,
     pub history: Vec<HistoryEntry>,
 }
@@ -82,7 +88,7 @@ pub struct CaseFilter {
 }
 
 const CASE_COLUMNS: &str =
-    "id, event_id, camera_id, violation, plate, plate_confidence, vehicle_class,
+    "id, event_id, camera_id, violation, plate, plate_confidence, plate_uncertain, vehicle_class,
     occurred_at, state, created_at, updated_at,
     fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points";
 
@@ -131,6 +137,7 @@ fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> 
         violation: parse_violation(&event_id, &row.try_get::<String, _>("violation")?)?,
         plate: row.try_get("plate")?,
         plate_confidence: row.try_get("plate_confidence")?,
+        plate_uncertain: row.try_get::<i64, _>("plate_uncertain")? != 0,
         vehicle_class: row.try_get("vehicle_class")?,
         occurred_at: parse_ts(&event_id, &occurred)?,
         state: parse_state(&event_id, &row.try_get::<String, _>("state")?)?,
@@ -143,10 +150,14 @@ fn summary_from_row(row: &sqlx::any::AnyRow) -> Result<CaseSummary, StoreError> 
     })
 }
 
+/// The plate confidence under which a case's plate is only a best guess, unless the
+/// service is told otherwise. A confidence is how likely the read is right (the product
+/// of its characters' probabilities, fused over the track's reads); on the generated
+/// plates no wrong read scored above this (docs/design/plates.md).
+pub const DEFAULT_PLATE_CERTAIN_AT: f32 = 0.65;
+
 impl CaseStore {
-    /// Record an event once: a second call with the same event id changes nothing. An
-    /// event of the same plate, violation and camera as a case still open for it, within
-    /// `dedup_window` of that case's events, is added to that case with its evidence.
+    /// [`CaseStore::record_with`] at the default plate threshold.
     pub async fn record(
         &self,
         event: &ViolationEvent,
@@ -154,14 +165,37 @@ impl CaseStore {
         now: DateTime<Utc>,
         dedup_window: Duration,
     ) -> Result<Recorded, StoreError> {
+        self.record_with(event, fine, now, dedup_window, DEFAULT_PLATE_CERTAIN_AT)
+            .await
+    }
+
+    /// Record an event once: a second call with the same event id changes nothing. An
+    /// event of the same plate, violation and camera as a case still open for it, within
+    /// `dedup_window` of that case's events, is added to that case with its evidence. A
+    /// plate read with less confidence than `plate_certain_at` makes a case of its own,
+    /// marked uncertain: a misread must not merge one vehicle's violation into another's.
+    pub async fn record_with(
+        &self,
+        event: &ViolationEvent,
+        fine: Option<&Fine>,
+        now: DateTime<Utc>,
+        dedup_window: Duration,
+        plate_certain_at: f32,
+    ) -> Result<Recorded, StoreError> {
         let event_id = event.event_id.to_string();
         let json = serde_json::to_string(event).map_err(|e| StoreError::Corrupt {
             event_id: event_id.clone(),
             message: e.to_string(),
         })?;
         let plate = event.plate.as_ref().map(|p| p.text.clone());
+        let uncertain = event
+            .plate
+            .as_ref()
+            .is_some_and(|p| p.confidence < plate_certain_at);
+        // An uncertain plate is no key to merge by.
+        let merge_by = plate.as_ref().filter(|_| !uncertain);
         let mut tx = self.begin().await?;
-        let lock = match &plate {
+        let lock = match merge_by {
             Some(p) => format!("dedup|{}|{}|{p}", event.camera_id, event.violation.as_str()),
             None => format!("event|{event_id}"),
         };
@@ -179,12 +213,12 @@ impl CaseStore {
         let occurred = ts(event.occurred_at);
         let now_s = ts(now);
 
-        let target: Option<i64> = match &plate {
+        let target: Option<i64> = match merge_by {
             Some(plate) => {
                 sqlx::query_scalar(&format!(
                     "SELECT id FROM cases
                      WHERE camera_id = $1 AND violation = $2 AND plate = $3
-                       AND state IN ({})
+                       AND plate_uncertain = 0 AND state IN ({})
                        AND last_occurred_at >= $4 AND occurred_at <= $5
                      ORDER BY id LIMIT 1",
                     in_list(&CaseState::MERGEABLE)
@@ -238,8 +272,9 @@ impl CaseStore {
                 "INSERT INTO cases (event_id, camera_id, violation, plate, plate_key, plate_confidence,
                                     vehicle_class, occurred_at, last_occurred_at, evidence_dir, event_json,
                                     created_at, updated_at, state,
-                                    fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17)
+                                    fine_decree, fine_article, fine_min_vnd, fine_max_vnd, fine_points,
+                                    plate_uncertain)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18)
                  RETURNING id",
             )
             .bind(&event_id)
@@ -259,6 +294,7 @@ impl CaseStore {
             .bind(fine.map(|f| f.min_vnd as i64))
             .bind(fine.map(|f| f.max_vnd as i64))
             .bind(fine.map(|f| f.points as i64))
+            .bind(uncertain as i64)
             .fetch_one(&mut *tx)
             .await?;
             let case_id: i64 = row.try_get("id")?;
@@ -270,7 +306,11 @@ impl CaseStore {
                 "detected",
                 None,
                 CaseState::Detected.as_str(),
-                Some(&format!("event {event_id}")),
+                Some(&if uncertain {
+                    format!("event {event_id}; plate uncertain")
+                } else {
+                    format!("event {event_id}")
+                }),
             )
             .await?;
             Recorded::New(case_id)
@@ -362,7 +402,7 @@ impl CaseStore {
         let summary = self.summary(case_id).await?;
         let row = sqlx::query(
             "SELECT c.original_plate, c.reject_reason, c.reject_text, c.merged_into, c.owner_json,
-                    c.owner_error, c.driver_json, n.code
+                    c.owner_error, c.driver_json, c.event_json, n.code
              FROM cases c LEFT JOIN notices n ON n.id = c.notice_id WHERE c.id = $1",
         )
         .bind(case_id)
@@ -395,7 +435,15 @@ impl CaseStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+        // The candidates are the first event's, as it came in (the event was checked then).
+        let event_json: String = row.try_get("event_json")?;
+        let plate_candidates = ViolationEvent::from_json(&event_json)
+            .ok()
+            .and_then(|e| e.plate)
+            .map(|p| p.candidates)
+            .unwrap_or_default();
         Ok(CaseDetail {
+            plate_candidates,
             original_plate: row.try_get("original_plate")?,
             reject_reason: row.try_get("reject_reason")?,
             reject_text: row.try_get("reject_text")?,

@@ -26,7 +26,9 @@ use sqlx::{Any, AnyPool, Transaction};
 
 use crate::lifecycle::CaseState;
 pub(crate) use cases::fine_from_row;
-pub use cases::{CaseDetail, CaseEventRef, CaseFilter, CaseSummary, HistoryEntry};
+pub use cases::{
+    CaseDetail, CaseEventRef, CaseFilter, CaseSummary, DEFAULT_PLATE_CERTAIN_AT, HistoryEntry,
+};
 pub use keys::{DATA_FOLDER_KEY, KeyPin, SigningKey};
 pub use vigil_core::Recorded;
 

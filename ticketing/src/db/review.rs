@@ -55,6 +55,11 @@ impl CaseStore {
                 "case {case_id} has no plate: correct the plate before approving, or reject it"
             )));
         }
+        if summary.plate_uncertain {
+            return Err(StoreError::Invalid(format!(
+                "case {case_id}'s plate is uncertain: confirm it or pick the right one (correct the plate) before approving, or reject it"
+            )));
+        }
         let mut tx = self.begin().await?;
         self.transition(
             &mut tx,
@@ -118,7 +123,7 @@ impl CaseStore {
         Ok(())
     }
 
-    /// Correct a case's plate. If another open case already holds the same vehicle's
+    /// Correct a case's plate (or confirm an uncertain one by giving it again). If another open case already holds the same vehicle's
     /// violation at this camera within the dedup window, this case merges into it (its
     /// events and evidence move there); otherwise it waits for approval with the new plate.
     pub async fn correct_plate(
@@ -160,7 +165,7 @@ impl CaseStore {
                 .await?;
         sqlx::query(
             "UPDATE cases SET original_plate = COALESCE(original_plate, plate), plate = $1,
-                              plate_key = $2 WHERE id = $3",
+                              plate_key = $2, plate_uncertain = 0 WHERE id = $3",
         )
         .bind(&plate)
         .bind(crate::db::fold_plate(&plate))
@@ -172,7 +177,7 @@ impl CaseStore {
         let target: Option<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM cases
              WHERE camera_id = $1 AND violation = $2 AND plate = $3 AND id <> $4
-               AND state IN ({})
+               AND plate_uncertain = 0 AND state IN ({})
                AND last_occurred_at >= $5 AND occurred_at <= $6
              ORDER BY id LIMIT 1",
             crate::db::in_list(&CaseState::MERGEABLE)

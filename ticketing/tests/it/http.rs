@@ -1740,3 +1740,73 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_limit_and_no_one_else_ca
     );
     assert!(!text.contains("6.6.6.6"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncertain_plate_is_shown_with_its_candidates_and_must_be_confirmed_before_approval() {
+    for (backend, store, _dir) in stores::both().await {
+        let h = start(backend, store).await;
+        let mut e = sample_event(1);
+        let p = e.plate.as_mut().unwrap();
+        p.confidence = 0.3;
+        p.candidates = vec![vigil_core::PlateCandidate {
+            text: "98A-128.45".into(),
+            confidence: 0.25,
+        }];
+        file_package(&h.data.evidence(), &mut e, &h.key);
+        let (status, b) = h.send_event(&e).await;
+        assert_eq!(status, StatusCode::CREATED, "{backend}: {b}");
+        let id = b["case_id"].as_i64().unwrap();
+
+        let (status, listed) = h
+            .call(Some(Role::Officer), Method::GET, "/api/cases", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let listed = listed.as_array().unwrap();
+        assert_eq!(listed[0]["plate_uncertain"], json!(true), "{backend}");
+        let (_, detail) = h
+            .call(
+                Some(Role::Officer),
+                Method::GET,
+                &format!("/api/cases/{id}"),
+                None,
+            )
+            .await;
+        assert_eq!(detail["plate_uncertain"], json!(true), "{detail}");
+        assert_eq!(
+            detail["plate_candidates"][0]["text"], "98A-128.45",
+            "{detail}"
+        );
+
+        let (browser, csrf) = h.browser(Role::Officer).await;
+        let post = |step: &'static str, body: Option<Value>| {
+            let mut req = browser
+                .post(format!("{}/api/cases/{id}/{step}", h.base))
+                .header(CSRF_HEADER, &csrf);
+            if let Some(b) = body {
+                req = req.json(&b);
+            }
+            req.send()
+        };
+        let resp = post("approve", None).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{backend}");
+        let why = resp.text().await.unwrap();
+        assert!(why.contains("plate is uncertain"), "{why}");
+        // The officer picks the candidate that matches the crop; then it can be approved.
+        let resp = post("plate", Some(json!({"plate": "98A-128.45"})))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        let resp = post("approve", None).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{backend}");
+        let case = h.state.store.case(id).await.unwrap();
+        assert_eq!(case.summary.plate.as_deref(), Some("98A-128.45"));
+        assert!(!case.summary.plate_uncertain);
+        assert!(
+            case.history
+                .iter()
+                .any(|e| e.detail.as_deref() == Some("plate 98A-123.45 → 98A-128.45")),
+            "{:?}",
+            case.history
+        );
+    }
+}

@@ -155,3 +155,89 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
         assert_eq!(found.len(), 1, "{backend}");
     }
 }
+
+#[tokio::test]
+async fn an_uncertain_plate_is_confirmed_before_approval_and_merges_with_nothing() {
+    use vigil_core::{PlateCandidate, Recorded};
+    for (backend, store, _dir) in stores::both().await {
+        let w = Duration::minutes(5);
+        let sure = sample_event(1);
+        // The same vehicle's violation half a minute later, read doubtfully.
+        let mut doubtful = sample_event(1);
+        doubtful.event_id = uuid::Uuid::from_u128(78);
+        doubtful.occurred_at += Duration::seconds(30);
+        let p = doubtful.plate.as_mut().unwrap();
+        p.confidence = 0.4;
+        p.candidates = vec![PlateCandidate {
+            text: "98A-128.45".into(),
+            confidence: 0.3,
+        }];
+        let kept = store
+            .record_with(&sure, None, now(), w, 0.75)
+            .await
+            .unwrap()
+            .case_id();
+        let recorded = store
+            .record_with(&doubtful, None, now(), w, 0.75)
+            .await
+            .unwrap();
+        assert!(
+            matches!(recorded, Recorded::New(_)),
+            "{backend}: an uncertain plate merged: {recorded:?}"
+        );
+        let case = recorded.case_id();
+        assert_ne!(case, kept);
+        let detail = store.case(case).await.unwrap();
+        assert!(detail.summary.plate_uncertain, "{backend}");
+        assert_eq!(detail.summary.plate.as_deref(), Some("98A-123.45"));
+        assert_eq!(detail.plate_candidates.len(), 1);
+        assert_eq!(detail.plate_candidates[0].text, "98A-128.45");
+        assert!(!store.case(kept).await.unwrap().summary.plate_uncertain);
+        // A later sure event of that plate merges into the sure case, not the uncertain one.
+        let mut later = sample_event(1);
+        later.event_id = uuid::Uuid::from_u128(79);
+        later.occurred_at += Duration::seconds(60);
+        assert_eq!(
+            store
+                .record_with(&later, None, now(), w, 0.75)
+                .await
+                .unwrap(),
+            Recorded::Merged(kept),
+            "{backend}"
+        );
+
+        store.open_review(case, "officer1", now()).await.unwrap();
+        let err = store.approve(case, "officer1", now()).await.unwrap_err();
+        assert!(err.to_string().contains("uncertain"), "{backend}: {err}");
+        assert_eq!(
+            store.summary(case).await.unwrap().state,
+            CaseState::InReview,
+            "a refused approval changes nothing"
+        );
+        // The officer picks the other candidate: the case is no longer uncertain (and,
+        // with no open case of that plate, stays on its own).
+        assert_eq!(
+            store
+                .correct_plate(case, "officer1", "98A-128.45", now(), w)
+                .await
+                .unwrap(),
+            Corrected::Corrected(case)
+        );
+        let detail = store.case(case).await.unwrap();
+        assert!(!detail.summary.plate_uncertain);
+        assert_eq!(detail.original_plate.as_deref(), Some("98A-123.45"));
+        store.approve(case, "officer1", now()).await.unwrap();
+
+        // At a threshold of 0 the same read is a plate like any other, and merges.
+        let mut again = doubtful.clone();
+        again.event_id = uuid::Uuid::from_u128(80);
+        assert_eq!(
+            store
+                .record_with(&again, None, now(), w, 0.0)
+                .await
+                .unwrap(),
+            Recorded::Merged(kept),
+            "{backend}"
+        );
+    }
+}

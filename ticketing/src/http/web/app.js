@@ -170,7 +170,8 @@ async function renderCase(container, detail, opts) {
         el("div", {},
           el("div", { class: "plate-text", id: "plate-text", text: detail.plate || "(no plate read)" }),
           detail.original_plate ? el("div", { class: "muted", text: `read as ${detail.original_plate}` }) : null,
-          el("div", { class: "muted", text: `confidence ${pct(detail.plate_confidence)}${plate && plate.colour ? " · " + plate.colour + " plate" : ""}` }))),
+          el("div", { class: "muted", text: `confidence ${pct(detail.plate_confidence)}${plate && plate.colour ? " · " + plate.colour + " plate" : ""}` }),
+          plateChoice(detail, opts && opts.onPlate))),
       files.includes("clip.mp4")
         ? el("video", { src: evidence("clip.mp4"), controls: true, muted: true, autoplay: true, loop: true, playsinline: true, preload: "auto", id: "clip" })
         : el("p", { class: "muted", text: "no clip (the source ended before it)" }),
@@ -187,10 +188,22 @@ async function renderCase(container, detail, opts) {
   if (video) { video.muted = true; video.play().catch(() => {}); }
 }
 
+// An uncertain plate: the likeliest reading and the other candidates, each a button that
+// confirms it as the plate when the officer is reviewing, plain text otherwise.
+function plateChoice(detail, onPlate) {
+  if (!detail.plate_uncertain) return null;
+  const options = [[detail.plate, detail.plate_confidence], ...(detail.plate_candidates || []).map((c) => [c.text, c.confidence])];
+  return el("div", { class: "plate-uncertain", id: "plate-uncertain" },
+    el("strong", { text: "Plate uncertain" }), " — compare with the crop and confirm the right one:",
+    el("ul", { class: "candidates" }, options.map(([text, c]) => el("li", {},
+      onPlate ? el("button", { type: "button", class: "candidate", "data-plate": text, onclick: () => onPlate(text) }, text) : el("span", { class: "plate", text }),
+      el("span", { class: "muted", text: ` ${pct(c)}` })))));
+}
+
 // ---------------------------------------------------------------------------------------
 // Review queue
 
-function decisionBar(onApprove, onReject, onPlate, current) {
+function decisionBar(onApprove, onReject, onPlate, current, uncertain) {
   const reason = el("select", { id: "reject-reason" }, REJECT_REASONS.map(([v, t], i) => el("option", { value: v, text: `${i + 1}. ${t}` })));
   const reasonText = el("input", { id: "reject-text", placeholder: "details (optional; needed for Other)" });
   const rejectPanel = el("form", { id: "reject-panel", class: "panel", hidden: true },
@@ -209,7 +222,7 @@ function decisionBar(onApprove, onReject, onPlate, current) {
   platePanel.addEventListener("submit", (ev) => { ev.preventDefault(); onPlate(plateInput.value); });
   return el("section", { class: "decide" },
     el("div", { class: "buttons" },
-      el("button", { id: "approve", class: "approve", onclick: onApprove }, el("kbd", { text: "A" }), " Approve"),
+      el("button", { id: "approve", class: "approve", onclick: onApprove, disabled: !!uncertain, title: uncertain ? "the plate is uncertain: confirm or correct it first" : "" }, el("kbd", { text: "A" }), " Approve"),
       el("button", { id: "reject", class: "reject", onclick: () => show(rejectPanel, reason) }, el("kbd", { text: "R" }), " Reject…"),
       el("button", { id: "correct", onclick: () => show(platePanel, plateInput) }, el("kbd", { text: "P" }), " Correct plate…"),
       el("span", { class: "muted keys", text: "J / K next / previous · Z zoom · Space play/pause" })),
@@ -249,7 +262,7 @@ async function reviewPage(app) {
   const drawList = () => {
     count.textContent = `${queue.length} case(s) waiting, oldest first`;
     list.replaceChildren(...queue.map((c, i) => el("li", { class: i === index ? "current" : "", "data-case": c.id, onclick: () => open(i) },
-      el("strong", { text: `#${c.id}` }), ` ${VIOLATIONS[c.violation] || c.violation} · `, el("span", { class: "plate", text: c.plate || "?" }),
+      el("strong", { text: `#${c.id}` }), ` ${VIOLATIONS[c.violation] || c.violation} · `, el("span", { class: c.plate_uncertain ? "plate uncertain" : "plate", text: c.plate ? (c.plate_uncertain ? `${c.plate}?` : c.plate) : "?" }),
       el("div", { class: "muted", text: `${c.camera_id} · ${localTime(c.occurred_at)}` }))));
   };
   const load = async () => {
@@ -266,7 +279,7 @@ async function reviewPage(app) {
     try {
       const detail = c.state === "detected" ? await api("POST", `/api/cases/${c.id}/open`) : await api("GET", `/api/cases/${c.id}`);
       queue[i] = detail;
-      await renderCase(view, detail, { actions: decisionBar(approve, reject, correct, detail.plate) });
+      await renderCase(view, detail, { actions: decisionBar(approve, reject, correct, detail.plate, detail.plate_uncertain), onPlate: correct });
       status(`Case ${detail.id} open`);
     } catch (e) { status(`case ${c.id}: ${e.message}`, "error"); }
   };
@@ -278,7 +291,7 @@ async function reviewPage(app) {
       const detail = await call(c);
       if (AWAITING.includes(detail.state) && detail.id === c.id) {
         queue[index] = detail;
-        await renderCase(view, detail, { actions: decisionBar(approve, reject, correct, detail.plate) });
+        await renderCase(view, detail, { actions: decisionBar(approve, reject, correct, detail.plate, detail.plate_uncertain), onPlate: correct });
       } else {
         queue.splice(index, 1);
         if (index >= queue.length) index = Math.max(0, queue.length - 1);
