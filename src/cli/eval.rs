@@ -112,6 +112,16 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
         "wrong plate reads: {} (highest confidence {:.2}); cases carrying another vehicle's plate: {}",
         p.wrong, p.wrong_max_confidence, p.other_vehicles
     );
+    let threshold = vigil_ticketing::db::DEFAULT_PLATE_CERTAIN_AT;
+    println!(
+        "at the review threshold {threshold:.2}: {} plates go to review as read, {} of them wrong",
+        p.reliability.right_at_or_above(threshold) + p.reliability.wrong_at_or_above(threshold),
+        p.reliability.wrong_at_or_above(threshold)
+    );
+    println!("plate confidence → share right:");
+    for line in p.reliability.table() {
+        println!("  {line}");
+    }
     let id = &total.identity;
     println!(
         "identities: {} vehicle-frames followed, {} switches (a vehicle's track replaced), {} jumps (a track moved to another vehicle)",

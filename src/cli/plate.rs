@@ -1,4 +1,5 @@
-//! `vigil plate`: read plates from still photographs (investigators' use).
+//! `vigil plate`: read plates from still photographs (investigators' use), or score the
+//! reader against photos whose plates are known (`--truth`).
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +17,12 @@ pub struct PlateArgs {
     /// One JSON object per image instead of text.
     #[arg(long)]
     pub json: bool,
-    #[arg(required = true)]
+    /// Score the reads against a truth file (as fixtures/random/plates.py writes it:
+    /// photo name → plate, width, degradation) and print exact reads, wrong reads and
+    /// the reliability of the confidence. Its photos are read from its folder.
+    #[arg(long, conflicts_with = "images")]
+    pub truth: Option<PathBuf>,
+    #[arg(required_unless_present = "truth")]
     pub images: Vec<PathBuf>,
 }
 
@@ -25,6 +31,8 @@ pub struct PlateFound {
     pub text: String,
     pub lines: Vec<String>,
     pub confidence: f32,
+    /// Other plates the same pixels could be, likeliest first.
+    pub candidates: Vec<(String, f32)>,
     pub colour: Option<&'static str>,
     /// The vehicle it was read on; `None` when read from the whole photo (a close-up).
     pub vehicle: Option<VehicleFound>,
@@ -94,6 +102,11 @@ fn found_plate(read: PlateRead, plate_box: BBox, vehicle: Option<VehicleFound>) 
         text: read.plate.to_string(),
         lines: read.lines,
         confidence: read.confidence,
+        candidates: read
+            .candidates
+            .iter()
+            .map(|(p, c)| (p.to_string(), *c))
+            .collect(),
         colour,
         vehicle,
         plate_box: [plate_box.x1, plate_box.y1, plate_box.x2, plate_box.y2],
@@ -119,6 +132,9 @@ fn open(path: &Path) -> Result<RgbImage> {
 /// Read each photo and print what was found; a photo that cannot be read is reported
 /// and the others still read.
 pub fn run(ctx: &Context, args: PlateArgs) -> Result<()> {
+    if let Some(truth) = &args.truth {
+        return score(ctx, truth, args.json);
+    }
     let mut models = ctx.load_models()?;
     let (models, images, json) = (&mut models, &args.images, args.json);
     let mut failed = 0;
@@ -137,8 +153,18 @@ pub fn run(ctx: &Context, args: PlateArgs) -> Result<()> {
                         .as_ref()
                         .map(|v| format!(" on a {}", v.class))
                         .unwrap_or_default();
+                    let or = if p.candidates.is_empty() {
+                        String::new()
+                    } else {
+                        let c: Vec<String> = p
+                            .candidates
+                            .iter()
+                            .map(|(t, c)| format!("{t} {c:.2}"))
+                            .collect();
+                        format!("  or {}", c.join(", "))
+                    };
                     println!(
-                        "{}: {}  confidence {:.2}  {} plate{on}  (read as {})",
+                        "{}: {}  confidence {:.2}  {} plate{on}  (read as {}){or}",
                         path.display(),
                         p.text,
                         p.confidence,
@@ -162,5 +188,157 @@ pub fn run(ctx: &Context, args: PlateArgs) -> Result<()> {
     if failed > 0 {
         bail!("{failed} of {} images could not be read", images.len());
     }
+    Ok(())
+}
+
+/// What a truth file says of one photo.
+#[derive(serde::Deserialize)]
+struct Truth {
+    plate: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    width: u32,
+    #[serde(default)]
+    degraded: bool,
+    #[serde(default)]
+    blur: Option<f32>,
+    #[serde(default)]
+    motion: Option<f32>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Tally {
+    photos: usize,
+    exact: usize,
+    wrong: usize,
+    none: usize,
+    /// Wrong reads whose candidates held the right plate.
+    right_among_candidates: usize,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: Outcome) {
+        self.photos += 1;
+        match outcome {
+            Outcome::Exact => self.exact += 1,
+            Outcome::Wrong { among_candidates } => {
+                self.wrong += 1;
+                self.right_among_candidates += usize::from(among_candidates);
+            }
+            Outcome::None => self.none += 1,
+        }
+    }
+
+    fn line(&self, what: &str) -> String {
+        let pct = |n: usize| 100.0 * n as f64 / self.photos.max(1) as f64;
+        format!(
+            "{what:<34} {:4} photos  exact {:4} ({:5.1} %)  wrong {:3}  none {:3}",
+            self.photos,
+            self.exact,
+            pct(self.exact),
+            self.wrong,
+            self.none
+        )
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Outcome {
+    Exact,
+    Wrong { among_candidates: bool },
+    None,
+}
+
+#[derive(Default, Serialize)]
+struct Score {
+    clear: Tally,
+    degraded: Tally,
+    /// One-line plates 60–80 px wide, blurred (the hard case).
+    small_blurred: Tally,
+    reliability: vigil_pipeline::plates::score::Reliability,
+    threshold: f32,
+    wrong_at_or_above_threshold: usize,
+    right_at_or_above_threshold: usize,
+}
+
+/// Read every photo of a truth file and score the reads.
+fn score(ctx: &Context, truth_path: &Path, json: bool) -> Result<()> {
+    let text = std::fs::read_to_string(truth_path)
+        .with_context(|| format!("{}: cannot read it", truth_path.display()))?;
+    let truth: std::collections::BTreeMap<String, Truth> = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a plate truth file", truth_path.display()))?;
+    // A name is a file in the truth's folder, never a path elsewhere.
+    if let Some(name) = truth
+        .keys()
+        .find(|n| n.contains(['/', '\\']) || n.starts_with('.'))
+    {
+        bail!(
+            "{}: `{name}` is not a photo name in its folder",
+            truth_path.display()
+        );
+    }
+    let folder = truth_path.parent().unwrap_or(Path::new("."));
+    let mut models = ctx.load_models()?;
+    let threshold = vigil_ticketing::db::DEFAULT_PLATE_CERTAIN_AT;
+    let mut s = Score {
+        threshold,
+        ..Score::default()
+    };
+    for (name, t) in &truth {
+        let image = open(&folder.join(name))?;
+        let found = read_photo(&mut models, &image)?;
+        let outcome = match found.first() {
+            None => Outcome::None,
+            Some(p) => {
+                let right = p.text == t.plate;
+                s.reliability.add(p.confidence, right);
+                if right {
+                    Outcome::Exact
+                } else {
+                    tracing::debug!(photo = %name, truth = %t.plate, read = %p.text, confidence = p.confidence, "wrong read");
+                    Outcome::Wrong {
+                        among_candidates: p.candidates.iter().any(|(c, _)| *c == t.plate),
+                    }
+                }
+            }
+        };
+        if t.degraded {
+            s.degraded.add(outcome);
+        } else {
+            s.clear.add(outcome);
+        }
+        if t.kind == "car"
+            && (60..=80).contains(&t.width)
+            && (t.blur.is_some() || t.motion.is_some())
+        {
+            s.small_blurred.add(outcome);
+        }
+    }
+    s.wrong_at_or_above_threshold = s.reliability.wrong_at_or_above(threshold);
+    s.right_at_or_above_threshold = s.reliability.right_at_or_above(threshold);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+        return Ok(());
+    }
+    println!("{}", s.clear.line("clear"));
+    println!("{}", s.degraded.line("degraded"));
+    println!("{}", s.small_blurred.line("one-line, 60–80 px, blurred"));
+    let wrong = s.clear.wrong + s.degraded.wrong;
+    let among = s.clear.right_among_candidates + s.degraded.right_among_candidates;
+    println!("wrong reads: {wrong}, the right plate among their candidates in {among}");
+    println!("reliability (confidence → share right):");
+    for line in s.reliability.table() {
+        println!("  {line}");
+    }
+    println!(
+        "at the review threshold {threshold:.2}: {} reads go as read, {} of them wrong; highest wrong read {}",
+        s.right_at_or_above_threshold + s.wrong_at_or_above_threshold,
+        s.wrong_at_or_above_threshold,
+        s.reliability
+            .wrong
+            .first()
+            .map_or("none".to_string(), |c| format!("{c:.3}"))
+    );
     Ok(())
 }

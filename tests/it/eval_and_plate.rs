@@ -206,3 +206,58 @@ fn plate_reads_a_tilted_plate() {
     assert_eq!(line["plates"][0]["text"], "98A-123.45", "{line}");
     assert_eq!(line["plates"][0]["colour"], "white", "{line}");
 }
+
+/// Random plate photos (fixtures/random/plates.py, drawn by setup with its own fonts,
+/// proportions and degradations): a wrong read never scores at or above the confidence at
+/// which a case goes to review as read, and clear photos are read.
+#[test]
+fn on_random_plate_photos_no_wrong_read_is_confident_enough_to_pass_as_read() {
+    let truth = common::checkout().join("fixtures/random/generated/plates/truth.json");
+    assert!(
+        truth.is_file(),
+        "the random plate photos are missing: run scripts/setup"
+    );
+    let out = vigil(&["plate", "--json", "--truth", truth.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let s: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let threshold = s["threshold"].as_f64().unwrap();
+    assert!(
+        (threshold - vigil_ticketing::db::DEFAULT_PLATE_CERTAIN_AT as f64).abs() < 1e-6,
+        "{s}"
+    );
+    assert_eq!(s["wrong_at_or_above_threshold"], 0, "{s}");
+    let wrong = s["reliability"]["wrong"].as_array().unwrap();
+    assert!(
+        wrong.iter().all(|c| c.as_f64().unwrap() < threshold),
+        "{wrong:?}"
+    );
+    let clear = &s["clear"];
+    let (photos, exact) = (
+        clear["photos"].as_u64().unwrap(),
+        clear["exact"].as_u64().unwrap(),
+    );
+    assert_eq!(photos, 30, "{s}");
+    assert!(
+        exact * 10 >= photos * 9,
+        "clear photos read: {exact} of {photos}"
+    );
+    // The reads that pass as read are most of the clear ones.
+    assert!(
+        s["right_at_or_above_threshold"].as_u64().unwrap() * 10 >= photos * 8,
+        "{s}"
+    );
+}
+
+#[test]
+fn a_truth_file_naming_a_path_outside_its_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = dir.path().join("truth.json");
+    std::fs::write(&truth, r#"{"../../etc/passwd": {"plate": "98A-123.45"}}"#).unwrap();
+    let out = vigil(&["plate", "--truth", truth.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("is not a photo name in its folder"),
+        "{}",
+        text(&out.stderr)
+    );
+}

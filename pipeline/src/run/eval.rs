@@ -89,7 +89,7 @@ pub struct Tally {
     pub false_negatives: u32,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlateTally {
     pub clear: u32,
     pub clear_exact: u32,
@@ -102,6 +102,8 @@ pub struct PlateTally {
     /// Cases (any find, true or not) carrying the plate of a vehicle in the scene other
     /// than the one they are about: a ticket to the wrong owner.
     pub other_vehicles: u32,
+    /// The confidence of each scored read against whether it was right.
+    pub reliability: crate::plates::score::Reliability,
 }
 
 /// How the tracker kept identities, from every analysed frame: each followed track
@@ -164,6 +166,7 @@ impl Score {
             .wrong_max_confidence
             .max(other.plates.wrong_max_confidence);
         self.plates.other_vehicles += other.plates.other_vehicles;
+        self.plates.reliability.merge(&other.plates.reliability);
         self.identity.matched += other.identity.matched;
         self.identity.switches += other.identity.switches;
         self.identity.jumps += other.identity.jumps;
@@ -202,6 +205,7 @@ impl Score {
                 wrong: self.plates.wrong,
                 wrong_max_confidence: self.plates.wrong_max_confidence,
                 other_vehicles: self.plates.other_vehicles,
+                reliability: self.plates.reliability.clone(),
             },
             frames: self.looks,
             identity: self.identity,
@@ -236,6 +240,8 @@ pub struct PlateReport {
     pub wrong_max_confidence: f32,
     /// Cases carrying another vehicle's plate: the target is 0.
     pub other_vehicles: u32,
+    /// Scored reads by confidence, and how many of each were right.
+    pub reliability: crate::plates::score::Reliability,
 }
 
 fn iou(a: &BBox, b: &[f32; 4]) -> f32 {
@@ -312,6 +318,9 @@ pub fn score(name: &str, truth: &Truth, found: &[Observed]) -> Score {
         if !plate_scored.contains(&i) {
             plate_scored.push(i);
             let exact = o.plate.as_deref() == Some(vehicle.plate.as_str());
+            if o.plate.is_some() {
+                out.plates.reliability.add(o.plate_confidence, exact);
+            }
             if !exact && o.plate.is_some() {
                 out.plates.wrong += 1;
                 out.plates.wrong_max_confidence =
