@@ -95,22 +95,11 @@ impl PlateReader {
         let k = ENLARGE;
         let big =
             image::imageops::resize(image, w * k, h * k, image::imageops::FilterType::CatmullRom);
-        // The second look takes fainter text: a blurred line's pixels are less sure, and
-        // what is not a plate still has to parse as one to be kept.
-        let first = (
-            self.detector.max_side,
-            self.detector.pixel_threshold,
-            self.detector.region_threshold,
-        );
+        // The detector may take the enlarged crop whole, past its usual cap.
+        let cap = self.detector.max_side;
         self.detector.max_side = (longest * k).next_multiple_of(32);
-        self.detector.pixel_threshold = SECOND_LOOK_PIXEL;
-        self.detector.region_threshold = SECOND_LOOK_REGION;
         let second = self.read_at_size(&big);
-        (
-            self.detector.max_side,
-            self.detector.pixel_threshold,
-            self.detector.region_threshold,
-        ) = first;
+        self.detector.max_side = cap;
         let Some(mut read) = second? else {
             return Ok(None);
         };
@@ -164,9 +153,6 @@ impl PlateReader {
 
 /// How much a small crop is enlarged for its second look.
 const ENLARGE: u32 = 2;
-/// The text detector's thresholds on the second look (its defaults: 0.3, 0.5).
-const SECOND_LOOK_PIXEL: f32 = 0.2;
-const SECOND_LOOK_REGION: f32 = 0.3;
 
 /// Lines tilted less than this are read as they are.
 const RECTIFY_FROM: f32 = 3.0 * std::f32::consts::PI / 180.0;
