@@ -165,6 +165,22 @@ pub fn start_worker(
     (child, rx)
 }
 
+/// Wait for a worker started by [`start_worker`] to say it is running ("metrics on …"):
+/// by then it has installed its signal handlers and recovered what an earlier run left,
+/// so a SIGTERM is a clean stop, not the default kill of a process still starting.
+pub fn wait_running(log: &std::sync::mpsc::Receiver<String>) {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        match log.recv_timeout(left) {
+            Ok(line) if line.contains("metrics on ") => return,
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("the worker never said it was running:\n{}", seen.join("\n")),
+        }
+    }
+}
+
 /// SIGTERM to `child`; how it exited.
 pub fn sigterm(child: &mut Child) -> std::process::ExitStatus {
     let pid = child.id().to_string();

@@ -374,7 +374,10 @@ fn vigil_run_killed_right_after_writing_a_package_records_it_once_on_the_next_st
         kill_9(&mut child);
         killed_on.push(new.unwrap());
     }
-    let (child, _log) = start_worker(data, &deployment, &Records::default());
+    let (child, log) = start_worker(data, &deployment, &Records::default());
+    // The packages may have been recorded before the kills: then only a started worker
+    // can be stopped cleanly.
+    common::wait_running(&log);
     wait_until(
         Duration::from_secs(60),
         NOW_AND_THEN,
