@@ -5,11 +5,16 @@ use std::path::PathBuf;
 pub enum ModelError {
     #[error("model manifest {path}: {message}")]
     Manifest { path: PathBuf, message: String },
-    #[error("model file {path} ({role}) is missing; run scripts/setup to install the models")]
-    Missing { path: PathBuf, role: String },
+    #[error("model file {path} ({role}) is missing; run {setup} to install it")]
+    Missing {
+        path: PathBuf,
+        role: String,
+        /// The command that installs it.
+        setup: String,
+    },
     #[error(
         "model file {path} ({role}) has SHA-256 {actual}, but models.toml expects {expected}; \
-         the file is damaged or not the model named there: delete it and run scripts/setup"
+         the file is damaged or not the model named there: delete it and run scripts/setup (with --helmet for the no-helmet model)"
     )]
     Checksum {
         path: PathBuf,

@@ -52,6 +52,10 @@ pub struct Source {
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
     pub file: PathBuf,
+    /// SHA-256 of `file`; empty for a model exported at setup (`exported_by`), whose
+    /// export is not byte-for-byte repeatable: the export writes the hash it made beside
+    /// the file (`<file>.sha256`), and that is what the file is checked against.
+    #[serde(default)]
     pub sha256: String,
     pub licence: String,
     pub source: Source,
@@ -62,6 +66,13 @@ pub struct ModelSpec {
     /// The script (under `scripts/`) that turns the packaged file into `file`.
     #[serde(default)]
     pub derived_by: Option<String>,
+    /// The script (under `scripts/`) that exports the packaged weights to `file`, for a
+    /// model the default setup leaves out; `setup_hint` says how to ask for it.
+    #[serde(default)]
+    pub exported_by: Option<String>,
+    /// How to install an optional model (`scripts/setup --helmet`).
+    #[serde(default)]
+    pub setup_hint: Option<String>,
     /// Detectors with a dynamic input: the longest side an image is fitted to, as the
     /// model was trained.
     #[serde(default)]
@@ -94,9 +105,27 @@ fn default_input_type() -> String {
 const MAX_SIZE: u32 = 4_096;
 
 impl ModelSpec {
+    /// The command that installs the model.
+    pub fn setup(&self) -> String {
+        self.setup_hint
+            .clone()
+            .unwrap_or_else(|| "scripts/setup".into())
+    }
+
     /// Every number within what a model can be: a tensor the machine can hold, a share
     /// that is a share.
     fn check(&self) -> Result<(), String> {
+        match (&self.exported_by, self.sha256.is_empty()) {
+            (None, true) => return Err("`sha256` is missing".into()),
+            (Some(_), false) => {
+                return Err(
+                    "`sha256` and `exported_by` together: an exported model's hash is \
+                     written beside it by the export"
+                        .into(),
+                );
+            }
+            _ => {}
+        }
         if self.input.is_empty()
             || self.input.len() > 8
             || self
@@ -169,25 +198,58 @@ impl Manifest {
             message: format!("no model for role `{role}`"),
         })?;
         let path = self.dir.join(&spec.file);
-        let actual = sha256_file(&path).map_err(|e| match e.kind() {
+        let missing = |e: std::io::Error, path: &Path| match e.kind() {
             std::io::ErrorKind::NotFound => ModelError::Missing {
-                path: path.clone(),
+                path: path.to_owned(),
                 role: role.into(),
+                setup: spec.setup(),
             },
             _ => ModelError::Io {
-                path: path.clone(),
+                path: path.to_owned(),
                 source: e,
             },
-        })?;
-        if !actual.eq_ignore_ascii_case(&spec.sha256) {
+        };
+        let expected = self.sha256(role, spec)?;
+        let actual = sha256_file(&path).map_err(|e| missing(e, &path))?;
+        if !actual.eq_ignore_ascii_case(&expected) {
             return Err(ModelError::Checksum {
                 path,
                 role: role.into(),
-                expected: spec.sha256.clone(),
+                expected,
                 actual,
             });
         }
         Ok((path, spec))
+    }
+
+    /// The SHA-256 `role`'s file must have: the manifest's, or for an exported model the
+    /// one its export wrote beside it.
+    pub fn sha256(&self, role: &str, spec: &ModelSpec) -> Result<String, ModelError> {
+        if spec.exported_by.is_none() {
+            return Ok(spec.sha256.clone());
+        }
+        let mut name = spec.file.clone().into_os_string();
+        name.push(".sha256");
+        let sidecar = self.dir.join(PathBuf::from(name));
+        let text = std::fs::read_to_string(&sidecar).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ModelError::Missing {
+                path: self.dir.join(&spec.file),
+                role: role.into(),
+                setup: spec.setup(),
+            },
+            _ => ModelError::Io {
+                path: sidecar.clone(),
+                source: e,
+            },
+        })?;
+        let sha = text.split_whitespace().next().unwrap_or_default();
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ModelError::Manifest {
+                path: sidecar,
+                message: "not a SHA-256 written by the export; delete it and export again".into(),
+            });
+        }
+        Ok(sha.to_ascii_lowercase())
     }
 }
 
@@ -268,6 +330,57 @@ classes = ["car"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("custom-models.toml"), "{err}");
+    }
+
+    #[test]
+    fn an_exported_model_is_checked_against_the_hash_its_export_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models.toml");
+        let exported = SPEC.replace(
+            "sha256 = \"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\"\n",
+            "exported_by = \"scripts/export.py\"\nsetup_hint = \"scripts/setup --x\"\n",
+        );
+        std::fs::write(&path, &exported).unwrap();
+        let manifest = Manifest::load(&path).unwrap();
+        std::fs::create_dir(dir.path().join("onnx")).unwrap();
+        std::fs::write(dir.path().join("onnx/x.onnx"), b"hello").unwrap();
+        // Not exported yet: named with the step that exports it.
+        let err = manifest
+            .verified("vehicle_detector")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("scripts/setup --x"), "{err}");
+        let sidecar = dir.path().join("onnx/x.onnx.sha256");
+        std::fs::write(&sidecar, "not a hash\n").unwrap();
+        let err = manifest
+            .verified("vehicle_detector")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.onnx.sha256"), "{err}");
+        std::fs::write(
+            &sidecar,
+            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\n",
+        )
+        .unwrap();
+        manifest.verified("vehicle_detector").unwrap();
+        std::fs::write(dir.path().join("onnx/x.onnx"), b"hellx").unwrap();
+        let err = manifest.verified("vehicle_detector").unwrap_err();
+        assert!(matches!(err, ModelError::Checksum { .. }), "{err}");
+        // A hash in the manifest as well would be a second, stale truth.
+        std::fs::write(
+            &path,
+            exported.replace("exported_by", "sha256 = \"ab\"\nexported_by"),
+        )
+        .unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("exported_by"), "{err}");
+        std::fs::write(
+            &path,
+            exported.replace("exported_by = \"scripts/export.py\"\n", ""),
+        )
+        .unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("`sha256` is missing"), "{err}");
     }
 
     #[test]
