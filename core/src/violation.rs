@@ -22,10 +22,12 @@ pub enum ViolationKind {
     Speed20To35,
     #[serde(rename = "speed_over_35")]
     SpeedOver35,
+    /// A motorbike's rider without a helmet.
+    NoHelmet,
 }
 
 impl ViolationKind {
-    pub const ALL: [ViolationKind; 10] = [
+    pub const ALL: [ViolationKind; 11] = [
         ViolationKind::RedLight,
         ViolationKind::WrongWay,
         ViolationKind::WrongLane,
@@ -36,6 +38,7 @@ impl ViolationKind {
         ViolationKind::Speed10To20,
         ViolationKind::Speed20To35,
         ViolationKind::SpeedOver35,
+        ViolationKind::NoHelmet,
     ];
 
     /// The code the fine schedule and the case store use.
@@ -51,6 +54,7 @@ impl ViolationKind {
             ViolationKind::Speed10To20 => "speed_10_20",
             ViolationKind::Speed20To35 => "speed_20_35",
             ViolationKind::SpeedOver35 => "speed_over_35",
+            ViolationKind::NoHelmet => "no_helmet",
         }
     }
 

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::rules::{
-    Check, NoStoppingConfig, RedLightConfig, RestrictedLaneConfig, RuleConfig, SidewalkConfig,
-    SolidLineConfig, SpeedConfig, WrongWayConfig,
+    Check, NoHelmetConfig, NoStoppingConfig, RedLightConfig, RestrictedLaneConfig, RuleConfig,
+    SidewalkConfig, SolidLineConfig, SpeedConfig, WrongWayConfig,
 };
 use crate::signal::SignalConfig;
 
@@ -62,6 +62,8 @@ pub struct CameraConfig {
     pub no_stopping: Vec<NoStoppingConfig>,
     #[serde(default)]
     pub speed: Vec<SpeedConfig>,
+    #[serde(default)]
+    pub no_helmet: Option<NoHelmetConfig>,
     #[serde(skip)]
     pub sha256: String,
     #[serde(skip)]
@@ -113,6 +115,7 @@ impl CameraConfig {
         all.extend(keyed("sidewalk", &self.sidewalk, false));
         all.extend(keyed("no_stopping", &self.no_stopping, false));
         all.extend(keyed("speed", &self.speed, false));
+        all.extend(keyed("no_helmet", &self.no_helmet, true));
         all
     }
 
@@ -181,7 +184,7 @@ impl CameraConfig {
             return Err(self.invalid(
                 "red_light",
                 "the camera has no rules: configure at least one of red_light, wrong_way, \
-                 solid_line, restricted_lane, sidewalk, no_stopping, speed",
+                 solid_line, restricted_lane, sidewalk, no_stopping, speed, no_helmet",
             ));
         }
         for (key, rule) in &rules {

@@ -107,6 +107,7 @@ pub fn run_videos(
 ) -> Result<usize> {
     let camera = CameraConfig::load(camera_path)?;
     let mut models = ctx.load_models()?;
+    models.prepare_for(&camera)?;
     ctx.create_data()?;
     let publisher = Publisher::new(
         ctx.data.clone(),

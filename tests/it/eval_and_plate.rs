@@ -86,6 +86,7 @@ fn eval_meets_the_targets(extra: &[&str]) -> serde_json::Value {
         "wrong_lane",
         "sidewalk_driving",
         "no_stopping",
+        "no_helmet",
     ] {
         assert!(
             support.contains_key(rule),

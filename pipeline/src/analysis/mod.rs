@@ -5,6 +5,7 @@
 //! the [`models`] are lent per call, so one set can serve several cameras.
 
 pub mod exposure;
+pub mod heads;
 pub mod keyframes;
 pub mod models;
 pub mod motion;
@@ -25,6 +26,7 @@ use crate::frame::Frame;
 use crate::plates::PlateRead;
 use crate::rules::{RuleSet, Violation};
 use crate::signal::{SignalSource, SignalState};
+use heads::Heads;
 use keyframes::{Pending, Recent};
 use plate_crops::{PlateCrops, Sightings};
 use schedule::{Scene, Schedule};
@@ -49,6 +51,8 @@ pub struct Finding {
     pub plate_candidates: Vec<(String, f32)>,
     /// The crop the plate was read from, cut to the plate.
     pub plate_crop: Option<RgbImage>,
+    /// A no-helmet violation's best look at the rider's bare head.
+    pub head_crop: Option<RgbImage>,
     pub plate_colour: Option<PlateColour>,
 }
 
@@ -95,6 +99,7 @@ pub struct Analyzer {
     signal: Option<SignalSource>,
     recent: Recent,
     crops: PlateCrops,
+    heads: Heads,
     sightings: Sightings,
     pending: Vec<Pending>,
     checked_size: bool,
@@ -117,6 +122,7 @@ impl Analyzer {
             tracker: Tracker::new(TrackerSettings::default()),
             recent: Recent::default(),
             crops: PlateCrops::new(settings.plate_candidates),
+            heads: Heads::default(),
             sightings: Sightings::default(),
             pending: Vec::new(),
             checked_size: false,
@@ -206,6 +212,10 @@ impl Analyzer {
                 .max(self.tracker.settings.low_score);
             self.tracker.settings.high_score = confident;
             self.tracker.settings.new_track_score = confident;
+            if self.rules.needs_heads() {
+                // Now, not at the first motorbike: a missing head model is named at once.
+                models.helmet()?;
+            }
         }
         self.last_pts = Some(frame.pts);
         let brightened = exposure::for_detection(&frame.image);
@@ -264,6 +274,11 @@ impl Analyzer {
         for track in &current {
             self.crops.keep(track, &frame);
             let class = models.class_name(track.class_id());
+            if self.rules.wants_head(track, &class)
+                && let Some(head) = self.heads.look(models.helmet()?, &frame.image, track)?
+            {
+                self.rules.head(track, head);
+            }
             for violation in self.rules.observe(track, &class) {
                 self.pending
                     .extend(Pending::start(violation, track, &self.recent));
@@ -294,6 +309,7 @@ impl Analyzer {
         let tracker = &self.tracker;
         let alive = |id: u64| tracker.get(id).is_some();
         self.crops.retain(&alive);
+        self.heads.retain(&alive);
         self.rules.retain(&alive);
         self.sightings.retain(&alive, frame.pts);
         Ok(done)
@@ -324,6 +340,7 @@ impl Analyzer {
             self.sight(models, t)?;
         }
         self.crops.clear();
+        self.heads.clear();
         self.sightings.forget_tracks();
         Ok(done)
     }
@@ -365,6 +382,10 @@ impl Analyzer {
             .crops
             .read(track.id, &mut models.plates, self.settings.plate_candidates)?;
         let vehicle_class = models.class_name(track.class_id());
+        let head_crop = match p.violation.kind {
+            vigil_core::ViolationKind::NoHelmet => self.heads.take(track.id),
+            _ => None,
+        };
         let (plate, plate_confidence, plate_crop, plate_candidates) = match read {
             Some(v) => {
                 self.sightings.mark_read(track.id);
@@ -395,6 +416,7 @@ impl Analyzer {
             plate_confidence,
             plate_candidates,
             plate_crop,
+            head_crop,
         })
     }
 }

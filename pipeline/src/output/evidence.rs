@@ -141,6 +141,9 @@ pub fn write_package(
     if let Some(crop) = &finding.plate_crop {
         files.push(save_jpeg(&partial, "plate.jpg", crop)?);
     }
+    if let Some(crop) = &finding.head_crop {
+        files.push(save_jpeg(&partial, "head.jpg", crop)?);
+    }
     let clip_offset_ms = clip.as_ref().map(|c| c.starts_at.as_millis());
     if let Some(clip) = clip {
         let target = partial.join("clip.mp4");

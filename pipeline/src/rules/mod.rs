@@ -3,6 +3,7 @@
 //! that comes back as a new track.
 
 pub mod geometry;
+pub mod helmet;
 pub mod lane;
 pub mod red_light;
 pub mod speed;
@@ -22,6 +23,7 @@ use crate::config::{CameraConfig, ConfigError};
 use crate::signal::SignalState;
 use geometry::Shape;
 
+pub use helmet::{Head, NoHelmetConfig, NoHelmetRule};
 pub use lane::{RestrictedLaneConfig, RestrictedLaneRule, SolidLineConfig, SolidLineRule};
 pub use red_light::{Crossing, RedLightConfig, RedLightRule};
 pub use speed::{SpeedConfig, SpeedRule};
@@ -104,6 +106,17 @@ pub trait TrackRule: Send {
     /// rule that depends on the signal keeps it).
     fn signal(&mut self, _pts: Duration, _state: SignalState) {}
 
+    /// Whether the rule wants a look at the rider's head of the track at its latest point
+    /// (before `observe` for that point); only a rule whose config
+    /// [`RuleConfig::needs_heads`] is asked.
+    fn wants_head(&self, _track: &Track, _class: &str) -> bool {
+        false
+    }
+
+    /// The rider's head the head model found at the track's latest point, if any (after
+    /// `wants_head` asked for it, and only when the rider could be looked at).
+    fn head(&mut self, _track: &Track, _head: Option<Head>) {}
+
     /// Drop the state kept for tracks that have ended.
     fn retain(&mut self, alive: &dyn Fn(u64) -> bool);
 }
@@ -128,6 +141,11 @@ pub trait RuleConfig {
 
     /// Whether the rule needs the signal's state.
     fn needs_signal(&self) -> bool {
+        false
+    }
+
+    /// Whether the rule judges riders' heads, and so needs the head model.
+    fn needs_heads(&self) -> bool {
         false
     }
 
@@ -257,6 +275,7 @@ pub struct RuleSet {
     rules: Vec<Box<dyn TrackRule>>,
     watched: Vec<Shape>,
     needs_signal: bool,
+    needs_heads: bool,
 }
 
 impl RuleSet {
@@ -269,6 +288,24 @@ impl RuleSet {
                 .collect(),
             watched: sections.iter().flat_map(|(_, r)| r.watched()).collect(),
             needs_signal: sections.iter().any(|(_, r)| r.needs_signal()),
+            needs_heads: sections.iter().any(|(_, r)| r.needs_heads()),
+        }
+    }
+
+    /// Whether any rule judges riders' heads.
+    pub fn needs_heads(&self) -> bool {
+        self.needs_heads
+    }
+
+    /// Whether any rule wants a look at the track's rider's head now.
+    pub fn wants_head(&self, track: &Track, class: &str) -> bool {
+        self.needs_heads && self.rules.iter().any(|r| r.wants_head(track, class))
+    }
+
+    /// What a look at the track's rider's head found.
+    pub fn head(&mut self, track: &Track, head: Option<Head>) {
+        for rule in &mut self.rules {
+            rule.head(track, head);
         }
     }
 

@@ -121,6 +121,12 @@ pub fn notice_page(notice: &Notice, agency: &Agency, links: EvidenceLinks) -> Ma
                                         img src=(evidence_url(event, "plate.jpg")) alt="Plate crop";
                                         figcaption { "Biển số (plate)" }
                                     }
+                                    @if v.violation == "no_helmet" {
+                                        figure {
+                                            img src=(evidence_url(event, "head.jpg")) alt="Rider's head";
+                                            figcaption { "Người điều khiển (rider)" }
+                                        }
+                                    }
                                 }
                             }
                         }

@@ -198,7 +198,11 @@ impl LiveRunner {
         let run = &deployment.run;
         let mut worker_models = Vec::new();
         for _ in 0..run.inference_workers {
-            worker_models.push(Models::load(&settings.models_path)?);
+            let mut models = Models::load(&settings.models_path)?;
+            for spec in &deployment.cameras {
+                models.prepare_for(&spec.config)?;
+            }
+            worker_models.push(models);
         }
         let model_info: Vec<ModelInfo> = worker_models
             .first()

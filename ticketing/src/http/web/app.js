@@ -156,7 +156,7 @@ async function renderCase(container, detail, opts) {
   let manifest = null;
   try { manifest = await api("GET", evidence("manifest.json")); } catch (e) { status(`evidence manifest: ${e.message}`, "error"); }
   const files = ((manifest && manifest.files) || []).map((f) => f.name);
-  const frames = files.filter((f) => f.endsWith(".jpg") && f !== "plate.jpg");
+  const frames = files.filter((f) => f.endsWith(".jpg") && f !== "plate.jpg" && f !== "head.jpg");
   const plate = manifest && manifest.plate;
   container.replaceChildren(
     el("header", { class: "case-head" },
@@ -172,6 +172,9 @@ async function renderCase(container, detail, opts) {
           detail.original_plate ? el("div", { class: "muted", text: `read as ${detail.original_plate}` }) : null,
           el("div", { class: "muted", text: `confidence ${pct(detail.plate_confidence)}${plate && plate.colour ? " · " + plate.colour + " plate" : ""}` }),
           plateChoice(detail, opts && opts.onPlate))),
+      files.includes("head.jpg")
+        ? el("figure", { class: "head-box" }, el("img", { src: evidence("head.jpg"), alt: "rider's head", class: "head-crop" }), el("figcaption", { class: "muted", text: "rider's head, best look" }))
+        : null,
       files.includes("clip.mp4")
         ? el("video", { src: evidence("clip.mp4"), controls: true, muted: true, autoplay: true, loop: true, playsinline: true, preload: "auto", id: "clip" })
         : el("p", { class: "muted", text: "no clip (the source ended before it)" }),
