@@ -44,6 +44,12 @@ pub struct CameraConfig {
     /// Frames per second analysed (decoded frames are dropped down to this rate).
     #[serde(default = "default_analysis_fps")]
     pub analysis_fps: u32,
+    /// The longest side (pixels, a multiple of 32) the analysed frame is fitted to for the
+    /// vehicle detector; the model's own `size` when absent. A camera whose vehicles are
+    /// small in its picture (a sub-stream, the far side of a wide junction) sets it larger,
+    /// at about (size / 640)² the detector's time.
+    #[serde(default)]
+    pub detector_size: Option<u32>,
     /// Where the signal state comes from; needed by the red-light rule.
     #[serde(default)]
     pub signal: Option<SignalConfig>,
@@ -179,6 +185,14 @@ impl CameraConfig {
                 format!("{} is outside 1..=30", self.analysis_fps),
             ));
         }
+        if let Some(size) = self.detector_size
+            && !((32..=4096).contains(&size) && size % 32 == 0)
+        {
+            return Err(self.invalid(
+                "detector_size",
+                format!("{size} is not a multiple of 32 within 32..=4096"),
+            ));
+        }
         let rules = self.rules();
         if rules.is_empty() {
             return Err(self.invalid(
@@ -299,6 +313,21 @@ phases = [{ state = "green", seconds = 3 }, { state = "red", seconds = 5 }]
             .unwrap_err()
             .to_string();
         assert!(err.contains("purple"), "{err}");
+        for size in ["100", "0", "8192"] {
+            let err = load(&GOOD.replace(
+                "location = \"Here\"",
+                &format!("location = \"Here\"\ndetector_size = {size}"),
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("detector_size"), "{size}: {err}");
+        }
+        let c = load(&GOOD.replace(
+            "location = \"Here\"",
+            "location = \"Here\"\ndetector_size = 1280",
+        ))
+        .unwrap();
+        assert_eq!(c.detector_size, Some(1280));
     }
 
     const RULES_ONLY: &str = r#"

@@ -20,6 +20,10 @@ pub struct EvalArgs {
     /// detect only in the changed region.
     #[arg(long)]
     pub motion_gating: bool,
+    /// Fit every scenario's frames to this longest side (a multiple of 32) for the vehicle
+    /// detector, overriding the cameras' `detector_size`.
+    #[arg(long)]
+    pub detector_size: Option<u32>,
 }
 
 pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
@@ -30,6 +34,11 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
         args.json,
         args.motion_gating,
     );
+    if let Some(size) = args.detector_size
+        && !((32..=4096).contains(&size) && size % 32 == 0)
+    {
+        bail!("--detector-size {size} is not a multiple of 32 within 32..=4096");
+    }
     let scenarios = find_scenarios(suite)
         .with_context(|| format!("cannot read the scenario suite {}", suite.display()))?;
     if scenarios.is_empty() {
@@ -54,12 +63,13 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let (score, _) = run_scenario(models, path, gating, |pts, duration| {
-            let share = duration
-                .map(|d| pts.as_secs_f64() / d.as_secs_f64().max(0.001))
-                .unwrap_or(0.0);
-            bar.set_message(format!("{name} {:>3.0}%", share * 100.0));
-        })?;
+        let (score, _) =
+            run_scenario(models, path, gating, args.detector_size, |pts, duration| {
+                let share = duration
+                    .map(|d| pts.as_secs_f64() / d.as_secs_f64().max(0.001))
+                    .unwrap_or(0.0);
+                bar.set_message(format!("{name} {:>3.0}%", share * 100.0));
+            })?;
         total.add(&score);
         bar.set_position(i as u64 + 1);
     }

@@ -215,3 +215,31 @@ fn openvino_finds_the_vehicles_and_reads_the_plates_onnx_runtime_does() {
         }
     }
 }
+
+#[test]
+fn a_camera_can_fit_its_frames_larger_for_the_detector_and_another_keep_the_models_size() {
+    let mut models = vigil_pipeline::Models::load(&common::models_path()).unwrap();
+    assert_eq!(models.vehicle.input_size(640, 360), (640, 384));
+    models.vehicle.set_fit(Some(1280));
+    assert_eq!(models.vehicle.input_size(640, 360), (1280, 736));
+    // The motorbike detected at the larger scale is still boxed in the frame's pixels. (The
+    // bus, 300 px wide here, is not found at twice the scale: a larger fit is for cameras
+    // whose vehicles are all small.)
+    let frames = vigil_pipeline::FileSource::open(&common::fixture("redlight_a.mp4"), 5)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let frame = &frames[20];
+    let large = models.vehicle.detect(&frame.image).unwrap();
+    models.vehicle.set_fit(None);
+    assert_eq!(models.vehicle.input_size(640, 360), (640, 384));
+    let normal = models.vehicle.detect(&frame.image).unwrap();
+    let motorbikes: Vec<_> = normal.iter().filter(|d| d.class_id == 0).collect();
+    assert!(!motorbikes.is_empty(), "{normal:?}");
+    for d in motorbikes {
+        assert!(
+            large.iter().any(|l| l.bbox.iou(&d.bbox) >= 0.5),
+            "{d:?} not found at 1280: {large:?}"
+        );
+    }
+}

@@ -35,6 +35,8 @@ pub struct Detector {
     path: PathBuf,
     engine: Engine,
     canvas: Canvas,
+    /// The longest side the manifest fits images to (`size`), for a dynamic input.
+    trained_fit: u32,
     /// Whether one run takes several images.
     batched: bool,
     fp16: bool,
@@ -134,6 +136,7 @@ impl Detector {
         };
         Ok(Self {
             role: role.into(),
+            trained_fit: spec.size.unwrap_or(640),
             canvas,
             batched: shape[0] == -1,
             fp16,
@@ -145,6 +148,19 @@ impl Detector {
             path,
             engine,
         })
+    }
+
+    /// Fit images' longest side to `fit` pixels (a multiple of 32) from now on, or to the
+    /// manifest's `size` for `None`: a camera whose vehicles are small in the picture is
+    /// detected at a larger scale, so they reach the model at the size it learnt them.
+    /// A detector with a fixed input keeps it.
+    pub fn set_fit(&mut self, fit: Option<u32>) {
+        if let Canvas::Fitted { multiple, .. } = self.canvas {
+            self.canvas = Canvas::Fitted {
+                fit: fit.unwrap_or(self.trained_fit),
+                multiple,
+            };
+        }
     }
 
     /// The model input an image of `width` x `height` is fitted into.

@@ -178,6 +178,8 @@ impl Analyzer {
             needed: !self.pending.is_empty() || self.must_see(frame.pts),
             analysis_fps: self.camera.analysis_fps,
         };
+        // The models serve several cameras: each is detected at its own scale.
+        models.vehicle.set_fit(self.camera.detector_size);
         let look = self.schedule.look(&frame, &scene, &models.vehicle);
         let findings = match &look {
             Look::Skip => Vec::new(),

@@ -463,15 +463,21 @@ pub fn load_truth(path: &Path) -> Result<Truth, EvalError> {
 /// Run the pipeline over one scenario and score it; `on_frame` is called per analysed frame.
 /// `gating`: look at each frame as the live runner does with motion gating on (skip still
 /// frames, detect only in the changed region), so its recall can be compared.
+/// `detector_size`: fit every scenario's frames to this for the detector, whatever its
+/// camera says (see [`CameraConfig::detector_size`]).
 pub fn run_scenario(
     models: &mut Models,
     truth_path: &Path,
     gating: bool,
+    detector_size: Option<u32>,
     mut on_frame: impl FnMut(Duration, Option<Duration>),
 ) -> Result<(Score, Vec<Observed>), EvalError> {
     let truth = load_truth(truth_path)?;
     let dir = truth_path.parent().unwrap_or(Path::new("."));
-    let camera = CameraConfig::load(&dir.join(&truth.camera))?;
+    let mut camera = CameraConfig::load(&dir.join(&truth.camera))?;
+    if detector_size.is_some() {
+        camera.detector_size = detector_size;
+    }
     let video = dir.join(&truth.video);
     let mut frames = FileSource::open(&video, camera.analysis_fps)?;
     let settings = AnalyzerSettings {
