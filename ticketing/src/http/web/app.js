@@ -171,10 +171,10 @@ async function renderCase(container, detail, opts) {
           el("div", { class: "plate-text", id: "plate-text", text: detail.plate || "(no plate read)" }),
           detail.original_plate ? el("div", { class: "muted", text: `read as ${detail.original_plate}` }) : null,
           el("div", { class: "muted", text: `confidence ${pct(detail.plate_confidence)}${plate && plate.colour ? " · " + plate.colour + " plate" : ""}` }),
-          plateChoice(detail, opts && opts.onPlate))),
-      files.includes("head.jpg")
-        ? el("figure", { class: "head-box" }, el("img", { src: evidence("head.jpg"), alt: "rider's head", class: "head-crop" }), el("figcaption", { class: "muted", text: "rider's head, best look" }))
-        : null,
+          plateChoice(detail, opts && opts.onPlate)),
+        files.includes("head.jpg")
+          ? el("figure", { class: "head-box" }, el("img", { src: evidence("head.jpg"), alt: "rider's head", class: "head-crop" }), el("figcaption", { class: "muted", text: "rider's head, best look" }))
+          : null),
       files.includes("clip.mp4")
         ? el("video", { src: evidence("clip.mp4"), controls: true, muted: true, autoplay: true, loop: true, playsinline: true, preload: "auto", id: "clip" })
         : el("p", { class: "muted", text: "no clip (the source ended before it)" }),
