@@ -198,19 +198,9 @@ impl Manifest {
             message: format!("no model for role `{role}`"),
         })?;
         let path = self.dir.join(&spec.file);
-        let missing = |e: std::io::Error, path: &Path| match e.kind() {
-            std::io::ErrorKind::NotFound => ModelError::Missing {
-                path: path.to_owned(),
-                role: role.into(),
-                setup: spec.setup(),
-            },
-            _ => ModelError::Io {
-                path: path.to_owned(),
-                source: e,
-            },
-        };
         let expected = self.sha256(role, spec)?;
-        let actual = sha256_file(&path).map_err(|e| missing(e, &path))?;
+        let actual =
+            sha256_file(&path).map_err(|e| unreadable(e, role, spec, path.clone(), &path))?;
         if !actual.eq_ignore_ascii_case(&expected) {
             return Err(ModelError::Checksum {
                 path,
@@ -231,17 +221,8 @@ impl Manifest {
         let mut name = spec.file.clone().into_os_string();
         name.push(".sha256");
         let sidecar = self.dir.join(PathBuf::from(name));
-        let text = std::fs::read_to_string(&sidecar).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => ModelError::Missing {
-                path: self.dir.join(&spec.file),
-                role: role.into(),
-                setup: spec.setup(),
-            },
-            _ => ModelError::Io {
-                path: sidecar.clone(),
-                source: e,
-            },
-        })?;
+        let text = std::fs::read_to_string(&sidecar)
+            .map_err(|e| unreadable(e, role, spec, self.dir.join(&spec.file), &sidecar))?;
         let sha = text.split_whitespace().next().unwrap_or_default();
         if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(ModelError::Manifest {
@@ -250,6 +231,29 @@ impl Manifest {
             });
         }
         Ok(sha.to_ascii_lowercase())
+    }
+}
+
+/// A model's file (or the hash its export wrote) that cannot be read: missing is named
+/// as the model missing, with the command that installs it; anything else as the I/O
+/// error on the file that was read.
+fn unreadable(
+    e: std::io::Error,
+    role: &str,
+    spec: &ModelSpec,
+    model: PathBuf,
+    read: &Path,
+) -> ModelError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => ModelError::Missing {
+            path: model,
+            role: role.into(),
+            setup: spec.setup(),
+        },
+        _ => ModelError::Io {
+            path: read.to_owned(),
+            source: e,
+        },
     }
 }
 

@@ -28,9 +28,9 @@ impl Heads {
     /// Look at the rider of `track` at its latest point: the head model runs on the rider's
     /// region of `image`, lifted by that region's own brightness when it is dark (a head
     /// under a street lamp and one in shadow are each lifted as they need, not by the
-    /// frame's mean); the evidence crop is cut as recorded. `None`: the rider cannot be looked at here (the
-    /// vehicle is cut by the picture's edge), which is no look at all; `Some(None)`: a
-    /// look that found no head.
+    /// frame's mean); the evidence crop is cut as recorded. `None`: the rider cannot be
+    /// looked at here (the vehicle is cut by the picture's edge), which is no look at
+    /// all; `Some(None)`: a look that found no head.
     pub fn look(
         &mut self,
         model: &mut Detector,
@@ -91,7 +91,7 @@ impl Heads {
 
 /// The head grown by [`CROP_GROWTH`] about its centre, clamped to the picture.
 fn cut(image: &RgbImage, head: BBox) -> RgbImage {
-    let (cx, cy) = ((head.x1 + head.x2) / 2.0, (head.y1 + head.y2) / 2.0);
+    let (cx, cy) = head.center();
     let (hw, hh) = (
         head.width() * CROP_GROWTH / 2.0,
         head.height() * CROP_GROWTH / 2.0,

@@ -148,21 +148,15 @@ pub fn rider_region(vehicle: BBox, width: u32, height: u32) -> Option<BBox> {
 /// or ends at the seat (a head further up is someone behind: another rider, a pedestrian).
 pub fn rider_head(vehicle: BBox, heads: impl IntoIterator<Item = Head>) -> Option<Head> {
     let (w, h) = (vehicle.width(), vehicle.height());
-    let top = ((vehicle.x1 + vehicle.x2) / 2.0, vehicle.y1);
-    let centre = |head: &Head| {
-        (
-            (head.bbox.x1 + head.bbox.x2) / 2.0,
-            (head.bbox.y1 + head.bbox.y2) / 2.0,
-        )
-    };
+    let top = (vehicle.center().0, vehicle.y1);
     let off = |head: &Head| {
-        let (cx, cy) = centre(head);
+        let (cx, cy) = head.bbox.center();
         ((cx - top.0) / w.max(1.0)).hypot((cy - top.1) / h.max(1.0))
     };
     heads
         .into_iter()
         .filter(|head| {
-            let (cx, cy) = centre(head);
+            let (cx, cy) = head.bbox.center();
             cx >= vehicle.x1 - 0.1 * w && cx <= vehicle.x2 + 0.1 * w && cy <= vehicle.y1 + 0.5 * h
         })
         .min_by(|a, b| off(a).total_cmp(&off(b)))
@@ -177,10 +171,8 @@ const SAME_PLACE: f32 = 0.2;
 /// on one frame and the seat on the next, as the detector hesitates.
 pub fn place_on(vehicle: BBox, head: BBox) -> (f32, f32) {
     let w = vehicle.width().max(1.0);
-    (
-        ((head.x1 + head.x2) - (vehicle.x1 + vehicle.x2)) / 2.0 / w,
-        (vehicle.y2 - (head.y1 + head.y2) / 2.0) / w,
-    )
+    let ((hx, hy), (vx, _)) = (head.center(), vehicle.center());
+    ((hx - vx) / w, (vehicle.y2 - hy) / w)
 }
 
 #[derive(Debug, Default)]
