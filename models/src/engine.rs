@@ -213,8 +213,87 @@ pub fn time_by_role() -> BTreeMap<String, RoleTime> {
     TIME_BY_ROLE.lock().map(|t| t.clone()).unwrap_or_default()
 }
 
-/// One loaded model, run by the process's backend.
-pub(crate) enum Engine {
+/// What Vigil feeds one axis of a model's input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Always this size (the colour channels, a recogniser's line height).
+    Exactly(u32),
+    /// A size that changes from run to run (a frame's side, a text line's length);
+    /// `typical` is the one a model is tried on when it is loaded. Padded to the engine's
+    /// step where the model's dimension is dynamic.
+    Varies { typical: u32 },
+    /// A number of images, one or several per run: dynamic in the model, never padded
+    /// (a batch of 128 for one image would be 128 runs' work), tried with one.
+    Batch,
+}
+
+impl std::fmt::Display for Feed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Feed::Exactly(n) => write!(f, "{n}"),
+            Feed::Varies { .. } => write!(f, "any"),
+            Feed::Batch => write!(f, "N"),
+        }
+    }
+}
+
+fn shape_text(dims: impl IntoIterator<Item = String>) -> String {
+    format!("[{}]", dims.into_iter().collect::<Vec<_>>().join(", "))
+}
+
+/// Whether a model that declares `declared` (ONNX's dimensions: a size, or -1 where it
+/// is dynamic) takes what Vigil feeds it: a fixed dimension must be fed exactly its size,
+/// and one Vigil varies must be dynamic. The error says which axis and why.
+pub fn check_feeds(declared: &[i64], feeds: &[Feed]) -> Result<(), String> {
+    let described = || {
+        format!(
+            "the model declares {}, Vigil feeds {}",
+            shape_text(declared.iter().map(|d| match *d {
+                d if d > 0 => d.to_string(),
+                _ => "dynamic".into(),
+            })),
+            shape_text(feeds.iter().map(Feed::to_string))
+        )
+    };
+    if declared.len() != feeds.len() {
+        return Err(format!(
+            "{}: {} axes where {} are fed",
+            described(),
+            declared.len(),
+            feeds.len()
+        ));
+    }
+    for (axis, (&d, feed)) in declared.iter().zip(feeds).enumerate() {
+        match (d > 0, feed) {
+            (true, Feed::Exactly(n)) if d != i64::from(*n) => {
+                return Err(format!(
+                    "{}: axis {axis} is fixed at {d}, not {n}",
+                    described()
+                ));
+            }
+            (true, Feed::Varies { .. } | Feed::Batch) => {
+                return Err(format!(
+                    "{}: axis {axis} is fixed at {d}, but Vigil feeds it sizes that vary",
+                    described()
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One loaded model, run by a backend, with what it was checked to take.
+pub(crate) struct Engine {
+    runner: Runner,
+    /// Per input axis: whether it may be padded to the backend's step (dynamic in the
+    /// model and varying in what Vigil feeds).
+    padded: Vec<bool>,
+    feeds: Vec<Feed>,
+    backend: Backend,
+}
+
+pub(crate) enum Runner {
     Ort {
         session: Session,
         input: String,
@@ -227,61 +306,159 @@ pub(crate) enum Engine {
 }
 
 impl Engine {
-    /// Hand a model ONNX Runtime has loaded and the caller has checked to the backend.
-    /// Under OpenVINO the ONNX Runtime session is dropped once the model is compiled.
-    pub(crate) fn from_session(
+    /// Hand a model ONNX Runtime has loaded to `backend`, after checking that its first
+    /// input takes `feeds` (see [`check_feeds`]): a model that cannot run what Vigil will
+    /// give it fails here, naming itself, the backend and the shapes, not at a camera's
+    /// first frame. Under OpenVINO the ONNX Runtime session is dropped once the model is
+    /// compiled. Half-precision inputs are run by ONNX Runtime whatever `backend` says
+    /// (it takes f16 tensors as they are).
+    pub(crate) fn load(
         session: Session,
-        input: String,
         role: &str,
         path: &Path,
         backend: Backend,
+        feeds: &[Feed],
     ) -> Result<Self, ModelError> {
-        match backend {
-            Backend::OnnxRuntime => Ok(Engine::Ort { session, input }),
+        let input = session
+            .inputs()
+            .first()
+            .ok_or_else(|| ModelError::Mismatch {
+                path: path.to_owned(),
+                role: role.into(),
+                message: "the model has no input".into(),
+            })?;
+        let declared: Vec<i64> = input
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.to_vec())
+            .unwrap_or_default();
+        let half = matches!(
+            input.dtype().tensor_type(),
+            Some(ort::value::TensorElementType::Float16)
+        );
+        let backend = if half { Backend::OnnxRuntime } else { backend };
+        check_feeds(&declared, feeds).map_err(|message| ModelError::Shape {
+            path: path.to_owned(),
+            role: role.into(),
+            engine: backend.to_string(),
+            message,
+        })?;
+        let input = input.name().to_string();
+        let runner = match backend {
+            Backend::OnnxRuntime => Runner::Ort { session, input },
             Backend::OpenVino { .. } => {
-                let load_err = |message: String| ModelError::Load {
-                    path: path.to_owned(),
-                    role: role.into(),
-                    message: format!("OpenVINO: {message}"),
-                };
-                let ov = openvino()?;
-                let path_text = path
-                    .to_str()
-                    .ok_or_else(|| load_err("the path is not UTF-8".into()))?;
-                let mut core = ov
-                    .core
-                    .lock()
-                    .map_err(|_| load_err("an earlier compile panicked".into()))?;
-                let model = core
-                    .read_model_from_file(path_text, "")
-                    .map_err(|e| load_err(e.to_string()))?;
-                let mut compiled = core
-                    .compile_model(&model, DeviceType::CPU)
-                    .map_err(|e| load_err(e.to_string()))?;
-                drop(core);
-                let request = compiled
-                    .create_infer_request()
-                    .map_err(|e| load_err(e.to_string()))?;
-                Ok(Engine::OpenVino {
-                    request,
-                    _compiled: compiled,
-                })
+                drop(session);
+                Runner::openvino(role, path)?
             }
+        };
+        let padded = declared
+            .iter()
+            .zip(feeds)
+            .map(|(&d, f)| d <= 0 && matches!(f, Feed::Varies { .. }))
+            .collect();
+        Ok(Self {
+            runner,
+            padded,
+            feeds: feeds.to_vec(),
+            backend,
+        })
+    }
+
+    pub(crate) fn runner(&mut self) -> &mut Runner {
+        &mut self.runner
+    }
+
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The input a model is tried on at load, filled with `fill`: each axis at its
+    /// fixed or typical size, padded as a run would pad it. A model's loader runs it (its
+    /// own run and decoding) and reports a failure with [`Engine::trial_failed`], so that
+    /// what a backend cannot run fails at load.
+    pub(crate) fn trial_input(&self, fill: f32) -> Array4<f32> {
+        let mut shape = [1usize; 4];
+        for (axis, feed) in self.feeds.iter().enumerate().take(4) {
+            shape[axis] = match *feed {
+                Feed::Exactly(n) => n as usize,
+                Feed::Varies { typical } => self.bucket(axis, typical) as usize,
+                Feed::Batch => 1,
+            };
+        }
+        Array4::from_elem(shape, fill)
+    }
+
+    /// The load error for a trial run on `input` that failed with `error`: the model,
+    /// the backend and the shape named.
+    pub(crate) fn trial_failed(
+        &self,
+        role: &str,
+        path: &Path,
+        input: &Array4<f32>,
+        error: ModelError,
+    ) -> ModelError {
+        ModelError::Shape {
+            path: path.to_owned(),
+            role: role.into(),
+            engine: self.backend.to_string(),
+            message: format!(
+                "a trial run on an input of {} failed: {error}",
+                shape_text(input.shape().iter().map(usize::to_string))
+            ),
         }
     }
 
-    /// The input side to pad `side` up to. OpenVINO prepares its kernels for each input
-    /// shape it meets and keeps them: a model fed every multiple of 32 (regions, vehicle
-    /// crops, text lines) ran slower while it met new shapes and held far more memory
-    /// (models/README.md). Padding to multiples of [`OPENVINO_SHAPE_STEP`] keeps the shapes
-    /// few; ONNX Runtime runs any shape as fast.
-    pub(crate) fn bucket(&self, side: u32) -> u32 {
-        match self {
-            Engine::Ort { .. } => side,
-            Engine::OpenVino { .. } => side.div_ceil(OPENVINO_SHAPE_STEP) * OPENVINO_SHAPE_STEP,
+    /// The size to pad `side` of input axis `axis` up to. OpenVINO prepares its kernels
+    /// for each input shape it meets and keeps them: a model fed every multiple of 32
+    /// (regions, vehicle crops, text lines) ran slower while it met new shapes and held
+    /// far more memory (models/README.md). Padding to multiples of
+    /// [`OPENVINO_SHAPE_STEP`] keeps the shapes few; ONNX Runtime runs any shape as fast.
+    /// An axis the model fixes, or that Vigil always feeds one size, is never padded.
+    pub(crate) fn bucket(&self, axis: usize, side: u32) -> u32 {
+        let pad = self.padded.get(axis).copied().unwrap_or(false);
+        match self.runner {
+            Runner::OpenVino { .. } if pad => {
+                side.div_ceil(OPENVINO_SHAPE_STEP) * OPENVINO_SHAPE_STEP
+            }
+            _ => side,
         }
     }
+}
 
+impl Runner {
+    /// Compile the model at `path` with the process's OpenVINO.
+    fn openvino(role: &str, path: &Path) -> Result<Self, ModelError> {
+        let load_err = |message: String| ModelError::Load {
+            path: path.to_owned(),
+            role: role.into(),
+            message: format!("OpenVINO: {message}"),
+        };
+        let ov = openvino()?;
+        let path_text = path
+            .to_str()
+            .ok_or_else(|| load_err("the path is not UTF-8".into()))?;
+        let mut core = ov
+            .core
+            .lock()
+            .map_err(|_| load_err("an earlier compile panicked".into()))?;
+        let model = core
+            .read_model_from_file(path_text, "")
+            .map_err(|e| load_err(e.to_string()))?;
+        let mut compiled = core
+            .compile_model(&model, DeviceType::CPU)
+            .map_err(|e| load_err(e.to_string()))?;
+        drop(core);
+        let request = compiled
+            .create_infer_request()
+            .map_err(|e| load_err(e.to_string()))?;
+        Ok(Runner::OpenVino {
+            request,
+            _compiled: compiled,
+        })
+    }
+}
+
+impl Engine {
     /// Run on one f32 input; the first output's shape and values. The time it took is
     /// added to the role's total (see [`time_by_role`]).
     pub(crate) fn run(
@@ -322,8 +499,8 @@ impl Engine {
             role: role.into(),
             message,
         };
-        match self {
-            Engine::Ort { session, input } => {
+        match &mut self.runner {
+            Runner::Ort { session, input } => {
                 let value =
                     TensorRef::from_array_view(tensor).map_err(|e| infer_err(e.to_string()))?;
                 let outputs = session
@@ -334,7 +511,7 @@ impl Engine {
                     .map_err(|e| infer_err(e.to_string()))?;
                 Ok((out.shape().to_vec(), out.iter().copied().collect()))
             }
-            Engine::OpenVino { request, .. } => {
+            Runner::OpenVino { request, .. } => {
                 let dims: Vec<i64> = tensor.shape().iter().map(|&d| d as i64).collect();
                 let shape = openvino::Shape::new(&dims).map_err(|e| infer_err(e.to_string()))?;
                 let mut input = openvino::Tensor::new(ElementType::F32, &shape)
@@ -420,6 +597,63 @@ mod tests {
         );
         let err = choose("tensorrt", true, || Ok(BF16)).unwrap_err();
         assert!(err.contains("VIGIL_ENGINE=\"tensorrt\""), "{err}");
+    }
+
+    #[test]
+    fn a_fixed_dimension_must_be_fed_its_size_and_a_varying_one_must_be_dynamic() {
+        let any = Feed::Varies { typical: 640 };
+        // The head model: fixed 1x3x320x320, fed its own square.
+        let square = [1, 3, 320, 320];
+        let fed = [
+            Feed::Exactly(1),
+            Feed::Exactly(3),
+            Feed::Exactly(320),
+            Feed::Exactly(320),
+        ];
+        assert_eq!(check_feeds(&square, &fed), Ok(()));
+        // Fed frames of varying size, it could only fail at a camera's first frame.
+        let err =
+            check_feeds(&square, &[Feed::Exactly(1), Feed::Exactly(3), any, any]).unwrap_err();
+        assert!(err.contains("axis 2 is fixed at 320"), "{err}");
+        assert!(
+            err.contains("[1, 3, 320, 320]") && err.contains("[1, 3, any, any]"),
+            "{err}"
+        );
+        // A wrong fixed size, and a wrong number of axes, are named too.
+        let err = check_feeds(
+            &[1, 3, 48, -1],
+            &[Feed::Exactly(1), Feed::Exactly(3), Feed::Exactly(32), any],
+        )
+        .unwrap_err();
+        assert!(err.contains("axis 2 is fixed at 48, not 32"), "{err}");
+        assert!(
+            check_feeds(&[1, 3, -1], &fed)
+                .unwrap_err()
+                .contains("3 axes where 4")
+        );
+        // A model of one image at a time cannot take batches.
+        let err = check_feeds(
+            &square,
+            &[
+                Feed::Batch,
+                Feed::Exactly(3),
+                Feed::Exactly(320),
+                Feed::Exactly(320),
+            ],
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("axis 0 is fixed at 1") && err.contains("[N, 3, 320, 320]"),
+            "{err}"
+        );
+        // Dynamic dimensions take anything, fixed or varying.
+        assert_eq!(
+            check_feeds(
+                &[-1, 3, -1, -1],
+                &[any, Feed::Exactly(3), any, Feed::Exactly(7)]
+            ),
+            Ok(())
+        );
     }
 
     #[test]

@@ -34,6 +34,18 @@ pub enum ModelError {
         role: String,
         message: String,
     },
+    /// The model cannot take, under this engine, the inputs Vigil feeds it.
+    #[error("model file {path} ({role}) cannot run under {engine}: {message}")]
+    Shape {
+        path: PathBuf,
+        role: String,
+        engine: String,
+        message: String,
+    },
+    /// A model the caller did not ask to load was asked for: the load must name every
+    /// camera whose rules need it.
+    #[error("model {role} was not loaded: {why}")]
+    NotLoaded { role: String, why: String },
     #[error(
         "ONNX Runtime library not found (looked at {looked_at}); run scripts/setup, \
          or set ORT_DYLIB_PATH to libonnxruntime.so.1.31.1"

@@ -11,7 +11,7 @@ use imageproc::region_labelling::{Connectivity, connected_components};
 use ndarray::Array4;
 use ort::session::Session;
 
-use crate::engine::{self, Backend, Engine};
+use crate::engine::{self, Backend, Engine, Feed};
 use crate::geometry::BBox;
 use crate::manifest::Manifest;
 use crate::{ModelError, runtime};
@@ -53,17 +53,40 @@ impl TextDetector {
 
     /// As `load`, run by `backend` instead of the process's choice.
     pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
-        let (path, _) = manifest.verified(role)?;
+        let (path, spec) = manifest.verified(role)?;
         let session = runtime::load_session(role, &path)?;
-        let input_name = first_input(&session, role, &path)?;
-        Ok(Self {
-            engine: Engine::from_session(session, input_name, role, &path, backend)?,
-            max_side: 480,
+        declared_as_listed(&session, role, &path, &spec.input)?;
+        let max_side = 480;
+        // One image, three colours, any size (a vehicle crop scaled to within
+        // `min_side`..`max_side`, to multiples of 32).
+        let any = Feed::Varies { typical: max_side };
+        let feeds = [Feed::Exactly(1), Feed::Exactly(3), any, any];
+        let mut detector = Self {
+            engine: Engine::load(session, role, &path, backend, &feeds)?,
+            max_side,
             min_side: 320,
             pixel_threshold: 0.3,
             region_threshold: 0.5,
             unclip_ratio: 1.6,
-        })
+        };
+        let trial = detector.engine.trial_input(0.0);
+        if let Err(e) = detector.probability(&trial) {
+            return Err(detector.engine.trial_failed(role, &path, &trial, e));
+        }
+        Ok(detector)
+    }
+
+    /// The text probability map of a prepared input, one value per input pixel.
+    fn probability(&mut self, tensor: &Array4<f32>) -> Result<Vec<f32>, ModelError> {
+        let (bh, bw) = (tensor.shape()[2], tensor.shape()[3]);
+        let (shape, prob) = self.engine.run(tensor, "text_detector")?;
+        if shape.len() != 4 || shape[2] != bh || shape[3] != bw {
+            return Err(ModelError::Inference {
+                role: "text_detector".into(),
+                message: format!("probability map has shape {shape:?}, expected [1,1,{bh},{bw}]"),
+            });
+        }
+        Ok(prob)
     }
 
     pub fn detect(&mut self, image: &RgbImage) -> Result<Vec<TextRegion>, ModelError> {
@@ -77,7 +100,7 @@ impl TextDetector {
         const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
         const STD: [f32; 3] = [0.229, 0.224, 0.225];
         // Padded (with the mean colour, 0 once normalised) where the engine runs few shapes.
-        let (bw, bh) = (self.engine.bucket(nw), self.engine.bucket(nh));
+        let (bw, bh) = (self.engine.bucket(3, nw), self.engine.bucket(2, nh));
         let mut tensor = Array4::<f32>::zeros((1, 3, bh as usize, bw as usize));
         for (x, y, px) in resized.enumerate_pixels() {
             for c in 0..3 {
@@ -85,13 +108,7 @@ impl TextDetector {
                     (px.0[c] as f32 / 255.0 - MEAN[c]) / STD[c];
             }
         }
-        let (shape, prob) = self.engine.run(&tensor, "text_detector")?;
-        if shape.len() != 4 || shape[2] != bh as usize || shape[3] != bw as usize {
-            return Err(ModelError::Inference {
-                role: "text_detector".into(),
-                message: format!("probability map has shape {shape:?}, expected [1,1,{bh},{bw}]"),
-            });
-        }
+        let prob = self.probability(&tensor)?;
         let prob: Vec<f32> = if (bw, bh) == (nw, nh) {
             prob
         } else {
@@ -289,9 +306,9 @@ impl TextRecognizer {
 
     /// As `load`, run by `backend` instead of the process's choice.
     pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
-        let (path, _) = manifest.verified(role)?;
+        let (path, spec) = manifest.verified(role)?;
         let session = runtime::load_session(role, &path)?;
-        let input_name = first_input(&session, role, &path)?;
+        declared_as_listed(&session, role, &path, &spec.input)?;
         // PaddleOCR exports carry their dictionary in the model metadata.
         let characters = session
             .metadata()
@@ -305,11 +322,43 @@ impl TextRecognizer {
         let mut charset = vec![String::new()];
         charset.extend(characters.lines().map(str::to_owned));
         charset.push(" ".into());
-        Ok(Self {
-            engine: Engine::from_session(session, input_name, role, &path, backend)?,
+        let height = 48;
+        // One line, three colours, PaddleOCR's line height, any length.
+        let feeds = [
+            Feed::Exactly(1),
+            Feed::Exactly(3),
+            Feed::Exactly(height),
+            Feed::Varies { typical: 320 },
+        ];
+        let mut recognizer = Self {
+            engine: Engine::load(session, role, &path, backend, &feeds)?,
             charset,
-            height: 48,
-        })
+            height,
+        };
+        let trial = recognizer.engine.trial_input(0.0);
+        if let Err(e) = recognizer.steps(&trial) {
+            return Err(recognizer.engine.trial_failed(role, &path, &trial, e));
+        }
+        Ok(recognizer)
+    }
+
+    /// Each time step's best and second symbol for a prepared input.
+    fn steps(&mut self, tensor: &Array4<f32>) -> Result<Vec<Step>, ModelError> {
+        let (shape, probs) = self.engine.run(tensor, "text_recognizer")?;
+        if shape.len() != 3 || shape[0] < 1 || shape[2] != self.charset.len() {
+            return Err(ModelError::Inference {
+                role: "text_recognizer".into(),
+                message: format!(
+                    "output shape {shape:?} does not match a {}-symbol dictionary",
+                    self.charset.len()
+                ),
+            });
+        }
+        // The first (only) image's time steps, one row of symbol probabilities each.
+        Ok(probs[..shape[1] * shape[2]]
+            .chunks_exact(shape[2])
+            .map(Step::of)
+            .collect())
     }
 
     /// Read one line of text from `image` (a tight crop around it).
@@ -325,28 +374,14 @@ impl TextRecognizer {
         );
         // Padded on the right (with grey, 0 once normalised, as PaddleOCR pads a batch)
         // where the engine runs few shapes; the padding reads as blanks.
-        let padded = self.engine.bucket(width);
+        let padded = self.engine.bucket(3, width);
         let mut tensor = Array4::<f32>::zeros((1, 3, self.height as usize, padded as usize));
         for (x, y, px) in resized.enumerate_pixels() {
             for c in 0..3 {
                 tensor[[0, c, y as usize, x as usize]] = (px.0[c] as f32 / 255.0 - 0.5) / 0.5;
             }
         }
-        let (shape, probs) = self.engine.run(&tensor, "text_recognizer")?;
-        if shape.len() != 3 || shape[0] < 1 || shape[2] != self.charset.len() {
-            return Err(ModelError::Inference {
-                role: "text_recognizer".into(),
-                message: format!(
-                    "output shape {shape:?} does not match a {}-symbol dictionary",
-                    self.charset.len()
-                ),
-            });
-        }
-        // The first (only) image's time steps, one row of symbol probabilities each.
-        let steps: Vec<Step> = probs[..shape[1] * shape[2]]
-            .chunks_exact(shape[2])
-            .map(Step::of)
-            .collect();
+        let steps = self.steps(&tensor)?;
         Ok(ctc_greedy(&steps, &self.charset))
     }
 }
@@ -400,20 +435,38 @@ pub fn ctc_greedy(steps: &[Step], charset: &[String]) -> Recognized {
     }
 }
 
-fn first_input(
+/// Check that the model's first input takes what models.toml lists (`listed`): the same
+/// number of axes, each the listed size or dynamic in the model (a model may take more
+/// than the manifest promises; PaddleOCR's recogniser declares its height dynamic and is
+/// fed 48).
+fn declared_as_listed(
     session: &Session,
     role: &str,
     path: &std::path::Path,
-) -> Result<String, ModelError> {
-    session
+    listed: &[i64],
+) -> Result<(), ModelError> {
+    let mismatch = |message: String| ModelError::Mismatch {
+        path: PathBuf::from(path),
+        role: role.into(),
+        message,
+    };
+    let input = session
         .inputs()
         .first()
-        .map(|i| i.name().to_string())
-        .ok_or_else(|| ModelError::Mismatch {
-            path: PathBuf::from(path),
-            role: role.into(),
-            message: "the model has no input".into(),
-        })
+        .ok_or_else(|| mismatch("the model has no input".into()))?;
+    let declared: Vec<i64> = input
+        .dtype()
+        .tensor_shape()
+        .map(|s| s.to_vec())
+        .unwrap_or_default();
+    let takes = declared.len() == listed.len()
+        && declared.iter().zip(listed).all(|(&d, &l)| d == l || d <= 0);
+    if !takes {
+        return Err(mismatch(format!(
+            "input shape is {declared:?}, models.toml says {listed:?}"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -106,8 +106,7 @@ pub fn run_videos(
     service: Option<HttpSink>,
 ) -> Result<usize> {
     let camera = CameraConfig::load(camera_path)?;
-    let mut models = ctx.load_models()?;
-    models.prepare_for(&camera)?;
+    let mut models = ctx.load_models_for([&camera])?;
     ctx.create_data()?;
     let publisher = Publisher::new(
         ctx.data.clone(),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use vigil_pipeline::run::eval::{Score, find_scenarios, run_scenario};
+use vigil_pipeline::run::eval::{Score, find_scenarios, run_scenario, scenario_camera};
 
 use super::Context;
 
@@ -27,13 +27,7 @@ pub struct EvalArgs {
 }
 
 pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
-    let mut models = ctx.load_models()?;
-    let (models, suite, json, gating) = (
-        &mut models,
-        args.suite.as_path(),
-        args.json,
-        args.motion_gating,
-    );
+    let (suite, json, gating) = (args.suite.as_path(), args.json, args.motion_gating);
     if let Some(size) = args.detector_size
         && !((32..=4096).contains(&size) && size % 32 == 0)
     {
@@ -47,6 +41,13 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
             suite.display()
         );
     }
+    // Every model the scenarios' cameras need, loaded and tried before the first video.
+    let cameras = scenarios
+        .iter()
+        .map(|path| scenario_camera(path))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut models = ctx.load_models_for(&cameras)?;
+    let models = &mut models;
     let bar = ProgressBar::new(scenarios.len() as u64).with_style(
         ProgressStyle::with_template("{prefix:.bold} [{bar:40}] {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
@@ -76,10 +77,18 @@ pub fn run(ctx: &Context, args: EvalArgs) -> Result<()> {
     bar.finish_and_clear();
     let report = total.report();
     if json {
-        println!("{}", serde_json::to_string(&report)?);
+        // Which engine ran the models goes with the figures: they differ by engine.
+        let mut json = serde_json::to_value(&report)?;
+        json["engine"] = models.backend().to_string().into();
+        println!("{}", serde_json::to_string(&json)?);
         return Ok(());
     }
-    println!("{} scenarios in {}", scenarios.len(), suite.display());
+    println!(
+        "{} scenarios in {}, models run by {}",
+        scenarios.len(),
+        suite.display(),
+        models.backend()
+    );
     let l = &total.looks;
     println!(
         "frames analysed: {} whole, {} in their changed region only, {} followed between detections away from the rules' geometry, {} skipped as still (motion gating {})",

@@ -72,8 +72,18 @@ impl Context {
         Ok(store)
     }
 
+    /// The models every camera needs (the vehicle detector and the plate reader).
     pub fn load_models(&self) -> Result<Models> {
-        Ok(Models::load(&self.models)?)
+        self.load_models_for([])
+    }
+
+    /// Every model `cameras`' rules need, each checked and tried on what it will be fed
+    /// ([`Models::load_for`]).
+    pub fn load_models_for<'a>(
+        &self,
+        cameras: impl IntoIterator<Item = &'a vigil_pipeline::CameraConfig>,
+    ) -> Result<Models> {
+        Ok(Models::load_for(&self.models, cameras)?)
     }
 
     pub fn load_fines(&self) -> Result<FineSchedules> {

@@ -8,6 +8,51 @@ use std::process::{Child, Command, Stdio};
 
 pub use vigil_testkit::fixtures::*;
 
+use vigil_models::{Backend, engine};
+
+/// OpenVINO as this CPU runs it (bfloat16 where the CPU computes in it, f32 elsewhere).
+/// scripts/setup installs it, so a machine where it cannot be loaded has a broken setup:
+/// the test fails naming what is missing.
+pub fn openvino() -> Backend {
+    engine::openvino_backend()
+        .unwrap_or_else(|e| panic!("OpenVINO cannot be loaded ({e}); scripts/setup installs it"))
+}
+
+/// The `VIGIL_ENGINE` value that makes the binary run its models on `backend`.
+pub fn engine_env(backend: Backend) -> &'static str {
+    match backend {
+        Backend::OnnxRuntime => "onnxruntime",
+        Backend::OpenVino { .. } => "openvino",
+    }
+}
+
+/// A test of the models, run once under each engine: `VIGIL_ENGINE=auto` picks OpenVINO
+/// on some CPUs and ONNX Runtime on others, and main must pass on all of them, so every
+/// machine runs both. `fn name(backend: Backend) { .. }` becomes the tests
+/// `name::onnxruntime` and `name::openvino`.
+macro_rules! under_both_engines {
+    ($(#[$doc:meta])* fn $name:ident($backend:ident: Backend) $body:block) => {
+        $(#[$doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn under($backend: vigil_models::Backend) $body
+
+            #[test]
+            fn onnxruntime() {
+                under(vigil_models::Backend::OnnxRuntime)
+            }
+
+            #[test]
+            fn openvino() {
+                under(crate::common::openvino())
+            }
+        }
+    };
+}
+pub(crate) use under_both_engines;
+
 /// Every violation the analysis finds in a recording, every frame looked at whole.
 pub fn findings(
     camera: &vigil_pipeline::CameraConfig,

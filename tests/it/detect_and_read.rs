@@ -1,7 +1,7 @@
 //! The shipped models on the fixtures: vehicles found where the ground truth has them,
 //! plates read exactly.
 
-use crate::common;
+use crate::common::{self, under_both_engines};
 
 use vigil_models::{BBox, Detector, Manifest, Region};
 use vigil_pipeline::Models;
@@ -13,10 +13,11 @@ use vigil_pipeline::source::FileSource;
 /// score drops to 0.02 (the tracker and the interpolated crossing carry it through).
 const MIN_RECALL: f64 = 0.8;
 
-#[test]
-fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle() {
+under_both_engines! {
+fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle(backend: Backend) {
     let manifest = Manifest::load(&common::models_path()).unwrap();
-    let mut detector = Detector::load(&manifest, Models::VEHICLE).unwrap();
+    let mut detector = Detector::load_on(&manifest, Models::VEHICLE, backend).unwrap();
+    assert_eq!(detector.backend(), backend);
     for scene in common::SCENES {
         let truth = common::truth(scene);
         let mut per_vehicle = std::collections::BTreeMap::<u32, (u32, u32)>::new();
@@ -67,14 +68,15 @@ fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle() {
         }
     }
 }
+}
 
+under_both_engines! {
 /// The derived detector runs any size: a region around a vehicle finds it where the whole
 /// frame does, and reports nothing outside the region; a batch of two frames gives each
 /// frame what it gives alone.
-#[test]
-fn a_region_or_a_batch_finds_what_the_whole_frame_finds() {
+fn a_region_or_a_batch_finds_what_the_whole_frame_finds(backend: Backend) {
     let manifest = Manifest::load(&common::models_path()).unwrap();
-    let mut detector = Detector::load(&manifest, Models::VEHICLE).unwrap();
+    let mut detector = Detector::load_on(&manifest, Models::VEHICLE, backend).unwrap();
     assert!(detector.takes_regions() && detector.batched());
     let frames: Vec<_> = FileSource::open(&common::fixture("redlight_a.mp4"), 5)
         .unwrap()
@@ -122,10 +124,12 @@ fn a_region_or_a_batch_finds_what_the_whole_frame_finds() {
         assert!(region.overlaps(d.bbox), "{d:?} is outside {region:?}");
     }
 }
+}
 
-#[test]
-fn plates_are_read_exactly_from_every_fixture_vehicle() {
-    let mut models = Models::load(&common::models_path()).unwrap();
+under_both_engines! {
+fn plates_are_read_exactly_from_every_fixture_vehicle(backend: Backend) {
+    let mut models = Models::load_on(&common::models_path(), [], backend).unwrap();
+    assert_eq!(models.backend(), backend);
     for scene in common::SCENES {
         let truth = common::truth(scene);
         for v in &truth.vehicles {
@@ -143,6 +147,7 @@ fn plates_are_read_exactly_from_every_fixture_vehicle() {
             );
         }
     }
+}
 }
 
 /// Where the CPU computes in bfloat16 on AMX, OpenVINO runs the models (`VIGIL_ENGINE=auto`); it
@@ -242,4 +247,79 @@ fn a_camera_can_fit_its_frames_larger_for_the_detector_and_another_keep_the_mode
             "{d:?} not found at 1280: {large:?}"
         );
     }
+}
+
+/// A manifest in a folder of its own whose `role` is the installed model file `file`,
+/// declared with `input`; `extra` adds lines (a detector's format and classes).
+fn manifest_naming(
+    dir: &std::path::Path,
+    role: &str,
+    file: &str,
+    input: &str,
+    extra: &str,
+) -> Manifest {
+    let path = common::checkout().join("models").join(file);
+    let sha = vigil_models::manifest::sha256_file(&path).unwrap();
+    let toml = format!(
+        "[models.{role}]\nfile = {path:?}\nsha256 = \"{sha}\"\nlicence = \"test\"\n\
+         source = {{ registry = \"pypi\", package = \"p\", version = \"1\", path = \"m.onnx\" }}\n\
+         input = {input}\n{extra}\n"
+    );
+    std::fs::write(dir.join("models.toml"), toml).unwrap();
+    Manifest::load(&dir.join("models.toml")).unwrap()
+}
+
+under_both_engines! {
+/// A model that cannot take what Vigil will feed it fails when it is loaded, naming the
+/// model, the engine and the shapes, never at a camera's first frame: a fixed-size model
+/// where Vigil feeds sizes that vary (the head model's 320x320 as a text detector), and
+/// a model whose output the format cannot read (the text detector's map as a detector).
+fn a_model_that_cannot_take_what_vigil_feeds_fails_at_load_naming_it(backend: Backend) {
+    use vigil_models::{ModelError, TextDetector};
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = manifest_naming(
+        dir.path(),
+        "text_detector",
+        "onnx/helmet_yolov12m_320.onnx",
+        "[1, 3, 320, 320]",
+        "",
+    );
+    let err = match TextDetector::load_on(&manifest, "text_detector", backend) {
+        Ok(_) => panic!("a fixed 320x320 model loaded as a text detector"),
+        Err(e) => e,
+    };
+    assert!(matches!(err, ModelError::Shape { .. }), "{err:?}");
+    let text = err.to_string();
+    for part in [
+        "helmet_yolov12m_320.onnx",
+        "(text_detector)",
+        &format!("under {backend}"),
+        "[1, 3, 320, 320]",
+        "axis 2 is fixed at 320",
+    ] {
+        assert!(text.contains(part), "{part:?} not in: {text}");
+    }
+
+    let manifest = manifest_naming(
+        dir.path(),
+        "vehicle_detector",
+        "onnx/ch_PP-OCRv4_det_infer.onnx",
+        "[-1, 3, -1, -1]",
+        "format = \"yolo-distances\"\nclasses = [\"car\"]",
+    );
+    let err = match Detector::load_on(&manifest, "vehicle_detector", backend) {
+        Ok(_) => panic!("a text detector loaded as a vehicle detector"),
+        Err(e) => e,
+    };
+    let text = err.to_string();
+    assert!(matches!(err, ModelError::Shape { .. }), "{err:?}");
+    for part in [
+        "ch_PP-OCRv4_det_infer.onnx",
+        "(vehicle_detector)",
+        &format!("under {backend}"),
+        "a trial run on an input of [1, 3, 384, 640] failed",
+    ] {
+        assert!(text.contains(part), "{part:?} not in: {text}");
+    }
+}
 }

@@ -1,15 +1,22 @@
 //! `vigil eval` over the scenario suite, and `vigil plate` on still photographs.
 
-use crate::common;
+use crate::common::{self, under_both_engines};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use vigil_models::Backend;
+
 fn vigil(args: &[&str]) -> Output {
+    vigil_with(&[], args)
+}
+
+fn vigil_with(env: &[(&str, &str)], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vigil"))
         .args(args)
         .env_remove("VIGIL_MODELS")
+        .envs(env.iter().copied())
         .output()
         .expect("run vigil")
 }
@@ -47,38 +54,42 @@ fn support_in(dir: &Path) -> BTreeMap<String, u64> {
     support
 }
 
+under_both_engines! {
 /// The whole suite: every rule is covered, and each meets the targets (precision
 /// ≥ 99 %, recall ≥ 95 %), as do plates read on clear footage (≥ 97 %).
-#[test]
-fn eval_scores_every_rule_on_the_scenario_suite() {
-    let report = eval_meets_the_targets(&[]);
+fn eval_scores_every_rule_on_the_scenario_suite(backend: Backend) {
+    let report = eval_meets_the_targets(backend, &[]);
     let frames = &report["frames"];
     assert!(frames["whole"].as_u64().unwrap() > 100, "{report}");
     assert_eq!(frames["region"], 0, "{report}");
     assert_eq!(frames["skipped"], 0, "{report}");
     assert_eq!(frames["coasted"], 0, "{report}");
 }
+}
 
+under_both_engines! {
 /// Motion gating as `vigil run` does it (skip still frames, detect only where the picture
 /// changed, follow vehicles between detections away from the rules' geometry) must not
 /// cost a violation: the same targets hold, and each of the three really ran.
-#[test]
-fn eval_with_motion_gating_meets_the_same_targets() {
-    let report = eval_meets_the_targets(&["--motion-gating"]);
+fn eval_with_motion_gating_meets_the_same_targets(backend: Backend) {
+    let report = eval_meets_the_targets(backend, &["--motion-gating"]);
     let frames = &report["frames"];
     assert!(frames["region"].as_u64().unwrap() > 0, "{report}");
     assert!(frames["skipped"].as_u64().unwrap() > 0, "{report}");
     assert!(frames["coasted"].as_u64().unwrap() > 0, "{report}");
 }
+}
 
-fn eval_meets_the_targets(extra: &[&str]) -> serde_json::Value {
+fn eval_meets_the_targets(backend: Backend, extra: &[&str]) -> serde_json::Value {
     let dir = suite();
     let mut args = vec!["eval", "--json", dir.to_str().unwrap()];
     args.extend_from_slice(extra);
-    let out = vigil(&args);
+    let out = vigil_with(&[("VIGIL_ENGINE", common::engine_env(backend))], &args);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("stdout is not one JSON report ({e}): {}", text(&out.stdout)));
+    // The engine asked for is the one that ran the models.
+    assert_eq!(report["engine"], backend.to_string(), "{report}");
     let support = support_in(&dir);
     for rule in [
         "red_light",

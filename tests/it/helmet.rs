@@ -4,7 +4,7 @@
 //! photograph of a rider wearing a helmet, so precision on helmeted riders is not shown
 //! here (see docs/design/helmet.md).
 
-use crate::common;
+use crate::common::{self, under_both_engines};
 
 use vigil_core::ViolationKind;
 use vigil_models::BBox;
@@ -26,11 +26,13 @@ fn camera() -> CameraConfig {
     CameraConfig::load(&common::checkout().join("fixtures/scenarios/cameras/helmet.toml")).unwrap()
 }
 
-#[test]
-fn bare_headed_riders_are_violations_with_their_head_crop_and_nobody_else_is() {
+under_both_engines! {
+fn bare_headed_riders_are_violations_with_their_head_crop_and_nobody_else_is(backend: Backend) {
     let (video, truth) = scenario();
-    let mut models = Models::load(&common::models_path()).unwrap();
-    let findings = common::findings(&camera(), &mut models, &video);
+    let camera = camera();
+    let mut models = Models::load_on(&common::models_path(), [&camera], backend).unwrap();
+    assert_eq!(models.helmet().unwrap().backend(), backend);
+    let findings = common::findings(&camera, &mut models, &video);
     let fps = truth["fps"].as_f64().unwrap();
     let vehicles = truth["vehicles"].as_array().unwrap();
     let box_of = |v: &serde_json::Value, seconds: f64| -> Option<BBox> {
@@ -97,6 +99,7 @@ fn bare_headed_riders_are_violations_with_their_head_crop_and_nobody_else_is() {
     matched.dedup();
     assert_eq!(matched.len(), 2, "one case per rider: {matched:?}");
 }
+}
 
 #[test]
 fn a_camera_with_the_rule_and_no_exported_model_names_the_setup_step() {
@@ -117,6 +120,17 @@ fn a_camera_with_the_rule_and_no_exported_model_names_the_setup_step() {
             std::os::unix::fs::symlink(&path, dir.path().join("onnx").join(&name)).unwrap();
         }
     }
+    // Named when the models are loaded for the camera, before any video is read.
+    let err = match Models::load_for(&dir.path().join("models.toml"), [&camera()]) {
+        Ok(_) => panic!("loaded a camera with the no-helmet rule without its model"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("helmet_detector") && err.contains("scripts/setup --helmet"),
+        "{err}"
+    );
+    // Models loaded without naming the camera cannot analyse it: its first frame says
+    // which model is missing and why, not a panic.
     let mut models = Models::load(&dir.path().join("models.toml")).unwrap();
     let mut analyzer = vigil_pipeline::Analyzer::new(
         camera(),
@@ -131,7 +145,7 @@ fn a_camera_with_the_rule_and_no_exported_model_names_the_setup_step() {
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("helmet_detector") && err.contains("scripts/setup --helmet"),
+        err.contains("helmet_detector") && err.contains("not loaded"),
         "{err}"
     );
 }

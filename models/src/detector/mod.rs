@@ -8,7 +8,7 @@ use ndarray::{Array4, ArrayViewD, Ix3};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::engine::{self, Backend, Engine};
+use crate::engine::{self, Backend, Engine, Feed, Runner};
 use crate::geometry::BBox;
 use crate::manifest::{DetectorFormat, Manifest, ModelSpec};
 use crate::{ModelError, runtime};
@@ -124,19 +124,34 @@ impl Detector {
                 spec.input_type
             )));
         }
-        let input_name = input.name().to_string();
-        // A half-precision input is fed by ONNX Runtime, which takes f16 tensors as they are.
-        let engine = if fp16 {
-            Engine::Ort {
-                session,
-                input: input_name,
-            }
+        let trained_fit = spec.size.unwrap_or(640);
+        // What Vigil feeds: a batch where the model takes one, three colours, and either
+        // the model's own square or frames fitted to `size` whatever their proportions.
+        let batch = if shape[0] == -1 {
+            Feed::Batch
         } else {
-            Engine::from_session(session, input_name, role, &path, backend)?
+            Feed::Exactly(1)
         };
-        Ok(Self {
+        let (height, width) = match canvas {
+            Canvas::Square(side) => (Feed::Exactly(side), Feed::Exactly(side)),
+            Canvas::Fitted { fit, multiple } => (
+                // A 16:9 frame, the usual camera's.
+                Feed::Varies {
+                    typical: (fit * 9 / 16).div_ceil(multiple) * multiple,
+                },
+                Feed::Varies { typical: fit },
+            ),
+        };
+        let engine = Engine::load(
+            session,
+            role,
+            &path,
+            backend,
+            &[batch, Feed::Exactly(3), height, width],
+        )?;
+        let mut detector = Self {
             role: role.into(),
-            trained_fit: spec.size.unwrap_or(640),
+            trained_fit,
             canvas,
             batched: shape[0] == -1,
             fp16,
@@ -147,7 +162,21 @@ impl Detector {
             agnostic_nms: spec.agnostic_nms,
             path,
             engine,
-        })
+        };
+        // Run once, decoding included, on the shapes it will be fed: what this engine
+        // cannot run, or an output this format cannot read, is named now.
+        let trial = detector.engine.trial_input(114.0 / 255.0);
+        if let Err(e) = detector.infer(&trial, 1.0) {
+            return Err(detector
+                .engine
+                .trial_failed(role, &detector.path, &trial, e));
+        }
+        Ok(detector)
+    }
+
+    /// The backend this detector runs on.
+    pub fn backend(&self) -> Backend {
+        self.engine.backend()
     }
 
     /// Fit images' longest side to `fit` pixels (a multiple of 32) from now on, or to the
@@ -181,7 +210,7 @@ impl Detector {
     ) -> u64 {
         let scale = self.canvas.scale(frame_width, frame_height);
         let (w, h) = self.canvas.input_size(width, height, scale);
-        self.engine.bucket(w) as u64 * self.engine.bucket(h) as u64
+        self.engine.bucket(3, w) as u64 * self.engine.bucket(2, h) as u64
     }
 
     /// Whether [`Detector::detect_batch`] runs several images at once (a dynamic batch
@@ -292,7 +321,7 @@ impl Detector {
             let (iw, ih) = self.canvas.input_size(i.width(), i.height(), *scale);
             (w.max(iw), h.max(ih))
         });
-        let (cw, ch) = (self.engine.bucket(cw), self.engine.bucket(ch));
+        let (cw, ch) = (self.engine.bucket(3, cw), self.engine.bucket(2, ch));
         let mut tensor =
             Array4::<f32>::from_elem((prepared.len(), 3, ch as usize, cw as usize), 114.0 / 255.0);
         let boxes: Vec<Letterbox> = prepared
@@ -333,8 +362,8 @@ impl Detector {
     ) -> Result<Vec<Candidates>, ModelError> {
         let raw: Vec<f32>;
         let shape: Vec<usize>;
-        match (&mut self.engine, self.fp16) {
-            (Engine::Ort { session, input }, true) => {
+        match (self.engine.runner(), self.fp16) {
+            (Runner::Ort { session, input }, true) => {
                 let infer_err = |e: ort::Error| ModelError::Inference {
                     role: self.role.clone(),
                     message: e.to_string(),
@@ -350,7 +379,7 @@ impl Detector {
                 shape = out.shape().to_vec();
                 raw = out.iter().map(|v| v.to_f32()).collect();
             }
-            (engine, _) => (shape, raw) = engine.run(tensor, &self.role)?,
+            _ => (shape, raw) = self.engine.run(tensor, &self.role)?,
         }
         let view =
             ArrayViewD::from_shape(shape.clone(), &raw).map_err(|e| ModelError::Inference {

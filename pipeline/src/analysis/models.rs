@@ -3,8 +3,9 @@
 use std::path::Path;
 
 use serde::Serialize;
-use vigil_models::{Detector, Manifest, ModelError, TextDetector, TextRecognizer};
+use vigil_models::{Backend, Detector, Manifest, ModelError, TextDetector, TextRecognizer, engine};
 
+use crate::config::CameraConfig;
 use crate::plates::PlateReader;
 
 /// A model as the evidence records it.
@@ -23,10 +24,9 @@ pub struct Models {
     pub vehicle: Detector,
     pub plates: PlateReader,
     pub info: Vec<ModelInfo>,
-    manifest: Manifest,
-    /// Loaded on first use: only a camera with the no-helmet rule needs it, and it is
-    /// an optional setup step.
+    /// Loaded only for cameras with the no-helmet rule: it is an optional setup step.
     helmet: Option<Detector>,
+    backend: Backend,
 }
 
 impl ModelInfo {
@@ -51,48 +51,73 @@ impl Models {
     pub const TEXT_RECOGNIZER: &'static str = "text_recognizer";
     pub const HELMET: &'static str = "helmet_detector";
 
+    /// The models every camera needs (the vehicle detector and the plate reader), run
+    /// by the process's backend (`VIGIL_ENGINE`).
     pub fn load(manifest_path: &Path) -> Result<Self, ModelError> {
+        Self::load_for(manifest_path, [])
+    }
+
+    /// Every model that `cameras`' rules need, run by the process's backend: see
+    /// [`Models::load_on`].
+    pub fn load_for<'a>(
+        manifest_path: &Path,
+        cameras: impl IntoIterator<Item = &'a CameraConfig>,
+    ) -> Result<Self, ModelError> {
+        Self::load_on(manifest_path, cameras, engine::backend()?)
+    }
+
+    /// Every model that `cameras`' rules need, run by `backend`. This is the one checked
+    /// load: each file is checked against the manifest before any is loaded (so one run
+    /// reports the first bad file by name, with its setup step), and each model is tried
+    /// on the shapes it will be fed, so that a model the backend cannot run fails here,
+    /// before any video is read, and never at a camera's first frame.
+    pub fn load_on<'a>(
+        manifest_path: &Path,
+        cameras: impl IntoIterator<Item = &'a CameraConfig>,
+        backend: Backend,
+    ) -> Result<Self, ModelError> {
         let manifest = Manifest::load(manifest_path)?;
-        // Check every file before loading any, so one run reports the first bad file by name.
-        let mut info = Vec::new();
-        for role in [Self::VEHICLE, Self::TEXT_DETECTOR, Self::TEXT_RECOGNIZER] {
-            info.push(ModelInfo::of(&manifest, role)?);
+        let heads = cameras
+            .into_iter()
+            .any(|c| c.rules().iter().any(|(_, r)| r.needs_heads()));
+        let mut roles = vec![Self::VEHICLE, Self::TEXT_DETECTOR, Self::TEXT_RECOGNIZER];
+        if heads {
+            roles.push(Self::HELMET);
         }
+        let info = roles
+            .iter()
+            .map(|role| ModelInfo::of(&manifest, role))
+            .collect::<Result<Vec<_>, _>>()?;
+        let helmet = if heads {
+            Some(Detector::load_on(&manifest, Self::HELMET, backend)?)
+        } else {
+            None
+        };
         Ok(Self {
-            vehicle: Detector::load(&manifest, Self::VEHICLE)?,
+            vehicle: Detector::load_on(&manifest, Self::VEHICLE, backend)?,
             plates: PlateReader {
-                detector: TextDetector::load(&manifest, Self::TEXT_DETECTOR)?,
-                recognizer: TextRecognizer::load(&manifest, Self::TEXT_RECOGNIZER)?,
+                detector: TextDetector::load_on(&manifest, Self::TEXT_DETECTOR, backend)?,
+                recognizer: TextRecognizer::load_on(&manifest, Self::TEXT_RECOGNIZER, backend)?,
             },
             info,
-            manifest,
-            helmet: None,
+            helmet,
+            backend,
         })
     }
 
-    /// Load now what `camera`'s rules need beyond the default models (the no-helmet
-    /// rule's head model), so that it is named in every evidence package from the first,
-    /// and a missing one is reported before any video is read.
-    pub fn prepare_for(&mut self, camera: &crate::config::CameraConfig) -> Result<(), ModelError> {
-        if camera.rules().iter().any(|(_, r)| r.needs_heads()) {
-            self.helmet()?;
-        }
-        Ok(())
+    /// What runs these models.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
-    /// The head model of the no-helmet rule, loaded (and its file checked) on first use;
-    /// a missing one is named with the setup step that exports it.
+    /// The head model of the no-helmet rule, if the load named a camera that needs it.
     pub fn helmet(&mut self) -> Result<&mut Detector, ModelError> {
-        let detector = match self.helmet.take() {
-            Some(d) => d,
-            None => {
-                let info = ModelInfo::of(&self.manifest, Self::HELMET)?;
-                let d = Detector::load(&self.manifest, Self::HELMET)?;
-                self.info.push(info);
-                d
-            }
-        };
-        Ok(self.helmet.insert(detector))
+        self.helmet.as_mut().ok_or_else(|| ModelError::NotLoaded {
+            role: Self::HELMET.into(),
+            why: "the models were loaded for cameras without the no-helmet rule; \
+                  load them with every camera they will analyse (Models::load_for)"
+                .into(),
+        })
     }
 
     /// The vehicle detector's name for a class.

@@ -460,6 +460,14 @@ pub fn load_truth(path: &Path) -> Result<Truth, EvalError> {
     serde_json::from_str(&text).map_err(|e| err(format!("not a scenario truth file: {e}")))
 }
 
+/// The camera a scenario was made for, as its truth file names it: what the models for
+/// a suite are loaded for ([`Models::load_for`]).
+pub fn scenario_camera(truth_path: &Path) -> Result<CameraConfig, EvalError> {
+    let truth = load_truth(truth_path)?;
+    let dir = truth_path.parent().unwrap_or(Path::new("."));
+    Ok(CameraConfig::load(&dir.join(&truth.camera))?)
+}
+
 /// Run the pipeline over one scenario and score it; `on_frame` is called per analysed frame.
 /// `gating`: look at each frame as the live runner does with motion gating on (skip still
 /// frames, detect only in the changed region), so its recall can be compared.

@@ -39,7 +39,7 @@ pub struct BenchIntakeArgs {
 pub fn pipeline(ctx: &Context, args: BenchArgs) -> Result<()> {
     let (camera_path, video) = (&args.camera, &args.video);
     let camera = CameraConfig::load(camera_path)?;
-    let mut models = ctx.load_models()?;
+    let mut models = ctx.load_models_for([&camera])?;
     let t = Instant::now();
     let mut decoder = FileSource::open_decode_only(video)?;
     let mut decoded = 0u64;

@@ -198,11 +198,10 @@ impl LiveRunner {
         let run = &deployment.run;
         let mut worker_models = Vec::new();
         for _ in 0..run.inference_workers {
-            let mut models = Models::load(&settings.models_path)?;
-            for spec in &deployment.cameras {
-                models.prepare_for(&spec.config)?;
-            }
-            worker_models.push(models);
+            worker_models.push(Models::load_for(
+                &settings.models_path,
+                deployment.cameras.iter().map(|spec| &spec.config),
+            )?);
         }
         let model_info: Vec<ModelInfo> = worker_models
             .first()
