@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// Connections served at once; more wait to be accepted.
     #[arg(long, default_value_t = 1024)]
     pub max_connections: usize,
+    /// Connections one client address may hold at once (a trusted proxy is not limited);
+    /// more are closed as they come.
+    #[arg(long, default_value_t = 64)]
+    pub max_connections_per_address: usize,
     /// Seconds a client has to send a request's headers, and its body.
     #[arg(long, default_value_t = 10)]
     pub header_timeout: u64,
@@ -141,6 +145,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
         data: ctx.create_data()?.clone(),
         limits: ServerLimits {
             max_connections: args.max_connections.max(1),
+            per_address: args.max_connections_per_address.max(1),
             header_timeout: Duration::from_secs(args.header_timeout.max(1)),
             body_timeout: Duration::from_secs(args.body_timeout.max(1)),
             ..ServerLimits::default()

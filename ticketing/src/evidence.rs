@@ -19,6 +19,10 @@ use vigil_evidence::{SIGNATURE_FILE, TrustedKeys, listed_file, read_manifest, ve
 /// The most files an uploaded package may have (key frames, plate, clip, manifest,
 /// signature: well under).
 const MAX_FILES: usize = 32;
+/// The most uploads that may wait for their events at once: a worker posts its event
+/// seconds after its files, so a province's workers keep a few hundred waiting at most;
+/// beyond this, uploads for events that never come (invented ids) are refused.
+const MAX_WAITING_UPLOADS: usize = 10_000;
 /// Uploads not made into a package within this long are dropped.
 pub const STALE_UPLOAD: Duration = Duration::from_secs(24 * 3600);
 
@@ -35,6 +39,11 @@ pub enum EvidenceError {
     BadName(String),
     #[error("an uploaded package has at most {MAX_FILES} files")]
     TooManyFiles,
+    #[error(
+        "{MAX_WAITING_UPLOADS} uploads are waiting for their events already: post the events \
+         of the packages sent, or wait until uploads whose events never came are dropped"
+    )]
+    TooManyWaiting,
     #[error("evidence store {path}: {source}")]
     Io {
         path: PathBuf,
@@ -101,6 +110,13 @@ impl EvidenceStore {
             return Ok(Received::AlreadyFiled);
         }
         let dir = self.incoming(event_id);
+        if std::fs::symlink_metadata(&dir).is_err() {
+            let waiting = self.root.join(".incoming");
+            let count = std::fs::read_dir(&waiting).map(|d| d.count()).unwrap_or(0);
+            if count >= MAX_WAITING_UPLOADS {
+                return Err(EvidenceError::TooManyWaiting);
+            }
+        }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
         let path = dir.join(name);
         let count = std::fs::read_dir(&dir).map_err(io(&dir))?.count();
@@ -129,9 +145,52 @@ impl EvidenceStore {
         if std::fs::symlink_metadata(&incoming).is_err() {
             return Err(EvidenceError::NoPackage(id));
         }
-        check(&incoming, event, trusted)?;
-        sync_dir(&incoming).map_err(io(&incoming))?;
-        match std::fs::rename(&incoming, &filed) {
+        // Check the very bytes that will be kept: the upload is first moved where no
+        // upload writes (`receive` writes only into `.incoming/<id>`, by path, and a file
+        // it renames into place after this move lands in a new upload folder, never in
+        // this one), then checked, then filed as it is. Checking the upload folder and
+        // filing it afterwards let a file sent again in between be filed unchecked (the
+        // second review: 16 of 30 races won).
+        // Staged under a folder of its own, still named by its event id (which the
+        // package's check compares with its manifest).
+        let filing = self.root.join(".filing").join(unique_suffix());
+        std::fs::create_dir_all(&filing).map_err(io(&filing))?;
+        let staged = filing.join(id.to_string());
+        let result = self.file_staged(event, trusted, &incoming, &staged);
+        let _ = std::fs::remove_dir_all(&filing);
+        result
+    }
+
+    /// [`EvidenceStore::accept`] of an upload: move it from `incoming` to `staged`, check
+    /// it there and file it.
+    fn file_staged(
+        &self,
+        event: &ViolationEvent,
+        trusted: &TrustedKeys,
+        incoming: &Path,
+        staged: &Path,
+    ) -> Result<(), EvidenceError> {
+        let id = event.event_id;
+        let filed = self.package(id);
+        if let Err(e) = std::fs::rename(incoming, staged) {
+            return if self.filed(id) {
+                // Filed by a request at the same moment.
+                check(&filed, event, trusted)
+            } else if e.kind() == std::io::ErrorKind::NotFound {
+                Err(EvidenceError::NoPackage(id))
+            } else {
+                Err(io(incoming)(e))
+            };
+        }
+        if let Err(problem) = check(staged, event, trusted) {
+            // Back where the worker can send a corrected file, unless it has already
+            // started a new upload (which then stands on its own).
+            let _ = std::fs::rename(staged, incoming);
+            return Err(problem);
+        }
+        remove_unlisted_partials(staged);
+        sync_dir(staged).map_err(io(staged))?;
+        match std::fs::rename(staged, &filed) {
             Ok(()) => {
                 sync_dir(&self.root).map_err(io(&self.root))?;
                 Ok(())
@@ -152,12 +211,15 @@ impl EvidenceStore {
     }
 
     /// Drop uploads that never became a package (their event never came); the number.
+    /// Filings a crash interrupted (in `.filing`) go the same way: their worker sends
+    /// the package again when its event is refused for want of one.
     pub fn forget_stale_uploads(&self, older_than: Duration) -> usize {
-        let Ok(entries) = std::fs::read_dir(self.root.join(".incoming")) else {
-            return 0;
-        };
         let now = SystemTime::now();
         let mut dropped = 0;
+        let entries = [".incoming", ".filing"]
+            .into_iter()
+            .filter_map(|d| std::fs::read_dir(self.root.join(d)).ok())
+            .flatten();
         for entry in entries.flatten() {
             let stale = entry
                 .metadata()
@@ -170,6 +232,29 @@ impl EvidenceStore {
             }
         }
         dropped
+    }
+}
+
+/// A name no other filing of this process or another has at the same moment.
+fn unique_suffix() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{nanos}-{n}", std::process::id())
+}
+
+/// Drop the half-written files of an upload that was moved while it wrote (hidden
+/// `.<name>.tmp`): no manifest lists them, and a filed package holds only its files.
+fn remove_unlisted_partials(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 

@@ -66,12 +66,15 @@ impl Intake {
             .map_err(|e| StoreError::Invalid(e.to_string()))?;
         let trusted = self.store.trusted_keys().await?;
         let (evidence, checked) = (self.evidence.clone(), event.clone());
+        // The problems found name files by where the service keeps them: the client is
+        // told which file of its package, not where this server keeps it.
+        let root = self.evidence.root().display().to_string();
         tokio::task::spawn_blocking(move || evidence.accept(&checked, &trusted))
             .await
             .map_err(|e| StoreError::Invalid(format!("the evidence check failed: {e}")))?
             .map_err(|e| match e {
                 EvidenceError::Io { .. } => StoreError::Unavailable(e.to_string()),
-                _ => StoreError::Invalid(e.to_string()),
+                _ => StoreError::Invalid(without_server_paths(&e.to_string(), &root)),
             })?;
         let fine = self.fine_for(event);
         self.store
@@ -101,11 +104,43 @@ impl EventSink for IntakeSink {
             .map_err(sink_error)
     }
 
+    /// The pipeline beside the database read this sighting from `source`: a recording
+    /// (it has an offset) is a file this process decoded here, so its video can be served.
     fn record_sighting(&self, sighting: &Sighting) -> Result<bool, SinkError> {
+        let recording = std::path::Path::new(&sighting.source);
+        let recording = (sighting.video_offset_ms.is_some() && recording.is_file())
+            .then(|| std::path::absolute(recording).unwrap_or_else(|_| recording.to_owned()));
         self.runtime
-            .block_on(self.intake.store.record_sighting(sighting))
+            .block_on(
+                self.intake
+                    .store
+                    .record_sighting_from(sighting, recording.as_deref()),
+            )
             .map_err(sink_error)
     }
+}
+
+/// `text` with every mention of the folder `root` (and of the folders below it that
+/// uploads pass through) cut down to the package's own names.
+fn without_server_paths(text: &str, root: &str) -> String {
+    if root.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(root) {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + root.len()..];
+        // Skip `/<folder>/.../` up to the file's own name.
+        let end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, ':' | ';' | ',' | ')' | '`' | '\''))
+            .unwrap_or(rest.len());
+        let path = &rest[..end];
+        out.push_str(path.rsplit('/').next().unwrap_or(""));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// What the store says of a record it did not take: bad data is refused for good; a
@@ -114,5 +149,22 @@ pub fn sink_error(e: StoreError) -> SinkError {
     match e {
         StoreError::Invalid(m) => SinkError::Refused(m),
         other => SinkError::Unavailable(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_server_paths;
+
+    #[test]
+    fn a_refusal_names_the_package_file_not_where_the_server_keeps_it() {
+        let root = "/srv/vigil/data/evidence";
+        let text = "plate.jpg: /srv/vigil/data/evidence/.filing/0000-1/plate.jpg is a link; \
+                    /srv/vigil/data/evidence/.filing/0000-1: unreadable";
+        let shown = without_server_paths(text, root);
+        assert!(!shown.contains("/srv"), "{shown}");
+        assert_eq!(shown, "plate.jpg: plate.jpg is a link; 0000-1: unreadable");
+        assert_eq!(without_server_paths("no path here", root), "no path here");
+        assert_eq!(without_server_paths("x", ""), "x");
     }
 }

@@ -83,8 +83,11 @@ pub struct Notice {
     pub resolved_at: Option<DateTime<Utc>>,
     /// The provider's transaction (or `counter:<receipt>`) that paid the notice.
     pub payment_reference: Option<String>,
-    /// What online payment asks: the middle of the total range (see [`crate::payment`]).
+    /// What online payment asks: the middle of the total range of the cases that can be
+    /// paid now (see [`crate::payment::amount_due_for`]); 0 when none can.
     pub amount_due_vnd: u64,
+    /// The cases this notice's payment settles: those not appealed, paid or closed.
+    pub payable_case_ids: Vec<i64>,
     /// References citizens typed as proof of payment: for an officer to check.
     pub payment_claims: Vec<PaymentClaim>,
     pub case_ids: Vec<i64>,

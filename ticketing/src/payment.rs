@@ -37,9 +37,35 @@ pub const MAX_CALLBACK_BYTES: usize = 16 * 1024;
 /// Administrative Violations, Art. 23.4); those are an officer's decision at the counter,
 /// so online payment offers the middle of the notice's total range.
 pub fn amount_due(record: &PublicationRecord) -> u64 {
-    record.fine_total_min_vnd / 2
-        + record.fine_total_max_vnd / 2
-        + (record.fine_total_min_vnd % 2 + record.fine_total_max_vnd % 2) / 2
+    middle(record.fine_total_min_vnd, record.fine_total_max_vnd)
+}
+
+/// What a notice asks while only the cases `payable` can be paid (the others appealed,
+/// decided against the driver the owner named): the middle of those cases' total range.
+/// All of its cases payable, it is [`amount_due`].
+pub fn amount_due_for(record: &PublicationRecord, payable: &[i64]) -> u64 {
+    if record
+        .violations
+        .iter()
+        .all(|v| payable.contains(&v.case_id))
+    {
+        return amount_due(record);
+    }
+    let (min, max) = record
+        .violations
+        .iter()
+        .filter(|v| payable.contains(&v.case_id))
+        .fold((0u64, 0u64), |(min, max), v| {
+            (
+                min.saturating_add(v.fine_min_vnd.unwrap_or(0)),
+                max.saturating_add(v.fine_max_vnd.unwrap_or(0)),
+            )
+        });
+    middle(min, max)
+}
+
+fn middle(min: u64, max: u64) -> u64 {
+    min / 2 + max / 2 + (min % 2 + max % 2) / 2
 }
 
 #[derive(Debug, thiserror::Error)]

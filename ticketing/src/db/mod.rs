@@ -16,7 +16,7 @@ mod review;
 mod sightings;
 mod users;
 
-pub use payments::{MAX_CLAIMS_PER_NOTICE, PaymentOutcome};
+pub use payments::{HeldPayment, MAX_CLAIMS_PER_NOTICE, PaymentOutcome};
 
 use std::path::Path;
 

@@ -12,6 +12,9 @@ use vigil_core::local_time::TIME_ZONE;
 
 use crate::notice::*;
 
+/// The states in which a noticed case is paid with its notice.
+pub(crate) const PAYABLE: [CaseState; 2] = [CaseState::NoticeSent, CaseState::Flagged];
+
 impl CaseStore {
     /// Issue a notice for each vehicle with identified cases, covering all of them, and
     /// queue its publication. Returns the codes issued.
@@ -188,16 +191,31 @@ impl CaseStore {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        let case_ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM cases WHERE notice_id = $1 ORDER BY id")
+        let cases: Vec<(i64, String)> =
+            sqlx::query_as("SELECT id, state FROM cases WHERE notice_id = $1 ORDER BY id")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;
+        let case_ids: Vec<i64> = cases.iter().map(|(id, _)| *id).collect();
+        let payable_case_ids: Vec<i64> = cases
+            .iter()
+            .filter(|(_, state)| {
+                state
+                    .parse::<CaseState>()
+                    .is_ok_and(|s| PAYABLE.contains(&s))
+            })
+            .map(|(id, _)| *id)
+            .collect();
         let record: PublicationRecord =
             serde_json::from_str(&record).map_err(|e| corrupt(&what, e))?;
         Ok(Notice {
             owner: serde_json::from_str(&owner).map_err(|e| corrupt(&what, e))?,
-            amount_due_vnd: crate::payment::amount_due(&record),
+            amount_due_vnd: if payable_case_ids.is_empty() {
+                0
+            } else {
+                crate::payment::amount_due_for(&record, &payable_case_ids)
+            },
+            payable_case_ids,
             payment_claims: self.payment_claims(&code).await?,
             record,
             issued_at: parse_ts(&what, &issued)?,

@@ -7,7 +7,7 @@ use sqlx::Row;
 use crate::db::{CaseStore, StoreError, parse_ts, ts};
 use crate::lifecycle::CaseState;
 use crate::notice::{Notice, PaymentClaim};
-use crate::payment::{PaymentCallback, amount_due};
+use crate::payment::PaymentCallback;
 
 /// What a provider's callback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,14 +18,32 @@ pub enum PaymentOutcome {
     Duplicate,
     /// The provider reports a payment that did not complete (failed, cancelled).
     NotPaid,
+    /// The money was taken but the notice could not take it as it stands (a case
+    /// appealed since the order, another amount, a notice already paid): it is held for
+    /// the handling unit to refund or apply ([`CaseStore::held_payments`]), never lost.
+    Held,
+}
+
+/// A provider payment no notice could take: for the handling unit to refund or apply.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct HeldPayment {
+    pub notice_code: String,
+    pub transaction_id: String,
+    pub amount_vnd: u64,
+    pub paid_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// Why the notice could not take it.
+    pub reason: String,
 }
 
 /// Claims kept per notice: enough for a citizen's retries, bounded against a flood.
 pub const MAX_CLAIMS_PER_NOTICE: i64 = 10;
 
 impl CaseStore {
-    /// Record the payment a provider reported: the notice must exist, be unpaid (or paid by
-    /// this very transaction) and the amount must be what the notice asks.
+    /// Record the payment a provider reported. The notice must exist; the provider has
+    /// taken the money, so a payment the notice cannot take as it stands (another amount
+    /// than it asks now, no case left to pay, already paid by another transaction) is
+    /// held for the handling unit rather than refused and lost.
     pub async fn record_provider_payment(
         &self,
         callback: &PaymentCallback,
@@ -35,22 +53,104 @@ impl CaseStore {
         if callback.status != "paid" {
             return Ok(PaymentOutcome::NotPaid);
         }
-        let due = amount_due(&notice.record);
-        if callback.amount_vnd != due {
-            return Err(StoreError::Invalid(format!(
+        if self.is_held(&callback.transaction_id).await? {
+            return Ok(PaymentOutcome::Duplicate);
+        }
+        let due = notice.amount_due_vnd;
+        let problem = if notice.payable_case_ids.is_empty() && notice.payment_reference.is_none() {
+            Some(format!(
+                "no case of notice {} can be paid now (appealed or closed)",
+                notice.code
+            ))
+        } else if callback.amount_vnd != due && notice.payment_reference.is_none() {
+            Some(format!(
                 "transaction {} paid {} VND; notice {} asks {due} VND",
                 callback.transaction_id, callback.amount_vnd, notice.code
-            )));
-        }
-        self.settle(
-            &notice,
-            &callback.transaction_id,
-            due,
-            callback.paid_at,
-            "payment-provider",
-            now,
+            ))
+        } else {
+            None
+        };
+        let settled = match problem {
+            Some(reason) => Err(StoreError::Conflict(reason)),
+            None => {
+                self.settle(
+                    &notice,
+                    &callback.transaction_id,
+                    callback.amount_vnd,
+                    callback.paid_at,
+                    "payment-provider",
+                    now,
+                )
+                .await
+            }
+        };
+        let reason = match settled {
+            Err(StoreError::Conflict(reason)) => reason,
+            // A case moved (appealed) between reading the notice and paying it.
+            Err(e @ StoreError::WrongState { .. }) => e.to_string(),
+            other => return other,
+        };
+        tracing::warn!(code = %notice.code, transaction = %callback.transaction_id, %reason, "provider payment held");
+        self.hold_payment(callback, &reason, now).await?;
+        Ok(PaymentOutcome::Held)
+    }
+
+    async fn is_held(&self, transaction_id: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM held_payments WHERE transaction_id = $1")
+                .bind(transaction_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
+    /// Keep a provider payment no notice could take (once per transaction).
+    async fn hold_payment(
+        &self,
+        callback: &PaymentCallback,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO held_payments (notice_code, transaction_id, amount_vnd, paid_at,
+                 received_at, reason)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (transaction_id) DO NOTHING",
         )
-        .await
+        .bind(&callback.order_id)
+        .bind(&callback.transaction_id)
+        .bind(i64::try_from(callback.amount_vnd).unwrap_or(i64::MAX))
+        .bind(ts(callback.paid_at))
+        .bind(ts(now))
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Provider payments held because no notice could take them, oldest first.
+    pub async fn held_payments(&self) -> Result<Vec<HeldPayment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT notice_code, transaction_id, amount_vnd, paid_at, received_at, reason
+             FROM held_payments ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let what = format!(
+                    "held payment {}",
+                    row.try_get::<String, _>("transaction_id")?
+                );
+                Ok(HeldPayment {
+                    notice_code: row.try_get("notice_code")?,
+                    transaction_id: row.try_get("transaction_id")?,
+                    amount_vnd: row.try_get::<i64, _>("amount_vnd")?.max(0) as u64,
+                    paid_at: parse_ts(&what, &row.try_get::<String, _>("paid_at")?)?,
+                    received_at: parse_ts(&what, &row.try_get::<String, _>("received_at")?)?,
+                    reason: row.try_get("reason")?,
+                })
+            })
+            .collect()
     }
 
     /// Record a payment made at the counter, under the receipt number `reference`.
@@ -64,7 +164,13 @@ impl CaseStore {
     ) -> Result<Notice, StoreError> {
         let reference = check_reference(reference)?;
         let notice = self.notice(code, Some(plate)).await?;
-        let due = amount_due(&notice.record);
+        if notice.payable_case_ids.is_empty() && notice.payment_reference.is_none() {
+            return Err(StoreError::Conflict(format!(
+                "no case of notice {} can be paid now: each is appealed or closed",
+                notice.code
+            )));
+        }
+        let due = notice.amount_due_vnd;
         self.settle(
             &notice,
             &format!("counter:{reference}"),
@@ -128,7 +234,9 @@ impl CaseStore {
         .bind(actor)
         .execute(&mut *tx)
         .await?;
-        for case_id in &notice.case_ids {
+        // Only the cases payable when the notice was read; one appealed in between makes
+        // this fail (WrongState), and the caller holds the money.
+        for case_id in &notice.payable_case_ids {
             self.transition(
                 &mut tx,
                 *case_id,

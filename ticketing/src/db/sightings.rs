@@ -8,12 +8,32 @@ use vigil_core::plate::PlateColour;
 use crate::sightings::*;
 
 impl CaseStore {
-    /// Record a sighting; false when it was recorded before.
+    /// Record a sighting with no recording to serve (a client's: its `source` is a
+    /// description, never opened); false when it was recorded before.
     pub async fn record_sighting(&self, s: &Sighting) -> Result<bool, StoreError> {
+        self.record_sighting_from(s, None).await
+    }
+
+    /// Record a sighting this machine's own pipeline read from `recording`, a file it
+    /// decoded here: the one file the sighting's video route may serve. Never called with
+    /// anything a client sent.
+    pub async fn record_sighting_from(
+        &self,
+        s: &Sighting,
+        recording: Option<&std::path::Path>,
+    ) -> Result<bool, StoreError> {
+        let recording = recording
+            .map(|p| {
+                p.to_str().map(str::to_owned).ok_or_else(|| {
+                    StoreError::Invalid(format!("recording {}: not UTF-8", p.display()))
+                })
+            })
+            .transpose()?;
         let done = sqlx::query(
             "INSERT INTO sightings (sighting_id, camera_id, plate, plate_key, confidence,
-                 vehicle_class, plate_colour, seen_at, source, thumbnail, video_offset_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 vehicle_class, plate_colour, seen_at, source, thumbnail, video_offset_ms,
+                 recording)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (sighting_id) DO NOTHING",
         )
         .bind(s.sighting_id.to_string())
@@ -27,9 +47,27 @@ impl CaseStore {
         .bind(&s.source)
         .bind(s.thumbnail.clone())
         .bind(s.video_offset_ms.map(|v| v as i64))
+        .bind(recording)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The recording sighting `id`'s video is served from, if this machine's pipeline
+    /// recorded one (see [`CaseStore::record_sighting_from`]).
+    pub async fn sighting_recording(
+        &self,
+        id: i64,
+    ) -> Result<Option<std::path::PathBuf>, StoreError> {
+        let row = sqlx::query("SELECT recording FROM sightings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("recording"))
+            .transpose()?
+            .flatten()
+            .map(std::path::PathBuf::from))
     }
 
     /// Record many sightings in one transaction (bulk loads, busy cameras); returns how

@@ -105,10 +105,11 @@ pub(super) async fn open_case(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CaseDetail>> {
-    state
+    let tried = state
         .store
         .open_review(id, &caller.user.username, state.clock.now())
-        .await?;
+        .await;
+    audit_refusal(&state, &caller, "review_opened", id, tried).await?;
     decided(&state, &caller, "review_opened", id, None).await
 }
 
@@ -117,10 +118,11 @@ pub(super) async fn approve_case(
     Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<CaseDetail>> {
-    state
+    let tried = state
         .store
         .approve(id, &caller.user.username, state.clock.now())
-        .await?;
+        .await;
+    audit_refusal(&state, &caller, "approved", id, tried).await?;
     decided(&state, &caller, "approved", id, None).await
 }
 
@@ -137,7 +139,7 @@ pub(super) async fn reject_case(
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<RejectRequest>,
 ) -> ApiResult<Json<CaseDetail>> {
-    state
+    let tried = state
         .store
         .reject(
             id,
@@ -146,7 +148,8 @@ pub(super) async fn reject_case(
             &body.text,
             state.clock.now(),
         )
-        .await?;
+        .await;
+    audit_refusal(&state, &caller, "rejected", id, tried).await?;
     decided(
         &state,
         &caller,
@@ -168,7 +171,7 @@ pub(super) async fn correct_plate(
     Path(id): Path<i64>,
     ApiJson(body): ApiJson<PlateRequest>,
 ) -> ApiResult<Json<CaseDetail>> {
-    let outcome = state
+    let tried = state
         .store
         .correct_plate(
             id,
@@ -177,7 +180,8 @@ pub(super) async fn correct_plate(
             state.clock.now(),
             state.intake.dedup_window,
         )
-        .await?;
+        .await;
+    let outcome = audit_refusal(&state, &caller, "plate_corrected", id, tried).await?;
     let shown = match outcome {
         crate::review::Corrected::Corrected(id) | crate::review::Corrected::MergedInto(id) => id,
     };
@@ -198,10 +202,11 @@ pub(super) async fn appeal_case(
     Path(id): Path<i64>,
     ApiJson(driver): ApiJson<Driver>,
 ) -> ApiResult<Json<CaseDetail>> {
-    state
+    let tried = state
         .store
         .record_appeal(id, &driver, &caller.user.username, state.clock.now())
-        .await?;
+        .await;
+    audit_refusal(&state, &caller, "appeal_recorded", id, tried).await?;
     decided(&state, &caller, "appeal_recorded", id, None).await
 }
 
@@ -237,4 +242,30 @@ pub(super) async fn stats(
         outbox_pending: state.store.outbox_pending().await?,
         overdue: state.store.overdue(state.clock.now()).await?.len(),
     }))
+}
+
+/// A review action the store refused (a wrong state, an unknown case, a bad plate) is
+/// audited as `<action>_refused` with why, then answered as the error it is: who tried
+/// what on which case is kept whether it happened or not.
+async fn audit_refusal<T>(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    id: i64,
+    tried: Result<T, crate::db::StoreError>,
+) -> ApiResult<T> {
+    match tried {
+        Ok(done) => Ok(done),
+        Err(e) => {
+            state
+                .audit(
+                    caller,
+                    &format!("{action}_refused"),
+                    Some(format!("case {id}")),
+                    Some(json!({"reason": e.to_string()})),
+                )
+                .await?;
+            Err(e.into())
+        }
+    }
 }

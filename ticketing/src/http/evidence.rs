@@ -135,7 +135,9 @@ pub(super) async fn upload_evidence_file(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| match e {
-            EvidenceError::Io { .. } => ApiError::Unavailable(e.to_string()),
+            EvidenceError::Io { .. } | EvidenceError::TooManyWaiting => {
+                ApiError::Unavailable(e.to_string())
+            }
             other => ApiError::BadRequest(other.to_string()),
         })?;
     tracing::debug!(%event, file, by = %caller.user.username, ?received, "evidence file received");

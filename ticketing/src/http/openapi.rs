@@ -54,6 +54,7 @@ use super::{Answer, route_table};
     crate::notice::PaymentClaim,
     crate::payment::PaymentCallback,
     super::payments::CallbackResponse,
+    crate::db::HeldPayment,
     super::payments::PayOrder,
     super::citizens::ClaimRecorded,
     super::citizens::CitizenNotice,

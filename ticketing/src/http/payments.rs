@@ -19,9 +19,7 @@ use super::citizens::{PlateQuery, citizen_audit, citizen_lookup};
 use super::error::{ApiError, ApiResult};
 use super::pages::urlencode;
 use crate::db::PaymentOutcome;
-use crate::payment::{
-    PaymentCallback, PaymentError, SIGNATURE_HEADER, TIMESTAMP_HEADER, amount_due,
-};
+use crate::payment::{PaymentCallback, PaymentError, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 /// What the provider is told: 200 for a payment recorded now or before (so it stops
 /// retrying), an error naming what is wrong otherwise.
@@ -33,6 +31,9 @@ pub struct CallbackResponse {
     pub recorded: bool,
     /// This delivery repeated one already recorded.
     pub duplicate: bool,
+    /// The money is held, not applied: the notice could not take it as it stands (see
+    /// `GET /api/payments/held`); the provider need not send it again.
+    pub held: bool,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -79,8 +80,15 @@ pub(super) async fn payment_callback(
         state.clock.now(),
     ) {
         state.forget_idle_limits();
-        // A forger is limited like a citizen guessing notice codes.
+        // A forger is limited like a citizen guessing notice codes, and so is what it
+        // costs the audit log: refusals within the limit are audited one by one; past
+        // it, only counted in the service's log (20,000 forgeries once added 20,000
+        // rows).
         let limited = state.citizen_limiter.check_key(&addr.ip()).is_err();
+        if limited {
+            tracing::warn!(client = %addr.ip(), error = %e, "payment callback refused past the rate limit; not audited");
+            return Err(ApiError::TooManyRequests);
+        }
         audit_provider(
             &state,
             &addr,
@@ -89,9 +97,6 @@ pub(super) async fn payment_callback(
             json!({"reason": e.to_string(), "bytes": body.len()}),
         )
         .await?;
-        if limited {
-            return Err(ApiError::TooManyRequests);
-        }
         return Err(ApiError::Unauthenticated(e.to_string()));
     }
     let callback = PaymentCallback::parse(&body)
@@ -110,8 +115,10 @@ pub(super) async fn payment_callback(
         Ok(PaymentOutcome::Recorded) => ("payment_received", true, false),
         Ok(PaymentOutcome::Duplicate) => ("payment_repeated", true, true),
         Ok(PaymentOutcome::NotPaid) => ("payment_not_completed", false, false),
+        Ok(PaymentOutcome::Held) => ("payment_held", false, false),
         Err(_) => ("payment_refused", false, false),
     };
+    let held = matches!(outcome, Ok(PaymentOutcome::Held));
     let detail = match &outcome {
         Err(e) => json!({"callback": detail, "reason": e.to_string()}),
         Ok(_) => detail,
@@ -123,7 +130,24 @@ pub(super) async fn payment_callback(
         transaction_id: callback.transaction_id,
         recorded,
         duplicate,
+        held,
     }))
+}
+
+pub(super) async fn held_payments(
+    State(state): State<AppState>,
+    axum::Extension(caller): axum::Extension<super::auth::Caller>,
+) -> ApiResult<Json<Vec<crate::db::HeldPayment>>> {
+    let held = state.store.held_payments().await?;
+    state
+        .audit(
+            &caller,
+            "held_payments_view",
+            None,
+            Some(json!({"count": held.len()})),
+        )
+        .await?;
+    Ok(Json(held))
 }
 
 pub(super) async fn citizen_pay(
@@ -145,7 +169,15 @@ pub(super) async fn citizen_pay(
             notice.code
         )));
     }
-    let amount = amount_due(&notice.record);
+    if notice.payable_case_ids.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "notice {} cannot be paid while its violations are appealed: the decision on \
+             the appeal says what is to be paid",
+            notice.code
+        )));
+    }
+    // Only what can be paid now: an appealed case is decided against the driver named.
+    let amount = notice.amount_due_vnd;
     let mut back = provider.config.callback_url.clone();
     back.set_path(&format!("/citizen/notices/{}", notice.code));
     back.set_query(Some(&format!("plate={}", urlencode(&notice.record.plate))));

@@ -125,10 +125,14 @@ pub(super) async fn sightings_csv(
     let bytes = out
         .into_inner()
         .map_err(|e| ApiError::Internal(format!("writing CSV: {e}")))?;
-    let name = format!(
-        "attachment; filename=\"sightings-{}.csv\"",
-        fold_plate(&q.plate)
-    );
+    // Only letters and digits of the query name the file: a quote or a control character
+    // in it broke the header (or the answer, 500).
+    let plate: String = fold_plate(&q.plate)
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    let name = format!("attachment; filename=\"sightings-{plate}.csv\"");
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -248,8 +252,9 @@ async fn footage_of(state: &AppState, s: &Sighting, id: i64) -> ApiResult<Footag
             });
         }
     }
+    let recording = servable_recording(state, id).await?;
     if let Some(at) = s.video_offset_ms
-        && std::path::Path::new(&s.source).is_file()
+        && recording.is_some()
     {
         return Ok(Footage {
             kind: "recording".into(),
@@ -269,7 +274,8 @@ async fn footage_of(state: &AppState, s: &Sighting, id: i64) -> ApiResult<Footag
              the last seconds)"
                 .into()
         } else {
-            format!("the recording {} is no longer on this server", s.source)
+            // The recording's path is the server's business, not the reader's.
+            "its recording is not on this server".into()
         }),
     })
 }
@@ -280,15 +286,56 @@ pub(super) async fn sighting_video(
     Path(id): Path<i64>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    // Only recordings a sighting names (written by our own pipeline), never a path asked for.
     let s = sighting_or_404(&state, id).await?;
-    let path = PathBuf::from(&s.source);
-    if s.video_offset_ms.is_none() || !path.is_file() {
-        return Err(ApiError::NotFound(format!(
+    match servable_recording(&state, id).await? {
+        Some(path) if s.video_offset_ms.is_some() => send_file(path, &headers).await,
+        _ => Err(ApiError::NotFound(format!(
             "sighting {id} has no recording on this server"
-        )));
+        ))),
     }
-    send_file(path, &headers).await
+}
+
+/// The recording sighting `id`'s video may be served from: only the one this machine's
+/// own pipeline decoded and recorded with it ([`crate::db::CaseStore::record_sighting_from`]), never
+/// the `source` a client sent. Defence in depth besides: it must still be a video file
+/// and lie outside the service's own data folder (its database, keys and secrets).
+async fn servable_recording(state: &AppState, id: i64) -> ApiResult<Option<PathBuf>> {
+    let Some(path) = state.store.sighting_recording(id).await? else {
+        return Ok(None);
+    };
+    let data = state.intake.evidence.root().parent().map(|p| p.to_owned());
+    let checked = tokio::task::spawn_blocking(move || {
+        let real = path.canonicalize().ok()?;
+        let inside_data = data
+            .and_then(|d| d.canonicalize().ok())
+            .is_some_and(|d| real.starts_with(d));
+        (!inside_data && real.is_file() && looks_like_video(&real)).then_some(real)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if checked.is_none() {
+        tracing::warn!(
+            sighting = id,
+            "its recording is gone or not a video; not served"
+        );
+    }
+    Ok(checked)
+}
+
+/// Whether a file starts as the containers the pipeline decodes do: ISO BMFF (MP4, MOV),
+/// Matroska / WebM, MPEG-TS, AVI or FLV.
+fn looks_like_video(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 189];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| f.read(&mut head))
+        .unwrap_or(0);
+    let head = &head[..n];
+    (n >= 8 && &head[4..8] == b"ftyp")
+        || head.starts_with(&[0x1A, 0x45, 0xDF, 0xA3])
+        || (n >= 189 && head[0] == 0x47 && head[188] == 0x47)
+        || (n >= 12 && head.starts_with(b"RIFF") && &head[8..12] == b"AVI ")
+        || head.starts_with(b"FLV")
 }
 
 /// The most a sighting's picture may weigh: a vehicle cut from an analysis frame is tens of

@@ -310,3 +310,80 @@ async fn schema_driven_requests_to_every_operation_get_no_5xx_and_only_documente
     );
     assert!(sent >= 24 * operations.len());
 }
+
+/// Sighting bodies whose every text field is drawn from the server's own files (the
+/// signing key, the database, the evidence folder, files outside it, spelled every way a
+/// path can be): whatever is posted and however it is asked for, no file is served
+/// through a sighting, since a client's sighting never names one.
+#[tokio::test]
+async fn no_sighting_body_makes_the_service_open_a_path() {
+    let (backend, store, _dir) = stores::sqlite().await;
+    let h = start(backend, store).await;
+    std::fs::create_dir_all(h.data.evidence()).unwrap();
+    std::fs::write(h.data.database(), b"SQLite format 3\0").unwrap();
+    let root = h.data.root().display().to_string();
+    let paths = [
+        format!("{root}/keys/evidence-signing.key"),
+        format!("{root}/vigil.db"),
+        format!("{root}/vigil.db-wal"),
+        format!("{root}/evidence"),
+        format!("{root}/evidence/../keys/evidence-signing.key"),
+        format!("{root}//keys///evidence-signing.key"),
+        format!("file://{root}/vigil.db"),
+        "/etc/passwd".into(),
+        "/proc/self/environ".into(),
+        "../../../../etc/passwd".into(),
+        "keys/evidence-signing.key".into(),
+        "vigil.db".into(),
+        "rtsp://cam/stream".into(),
+        "".into(),
+    ];
+    let mut rng = Rng::new(0x516e);
+    let mut posted = 0;
+    for n in 0..200u128 {
+        let pick_path = |rng: &mut Rng| json!(pick(rng, &paths));
+        let mut sighting = json!({
+            "sighting_id": uuid::Uuid::from_u128(0xF00D_0000 + n),
+            "camera_id": "cam-1",
+            "plate": "98A-123.45",
+            "confidence": 0.9,
+            "vehicle_class": "car",
+            "plate_colour": null,
+            "seen_at": "2025-03-01T08:00:00Z",
+            "source": pick_path(&mut rng),
+            "thumbnail": pick_path(&mut rng),
+            "video_offset_ms": if rng.chance(4) { Value::Null } else { json!(rng.below(100_000)) },
+        });
+        if rng.chance(3) {
+            sighting["camera_id"] = pick_path(&mut rng);
+        }
+        let body = json!({"sighting": sighting});
+        let (status, answer) = h
+            .call(
+                Some(Role::Operator),
+                Method::POST,
+                "/api/sightings",
+                Some(body),
+            )
+            .await;
+        assert!(!status.is_server_error(), "{status}: {answer}");
+        posted += usize::from(status.is_success());
+    }
+    assert!(posted >= 100, "only {posted} of 200 sightings taken");
+    let (_, found) = h
+        .call(
+            Some(Role::Investigator),
+            Method::GET,
+            "/api/sightings?plate=98A-123.45&limit=500",
+            None,
+        )
+        .await;
+    let ids: Vec<i64> = found
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|f| f["id"].as_i64().expect("an id"))
+        .collect();
+    assert!(!ids.is_empty());
+    h.serves_no_file(&ids).await;
+}

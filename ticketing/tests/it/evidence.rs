@@ -224,3 +224,57 @@ async fn an_uploaded_package_is_filed_only_when_it_is_the_events_intact_and_trus
         assert_eq!(h.state.store.count().await.unwrap(), 1, "{backend}");
     }
 }
+
+/// The second review's high finding: a file of the package sent again while its event
+/// was being checked was filed unchecked (16 of 30 rounds), its hash no longer the signed
+/// manifest's. Now what is filed is what was checked: each round posts the event while
+/// the same operator sends a forged `plate.jpg` for it, and every package filed holds the
+/// original bytes (an event whose check saw the forgery is refused instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_file_sent_again_while_its_event_is_checked_never_replaces_what_was_checked() {
+    for (backend, store, _dir) in stores::both().await {
+        let h = start(backend, store).await;
+        let worker = tempfile::tempdir().unwrap();
+        let (mut filed, mut refused) = (0, 0);
+        for round in 0..30u128 {
+            let mut e = sample_event(7000 + round);
+            file_package(worker.path(), &mut e, &h.key);
+            let dir = worker.path().join(e.event_id.to_string());
+            let id = e.event_id.to_string();
+            h.upload(&dir, &id).await;
+            let original = std::fs::read(dir.join("plate.jpg")).unwrap();
+            let forged = b"\xFF\xD8\xFF\xE0 a forged plate".to_vec();
+            let path = format!("/api/evidence/{id}/plate.jpg");
+            let swaps = async {
+                for _ in 0..4 {
+                    h.put(Role::Operator, &path, forged.clone()).await;
+                }
+            };
+            let ((status, body), ()) = tokio::join!(h.send_event(&e), swaps);
+            let package = h.data.package(e.event_id);
+            if status == StatusCode::CREATED {
+                filed += 1;
+                let kept = std::fs::read(package.join("plate.jpg")).unwrap();
+                assert!(
+                    kept == original,
+                    "{backend}: round {round}: a forged plate was filed"
+                );
+                // And what reviewers are served is that file.
+                assert_eq!(h.get_evidence(&id, "plate.jpg").await, StatusCode::OK);
+            } else {
+                refused += 1;
+                assert_eq!(status, StatusCode::BAD_REQUEST, "{backend}: {body}");
+                assert!(!package.exists(), "{backend}: a refused package was filed");
+            }
+            // Once filed, a file sent again changes nothing.
+            if package.exists() {
+                let (status, body) = h.put(Role::Operator, &path, forged.clone()).await;
+                assert_eq!(status, StatusCode::OK, "{backend}: {body}");
+                assert_eq!(body["stored"], false, "{backend}: {body}");
+                assert!(std::fs::read(package.join("plate.jpg")).unwrap() == original);
+            }
+        }
+        eprintln!("{backend}: {filed} filed as checked, {refused} refused as forged");
+        assert!(filed > 0, "{backend}: no round filed at all");
+    }
+}

@@ -513,13 +513,15 @@ async function operationsPage(app) {
 
 // Where to go after logging in: the page asked for, only if it is on this site. The text
 // is resolved as the browser would resolve it (a backslash is a slash, tabs and newlines
-// are dropped), and only a result on this origin is taken; anything else goes home.
+// are dropped), only a result on this origin is taken, and it is followed as the whole
+// URL: its path alone can begin with "//" (`/.//host/x`, `http://self//host/x`), which the
+// browser would read as another host. Anything else goes home.
 function sameOrigin(next) {
   try {
     const url = new URL(next || "/", location.origin);
-    if (url.origin === location.origin) return url.pathname + url.search + url.hash;
+    if (url.origin === location.origin) return url.href;
   } catch (_) { /* not a URL at all */ }
-  return "/";
+  return location.origin + "/";
 }
 
 async function loginPage() {
