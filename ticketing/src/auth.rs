@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, SaltString};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -210,26 +210,95 @@ pub(crate) async fn off_the_request_threads<T: Send + 'static>(
         .map_err(|_| StoreError::Invalid("password hashing failed".into()))
 }
 
+thread_local! {
+    /// This thread's argon2 memory, kept and reused from hash to hash. Allocated for each
+    /// hash (as `Argon2::hash_password` does), the 19 MiB were left behind in the
+    /// allocator's arenas: 300 failed logins took `vigil serve` from 22 to 442 MiB even on
+    /// two hashing threads (`scripts/bench logins`).
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The most memory a stored hash may ask to be checked with (64 MiB): more is not a hash
+/// this service made, and would be memory for the asking.
+const MAX_ARGON2_KIB: u32 = 64 * 1024;
+
+/// Argon2 of `password` and `salt` into `out`, in this thread's reused memory.
+fn argon2_into(
+    argon: &Argon2,
+    params: &argon2::Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    ARGON2_MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let need = params.block_count();
+        if memory.len() < need {
+            memory.resize(need, argon2::Block::default());
+        }
+        argon.hash_password_into_with_memory(password, salt, out, &mut memory[..need])
+    })
+}
+
 pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    let failed = |e: String| StoreError::Invalid(format!("password hashing failed: {e}"));
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt)
         .map_err(|e| StoreError::Invalid(format!("no randomness for a salt: {e}")))?;
-    let salt =
+    let salt_text =
         SaltString::encode_b64(&salt).map_err(|e| StoreError::Invalid(format!("salt: {e}")))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| StoreError::Invalid(format!("password hashing failed: {e}")))
+    let params = argon2::Params::default();
+    let argon = Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params.clone(),
+    );
+    let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon, &params, password.as_bytes(), &salt, &mut out)
+        .map_err(|e| failed(e.to_string()))?;
+    let hash = PasswordHash {
+        algorithm: argon2::Algorithm::Argon2id.ident(),
+        version: Some(argon2::Version::V0x13.into()),
+        params: argon2::password_hash::ParamsString::try_from(&params)
+            .map_err(|e| failed(e.to_string()))?,
+        salt: Some(salt_text.as_salt()),
+        hash: Some(argon2::password_hash::Output::new(&out).map_err(|e| failed(e.to_string()))?),
+    };
+    Ok(hash.to_string())
 }
 
+/// Whether `password` is the one `hash` (a PHC string, argon2) was made from; compared in
+/// constant time, computed in this thread's reused memory.
 pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    let Ok(params) = argon2::Params::try_from(&parsed) else {
+        return false;
+    };
+    let Ok(algorithm) = argon2::Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(argon2::Version::try_from) {
+        None => argon2::Version::default(),
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    if params.m_cost() > MAX_ARGON2_KIB {
+        return false;
+    }
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    let mut out = vec![0u8; expected.len()];
+    argon2_into(&argon, &params, password.as_bytes(), salt, &mut out).is_ok()
+        && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == expected)
 }
 
 pub(crate) fn user_from(id: i64, username: String, role: String) -> Result<User, StoreError> {
@@ -241,4 +310,40 @@ pub(crate) fn user_from(id: i64, username: String, role: String) -> Result<User,
         id,
         username,
     })
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::*;
+    use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+
+    #[test]
+    fn hashes_made_here_and_by_the_argon2_crate_verify_both_ways() {
+        let ours = hash_password("correct horse battery staple").unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        assert!(verify_password("correct horse battery staple", &ours));
+        assert!(!verify_password("correct horse battery stapler", &ours));
+        // Stored before this change: made by the crate's own hasher.
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let theirs = Argon2::default()
+            .hash_password(b"an older password", &salt)
+            .unwrap()
+            .to_string();
+        assert!(verify_password("an older password", &theirs));
+        assert!(!verify_password("another password", &theirs));
+        // And the crate's verifier takes ours.
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse battery staple", &parsed)
+                .is_ok()
+        );
+        // Garbage, and a hash asking for absurd memory, are refused, not computed.
+        assert!(!verify_password("x", "not a hash"));
+        let greedy = ours.replace("m=19456", "m=4000000");
+        assert!(!verify_password("correct horse battery staple", &greedy));
+    }
 }
