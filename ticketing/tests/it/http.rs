@@ -2285,3 +2285,83 @@ async fn forged_callbacks_past_the_rate_limit_add_no_audit_rows() {
     );
     assert!(rows <= 40, "{backend}: {rows} audit rows for 200 forgeries");
 }
+
+/// Low findings of the second review: `/api/sightings.csv?plate=98A%01` answered 500 and
+/// a `"` in the plate broke the download's file name. The name now holds only letters and
+/// digits of the query, and no query makes the download fail.
+#[tokio::test]
+async fn the_csv_download_survives_control_characters_and_quotes_in_the_query() {
+    for (backend, store, _dir) in stores::both().await {
+        let h = start(backend, store).await;
+        for q in [
+            "98A%01",
+            "98A%22%3B%20x%3D1",
+            "%22",
+            "98A-123.45",
+            "%0D%0Ax-evil:%201",
+        ] {
+            let resp = reqwest::Client::new()
+                .get(format!("{}/api/sightings.csv?plate={q}", h.base))
+                .bearer_auth(&h.tokens[&Role::Investigator])
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            assert!(
+                status == StatusCode::OK || status == StatusCode::BAD_REQUEST,
+                "{backend}: {q}: {status}"
+            );
+            assert!(resp.headers().get("x-evil").is_none(), "{backend}: {q}");
+            if status == StatusCode::OK {
+                let cd = resp.headers()["content-disposition"].to_str().unwrap();
+                let name = cd
+                    .strip_prefix("attachment; filename=\"sightings-")
+                    .and_then(|r| r.strip_suffix(".csv\""))
+                    .unwrap_or_else(|| panic!("{backend}: {q}: {cd}"));
+                assert!(
+                    name.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "{backend}: {q}: {cd}"
+                );
+            }
+        }
+    }
+}
+
+/// A review action the store refused was not audited (second review, low): who tried
+/// what on which case is kept whether it happened or not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_review_actions_are_audited_with_why() {
+    for (backend, store, _dir) in stores::both().await {
+        let h = start(backend, store).await;
+        let (_, b) = h.send_event(&h.event(1)).await;
+        let id = b["case_id"].as_i64().unwrap();
+        let reject = json!({"reason": "no_violation", "text": "a shadow"});
+        let (status, body) = h
+            .call(
+                Some(Role::Officer),
+                Method::POST,
+                &format!("/api/cases/{id}/reject"),
+                Some(reject.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{backend}: {body}");
+        // Rejected twice, and approved once rejected, and an unknown case: refused.
+        for (path, expect) in [
+            (format!("/api/cases/{id}/reject"), StatusCode::CONFLICT),
+            (format!("/api/cases/{id}/approve"), StatusCode::CONFLICT),
+            (
+                "/api/cases/999999/approve".to_string(),
+                StatusCode::NOT_FOUND,
+            ),
+        ] {
+            let body = path.ends_with("reject").then(|| reject.clone());
+            let (status, answer) = h.call(Some(Role::Officer), Method::POST, &path, body).await;
+            assert_eq!(status, expect, "{backend}: {path}: {answer}");
+        }
+        let actions = h.audit_actions().await;
+        let count = |a: &str| actions.iter().filter(|x| *x == a).count();
+        assert_eq!(count("rejected"), 1, "{backend}: {actions:?}");
+        assert_eq!(count("rejected_refused"), 1, "{backend}: {actions:?}");
+        assert_eq!(count("approved_refused"), 2, "{backend}: {actions:?}");
+    }
+}
