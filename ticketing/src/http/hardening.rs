@@ -100,7 +100,13 @@ pub(super) async fn response_headers(req: Request, next: Next) -> Response {
     };
     let mut resp = resp;
     let is_html = content_type(resp.headers()).starts_with("text/html");
-    let h = resp.headers_mut();
+    safety_headers(resp.headers_mut(), is_html);
+    resp
+}
+
+/// The headers every answer carries (see [`response_headers`]); the server's own answers
+/// made before the router (a request line too long) carry them too.
+pub(super) fn safety_headers(h: &mut HeaderMap, is_html: bool) {
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -126,7 +132,6 @@ pub(super) async fn response_headers(req: Request, next: Next) -> Response {
             HeaderValue::from_static(DOCUMENT_POLICY),
         );
     }
-    resp
 }
 
 fn content_type(h: &HeaderMap) -> &str {
