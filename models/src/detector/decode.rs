@@ -67,22 +67,47 @@ fn groups(boxes: &[BBox], scores: &[f32]) -> Vec<bool> {
 
 pub(super) type Candidates = (Vec<BBox>, Vec<f32>, Vec<usize>);
 
-/// Turn a raw output matrix into candidate boxes (model-input pixels) above `threshold`.
+/// The model's classes as Vigil's kinds: `kind_of[class]` is the kind a class counts as,
+/// `None` for a class that is not a vehicle (COCO's person, cup, …).
+pub type KindOf = [Option<usize>];
+
+/// The best-scoring class that counts as a kind, and its score.
+#[inline]
+fn best_kind(scores: impl Iterator<Item = f32>, kind_of: &KindOf) -> Option<(usize, f32)> {
+    let mut best: Option<(usize, f32)> = None;
+    for (class, s) in scores.enumerate() {
+        if let Some(Some(kind)) = kind_of.get(class)
+            && best.is_none_or(|(_, b)| s > b)
+        {
+            best = Some((*kind, s));
+        }
+    }
+    best
+}
+
+/// Turn a raw output matrix into candidate boxes (model-input pixels) above `threshold`,
+/// each with its kind.
 pub fn decode(
     out: ndarray::ArrayView2<f32>,
     format: DetectorFormat,
-    num_classes: usize,
+    kind_of: &KindOf,
     input: (u32, u32),
     threshold: f32,
 ) -> Result<Candidates, String> {
-    if format == DetectorFormat::YoloDistances {
-        return decode_distances(out, num_classes, input, threshold);
+    let num_classes = kind_of.len();
+    match format {
+        DetectorFormat::YoloDistances => {
+            return decode_distances(out, kind_of, input, threshold);
+        }
+        DetectorFormat::Nanodet => return decode_gfl(out, kind_of, input, threshold),
+        DetectorFormat::Centernet => return decode_centernet(out, kind_of, threshold),
+        _ => {}
     }
     let input_size = input.0;
     // Rows are candidates, columns are attributes.
     let rows = match format {
-        DetectorFormat::Yolo | DetectorFormat::YoloDistances => out.t(),
-        DetectorFormat::Yolov5 | DetectorFormat::Rtdetr => out.view(),
+        DetectorFormat::Yolo => out.t(),
+        _ => out.view(),
     };
     let first_class = match format {
         DetectorFormat::Yolov5 => 5,
@@ -98,14 +123,9 @@ pub fn decode(
     let (mut boxes, mut scores, mut classes) = (Vec::new(), Vec::new(), Vec::new());
     for row in rows.rows() {
         let class_scores = row.slice(ndarray::s![first_class..first_class + num_classes]);
-        let (class_id, mut score) =
-            class_scores
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::MIN),
-                    |best, (i, &s)| if s > best.1 { (i, s) } else { best },
-                );
+        let Some((kind, mut score)) = best_kind(class_scores.iter().copied(), kind_of) else {
+            continue;
+        };
         if format == DetectorFormat::Yolov5 {
             score *= row[4];
         }
@@ -124,22 +144,32 @@ pub fn decode(
             cy + h / 2.0,
         ));
         scores.push(score);
-        classes.push(class_id);
+        classes.push(kind);
     }
     Ok((boxes, scores, classes))
 }
 
-/// The strides of a YOLOv8 / YOLO11 head's three levels.
+/// The strides of a YOLOv8 / YOLO11 head's three levels, and of NanoDet's.
 const STRIDES: [u32; 3] = [8, 16, 32];
+
+/// The anchors of a `width` x `height` input: each level's cells, row by row, as
+/// (column, row, stride).
+fn anchors(width: u32, height: u32) -> impl Iterator<Item = (u32, u32, u32)> {
+    STRIDES.into_iter().flat_map(move |stride| {
+        let (gw, gh) = (width.div_ceil(stride), height.div_ceil(stride));
+        (0..gh).flat_map(move |gy| (0..gw).map(move |gx| (gx, gy, stride)))
+    })
+}
 
 /// Decode `[4 + classes, anchors]` of distances from anchors: the anchors are the centres
 /// of each level's grid cells, level by level, row by row.
 fn decode_distances(
     out: ndarray::ArrayView2<f32>,
-    num_classes: usize,
+    kind_of: &KindOf,
     (width, height): (u32, u32),
     threshold: f32,
 ) -> Result<Candidates, String> {
+    let num_classes = kind_of.len();
     let expected: usize = STRIDES
         .iter()
         .map(|s| ((width / s) * (height / s)) as usize)
@@ -153,32 +183,108 @@ fn decode_distances(
         ));
     }
     let (mut boxes, mut scores, mut classes) = (Vec::new(), Vec::new(), Vec::new());
-    let mut a = 0;
-    for stride in STRIDES {
-        let (gw, gh) = (width / stride, height / stride);
-        for gy in 0..gh {
-            for gx in 0..gw {
-                let (mut best, mut class_id) = (f32::MIN, 0);
-                for c in 0..num_classes {
-                    let s = out[[4 + c, a]];
-                    if s > best {
-                        (best, class_id) = (s, c);
-                    }
-                }
-                if best >= threshold {
-                    let (ax, ay, s) = (gx as f32 + 0.5, gy as f32 + 0.5, stride as f32);
-                    boxes.push(BBox::new(
-                        (ax - out[[0, a]]) * s,
-                        (ay - out[[1, a]]) * s,
-                        (ax + out[[2, a]]) * s,
-                        (ay + out[[3, a]]) * s,
-                    ));
-                    scores.push(best);
-                    classes.push(class_id);
-                }
-                a += 1;
-            }
+    for (a, (gx, gy, stride)) in anchors(width, height).enumerate() {
+        let Some((kind, best)) = best_kind((0..num_classes).map(|c| out[[4 + c, a]]), kind_of)
+        else {
+            continue;
+        };
+        if best >= threshold {
+            let (ax, ay, s) = (gx as f32 + 0.5, gy as f32 + 0.5, stride as f32);
+            boxes.push(BBox::new(
+                (ax - out[[0, a]]) * s,
+                (ay - out[[1, a]]) * s,
+                (ax + out[[2, a]]) * s,
+                (ay + out[[3, a]]) * s,
+            ));
+            scores.push(best);
+            classes.push(kind);
         }
+    }
+    Ok((boxes, scores, classes))
+}
+
+/// Decode NanoDet's `[anchors, classes + 4 x bins]`: per side, the expected distance of
+/// a softmax over `bins` steps of one stride, from the centre of the anchor's cell
+/// (Generalized Focal Loss).
+fn decode_gfl(
+    out: ndarray::ArrayView2<f32>,
+    kind_of: &KindOf,
+    (width, height): (u32, u32),
+    threshold: f32,
+) -> Result<Candidates, String> {
+    let num_classes = kind_of.len();
+    let expected = anchors(width, height).count();
+    let sides = out.ncols().saturating_sub(num_classes);
+    if out.nrows() != expected || sides == 0 || !sides.is_multiple_of(4) {
+        return Err(format!(
+            "output is {}x{}, expected {expected}x({num_classes} classes + 4 x bins) for a {width}x{height} input",
+            out.nrows(),
+            out.ncols(),
+        ));
+    }
+    let bins = sides / 4;
+    let (mut boxes, mut scores, mut classes) = (Vec::new(), Vec::new(), Vec::new());
+    for ((gx, gy, stride), row) in anchors(width, height).zip(out.rows()) {
+        let Some((kind, best)) = best_kind(row.iter().take(num_classes).copied(), kind_of) else {
+            continue;
+        };
+        if best < threshold {
+            continue;
+        }
+        let mut distance = [0.0f32; 4];
+        for (side, d) in distance.iter_mut().enumerate() {
+            let logits = row.slice(ndarray::s![
+                num_classes + side * bins..num_classes + (side + 1) * bins
+            ]);
+            let top = logits.iter().copied().fold(f32::MIN, f32::max);
+            let (mut sum, mut weighted) = (0.0f32, 0.0f32);
+            for (step, &l) in logits.iter().enumerate() {
+                let e = (l - top).exp();
+                sum += e;
+                weighted += e * step as f32;
+            }
+            *d = weighted / sum * stride as f32;
+        }
+        let (cx, cy) = (
+            (gx as f32 + 0.5) * stride as f32,
+            (gy as f32 + 0.5) * stride as f32,
+        );
+        boxes.push(BBox::new(
+            cx - distance[0],
+            cy - distance[1],
+            cx + distance[2],
+            cy + distance[3],
+        ));
+        scores.push(best);
+        classes.push(kind);
+    }
+    Ok((boxes, scores, classes))
+}
+
+/// CenterNet's `[detections, 6]`: a box in input pixels, its score and its class index.
+fn decode_centernet(
+    out: ndarray::ArrayView2<f32>,
+    kind_of: &KindOf,
+    threshold: f32,
+) -> Result<Candidates, String> {
+    if out.ncols() != 6 {
+        return Err(format!(
+            "output has {} values per detection, not 6 (x1, y1, x2, y2, score, class)",
+            out.ncols()
+        ));
+    }
+    let (mut boxes, mut scores, mut classes) = (Vec::new(), Vec::new(), Vec::new());
+    for row in out.rows() {
+        let (score, class) = (row[4], row[5]);
+        if score.is_nan() || score < threshold || !class.is_finite() || class < 0.0 {
+            continue;
+        }
+        let Some(Some(kind)) = kind_of.get(class.round() as usize) else {
+            continue;
+        };
+        boxes.push(BBox::new(row[0], row[1], row[2], row[3]));
+        scores.push(score);
+        classes.push(*kind);
     }
     Ok((boxes, scores, classes))
 }
@@ -198,13 +304,97 @@ mod tests {
         }
         out[[5, 33]] = 0.9;
         out[[4, 40]] = 0.2;
-        let (boxes, scores, classes) =
-            decode(out.view(), DetectorFormat::YoloDistances, 2, (64, 32), 0.5).unwrap();
+        let (boxes, scores, classes) = decode(
+            out.view(),
+            DetectorFormat::YoloDistances,
+            &[Some(0), Some(1)],
+            (64, 32),
+            0.5,
+        )
+        .unwrap();
         assert_eq!(boxes, vec![BBox::new(8.0, -8.0, 40.0, 24.0)]);
         assert_eq!((scores[0], classes[0]), (0.9, 1));
         // The anchor count must match the input, or the boxes would be misplaced.
-        let err = decode(out.view(), DetectorFormat::YoloDistances, 2, (64, 64), 0.5).unwrap_err();
+        let err = decode(
+            out.view(),
+            DetectorFormat::YoloDistances,
+            &[Some(0), Some(1)],
+            (64, 64),
+            0.5,
+        )
+        .unwrap_err();
         assert!(err.contains("expected 6x84"), "{err}");
+    }
+
+    #[test]
+    fn decodes_gfl_distributions_from_cell_centres_and_keeps_only_vehicle_kinds() {
+        // A 32x32 input: 16 cells at stride 8, 4 at 16, 1 at 32; 3 classes, 3 bins.
+        let (classes, bins) = (3, 3);
+        let mut out = Array2::<f32>::from_elem((21, classes + 4 * bins), -30.0);
+        for a in 0..21 {
+            for c in 0..classes {
+                out[[a, c]] = 0.0;
+            }
+        }
+        // Anchor 17: stride 16, second cell of the first row, centre (24, 8). Its left
+        // side sure of bin 2, its top split between bins 0 and 2 (expected 1), its right
+        // and bottom sure of bin 1: distances 32, 16, 16, 16.
+        let a = 17;
+        out[[a, classes]] = -30.0;
+        out[[a, classes + 2]] = 30.0;
+        out[[a, classes + bins]] = 0.0;
+        out[[a, classes + bins + 2]] = 0.0;
+        out[[a, classes + 2 * bins + 1]] = 30.0;
+        out[[a, classes + 3 * bins + 1]] = 30.0;
+        out[[a, 0]] = 0.9; // a person: not a vehicle
+        out[[a, 2]] = 0.6; // a car
+        let kinds = [None, Some(1), Some(0)];
+        let (boxes, scores, found) =
+            decode(out.view(), DetectorFormat::Nanodet, &kinds, (32, 32), 0.5).unwrap();
+        assert_eq!(found, vec![0]);
+        assert_eq!(scores, vec![0.6]);
+        let b = boxes[0];
+        for (got, want) in [(b.x1, -8.0), (b.y1, -8.0), (b.x2, 40.0), (b.y2, 24.0)] {
+            assert!((got - want).abs() < 1e-3, "{b:?}");
+        }
+        // The anchor count must match the input.
+        let err = decode(out.view(), DetectorFormat::Nanodet, &kinds, (64, 64), 0.5).unwrap_err();
+        assert!(err.contains("expected 84x"), "{err}");
+    }
+
+    #[test]
+    fn decodes_centernet_detections_dropping_classes_that_are_not_vehicles() {
+        let out = Array2::from_shape_vec(
+            (3, 6),
+            vec![
+                10.0, 20.0, 110.0, 90.0, 0.8, 2.0, // a car
+                5.0, 5.0, 50.0, 95.0, 0.9, 0.0, // a person
+                0.0, 0.0, 10.0, 10.0, 0.1, 2.0, // too weak
+            ],
+        )
+        .unwrap();
+        let kinds = [None, None, Some(4)];
+        let (boxes, scores, found) = decode(
+            out.view(),
+            DetectorFormat::Centernet,
+            &kinds,
+            (512, 512),
+            0.25,
+        )
+        .unwrap();
+        assert_eq!(boxes, vec![BBox::new(10.0, 20.0, 110.0, 90.0)]);
+        assert_eq!((scores, found), (vec![0.8], vec![4]));
+        let bad = Array2::<f32>::zeros((2, 5));
+        assert!(
+            decode(
+                bad.view(),
+                DetectorFormat::Centernet,
+                &kinds,
+                (512, 512),
+                0.25
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -217,8 +407,14 @@ mod tests {
             ],
         )
         .unwrap();
-        let (boxes, scores, classes) =
-            decode(out.view(), DetectorFormat::Yolo, 2, (640, 640), 0.5).unwrap();
+        let (boxes, scores, classes) = decode(
+            out.view(),
+            DetectorFormat::Yolo,
+            &[Some(0), Some(1)],
+            (640, 640),
+            0.5,
+        )
+        .unwrap();
         assert_eq!(boxes, vec![BBox::new(90.0, 90.0, 110.0, 110.0)]);
         assert_eq!((scores[0], classes[0]), (0.8, 1));
     }
@@ -227,11 +423,24 @@ mod tests {
     fn decodes_yolov5_with_objectness_and_rtdetr_normalised_boxes() {
         let v5 =
             Array2::from_shape_vec((1, 7), vec![50.0, 50.0, 10.0, 10.0, 0.5, 0.9, 0.1]).unwrap();
-        let (_, scores, _) = decode(v5.view(), DetectorFormat::Yolov5, 2, (640, 640), 0.3).unwrap();
+        let (_, scores, _) = decode(
+            v5.view(),
+            DetectorFormat::Yolov5,
+            &[Some(0), Some(1)],
+            (640, 640),
+            0.3,
+        )
+        .unwrap();
         assert!((scores[0] - 0.45).abs() < 1e-6);
         let detr = Array2::from_shape_vec((1, 6), vec![0.5, 0.5, 0.25, 0.25, 0.2, 0.7]).unwrap();
-        let (boxes, _, classes) =
-            decode(detr.view(), DetectorFormat::Rtdetr, 2, (640, 640), 0.3).unwrap();
+        let (boxes, _, classes) = decode(
+            detr.view(),
+            DetectorFormat::Rtdetr,
+            &[Some(0), Some(1)],
+            (640, 640),
+            0.3,
+        )
+        .unwrap();
         assert_eq!(boxes[0], BBox::new(240.0, 240.0, 400.0, 400.0));
         assert_eq!(classes[0], 1);
     }
@@ -282,6 +491,15 @@ mod tests {
     #[test]
     fn too_few_attributes_is_an_error() {
         let out = Array2::<f32>::zeros((5, 3));
-        assert!(decode(out.view(), DetectorFormat::Yolo, 6, (640, 640), 0.3).is_err());
+        assert!(
+            decode(
+                out.view(),
+                DetectorFormat::Yolo,
+                &[Some(0); 6],
+                (640, 640),
+                0.3
+            )
+            .is_err()
+        );
     }
 }

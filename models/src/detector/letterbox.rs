@@ -6,6 +6,10 @@ use image::RgbImage;
 use ndarray::{Array4, Axis};
 
 use crate::geometry::BBox;
+use crate::manifest::Pixels;
+
+/// The grey the YOLO exporters pad with.
+const PAD: [u8; 3] = [114, 114, 114];
 
 /// How a source image was fitted into the square model input.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +34,7 @@ impl Letterbox {
 /// Resize `image` into a `size` x `size` NCHW tensor in [0, 1], padded with grey (114) as
 /// the YOLO exporters train with.
 pub fn letterbox(image: &RgbImage, size: u32) -> (Array4<f32>, Letterbox) {
-    letterbox_into(image, Canvas::Square(size))
+    letterbox_into(image, Canvas::Square(size), &Pixels::default())
 }
 
 /// The input a detector takes.
@@ -80,13 +84,17 @@ impl Canvas {
 }
 
 /// Resize `image` to fit `canvas` and centre it there, padded with grey (114) as the YOLO
-/// exporters train with; an NCHW tensor in [0, 1].
-pub fn letterbox_into(image: &RgbImage, canvas: Canvas) -> (Array4<f32>, Letterbox) {
+/// exporters train with; an NCHW tensor of `pixels`' values.
+pub fn letterbox_into(
+    image: &RgbImage,
+    canvas: Canvas,
+    pixels: &Pixels,
+) -> (Array4<f32>, Letterbox) {
     let (w, h) = image.dimensions();
     let scale = canvas.scale(w, h);
     let (cw, ch) = canvas.input_size(w, h, scale);
-    let mut tensor = Array4::<f32>::from_elem((1, 3, ch as usize, cw as usize), 114.0 / 255.0);
-    let lb = fill(image, canvas, scale, &mut tensor, 0);
+    let mut tensor = Array4::<f32>::zeros((1, 3, ch as usize, cw as usize));
+    let lb = fill(image, canvas, scale, pixels, &mut tensor, 0);
     (tensor, lb)
 }
 
@@ -95,6 +103,7 @@ pub(super) fn fill(
     image: &RgbImage,
     canvas: Canvas,
     scale: f32,
+    pixels: &Pixels,
     tensor: &mut Array4<f32>,
     n: usize,
 ) -> Letterbox {
@@ -112,6 +121,13 @@ pub(super) fn fill(
     let pad_y = (ch as u32).saturating_sub(nh) / 2;
     let mut slot = tensor.index_axis_mut(Axis(0), n);
     for (c, mut plane) in slot.outer_iter_mut().enumerate() {
+        plane.fill(pixels.value(PAD, c));
+        // One table per channel: the value of each byte, computed once.
+        let table: Vec<f32> = (0..=255u8).map(|v| pixels.value([v, v, v], c)).collect();
+        let source_channel = match pixels.channels {
+            crate::manifest::ChannelOrder::Rgb => c,
+            crate::manifest::ChannelOrder::Bgr => 2 - c,
+        };
         for (y, row) in source.rows().enumerate() {
             let ty = y + pad_y as usize;
             if ty >= ch {
@@ -123,7 +139,7 @@ pub(super) fn fill(
                 if tx >= cw {
                     break;
                 }
-                out[tx] = px.0[c] as f32 / 255.0;
+                out[tx] = table[px.0[source_channel] as usize];
             }
         }
     }
@@ -158,7 +174,7 @@ mod tests {
             multiple: 32,
         };
         let image = RgbImage::from_pixel(640, 360, image::Rgb([0, 255, 0]));
-        let (tensor, lb) = letterbox_into(&image, canvas);
+        let (tensor, lb) = letterbox_into(&image, canvas, &Pixels::default());
         assert_eq!(tensor.shape(), &[1, 3, 384, 640]);
         assert_eq!((lb.scale, lb.pad_x, lb.pad_y), (1.0, 0.0, 12.0));
         assert!((tensor[[0, 1, 11, 5]] - 114.0 / 255.0).abs() < 1e-6);
@@ -171,5 +187,24 @@ mod tests {
         // A region of a frame keeps the frame's scale: only its own pixels are run.
         assert_eq!(canvas.input_size(200, 90, 1.0), (224, 96));
         assert_eq!(Canvas::Square(640).input_size(200, 90, 1.0), (640, 640));
+    }
+
+    #[test]
+    fn pixels_are_given_in_the_models_channel_order_scale_mean_and_deviation() {
+        // NanoDet's: BGR, 0-255 less ImageNet's mean, over its deviation.
+        let pixels = Pixels {
+            channels: crate::manifest::ChannelOrder::Bgr,
+            scale: 1.0,
+            mean: [103.53, 116.28, 123.675],
+            std: [57.375, 57.12, 58.395],
+        };
+        let image = RgbImage::from_pixel(4, 2, image::Rgb([200, 100, 50]));
+        let (tensor, _) = letterbox_into(&image, Canvas::Square(4), &pixels);
+        let near = |a: f32, b: f32| (a - b).abs() < 1e-4;
+        assert!(near(tensor[[0, 0, 1, 0]], (50.0 - 103.53) / 57.375));
+        assert!(near(tensor[[0, 1, 1, 0]], (100.0 - 116.28) / 57.12));
+        assert!(near(tensor[[0, 2, 1, 0]], (200.0 - 123.675) / 58.395));
+        // The padding is the same grey in the model's own terms.
+        assert!(near(tensor[[0, 2, 0, 0]], (114.0 - 123.675) / 58.395));
     }
 }

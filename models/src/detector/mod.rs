@@ -10,15 +10,15 @@ use ort::value::TensorRef;
 
 use crate::engine::{self, Backend, Engine, Feed, Runner};
 use crate::geometry::BBox;
-use crate::manifest::{DetectorFormat, Manifest, ModelSpec};
+use crate::manifest::{DetectorFormat, Manifest, ModelSpec, Pixels};
 use crate::{ModelError, runtime};
 
 mod decode;
 mod letterbox;
 mod region;
 
-pub use decode::decode;
 use decode::{Candidates, suppress};
+pub use decode::{KindOf, decode};
 use letterbox::fill;
 pub use letterbox::{Canvas, Letterbox, letterbox, letterbox_into};
 pub use region::Region;
@@ -41,6 +41,11 @@ pub struct Detector {
     batched: bool,
     fp16: bool,
     format: DetectorFormat,
+    pixels: Pixels,
+    /// The kind each of the model's classes counts as (an index into `classes`).
+    kind_of: Vec<Option<usize>>,
+    /// The kinds this detector reports: the model's classes, or where the manifest maps
+    /// them (`kinds`), the kinds they map to.
     pub classes: Vec<String>,
     pub confidence: f32,
     pub iou: f32,
@@ -88,6 +93,7 @@ impl Detector {
             .tensor_shape()
             .map(|s| s.to_vec())
             .unwrap_or_default();
+        let (kind_of, classes) = kinds(spec).map_err(mismatch)?;
         let dynamic = format == DetectorFormat::YoloDistances;
         let canvas = if dynamic {
             if shape.len() != 4 || shape[1] != 3 || shape[2] != -1 || shape[3] != -1 {
@@ -100,7 +106,7 @@ impl Detector {
                 multiple: 32,
             }
         } else {
-            if shape.len() != 4 || shape[2] != shape[3] || shape[2] <= 0 {
+            if shape.len() != 4 || shape[1] != 3 || shape[2] != shape[3] || shape[2] <= 0 {
                 return Err(mismatch(format!(
                     "input shape {shape:?} is not a fixed square [N,3,S,S]"
                 )));
@@ -156,7 +162,9 @@ impl Detector {
             batched: shape[0] == -1,
             fp16,
             format,
-            classes: spec.classes.clone(),
+            pixels: spec.pixels.clone(),
+            kind_of,
+            classes,
             confidence: spec.confidence.unwrap_or(0.35),
             iou: spec.iou.unwrap_or(0.5),
             agnostic_nms: spec.agnostic_nms,
@@ -253,9 +261,28 @@ impl Detector {
     }
 
     /// Whether the model runs any input size, so that detecting in a region of a frame
-    /// costs less than the whole frame.
+    /// costs less than the whole frame. A model with a fixed input looks at a region
+    /// closer instead, at the same cost (see [`Detector::region_view`]).
     pub fn takes_regions(&self) -> bool {
         matches!(self.canvas, Canvas::Fitted { .. })
+    }
+
+    /// Whether a region is looked at more closely than the whole frame: a model with a
+    /// fixed input fits the region to its input as it fits a frame, so small vehicles
+    /// in it reach the model larger (as Frigate does).
+    pub fn looks_closer_in_regions(&self) -> bool {
+        matches!(self.canvas, Canvas::Square(_))
+    }
+
+    /// What of a `width` x `height` frame the detector looks at for `region`: for a
+    /// fixed input, the region grown about its centre to at least the input's size (in
+    /// frame pixels, within the frame), so that a region is never enlarged past the
+    /// frame's own pixels, which would add nothing but blur; otherwise the region.
+    pub fn region_view(&self, region: Region, width: u32, height: u32) -> Region {
+        match self.canvas {
+            Canvas::Fitted { .. } => region.within(width, height),
+            Canvas::Square(side) => region.at_least(side, side, width, height),
+        }
     }
 
     /// Detect in `image` only inside `regions` (see [`Detector::detect_regions`]), one
@@ -287,10 +314,10 @@ impl Detector {
     }
 
     /// As [`Detector::detect_batch`], each image limited to a region (`None`: all of
-    /// it). A region is run at the scale its whole frame would be, so a vehicle looks the
-    /// same to the model in a region as in the frame; boxes are in the frame's pixels.
-    /// A detector with a fixed square input ([`Detector::takes_regions`] false) looks at
-    /// the whole image whatever the region.
+    /// it); boxes are in the frame's pixels. A model that takes any input size runs a
+    /// region at the scale its whole frame would be, so a vehicle looks the same to the
+    /// model in a region as in the frame; a model with a fixed input fits the region to
+    /// it as it would a frame (give it [`Detector::region_view`]s).
     pub fn detect_regions(
         &mut self,
         images: &[(&RgbImage, Option<Region>)],
@@ -308,9 +335,13 @@ impl Detector {
             .map(|(image, region)| {
                 let scale = self.canvas.scale(image.width(), image.height());
                 match region.map(|r| r.within(image.width(), image.height())) {
-                    Some(r) if self.takes_regions() && !r.is_whole(image) => {
+                    Some(r) if !r.is_whole(image) => {
                         let crop = image::imageops::crop_imm(*image, r.x, r.y, r.width, r.height)
                             .to_image();
+                        let scale = match self.canvas {
+                            Canvas::Fitted { .. } => scale,
+                            Canvas::Square(_) => self.canvas.scale(r.width, r.height),
+                        };
                         (std::borrow::Cow::Owned(crop), scale, (r.x, r.y))
                     }
                     _ => (std::borrow::Cow::Borrowed(*image), scale, (0, 0)),
@@ -322,12 +353,13 @@ impl Detector {
             (w.max(iw), h.max(ih))
         });
         let (cw, ch) = (self.engine.bucket(3, cw), self.engine.bucket(2, ch));
-        let mut tensor =
-            Array4::<f32>::from_elem((prepared.len(), 3, ch as usize, cw as usize), 114.0 / 255.0);
+        let mut tensor = Array4::<f32>::zeros((prepared.len(), 3, ch as usize, cw as usize));
         let boxes: Vec<Letterbox> = prepared
             .iter()
             .enumerate()
-            .map(|(n, (image, scale, _))| fill(image, self.canvas, *scale, &mut tensor, n))
+            .map(|(n, (image, scale, _))| {
+                fill(image, self.canvas, *scale, &self.pixels, &mut tensor, n)
+            })
             .collect();
         let candidates = self.infer(&tensor, min_score)?;
         Ok(candidates
@@ -404,7 +436,7 @@ impl Detector {
         }
         out.outer_iter()
             .map(|one| {
-                decode(one, self.format, self.classes.len(), input, min_score).map_err(|message| {
+                decode(one, self.format, &self.kind_of, input, min_score).map_err(|message| {
                     ModelError::Inference {
                         role: self.role.clone(),
                         message,
@@ -413,4 +445,32 @@ impl Detector {
             })
             .collect()
     }
+}
+
+/// The kind each of the model's classes counts as, and the kinds in order: by the
+/// manifest's `kinds`, or each class its own kind.
+fn kinds(spec: &ModelSpec) -> Result<(Vec<Option<usize>>, Vec<String>), String> {
+    if spec.kinds.is_empty() {
+        return Ok((
+            (0..spec.classes.len()).map(Some).collect(),
+            spec.classes.clone(),
+        ));
+    }
+    let mut names: Vec<String> = Vec::new();
+    let kind_of = spec
+        .classes
+        .iter()
+        .map(|class| {
+            spec.kinds.get(class).map(|kind| {
+                names.iter().position(|k| k == kind).unwrap_or_else(|| {
+                    names.push(kind.clone());
+                    names.len() - 1
+                })
+            })
+        })
+        .collect();
+    if names.is_empty() {
+        return Err("`kinds` maps no class".into());
+    }
+    Ok((kind_of, names))
 }

@@ -48,6 +48,26 @@ impl Region {
         }
     }
 
+    /// This region grown about its centre to at least `min_width` x `min_height`, moved
+    /// back inside a `width` x `height` frame (and no larger than it).
+    pub fn at_least(self, min_width: u32, min_height: u32, width: u32, height: u32) -> Region {
+        let r = self.within(width, height);
+        let grow = |start: u32, len: u32, min: u32, limit: u32| -> (u32, u32) {
+            let len2 = len.max(min).min(limit);
+            let centre = start + len / 2;
+            let start2 = centre.saturating_sub(len2 / 2).min(limit - len2);
+            (start2, len2)
+        };
+        let (x, w) = grow(r.x, r.width, min_width, width.max(1));
+        let (y, h) = grow(r.y, r.height, min_height, height.max(1));
+        Region {
+            x,
+            y,
+            width: w,
+            height: h,
+        }
+    }
+
     /// The smallest region holding both.
     pub fn union(self, other: Region) -> Region {
         let x = self.x.min(other.x);
@@ -103,6 +123,37 @@ impl Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_region_grows_about_its_centre_to_a_models_input_within_the_frame() {
+        let r = Region {
+            x: 300,
+            y: 100,
+            width: 60,
+            height: 40,
+        };
+        // A 416 input on a 640x360 frame: as wide as the input, as tall as the frame.
+        assert_eq!(
+            r.at_least(416, 416, 640, 360),
+            Region {
+                x: 122,
+                y: 0,
+                width: 416,
+                height: 360
+            }
+        );
+        // Near the edge it is moved back inside rather than cut.
+        let edge = Region { x: 600, ..r };
+        assert_eq!(edge.at_least(416, 416, 640, 360).x, 224);
+        // Already large enough: unchanged.
+        let big = Region {
+            x: 10,
+            y: 10,
+            width: 500,
+            height: 300,
+        };
+        assert_eq!(big.at_least(416, 200, 640, 360), big);
+    }
 
     #[test]
     fn regions_grow_join_and_stay_in_the_frame() {

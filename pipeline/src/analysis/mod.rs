@@ -224,7 +224,7 @@ impl Analyzer {
         let image = brightened.as_ref().unwrap_or(&frame.image);
         let low = self.tracker.settings.low_score;
         let regions = match look {
-            Look::Regions(r) if models.vehicle.takes_regions() => Some(r.as_slice()),
+            Look::Regions(r) => Some(r.as_slice()),
             _ => None,
         };
         let mut detections = match regions {

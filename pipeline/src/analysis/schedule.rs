@@ -107,9 +107,11 @@ impl Schedule {
         if scene.last_index.is_none() {
             return Look::Whole;
         }
+        // What the detector will look at for each change: a model with a fixed input sees
+        // at least its input's size of the frame around it.
         let mut regions: Vec<Region> = changed
             .into_iter()
-            .map(|r| r.grown(REGION_MARGIN, w, h))
+            .map(|r| detector.region_view(r.grown(REGION_MARGIN, w, h), w, h))
             .collect();
         // A vehicle partly inside is taken in whole, or the detector would see it cut at
         // the region's edge; regions that then overlap become one; each step can reach
@@ -140,10 +142,14 @@ impl Schedule {
             .map(|r| detector.input_pixels(w, h, r.width, r.height))
             .sum();
         let whole = detector.input_pixels(w, h, w, h);
-        if !detector.takes_regions() || cost as f64 > MAX_REGION_SHARE * whole as f64 {
-            Look::Whole
-        } else {
+        // Regions where they cost less than the frame, or, for a model that looks at a
+        // region closer than at the frame, where they cost no more.
+        let cheaper = detector.takes_regions() && cost as f64 <= MAX_REGION_SHARE * whole as f64;
+        let closer = detector.looks_closer_in_regions() && cost <= whole;
+        if cheaper || closer {
             Look::Regions(regions)
+        } else {
+            Look::Whole
         }
     }
 }

@@ -2,6 +2,7 @@
 //! whole pipeline on one file, intake throughput, live cameras ([`live`]), plate search
 //! ([`search`]). Not tests: the numbers are the machine's.
 
+pub mod detect;
 pub mod live;
 pub mod search;
 
