@@ -8,6 +8,15 @@ use std::fmt;
 /// Series letters in use (no I, J, O, Q, W); R is trailers. Đ is read as D.
 const SERIES_LETTERS: &str = "ABCDEFGHKLMNPRSTUVXYZ";
 
+/// The two-letter series a one-line (car) plate may carry: the special series of the
+/// reference on plates (joint-venture LD, economic zone KT, diplomatic NG and NN,
+/// international QT, CV, DA, RM, TĐ, HC, CD). Every other car series is one letter; a
+/// letter and a digit (B1, MĐ1) or the new private two letters (HA) are motorbikes',
+/// written on two lines.
+const ONE_LINE_PAIRS: [&str; 11] = [
+    "LD", "KT", "NG", "NN", "QT", "CV", "DA", "RM", "TD", "HC", "CD",
+];
+
 /// The plate's background colour, which says who the vehicle belongs to (Law 36/2024
 /// Art. 36): white private, yellow commercial transport, blue state, red military.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -135,16 +144,26 @@ fn force(s: &str, map: fn(char) -> Option<char>, corrections: &mut usize) -> Str
         .collect()
 }
 
-fn parse_head(head: &str, corrections: &mut usize) -> Result<(String, String), PlateError> {
+fn parse_head(
+    head: &str,
+    one_line: bool,
+    corrections: &mut usize,
+) -> Result<(String, String), PlateError> {
     // Only the positions the grammar pins are corrected: the two province digits and the
-    // series' first letter. The series' second place may hold a letter (29-HA) or a digit
-    // (99-B1), so what OCR read there stands.
+    // series' first letter, and on a one-line plate its second place too, for a car's
+    // series is letters only (99LD read 99L0 is 99LD). On a motorbike's plate the second
+    // place may hold a letter (29-HA) or a digit (99-B1), so what OCR read there stands.
     let raw = alnum(head);
     let mut chars = raw.chars();
     let province: String = chars.by_ref().take(2).collect();
     let first: String = chars.by_ref().take(1).collect();
     let rest: String = chars.collect();
     let mut fixed = 0;
+    let rest = if one_line && rest.chars().count() == 1 {
+        force(&rest, as_letter, &mut fixed)
+    } else {
+        rest
+    };
     let head = format!(
         "{}{}{rest}",
         force(&province, as_digit, &mut fixed),
@@ -166,7 +185,8 @@ fn parse_head(head: &str, corrections: &mut usize) -> Result<(String, String), P
     let ok = (1..=2).contains(&letters.len())
         && letters.chars().all(|c| SERIES_LETTERS.contains(c))
         && rest.len() <= 1
-        && rest.chars().all(|c| c.is_ascii_digit());
+        && rest.chars().all(|c| c.is_ascii_digit())
+        && (!one_line || letters.len() == 1 || ONE_LINE_PAIRS.contains(&letters.as_str()));
     if !ok {
         return Err(PlateError::Series(series.into()));
     }
@@ -190,6 +210,18 @@ pub fn parse(lines: &[&str]) -> Result<Plate, PlateError> {
 /// As [`parse`], with how many characters the grammar corrected (each makes the read less
 /// certain).
 pub fn parse_counting(lines: &[&str]) -> Result<(Plate, usize), PlateError> {
+    parse_lines(lines, false)
+}
+
+/// As [`parse_counting`], for lines read off a plate's picture, where one line is the
+/// plate's one line: a car's, whose series is letters only (one, or a special pair).
+/// A plate written out in its normal form (`99B1-123.45`) is not that: use
+/// [`parse_counting`].
+pub fn parse_as_read(lines: &[&str]) -> Result<(Plate, usize), PlateError> {
+    parse_lines(lines, true)
+}
+
+fn parse_lines(lines: &[&str], as_read: bool) -> Result<(Plate, usize), PlateError> {
     // "99-B1 123.45" read as one line is the two lines of a motorbike plate.
     let split: Vec<&str> = match lines {
         [one] if one.split_whitespace().count() == 2 => one.split_whitespace().collect(),
@@ -207,7 +239,7 @@ pub fn parse_counting(lines: &[&str]) -> Result<(Plate, usize), PlateError> {
         _ => return Err(PlateError::TooManyLines),
     };
     let mut corrections = 0;
-    let (province, series) = parse_head(&head, &mut corrections)?;
+    let (province, series) = parse_head(&head, as_read && lines.len() == 1, &mut corrections)?;
     let number = parse_number(&tail, &mut corrections)?;
     Ok((
         Plate {
@@ -285,7 +317,23 @@ mod tests {
         assert_eq!(counted(&["988-123.45"]), ("98B-123.45".into(), 1));
         assert_eq!(counted(&["990-123.45"]), ("99D-123.45".into(), 1));
         assert_eq!(counted(&["99-81", "123.45"]), ("99B1-123.45".into(), 1));
-        // The series' second place may be a letter or a digit: left as read.
+        // On a one-line (car) plate the series is letters: a second place read as a
+        // digit was a letter, and only the special series have two.
+        let read = |lines: &[&str]| {
+            parse_as_read(lines)
+                .map(|(p, n)| (p.to_string(), n))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read(&["99L0-012.46"]), Ok(("99LD-012.46".into(), 1)));
+        assert_eq!(read(&["30KT-123.45"]), Ok(("30KT-123.45".into(), 0)));
+        assert!(read(&["99A1-123.45"]).is_err_and(|e| e.contains("`AL`")));
+        assert!(read(&["99HA-123.45"]).is_err_and(|e| e.contains("`HA`")));
+        // Two lines read, or a plate in its normal form, may be a motorbike's.
+        assert_eq!(read(&["99-B1", "123.45"]), Ok(("99B1-123.45".into(), 0)));
+        assert_eq!(counted(&["99B1-123.45"]), ("99B1-123.45".into(), 0));
+        assert_eq!(counted(&["29HA-002.33"]), ("29HA-002.33".into(), 0));
+        // On a motorbike's two lines the series' second place may be a letter or a
+        // digit: left as read.
         assert_eq!(counted(&["29-HA", "002.33"]), ("29HA-002.33".into(), 0));
         assert_eq!(counted(&["99-B1", "123.45"]), ("99B1-123.45".into(), 0));
         assert_eq!(counted(&["29-H8", "002.33"]), ("29H8-002.33".into(), 0));

@@ -20,6 +20,10 @@ use crate::{ModelError, runtime};
 #[derive(Debug, Clone, PartialEq)]
 pub struct TextRegion {
     pub bbox: BBox,
+    /// The line, grown from the core the detector marks to its whole extent (as `bbox`,
+    /// before `bbox` is kept inside the image), reaches the image's edge: it may go on
+    /// past it.
+    pub at_edge: bool,
     pub score: f32,
     /// The text line's slope, radians (positive: falling to the right, image y down).
     pub angle: f32,
@@ -135,14 +139,22 @@ impl TextDetector {
                 let angle = (s * sy).atan2(c * sx);
                 let along = ((c * sx).powi(2) + (s * sy).powi(2)).sqrt();
                 let across = ((s * sx).powi(2) + (c * sy).powi(2)).sqrt();
+                let grown = BBox::new(
+                    r.bbox.x1 * sx,
+                    r.bbox.y1 * sy,
+                    r.bbox.x2 * sx,
+                    r.bbox.y2 * sy,
+                );
+                // The grown box stops short of the true extent by a little where the
+                // picture cuts the text (the detector shrinks a cut glyph like a whole
+                // one): within a quarter of the line's height (2 px at least) is at it.
+                let slack = (0.25 * grown.height().min(grown.width())).max(2.0);
                 TextRegion {
-                    bbox: BBox::new(
-                        r.bbox.x1 * sx,
-                        r.bbox.y1 * sy,
-                        r.bbox.x2 * sx,
-                        r.bbox.y2 * sy,
-                    )
-                    .clamp(w, h),
+                    at_edge: grown.x1 <= slack
+                        || grown.y1 <= slack
+                        || grown.x2 >= w as f32 - slack
+                        || grown.y2 >= h as f32 - slack,
+                    bbox: grown.clamp(w, h),
                     score: r.score,
                     angle,
                     length: r.length * along,
@@ -220,6 +232,7 @@ pub fn regions_from_probability(
                     (a.x2 + 1) as f32 + d,
                     (a.y2 + 1) as f32 + d,
                 ),
+                at_edge: false,
                 score: a.sum / a.n as f32,
                 angle,
                 length: length + 2.0 * d,

@@ -221,6 +221,40 @@ fn plates_are_read_exactly_from_every_fixture_vehicle(backend: Backend) {
 }
 }
 
+under_both_engines! {
+/// A plate cut by the picture's edge is never read as sure, however clear what is left:
+/// the fixture vehicles' plates, read at review confidence whole, cut through their last
+/// characters by the crop's edge, give no read or one below every review threshold.
+fn a_plate_cut_by_the_edge_is_never_read_as_sure(backend: Backend) {
+    use vigil_pipeline::plates::CUT_AT_MOST;
+    let mut models = Models::load_on(&common::models_path(), [], backend).unwrap();
+    let mut cut_reads = 0;
+    for scene in common::SCENES {
+        for v in &common::truth(scene).vehicles {
+            let path = common::fixture(&format!("{scene}_vehicle{}.png", v.id));
+            let image = image::open(&path).unwrap().to_rgb8();
+            let whole = models.plates.read(&image).unwrap().unwrap();
+            assert!(whole.confidence > CUT_AT_MOST, "{}", path.display());
+            // The right edge through the plate, a sixth of its width from its end.
+            let b = whole.bbox;
+            let x2 = (b.x2 - b.width() / 6.0).round() as u32;
+            let cut = image::imageops::crop_imm(&image, 0, 0, x2, image.height()).to_image();
+            if let Some(read) = models.plates.read(&cut).unwrap() {
+                cut_reads += 1;
+                assert!(
+                    read.confidence <= CUT_AT_MOST,
+                    "{}: {} read at {} from a plate cut at x = {x2}",
+                    path.display(),
+                    read.plate,
+                    read.confidence
+                );
+            }
+        }
+    }
+    eprintln!("{cut_reads} cut plates gave a read, each below {CUT_AT_MOST}");
+}
+}
+
 /// Where the CPU computes in bfloat16 on AMX, OpenVINO runs the models (`VIGIL_ENGINE=auto`); it
 /// must see what ONNX Runtime sees. scripts/setup installs OpenVINO, so this runs it
 /// whatever this CPU's default is (at f32 where bfloat16 is not native).

@@ -37,6 +37,8 @@ pub struct PlateReader {
 
 struct Line {
     bbox: BBox,
+    /// The line reaches the image's edge: it may go on past it.
+    cut: bool,
     text: String,
     confidence: f32,
     /// The line with one doubtful character read as its runner-up, likeliest first.
@@ -124,6 +126,7 @@ impl PlateReader {
             if !r.text.trim().is_empty() {
                 lines.push(Line {
                     bbox: region.bbox,
+                    cut: region.at_edge,
                     alternatives: alternatives(&r),
                     text: r.text,
                     confidence: r.confidence,
@@ -136,20 +139,33 @@ impl PlateReader {
         let Some(mut read) = best else {
             return Ok(None);
         };
+        let within = |l: &Line| {
+            let (x, y) = l.bbox.center();
+            (read.bbox.x1..=read.bbox.x2).contains(&x) && (read.bbox.y1..=read.bbox.y2).contains(&y)
+        };
+        if lines.iter().any(|l| l.cut && within(l)) {
+            // Cut by the crop or the picture's edge, the plate may go on past it: what
+            // was read may be part of it (98A-123.4 of 98A-123.45), however clear.
+            read.confidence = read.confidence.min(CUT_AT_MOST);
+            for (_, c) in &mut read.candidates {
+                *c = c.min(CUT_AT_MOST);
+            }
+        }
         let of_plate: Vec<&RgbImage> = lines
             .iter()
             .zip(&crops)
-            .filter(|(l, _)| {
-                let (x, y) = l.bbox.center();
-                (read.bbox.x1..=read.bbox.x2).contains(&x)
-                    && (read.bbox.y1..=read.bbox.y2).contains(&y)
-            })
+            .filter(|(l, _)| within(l))
             .map(|(_, c)| c)
             .collect();
         read.colour = colour::plate_colour_of(&of_plate).map(|(c, _)| c);
         Ok(Some(read))
     }
 }
+
+/// The most a read of a plate cut by the image's edge may be sure of: below any review
+/// threshold that makes sense (ticketing's default is 0.65), so such a case goes to review
+/// as "plate uncertain", never as read.
+pub const CUT_AT_MOST: f32 = 0.3;
 
 /// How much a small crop is enlarged for its second look.
 const ENLARGE: u32 = 2;
@@ -217,7 +233,7 @@ fn best_plate(lines: &[Line]) -> Option<PlateRead> {
     let mut candidates: Vec<(Plate, f32, Vec<String>, BBox)> = Vec::new();
     for l in lines {
         for (text, c) in readings(l) {
-            if let Ok((p, n)) = plate::parse_counting(&[text]) {
+            if let Ok((p, n)) = plate::parse_as_read(&[text]) {
                 candidates.push((p, corrected(c, n), vec![l.text.clone()], l.bbox));
             }
         }
@@ -245,7 +261,7 @@ fn best_plate(lines: &[Line]) -> Option<PlateRead> {
                         .map(|(b, c)| (top.text.as_str(), c * top.confidence, b.as_str())),
                 );
             for (t, c, b) in pairs {
-                if let Ok((p, n)) = plate::parse_counting(&[t, b]) {
+                if let Ok((p, n)) = plate::parse_as_read(&[t, b]) {
                     candidates.push((p, corrected(c, n), as_read.clone(), bbox));
                 }
             }
@@ -347,6 +363,7 @@ mod tests {
     fn line(x: f32, y: f32, w: f32, h: f32, text: &str) -> Line {
         Line {
             bbox: BBox::new(x, y, x + w, y + h),
+            cut: false,
             text: text.into(),
             confidence: 0.9,
             alternatives: Vec::new(),
