@@ -5,28 +5,69 @@
 use crate::geometry::{BBox, nms};
 use crate::manifest::DetectorFormat;
 
-/// Non-maximum suppression per class, or across classes where `agnostic`, after dropping
-/// group boxes (see [`groups`]).
+/// How much of a box must lie inside a surer box of the same kind for it to be a part of
+/// that vehicle (a wheel, a rider's torso, a bus's front) rather than a vehicle.
+const PART_OF: f32 = 0.85;
+
+/// How big a vehicle of a kind is, where Vigil knows the kind: a motorbike, then a car
+/// (tuktuk, van), then a bus or lorry.
+pub fn size_rank(kind: &str) -> Option<u8> {
+    match kind {
+        "motorbike" => Some(0),
+        "car" | "tuktuk" | "van" => Some(1),
+        "bus" | "lorry" => Some(2),
+        _ => None,
+    }
+}
+
+/// Non-maximum suppression per class, or across classes where `agnostic` (except
+/// `apart`, a class such as riders that never suppresses a vehicle nor is suppressed by
+/// one), after dropping group boxes (see [`groups`]); then boxes that are parts of a
+/// surer box. A box almost wholly inside another is a part of it (a wheel, a rider's
+/// torso, a shelf behind a motorbike called a lorry) unless it is a smaller kind of
+/// vehicle (`sizes`, by class): one inside another's box is in front of it, nearer,
+/// so only a smaller vehicle fits there (a motorbike in front of a bus stays).
 pub(super) fn suppress(
     boxes: &[BBox],
     scores: &[f32],
     classes: &[usize],
     iou: f32,
     agnostic: bool,
+    apart: Option<usize>,
+    sizes: &[Option<u8>],
 ) -> Vec<usize> {
     let group = groups(boxes, scores);
     let kept: Vec<usize> = (0..boxes.len()).filter(|&i| !group[i]).collect();
     let pick = |v: &[f32]| kept.iter().map(|&i| v[i]).collect::<Vec<f32>>();
     let kept_boxes: Vec<BBox> = kept.iter().map(|&i| boxes[i]).collect();
     let kept_classes: Vec<usize> = if agnostic {
-        vec![0; kept.len()]
+        kept.iter()
+            .map(|&i| usize::from(Some(classes[i]) == apart))
+            .collect()
     } else {
         kept.iter().map(|&i| classes[i]).collect()
     };
-    nms(&kept_boxes, &pick(scores), &kept_classes, iou)
+    let mut out: Vec<usize> = Vec::new();
+    // In order of score: a part is checked against every surer box already kept.
+    for i in nms(&kept_boxes, &pick(scores), &kept_classes, iou)
         .into_iter()
         .map(|k| kept[k])
-        .collect()
+    {
+        let b = &boxes[i];
+        let size = |c: usize| sizes.get(c).copied().flatten();
+        let part = b.area() > 0.0
+            && out.iter().any(|&k| {
+                let may_be_part = classes[k] == classes[i]
+                    || matches!((size(classes[i]), size(classes[k])), (Some(a), Some(o)) if a >= o);
+                may_be_part
+                    && scores[k] > scores[i]
+                    && b.intersection(&boxes[k]) >= PART_OF * b.area()
+            });
+        if !part {
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// Candidates that are a box around two or more vehicles rather than one: at least two
@@ -456,7 +497,7 @@ mod tests {
             BBox::new(5.0, 200.0, 210.0, 345.0),
         ];
         let scores = [0.8, 0.6, 0.55, 0.7];
-        let mut kept = suppress(&boxes, &scores, &[0, 0, 0, 1], 0.45, true);
+        let mut kept = suppress(&boxes, &scores, &[0, 0, 0, 1], 0.45, true, None, &[]);
         kept.sort();
         assert_eq!(kept, vec![1, 3]);
         // One vehicle with a small box on it (a window, a rider) is still one vehicle.
@@ -464,12 +505,62 @@ mod tests {
             BBox::new(0.0, 0.0, 200.0, 100.0),
             BBox::new(20.0, 10.0, 60.0, 50.0),
         ];
-        let mut kept = suppress(&one, &[0.9, 0.5], &[0, 1], 0.45, true);
+        let mut kept = suppress(&one, &[0.9, 0.5], &[0, 1], 0.45, true, None, &[]);
         kept.sort();
         assert_eq!(kept, vec![0, 1]);
         // Nor is a vehicle beside whose box weaker ones lie: parts must be nearly as sure.
-        let kept = suppress(&boxes, &[0.8, 0.3, 0.3, 0.3], &[0, 0, 0, 1], 0.45, true);
+        let kept = suppress(
+            &boxes,
+            &[0.8, 0.3, 0.3, 0.3],
+            &[0, 0, 0, 1],
+            0.45,
+            true,
+            None,
+            &[],
+        );
         assert!(kept.contains(&0), "{kept:?}");
+    }
+
+    #[test]
+    fn a_part_of_a_surer_box_of_its_kind_is_dropped_a_vehicle_of_another_kind_kept() {
+        let boxes = [
+            BBox::new(0.0, 50.0, 200.0, 210.0),   // a motorbike with its rider
+            BBox::new(80.0, 140.0, 150.0, 205.0), // its front wheel, as a motorbike
+            BBox::new(120.0, 60.0, 190.0, 200.0), // a person on it (riders: apart)
+            BBox::new(300.0, 20.0, 600.0, 220.0), // a bus
+            BBox::new(350.0, 120.0, 420.0, 215.0), // a motorbike in front of it
+        ];
+        let scores = [0.7, 0.3, 0.6, 0.8, 0.5];
+        let classes = [1, 1, 4, 2, 1];
+        // car, motorbike, bus, lorry; riders (4) have no size.
+        const SIZES: [Option<u8>; 5] = [Some(1), Some(0), Some(2), Some(2), None];
+        let mut kept = suppress(&boxes, &scores, &classes, 0.5, true, Some(4), &SIZES);
+        kept.sort();
+        assert_eq!(kept, vec![0, 2, 3, 4]);
+        // Nor is a surer box inside a weaker one a part of it.
+        let kept = suppress(&boxes[..2], &[0.3, 0.7], &[1, 1], 0.5, true, None, &[]);
+        assert_eq!(kept.len(), 2);
+        // A lorry or a car inside a motorbike's box is a part of it (a shelf, a box):
+        // it could only be behind the motorbike, hidden.
+        let inside = [
+            boxes[0],
+            BBox::new(20.0, 60.0, 80.0, 100.0),
+            BBox::new(90.0, 150.0, 110.0, 180.0),
+        ];
+        let kept = suppress(
+            &inside,
+            &[0.7, 0.35, 0.4],
+            &[1, 3, 0],
+            0.5,
+            true,
+            None,
+            &SIZES,
+        );
+        assert_eq!(kept, vec![0]);
+        // Without sizes (a model's own classes) only its own kind is a part.
+        let mut kept = suppress(&inside, &[0.7, 0.35, 0.4], &[1, 3, 0], 0.5, true, None, &[]);
+        kept.sort();
+        assert_eq!(kept, vec![0, 1, 2]);
     }
 
     #[test]
@@ -482,10 +573,13 @@ mod tests {
         ];
         let (scores, classes) = ([0.6, 0.3, 0.8], [1, 3, 0]);
         assert_eq!(
-            suppress(&boxes, &scores, &classes, 0.5, false),
+            suppress(&boxes, &scores, &classes, 0.5, false, None, &[]),
             vec![2, 0, 1]
         );
-        assert_eq!(suppress(&boxes, &scores, &classes, 0.5, true), vec![2, 0]);
+        assert_eq!(
+            suppress(&boxes, &scores, &classes, 0.5, true, None, &[]),
+            vec![2, 0]
+        );
     }
 
     #[test]

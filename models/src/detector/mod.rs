@@ -16,6 +16,7 @@ use crate::{ModelError, runtime};
 mod decode;
 mod letterbox;
 mod region;
+mod riders;
 
 use decode::{Candidates, suppress};
 pub use decode::{KindOf, decode};
@@ -42,8 +43,14 @@ pub struct Detector {
     fp16: bool,
     format: DetectorFormat,
     pixels: Pixels,
-    /// The kind each of the model's classes counts as (an index into `classes`).
+    /// The kind each of the model's classes counts as (an index into `classes`, or
+    /// `rider`).
     kind_of: Vec<Option<usize>>,
+    /// Where the manifest maps a class to `rider`: its kind (after the reported ones) and
+    /// the motorbike kind riders are joined to (see [`riders`]).
+    riders: Option<(usize, usize)>,
+    /// How big each reported kind is, where Vigil knows it ([`decode::size_rank`]).
+    sizes: Vec<Option<u8>>,
     /// The kinds this detector reports: the model's classes, or where the manifest maps
     /// them (`kinds`), the kinds they map to.
     pub classes: Vec<String>,
@@ -93,7 +100,20 @@ impl Detector {
             .tensor_shape()
             .map(|s| s.to_vec())
             .unwrap_or_default();
-        let (kind_of, classes) = kinds(spec).map_err(mismatch)?;
+        let (kind_of, mut classes) = kinds(spec).map_err(mismatch)?;
+        let riders = match classes.iter().position(|k| k == RIDER) {
+            None => None,
+            Some(r) => {
+                let bike = classes
+                    .iter()
+                    .position(|k| k == "motorbike")
+                    .ok_or_else(|| {
+                        mismatch("`kinds` names riders but no class is a `motorbike`".into())
+                    })?;
+                classes.truncate(r);
+                Some((r, bike))
+            }
+        };
         let dynamic = format == DetectorFormat::YoloDistances;
         let canvas = if dynamic {
             if shape.len() != 4 || shape[1] != 3 || shape[2] != -1 || shape[3] != -1 {
@@ -164,6 +184,8 @@ impl Detector {
             format,
             pixels: spec.pixels.clone(),
             kind_of,
+            riders,
+            sizes: classes.iter().map(|k| decode::size_rank(k)).collect(),
             classes,
             confidence: spec.confidence.unwrap_or(0.35),
             iou: spec.iou.unwrap_or(0.5),
@@ -305,11 +327,25 @@ impl Detector {
         let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
         let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
         let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
-        Ok(
-            suppress(&boxes, &scores, &classes, self.iou, self.agnostic_nms)
-                .into_iter()
-                .map(|i| found[i].clone())
-                .collect(),
+        Ok(self
+            .suppress(&boxes, &scores, &classes)
+            .into_iter()
+            .map(|i| found[i].clone())
+            .collect())
+    }
+
+    /// Non-maximum suppression as the manifest asks; a rider never suppresses the
+    /// motorbike it rides, nor the other way round.
+    fn suppress(&self, boxes: &[BBox], scores: &[f32], classes: &[usize]) -> Vec<usize> {
+        let rider = self.riders.map(|(rider, _)| rider);
+        suppress(
+            boxes,
+            scores,
+            classes,
+            self.iou,
+            self.agnostic_nms,
+            rider,
+            &self.sizes,
         )
     }
 
@@ -367,7 +403,8 @@ impl Detector {
             .zip(images.iter().zip(prepared.iter().zip(boxes)))
             .map(
                 |((boxes, scores, classes), ((image, _), ((_, _, (ox, oy)), lb)))| {
-                    suppress(&boxes, &scores, &classes, self.iou, self.agnostic_nms)
+                    let found: Vec<Detection> = self
+                        .suppress(&boxes, &scores, &classes)
                         .into_iter()
                         .map(|i| {
                             let b = lb.unmap(boxes[i]);
@@ -379,7 +416,11 @@ impl Detector {
                                 score: scores[i],
                             }
                         })
-                        .collect()
+                        .collect();
+                    match self.riders {
+                        Some((rider, bike)) => riders::join_riders(found, rider, bike),
+                        None => found,
+                    }
                 },
             )
             .collect())
@@ -447,6 +488,10 @@ impl Detector {
     }
 }
 
+/// The kind a class of a model that sees people is mapped to where a person on a
+/// motorbike is its rider (see [`riders`]).
+pub const RIDER: &str = "rider";
+
 /// The kind each of the model's classes counts as, and the kinds in order: by the
 /// manifest's `kinds`, or each class its own kind.
 fn kinds(spec: &ModelSpec) -> Result<(Vec<Option<usize>>, Vec<String>), String> {
@@ -456,21 +501,30 @@ fn kinds(spec: &ModelSpec) -> Result<(Vec<Option<usize>>, Vec<String>), String> 
             spec.classes.clone(),
         ));
     }
+    // The kinds reported, in the order of their first class; riders last.
     let mut names: Vec<String> = Vec::new();
+    for class in &spec.classes {
+        if let Some(kind) = spec.kinds.get(class)
+            && kind != RIDER
+            && !names.contains(kind)
+        {
+            names.push(kind.clone());
+        }
+    }
+    if names.is_empty() {
+        return Err("`kinds` maps no class to a vehicle".into());
+    }
+    if spec.kinds.values().any(|k| k == RIDER) {
+        names.push(RIDER.into());
+    }
     let kind_of = spec
         .classes
         .iter()
         .map(|class| {
-            spec.kinds.get(class).map(|kind| {
-                names.iter().position(|k| k == kind).unwrap_or_else(|| {
-                    names.push(kind.clone());
-                    names.len() - 1
-                })
-            })
+            spec.kinds
+                .get(class)
+                .and_then(|kind| names.iter().position(|k| k == kind))
         })
         .collect();
-    if names.is_empty() {
-        return Err("`kinds` maps no class".into());
-    }
     Ok((kind_of, names))
 }

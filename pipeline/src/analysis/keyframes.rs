@@ -66,6 +66,9 @@ pub(crate) struct Pending {
     pub on: KeyFrame,
     /// Taken `after_delay` past the violation, kept while the plate waits for a better view.
     pub after: Option<KeyFrame>,
+    /// The track's crops as they were when its plate was last tried and not read
+    /// ([`super::plate_crops::PlateCrops::kept`]): tried again only on a new view.
+    pub plate_tried: Option<u64>,
 }
 
 impl Pending {
@@ -91,6 +94,7 @@ impl Pending {
                 before,
                 on,
                 after: None,
+                plate_tried: None,
             }),
             _ => {
                 tracing::warn!(

@@ -296,11 +296,36 @@ impl Analyzer {
                 p.see_after(frame.pts, self.settings.after_delay, t, &self.recent);
             }
             let after = p.violation.pts + self.settings.after_delay;
-            let late_enough = frame.pts >= after
-                && (self.crops.seen_whole(id) || frame.pts >= after + self.settings.plate_wait);
+            let waited = frame.pts >= after + self.settings.plate_wait;
+            let late_enough = frame.pts >= after && (self.crops.seen_whole(id) || waited);
             match (track, ended_track) {
-                (Some(t), _) if late_enough => done.push(self.complete(models, p, t)?),
-                (_, Some(t)) => done.push(self.complete(models, p, t)?),
+                (Some(t), _) if late_enough => {
+                    // A box away from the frame's edge may still be part of a vehicle that
+                    // is coming in (the detector boxed what it saw): while the track lives
+                    // and the wait lasts, a plate not read is tried again on a new view.
+                    let kept = self.crops.kept(id);
+                    if waited || p.plate_tried != Some(kept) {
+                        let read = self.crops.read(
+                            id,
+                            &mut models.plates,
+                            self.settings.plate_candidates,
+                        )?;
+                        if read.is_some() || waited {
+                            done.push(self.complete(models, p, t, read)?);
+                        } else {
+                            p.plate_tried = Some(kept);
+                            self.pending.push(p);
+                        }
+                    } else {
+                        self.pending.push(p);
+                    }
+                }
+                (_, Some(t)) => {
+                    let read =
+                        self.crops
+                            .read(id, &mut models.plates, self.settings.plate_candidates)?;
+                    done.push(self.complete(models, p, t, read)?);
+                }
                 _ => self.pending.push(p),
             }
         }
@@ -335,7 +360,10 @@ impl Analyzer {
         let mut done = Vec::new();
         for p in std::mem::take(&mut self.pending) {
             if let Some(t) = tracks.iter().find(|t| t.id == p.violation.track_id) {
-                done.push(self.complete(models, p, t)?);
+                let read =
+                    self.crops
+                        .read(t.id, &mut models.plates, self.settings.plate_candidates)?;
+                done.push(self.complete(models, p, t, read)?);
             }
         }
         for t in &tracks {
@@ -378,11 +406,9 @@ impl Analyzer {
         models: &mut Models,
         p: Pending,
         track: &Track,
+        read: Option<plate_crops::VehicleRead>,
     ) -> Result<Finding, AnalysisError> {
         let key_frames = p.key_frames(track, self.settings.after_delay, &self.recent);
-        let read = self
-            .crops
-            .read(track.id, &mut models.plates, self.settings.plate_candidates)?;
         let vehicle_class = models.class_name(track.class_id());
         let head_crop = match p.violation.kind {
             vigil_core::ViolationKind::NoHelmet => self.heads.take(track.id),

@@ -43,6 +43,8 @@ pub(crate) struct VehicleRead {
 /// Each live track's best crops.
 pub(crate) struct PlateCrops {
     by_track: HashMap<u64, Vec<Crop>>,
+    /// Per track, how many views have been kept among its best so far.
+    kept: HashMap<u64, u64>,
     limit: usize,
 }
 
@@ -50,6 +52,7 @@ impl PlateCrops {
     pub fn new(limit: usize) -> Self {
         Self {
             by_track: HashMap::new(),
+            kept: HashMap::new(),
             limit,
         }
     }
@@ -88,6 +91,13 @@ impl PlateCrops {
         });
         crops.sort_by(|a, b| b.quality.total_cmp(&a.quality));
         crops.truncate(self.limit);
+        *self.kept.entry(track.id).or_default() += 1;
+    }
+
+    /// How many views of the track have been kept among its best: a plate not read from
+    /// them is worth trying again only once this changes.
+    pub fn kept(&self, track_id: u64) -> u64 {
+        self.kept.get(&track_id).copied().unwrap_or(0)
     }
 
     /// Whether the vehicle was ever seen whole.
@@ -150,10 +160,12 @@ impl PlateCrops {
 
     pub fn retain(&mut self, alive: &dyn Fn(u64) -> bool) {
         self.by_track.retain(|id, _| alive(*id));
+        self.kept.retain(|id, _| alive(*id));
     }
 
     pub fn clear(&mut self) {
         self.by_track.clear();
+        self.kept.clear();
     }
 }
 
