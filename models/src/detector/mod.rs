@@ -204,6 +204,12 @@ impl Detector {
         Ok(detector)
     }
 
+    /// Whether a motorbike's box takes in its rider because the model boxes people apart
+    /// and they are joined (see [`riders`]).
+    pub fn joins_riders(&self) -> bool {
+        self.riders.is_some()
+    }
+
     /// The backend this detector runs on.
     pub fn backend(&self) -> Backend {
         self.engine.backend()

@@ -36,6 +36,7 @@ impl Heads {
         model: &mut Detector,
         image: &RgbImage,
         track: &Track,
+        riders_in_box: bool,
     ) -> Result<Option<Option<Head>>, ModelError> {
         let bare_class = model
             .classes
@@ -47,7 +48,8 @@ impl Heads {
                 message: format!("its `classes` have no `{BARE}`"),
             })?;
         let vehicle = track.last().bbox;
-        let Some(region) = rider_region(vehicle, image.width(), image.height()) else {
+        let Some(region) = rider_region(vehicle, image.width(), image.height(), riders_in_box)
+        else {
             return Ok(None);
         };
         let (x, y) = (region.x1 as u32, region.y1 as u32);

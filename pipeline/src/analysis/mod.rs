@@ -277,7 +277,11 @@ impl Analyzer {
             self.crops.keep(track, &frame);
             let class = models.class_name(track.class_id());
             if self.rules.wants_head(track, &class)
-                && let Some(head) = self.heads.look(models.helmet()?, &frame.image, track)?
+                && let Some(head) = {
+                    let riders_in_box = models.vehicle.joins_riders();
+                    self.heads
+                        .look(models.helmet()?, &frame.image, track, riders_in_box)?
+                }
             {
                 self.rules.head(track, head);
             }
