@@ -198,6 +198,14 @@ fn parse_number(tail: &str, corrections: &mut usize) -> Result<String, PlateErro
     if !(4..=5).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
         return Err(PlateError::Number(tail.into()));
     }
+    // A number is written 1234 or 123.45: a dot anywhere else means a character was
+    // lost (409.66 read 09.66 would pass as the old four-digit 0966).
+    if let Some((before, after)) = tail.split_once(['.', ',']) {
+        let (before, after) = (alnum(before), alnum(after));
+        if before.len() != 3 || after.len() != 2 {
+            return Err(PlateError::Number(tail.into()));
+        }
+    }
     Ok(digits)
 }
 
@@ -358,6 +366,16 @@ mod tests {
             PlateError::Series("".into())
         );
         assert_eq!(parse(&["98A-12"]), Err(PlateError::Number("12".into())));
+        // Four digits are written without a dot; a dot says a fifth was lost.
+        assert_eq!(
+            parse(&["61A", "09.66"]),
+            Err(PlateError::Number("09.66".into()))
+        );
+        assert_eq!(parse(&["61A-0966"]).map(|p| p.to_string()), Ok("61A-0966".into()));
+        assert_eq!(
+            parse(&["61A-40.966"]),
+            Err(PlateError::Number("40.966".into()))
+        );
         assert_eq!(
             parse(&["98A-123456"]),
             Err(PlateError::Number("123456".into()))
