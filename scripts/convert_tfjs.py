@@ -21,6 +21,10 @@ Then the graph is given the layout the detector stage reads, keeping every weigh
   [1, 3, 512, 512] like every other detector (RGB 0-255: models.toml); only
   `tower_0/detections` [1, 100, 6] is kept (x1, y1, x2, y2 in input pixels, score, class).
 
+Last, every node whose inputs are all constants is folded into a constant, so no engine
+has to run TensorFlow's shape arithmetic (OpenVINO cannot convert the ScatterND tf2onnx
+makes of NanoDet's SparseToDense).
+
 The conversion is not byte-for-byte repeatable; setup writes the result's SHA-256 beside
 it (`<file>.sha256`), which the binary checks.
 
@@ -159,7 +163,6 @@ def nanodet_layout(m, signature):
     g = m.graph
     if len(g.input) != 1 or dims(g.input[0]) != [1, 3, 416, 416]:
         fail(f"nanodet: input {[dims(i) for i in g.input]} is not [1, 3, 416, 416]")
-    g.input[0].name = g.input[0].name  # kept: NCHW already
     by_anchors = {}
     for out in g.output:
         shape = signature.get(out.name, dims(out))
