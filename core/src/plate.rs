@@ -371,7 +371,10 @@ mod tests {
             parse(&["61A", "09.66"]),
             Err(PlateError::Number("09.66".into()))
         );
-        assert_eq!(parse(&["61A-0966"]).map(|p| p.to_string()), Ok("61A-0966".into()));
+        assert_eq!(
+            parse(&["61A-0966"]).map(|p| p.to_string()),
+            Ok("61A-0966".into())
+        );
         assert_eq!(
             parse(&["61A-40.966"]),
             Err(PlateError::Number("40.966".into()))

@@ -309,11 +309,7 @@ impl Analyzer {
                     // and the wait lasts, a plate not read is tried again on a new view.
                     let kept = self.crops.kept(id);
                     if waited || p.plate_tried != Some(kept) {
-                        let read = self.crops.read(
-                            id,
-                            &mut models.plates,
-                            self.settings.plate_candidates,
-                        )?;
+                        let read = self.plate_of(models, id)?;
                         if read.is_some() || waited {
                             done.push(self.complete(models, p, t, read)?);
                         } else {
@@ -325,9 +321,7 @@ impl Analyzer {
                     }
                 }
                 (_, Some(t)) => {
-                    let read =
-                        self.crops
-                            .read(id, &mut models.plates, self.settings.plate_candidates)?;
+                    let read = self.plate_of(models, id)?;
                     done.push(self.complete(models, p, t, read)?);
                 }
                 _ => self.pending.push(p),
@@ -364,9 +358,7 @@ impl Analyzer {
         let mut done = Vec::new();
         for p in std::mem::take(&mut self.pending) {
             if let Some(t) = tracks.iter().find(|t| t.id == p.violation.track_id) {
-                let read =
-                    self.crops
-                        .read(t.id, &mut models.plates, self.settings.plate_candidates)?;
+                let read = self.plate_of(models, t.id)?;
                 done.push(self.complete(models, p, t, read)?);
             }
         }
@@ -403,6 +395,16 @@ impl Analyzer {
             });
         }
         Ok(())
+    }
+
+    /// The track's plate, read from its best views so far.
+    fn plate_of(
+        &self,
+        models: &mut Models,
+        track_id: u64,
+    ) -> Result<Option<plate_crops::VehicleRead>, ModelError> {
+        self.crops
+            .read(track_id, &mut models.plates, self.settings.plate_candidates)
     }
 
     fn complete(
