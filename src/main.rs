@@ -73,6 +73,8 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Analyse live cameras (RTSP) as a deployment file lists them, until SIGINT/SIGTERM.
     Run(cli::run::RunArgs),
+    /// A fleet of workers on NATS JetStream: its camera list, draining, and who runs what.
+    Fleet(cli::fleet::FleetArgs),
     /// Check evidence folders: every file against the manifest, the manifest against its
     /// signature and the case that recorded it, the signature against a trusted key.
     Verify(cli::verify::VerifyArgs),
@@ -146,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Audit(args) => cli::users::audit(&ctx, args),
         Command::Demo(args) => cli::demo::run(&ctx, args),
         Command::Run(args) => cli::run::run(&ctx, args),
+        Command::Fleet(args) => cli::fleet::run(&ctx, args),
         Command::Verify(args) => cli::verify::run(&ctx, args),
         Command::Key { action } => cli::verify::key(&ctx, action),
         Command::Search(args) => cli::search::run(&ctx, args),

@@ -5,6 +5,7 @@
 //! zone and the data folder's layout. Serde, chrono and uuid only: every part of the system
 //! links this, none of it links the others to speak to each other.
 
+pub mod admission;
 pub mod clock;
 pub mod data_dir;
 pub mod event;
@@ -15,6 +16,7 @@ pub mod sighting;
 pub mod sink;
 pub mod violation;
 
+pub use admission::{Admission, Admit, Always};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use data_dir::DataDir;
 pub use event::{EVENT_SCHEMA_VERSION, EventError, PlateCandidate, PlateReading, ViolationEvent};

@@ -86,3 +86,25 @@ pub struct SightingUpload {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture_jpeg_base64: Option<String>,
 }
+
+impl SightingUpload {
+    /// A sighting read on this machine, made ready to travel: its picture's bytes read
+    /// from where it lies here (a picture that cannot be read is left out, and said).
+    pub fn of(sighting: &Sighting) -> Self {
+        use base64::Engine as _;
+        let picture = sighting.thumbnail.as_ref().and_then(|path| match std::fs::read(path) {
+            Ok(bytes) => Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            Err(e) => {
+                tracing::warn!(picture = %path, error = %e, "the sighting's picture cannot be read; sent without it");
+                None
+            }
+        });
+        Self {
+            sighting: Sighting {
+                thumbnail: None,
+                ..sighting.clone()
+            },
+            picture_jpeg_base64: picture,
+        }
+    }
+}

@@ -15,12 +15,17 @@ pub enum Recorded {
     /// Another event of the same plate, violation and camera within the dedup window made
     /// this case; the event and its evidence were added to it.
     Merged(i64),
+    /// Taken by a durable queue (the fleet's event stream): the case service records it
+    /// later, and there is no case number yet.
+    Queued,
 }
 
 impl Recorded {
-    pub fn case_id(&self) -> i64 {
+    /// The case's number, once a case store took the event (not while it is queued).
+    pub fn case_id(&self) -> Option<i64> {
         match *self {
-            Recorded::New(id) | Recorded::Duplicate(id) | Recorded::Merged(id) => id,
+            Recorded::New(id) | Recorded::Duplicate(id) | Recorded::Merged(id) => Some(id),
+            Recorded::Queued => None,
         }
     }
 
@@ -30,6 +35,7 @@ impl Recorded {
             Recorded::New(_) => "new",
             Recorded::Duplicate(_) => "duplicate",
             Recorded::Merged(_) => "merged",
+            Recorded::Queued => "queued",
         }
     }
 

@@ -353,6 +353,13 @@ impl Manifest {
         self.roles.get(role).map(String::as_str).unwrap_or(role)
     }
 
+    /// Whether `role`'s file is there (an optional model setup may not have installed).
+    pub fn installed(&self, role: &str) -> bool {
+        self.models
+            .get(self.entry(role))
+            .is_some_and(|spec| self.dir.join(&spec.file).is_file())
+    }
+
     /// The spec for `role`, with its file checked to exist and to hash as the manifest says.
     pub fn verified(&self, role: &str) -> Result<(PathBuf, &ModelSpec), ModelError> {
         let spec = self

@@ -134,16 +134,22 @@ impl CameraConfig {
             path: path.to_owned(),
             source,
         })?;
-        let text = String::from_utf8(bytes.clone()).map_err(|e| ConfigError::Parse {
+        let text = String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: format!("not UTF-8 text: {e}"),
         })?;
-        let mut config: CameraConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
+        Self::from_text(&text, path)
+    }
+
+    /// A camera config from its text; `origin` names where it came from in errors (a file,
+    /// or the fleet's camera list).
+    pub fn from_text(text: &str, origin: &Path) -> Result<Self, ConfigError> {
+        let mut config: CameraConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
             message: e.to_string(),
         })?;
-        config.sha256 = hex::encode(Sha256::digest(&bytes));
-        config.path = path.to_owned();
+        config.sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+        config.path = origin.to_owned();
         config.validate()?;
         Ok(config)
     }

@@ -98,9 +98,8 @@ fn live(ctx: &Context, camera: &Path, videos: &[PathBuf], seconds: u64) -> Resul
     let deployment = Deployment::load(&deployment_path)?;
     super::run::run_live(
         ctx,
-        deployment,
+        super::run::Cameras::Deployment(deployment, None),
         "127.0.0.1:0".parse()?,
-        None,
         None,
         Some(Duration::from_secs(seconds)),
     )?;

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cases;
 pub mod demo;
 pub mod eval;
+pub mod fleet;
 pub mod health;
 pub mod plate;
 pub mod run;

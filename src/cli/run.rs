@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use chrono::Utc;
 use vigil_core::{EventSink, Recorded, Sighting, SinkError, SystemClock, ViolationEvent};
+use vigil_fleet::{Agent, AgentSettings, Bus, BusSink, CameraHost, FleetCamera, Gate};
 use vigil_pipeline::CameraConfig;
 use vigil_pipeline::output::http_sink::HttpSink;
-use vigil_pipeline::run::live::deployment::Deployment;
+use vigil_pipeline::run::live::deployment::{Deployment, FleetSpec, RunSection};
 use vigil_pipeline::run::live::{LiveRunner, RunnerSettings, is_streaming};
 use vigil_pipeline::source::rtsp::CameraState;
 use vigil_ticketing::CaseStore;
@@ -25,9 +26,12 @@ use super::serve::shutdown_signal;
 
 #[derive(clap::Args)]
 pub struct RunArgs {
-    /// Deployment file: [run] settings and one [[camera]] per camera.
-    #[arg(long)]
-    pub config: PathBuf,
+    /// Deployment file: [run] settings and one [[camera]] per camera. With --fleet, its
+    /// [run] settings only (optional): the cameras come from the fleet.
+    #[arg(long, required_unless_present = "fleet")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Address of /metrics (Prometheus) and /healthz.
     #[arg(long, default_value = "127.0.0.1:9100")]
     pub listen: std::net::SocketAddr,
@@ -38,17 +42,90 @@ pub struct RunArgs {
     pub service: ServiceArgs,
 }
 
+/// Joining a fleet: cameras from its list, records through its streams.
+#[derive(clap::Args, Clone)]
+pub struct FleetArgs {
+    /// The fleet's NATS JetStream (nats://host:4222).
+    #[arg(long = "fleet", id = "fleet", env = "VIGIL_NATS_URL")]
+    pub url: Option<String>,
+    /// This worker's name in the fleet: unique, stable across restarts.
+    #[arg(long, env = "VIGIL_WORKER", requires = "fleet")]
+    pub worker: Option<String>,
+    /// Cameras this worker can run.
+    #[arg(long, default_value_t = 8, requires = "fleet")]
+    pub capacity: u32,
+}
+
+/// Where a live run's cameras and records come from.
+pub enum Cameras {
+    /// A deployment's cameras; cases to the database here, or to `vigil serve`.
+    Deployment(Deployment, Option<HttpSink>),
+    /// A fleet's cameras, as its agent assigns them; records through its streams.
+    Fleet {
+        run: RunSection,
+        bus: Bus,
+        settings: AgentSettings,
+    },
+}
+
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let deployment = Deployment::load(&args.config)?;
-    let service = args.service.sink(&ctx.data)?;
-    run_live(
-        ctx,
-        deployment,
-        args.listen,
-        args.metrics_token,
-        service,
-        None,
-    )
+    let cameras = match &args.fleet.url {
+        Some(url) => {
+            let run = match &args.config {
+                Some(path) => Deployment::load_settings(path)?,
+                None => RunSection::default(),
+            };
+            let worker = match &args.fleet.worker {
+                Some(w) => w.clone(),
+                None => bail!(
+                    "--fleet needs --worker NAME (or VIGIL_WORKER): unique and stable across restarts"
+                ),
+            };
+            let bus = ctx
+                .runtime
+                .block_on(Bus::connect(url, &format!("vigil run {worker}")))?;
+            Cameras::Fleet {
+                run,
+                bus,
+                settings: AgentSettings::new(&worker, args.fleet.capacity),
+            }
+        }
+        None => {
+            let Some(path) = &args.config else {
+                bail!("--config DEPLOYMENT is needed without --fleet");
+            };
+            let deployment = Deployment::load(path)?;
+            Cameras::Deployment(deployment, args.service.sink(&ctx.data)?)
+        }
+    };
+    run_live(ctx, cameras, args.listen, args.metrics_token, None)
+}
+
+/// A fleet's agent runs cameras on the live runner.
+struct FleetHost {
+    runner: Arc<LiveRunner>,
+    run: RunSection,
+    capacity: u32,
+}
+
+impl CameraHost for FleetHost {
+    fn start(&self, camera: &FleetCamera, gate: Gate) -> Result<(), String> {
+        let spec: FleetSpec = serde_json::from_value(camera.spec.clone())
+            .map_err(|e| format!("its entry in the fleet's list: {e}"))?;
+        let live = spec.camera(&camera.id, &self.run)?;
+        self.runner
+            .add_camera(&live, Arc::new(gate))
+            .map_err(|e| e.to_string())
+    }
+
+    fn stop(&self, camera: &str) {
+        let patience = self.run.clip_window().after + Duration::from_secs(10);
+        self.runner.remove_camera(camera, patience);
+    }
+
+    fn load(&self) -> f32 {
+        self.runner.configs().len() as f32 / self.capacity.max(1) as f32
+    }
 }
 
 /// Prints each case as it is recorded, in-process.
@@ -58,7 +135,7 @@ impl EventSink for Announcing {
     fn record_event(&self, event: &ViolationEvent) -> Result<Recorded, SinkError> {
         let r = self.0.record_event(event)?;
         eprintln!(
-            "vigil: {} {} at {}: case {}",
+            "vigil: {} {} at {}: case {:?}",
             event.violation.as_str(),
             event
                 .plate
@@ -81,10 +158,9 @@ impl EventSink for Announcing {
 /// (`vigil serve` elsewhere), else to the database here.
 pub fn run_live(
     ctx: &Context,
-    deployment: Deployment,
+    cameras: Cameras,
     listen: std::net::SocketAddr,
     metrics_token: Option<String>,
-    service: Option<HttpSink>,
     for_at_most: Option<Duration>,
 ) -> Result<()> {
     let runtime = &ctx.runtime;
@@ -97,10 +173,25 @@ pub fn run_live(
             "--listen {listen} is beyond this machine: set --metrics-token (or VIGIL_METRICS_TOKEN)"
         );
     }
+    let (deployment, service, fleet) = match cameras {
+        Cameras::Deployment(d, service) => (d, service, None),
+        Cameras::Fleet { run, bus, settings } => {
+            (Deployment::empty(run), None, Some((bus, settings)))
+        }
+    };
+    let fleet_run = deployment.run.clone();
     // The local store, when cases are recorded here: it also keeps the cameras' health.
-    let (sink, store): (Arc<dyn EventSink>, Option<CaseStore>) = match service {
-        Some(http) => (Arc::new(http), None),
-        None => {
+    let (sink, store): (Arc<dyn EventSink>, Option<CaseStore>) = match (service, &fleet) {
+        (_, Some((bus, _))) => (
+            Arc::new(BusSink::new(
+                bus.clone(),
+                runtime.handle().clone(),
+                ctx.data.evidence(),
+            )),
+            None,
+        ),
+        (Some(http), None) => (Arc::new(http), None),
+        (None, None) => {
             let intake = ctx.intake()?;
             let store = intake.store.clone();
             let sink = Announcing(IntakeSink {
@@ -123,8 +214,29 @@ pub fn run_live(
             key: ctx.key()?,
             sink,
             clock: Arc::new(SystemClock),
+            any_camera: fleet.is_some(),
         },
     )?);
+    let agent = match fleet {
+        Some((bus, settings)) => {
+            let _in_runtime = runtime.enter();
+            let capacity = settings.capacity;
+            eprintln!(
+                "vigil: worker {} joins the fleet (capacity {capacity} cameras)",
+                settings.worker
+            );
+            Some(Agent::start(
+                bus,
+                settings,
+                Arc::new(FleetHost {
+                    runner: runner.clone(),
+                    run: fleet_run,
+                    capacity,
+                }),
+            )?)
+        }
+        None => None,
+    };
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -171,6 +283,11 @@ pub fn run_live(
             .await
     })?;
     eprintln!("vigil: stopping: finishing the clips in progress");
+    if let Some(agent) = agent {
+        // Its cameras given back (each finishing its clips) before the runner stops, so
+        // the other workers take them at once.
+        runtime.block_on(agent.stop());
+    }
     // The recorder records through the runtime (its own threads drive the database), so
     // this thread may wait for it.
     runner.shutdown();

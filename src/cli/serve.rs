@@ -82,6 +82,10 @@ pub struct ServeArgs {
     /// The header the trusted proxies put the client address in.
     #[arg(long, default_value = "x-forwarded-for")]
     pub client_ip_header: String,
+    /// A fleet's NATS JetStream (nats://host:4222): take its workers' events and plate
+    /// reads from the streams there (every replica may; each message is recorded once).
+    #[arg(long, env = "VIGIL_NATS_URL")]
+    pub nats: Option<String>,
 }
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
@@ -129,6 +133,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
         })?,
     };
     let settings = ServeSettings {
+        nats: args.nats,
         payments,
         proxies,
         listen: args.listen,
@@ -159,6 +164,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
 }
 
 struct ServeSettings {
+    nats: Option<String>,
     payments: Option<PaymentProvider>,
     proxies: TrustedProxies,
     listen: std::net::SocketAddr,
@@ -179,6 +185,20 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
     let mut intake = Intake::new(store, settings.fines, evidence);
     intake.dedup_window = settings.dedup_window;
     intake.plate_certain_at = settings.plate_certain_at;
+    let consumers = match &settings.nats {
+        Some(url) => {
+            let bus = vigil_fleet::Bus::connect(url, "vigil serve").await?;
+            eprintln!("vigil: taking the fleet's events and plate reads from {url}");
+            Some(vigil_fleet::intake::Consumers::start(
+                bus,
+                std::sync::Arc::new(vigil_ticketing::bus_intake::BusIntake {
+                    intake: intake.clone(),
+                    data: settings.data.clone(),
+                }),
+            ))
+        }
+        None => None,
+    };
     let mut state = AppState::new(intake, settings.agency, settings.secure_cookies)
         .with_uploads(settings.data)
         .with_trusted_proxies(settings.proxies);
@@ -228,6 +248,9 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
     })
     .await?;
     let _ = worker.await;
+    if let Some(consumers) = consumers {
+        consumers.stop().await;
+    }
     eprintln!("vigil: stopped");
     Ok(())
 }

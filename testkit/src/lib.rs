@@ -3,10 +3,12 @@
 //! ([`samples`]), a case store in memory ([`sinks`]), empty case stores on real databases
 //! ([`stores`]), local stand-ins for the
 //! outside systems ([`stand_ins`], [`payment`]), headless Chromium through chromedriver ([`browser`]),
-//! and the simulated RTSP cameras (re-exported from `vigil-camsim`).
+//! a NATS server of a test's own ([`nats`]), and the simulated RTSP cameras (re-exported
+//! from `vigil-camsim`).
 
 pub mod browser;
 pub mod fixtures;
+pub mod nats;
 pub mod payment;
 pub mod samples;
 pub mod sinks;

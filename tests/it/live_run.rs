@@ -31,6 +31,7 @@ fn a_violation_on_a_live_stream_becomes_a_signed_package_with_a_clip_covering_it
             key: key.clone(),
             sink: store.clone(),
             clock: Arc::new(SystemClock),
+            any_camera: false,
         },
     )
     .unwrap();
@@ -261,11 +262,12 @@ fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed
             key: key.clone(),
             sink: sink.clone(),
             clock: clock.clone(),
+            any_camera: false,
         },
-        &Replay {
+        Arc::new(Replay {
             file: common::fixture("redlight_a.mp4"),
             clock: clock.clone(),
-        },
+        }),
     )
     .unwrap();
     // The runner's idle waits are what move the clock: the replay runs as fast as the

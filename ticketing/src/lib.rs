@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bus_intake;
 pub mod cameras;
 pub mod db;
 pub mod deadlines;

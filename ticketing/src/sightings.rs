@@ -54,6 +54,58 @@ impl From<&Sighting> for SightingView {
     }
 }
 
+/// The most a sighting's picture may weigh: a vehicle cut from an analysis frame is tens of
+/// kilobytes.
+const MAX_PICTURE_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PictureError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Keep a worker's picture of a sighting (base64 JPEG, as it travels) where this service
+/// keeps pictures, named by the sighting (never where a client says); its path.
+pub async fn keep_picture(
+    data: &vigil_core::DataDir,
+    sighting: &Sighting,
+    b64: &str,
+) -> Result<String, PictureError> {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| PictureError::Invalid(format!("picture_jpeg_base64: {e}")))?;
+    if bytes.len() > MAX_PICTURE_BYTES || !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Err(PictureError::Invalid(format!(
+            "picture_jpeg_base64: not a JPEG of at most {MAX_PICTURE_BYTES} bytes"
+        )));
+    }
+    let dir = data.sightings(&sighting.camera_id);
+    let path = dir.join(format!("{}.jpg", sighting.sighting_id));
+    write_whole(&dir, &path, &bytes)
+        .await
+        .map_err(|e| PictureError::Io(format!("{}: {e}", path.display())))?;
+    Ok(path.display().to_string())
+}
+
+/// Write a file aside and rename it into place: a reader never sees half of it.
+async fn write_whole(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    tokio::fs::create_dir_all(dir).await?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let partial = dir.join(format!(".{name}.partial"));
+    tokio::fs::write(&partial, bytes).await?;
+    tokio::fs::rename(&partial, path).await
+}
+
 fn as_view<S: serde::Serializer>(s: &Sighting, ser: S) -> Result<S::Ok, S::Error> {
     SightingView::from(s).serialize(ser)
 }

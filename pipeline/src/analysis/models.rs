@@ -57,6 +57,13 @@ impl Models {
         Self::load_for(manifest_path, [])
     }
 
+    /// Every model any camera may need that is installed (the no-helmet model only where
+    /// `scripts/setup --helmet` put it): for a fleet's worker, whose cameras come later.
+    pub fn load_every(manifest_path: &Path) -> Result<Self, ModelError> {
+        let heads = Manifest::load(manifest_path)?.installed(Self::HELMET);
+        Self::load_roles(manifest_path, heads, engine::backend()?)
+    }
+
     /// Every model that `cameras`' rules need, run by the process's backend: see
     /// [`Models::load_on`].
     pub fn load_for<'a>(
@@ -76,10 +83,15 @@ impl Models {
         cameras: impl IntoIterator<Item = &'a CameraConfig>,
         backend: Backend,
     ) -> Result<Self, ModelError> {
-        let manifest = Manifest::load(manifest_path)?;
         let heads = cameras
             .into_iter()
             .any(|c| c.rules().iter().any(|(_, r)| r.needs_heads()));
+        Self::load_roles(manifest_path, heads, backend)
+    }
+
+    /// The vehicle detector and plate reader, and the no-helmet model if `heads`.
+    fn load_roles(manifest_path: &Path, heads: bool, backend: Backend) -> Result<Self, ModelError> {
+        let manifest = Manifest::load(manifest_path)?;
         let mut roles = vec![Self::VEHICLE, Self::TEXT_DETECTOR, Self::TEXT_RECOGNIZER];
         if heads {
             roles.push(Self::HELMET);

@@ -11,7 +11,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use vigil_core::sighting::SightingUpload;
 use vigil_core::{EventSink, Recorded, Sighting, SinkError, ViolationEvent};
@@ -163,23 +162,7 @@ impl EventSink for HttpSink {
     }
 
     fn record_sighting(&self, sighting: &Sighting) -> Result<bool, SinkError> {
-        let picture = match &sighting.thumbnail {
-            Some(path) => match std::fs::read(path) {
-                Ok(bytes) => Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
-                Err(e) => {
-                    tracing::warn!(picture = %path, error = %e, "the sighting's picture cannot be read; sent without it");
-                    None
-                }
-            },
-            None => None,
-        };
-        let upload = SightingUpload {
-            sighting: Sighting {
-                thumbnail: None,
-                ..sighting.clone()
-            },
-            picture_jpeg_base64: picture,
-        };
+        let upload = SightingUpload::of(sighting);
         let answer: SightingAnswer = self.post("api/sightings", &upload)?;
         Ok(answer.recorded)
     }

@@ -188,6 +188,7 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
                 key: Arc::new(EvidenceKey::load_or_create(&dir.join("keys"))?),
                 sink: Arc::new(Discard),
                 clock: Arc::new(SystemClock),
+                any_camera: false,
             },
         )?;
         // Let every camera connect, then measure.

@@ -234,7 +234,7 @@ impl CaseStore {
             None => None,
         };
 
-        let outcome = if let Some(case_id) = target {
+        let (case_id, outcome) = if let Some(case_id) = target {
             let (first, last): (String, String) =
                 sqlx::query_as("SELECT occurred_at, last_occurred_at FROM cases WHERE id = $1")
                     .bind(case_id)
@@ -266,7 +266,7 @@ impl CaseStore {
                 Some(&format!("event {event_id} at {occurred}")),
             )
             .await?;
-            Recorded::Merged(case_id)
+            (case_id, Recorded::Merged(case_id))
         } else {
             let row = sqlx::query(
                 "INSERT INTO cases (event_id, camera_id, violation, plate, plate_key, plate_confidence,
@@ -313,14 +313,14 @@ impl CaseStore {
                 }),
             )
             .await?;
-            Recorded::New(case_id)
+            (case_id, Recorded::New(case_id))
         };
         sqlx::query(
             "INSERT INTO case_events (event_id, case_id, occurred_at, evidence_dir, event_json, received_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&event_id)
-        .bind(outcome.case_id())
+        .bind(case_id)
         .bind(&occurred)
         .bind(&event_id)
         .bind(&json)

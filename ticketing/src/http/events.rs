@@ -36,12 +36,14 @@ pub(super) async fn intake_event(
     let status = match recorded {
         Recorded::New(_) => StatusCode::CREATED,
         Recorded::Duplicate(_) | Recorded::Merged(_) => StatusCode::OK,
+        // The case store records; it never queues.
+        Recorded::Queued => StatusCode::ACCEPTED,
     };
     tracing::info!(event = %event.event_id, by = %caller.user.username, outcome, "event received");
     Ok((
         status,
         Json(IntakeResponse {
-            case_id: recorded.case_id(),
+            case_id: recorded.case_id().unwrap_or_default(),
             outcome: outcome.into(),
         }),
     ))

@@ -8,7 +8,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -20,7 +19,7 @@ use super::auth::Caller;
 use super::error::{ApiError, ApiJson, ApiResult};
 use super::evidence::{send_file, send_picture};
 use crate::db::{CaseFilter, fold_plate};
-use crate::sightings::{Found, Sighting, SightingQuery};
+use crate::sightings::{Found, PictureError, Sighting, SightingQuery, keep_picture};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct SightingSearch {
@@ -338,10 +337,6 @@ fn looks_like_video(path: &std::path::Path) -> bool {
         || head.starts_with(b"FLV")
 }
 
-/// The most a sighting's picture may weigh: a vehicle cut from an analysis frame is tens of
-/// kilobytes.
-const MAX_PICTURE_BYTES: usize = 1 << 20;
-
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SightingRecorded {
     /// False when the sighting was recorded before (its id is derived from what it saw).
@@ -358,22 +353,12 @@ pub(super) async fn intake_sighting(
     let mut sighting = upload.sighting;
     sighting.check().map_err(ApiError::BadRequest)?;
     sighting.thumbnail = match (upload.picture_jpeg_base64, &state.uploads) {
-        (Some(b64), Some(data)) => {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(b64.as_bytes())
-                .map_err(|e| ApiError::BadRequest(format!("picture_jpeg_base64: {e}")))?;
-            if bytes.len() > MAX_PICTURE_BYTES || !bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
-                return Err(ApiError::BadRequest(format!(
-                    "picture_jpeg_base64: not a JPEG of at most {MAX_PICTURE_BYTES} bytes"
-                )));
-            }
-            let dir = data.sightings(&sighting.camera_id);
-            let path = dir.join(format!("{}.jpg", sighting.sighting_id));
-            write_whole(&dir, &path, &bytes)
-                .await
-                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
-            Some(path.display().to_string())
-        }
+        (Some(b64), Some(data)) => Some(keep_picture(data, &sighting, &b64).await.map_err(
+            |e| match e {
+                PictureError::Invalid(m) => ApiError::BadRequest(m),
+                PictureError::Io(m) => ApiError::Internal(m),
+            },
+        )?),
         _ => None,
     };
     let recorded = state.store.record_sighting(&sighting).await?;
@@ -384,20 +369,4 @@ pub(super) async fn intake_sighting(
         StatusCode::OK
     };
     Ok((status, Json(SightingRecorded { recorded })))
-}
-
-/// Write a file aside and rename it into place: a reader never sees half of it.
-async fn write_whole(
-    dir: &std::path::Path,
-    path: &std::path::Path,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    tokio::fs::create_dir_all(dir).await?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let partial = dir.join(format!(".{name}.partial"));
-    tokio::fs::write(&partial, bytes).await?;
-    tokio::fs::rename(&partial, path).await
 }

@@ -4,6 +4,7 @@
 mod api_fuzz;
 mod audit;
 mod auth;
+mod bus;
 mod cameras;
 mod conformance;
 mod evidence;

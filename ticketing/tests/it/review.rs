@@ -23,12 +23,14 @@ async fn review_decisions_follow_the_lifecycle_and_leave_history() {
             .record(&sample_event(1), None, now(), w)
             .await
             .unwrap()
-            .case_id();
+            .case_id()
+            .expect("a case store gives a case number");
         let b = store
             .record(&sample_event(2), None, now(), w)
             .await
             .unwrap()
-            .case_id();
+            .case_id()
+            .expect("a case store gives a case number");
         store.open_review(a, "officer1", now()).await.unwrap();
         store.open_review(a, "officer2", now()).await.unwrap();
         store.approve(a, "officer1", now()).await.unwrap();
@@ -105,12 +107,14 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
             .record(&right, None, now(), w)
             .await
             .unwrap()
-            .case_id();
+            .case_id()
+            .expect("a case store gives a case number");
         let wrong = store
             .record(&misread, None, now(), w)
             .await
             .unwrap()
-            .case_id();
+            .case_id()
+            .expect("a case store gives a case number");
         assert_ne!(kept, wrong);
         let outcome = store
             .correct_plate(wrong, "officer1", "98A-123.45", now(), w)
@@ -129,7 +133,8 @@ async fn a_corrected_plate_merges_into_the_case_that_already_holds_it() {
             .record(&sample_event(5), None, now(), w)
             .await
             .unwrap()
-            .case_id();
+            .case_id()
+            .expect("a case store gives a case number");
         assert_eq!(
             store
                 .correct_plate(lone, "officer1", "30K-555.55", now(), w)
@@ -176,7 +181,8 @@ async fn an_uncertain_plate_is_confirmed_before_approval_and_merges_with_nothing
             .record_with(&sure, None, now(), w, 0.75)
             .await
             .unwrap()
-            .case_id();
+            .case_id()
+            .expect("a case store gives a case number");
         let recorded = store
             .record_with(&doubtful, None, now(), w, 0.75)
             .await
@@ -185,7 +191,7 @@ async fn an_uncertain_plate_is_confirmed_before_approval_and_merges_with_nothing
             matches!(recorded, Recorded::New(_)),
             "{backend}: an uncertain plate merged: {recorded:?}"
         );
-        let case = recorded.case_id();
+        let case = recorded.case_id().expect("recorded");
         assert_ne!(case, kept);
         let detail = store.case(case).await.unwrap();
         assert!(detail.summary.plate_uncertain, "{backend}");

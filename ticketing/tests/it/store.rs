@@ -57,7 +57,7 @@ async fn events_of_one_plate_violation_and_camera_within_the_window_merge_keepin
             e
         };
         let first = store.record(&base, None, now(), window()).await.unwrap();
-        let id = first.case_id();
+        let id = first.case_id().expect("recorded");
         // 4 min later: merges; 8 min after the first (4 after the second): merges too,
         // the window runs from the case's latest event.
         for (n, secs) in [(100, 240), (101, 480)] {
@@ -139,6 +139,7 @@ async fn a_thousand_events_from_ten_concurrent_writers_make_exactly_the_expected
                         Recorded::New(_) => outcomes.0 += 1,
                         Recorded::Duplicate(_) => outcomes.1 += 1,
                         Recorded::Merged(id) => panic!("merged into {id}"),
+                        Recorded::Queued => panic!("a case store queued"),
                     }
                 }
                 outcomes

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::config::CameraConfig;
@@ -30,7 +30,7 @@ struct File {
     camera: Vec<CameraEntry>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunSection {
     /// Detector sessions running in parallel, each on its own thread.
@@ -134,6 +134,104 @@ struct CameraEntry {
     frame_size: Option<Spanned<[u32; 2]>>,
 }
 
+/// A camera as a fleet's camera list holds it: its camera config's text, and how to
+/// reach it (as a deployment file's `[[camera]]` says).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetSpec {
+    pub config: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Read where the camera runs, so the list holds no secrets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_size: Option<[u32; 2]>,
+}
+
+impl FleetSpec {
+    /// The camera `id` of a fleet, ready to run with `run`'s settings; an error names the
+    /// key that is wrong.
+    pub fn camera(&self, id: &str, run: &RunSection) -> Result<LiveCameraSpec, String> {
+        let origin = PathBuf::from(format!("fleet camera {id}"));
+        let mut config =
+            CameraConfig::from_text(&self.config, &origin).map_err(|e| e.to_string())?;
+        config.id = id.to_string();
+        let password = match &self.password_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                format!("password_env: environment variable {var} is not set on this worker")
+            })?),
+            None => None,
+        };
+        let settings = live_settings(
+            &mut config,
+            &Reach {
+                url: &self.url,
+                evidence_url: self.evidence_url.as_deref(),
+                username: self.username.clone(),
+                password,
+                transport: self.transport.as_deref(),
+                frame_size: self.frame_size,
+            },
+            run,
+        )
+        .map_err(|(key, message)| format!("{key}: {message}"))?;
+        Ok(LiveCameraSpec { config, settings })
+    }
+}
+
+/// How to reach a camera, from a deployment file or a fleet's list.
+struct Reach<'a> {
+    url: &'a str,
+    evidence_url: Option<&'a str>,
+    username: Option<String>,
+    password: Option<String>,
+    transport: Option<&'a str>,
+    frame_size: Option<[u32; 2]>,
+}
+
+/// The camera's live settings, checked; an error names its key.
+fn live_settings(
+    config: &mut CameraConfig,
+    reach: &Reach,
+    run: &RunSection,
+) -> Result<LiveSettings, (&'static str, String)> {
+    parse_camera_url(reach.url).map_err(|e| ("camera.url", e.to_string()))?;
+    let mut settings = LiveSettings::new(&config.id, reach.url);
+    if let Some(main) = reach.evidence_url {
+        parse_camera_url(main).map_err(|e| ("camera.evidence_url", e.to_string()))?;
+        settings.evidence_url = Some(main.to_string());
+    }
+    settings.username = reach.username.clone();
+    settings.password = reach.password.clone();
+    if let Some(t) = reach.transport {
+        settings.transport = match t {
+            "tcp" => Transport::Tcp,
+            "udp" => Transport::Udp,
+            other => return Err(("camera.transport", format!("`{other}` is not tcp or udp"))),
+        };
+    }
+    if let Some([w, h]) = reach.frame_size {
+        if w < 32 || h < 32 || w > 7680 || h > 4320 {
+            return Err(("camera.frame_size", format!("{w}x{h} is not a frame size")));
+        }
+        config
+            .check_frame_size(w, h)
+            .map_err(|e| ("camera.frame_size", e.to_string()))?;
+        settings.frame_size = Some((w, h));
+    }
+    settings.analysis_fps = config.analysis_fps;
+    settings.stall_after = Duration::from_secs_f64(run.stall_seconds);
+    settings.queue_frames = run.queue_frames;
+    settings.ring = Duration::from_secs_f64(run.clip_before_seconds + run.clip_after_seconds + 5.0);
+    Ok(settings)
+}
+
 #[derive(Debug)]
 pub struct LiveCameraSpec {
     pub config: CameraConfig,
@@ -152,7 +250,25 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 impl Deployment {
+    /// No cameras yet (a fleet's worker, whose cameras come later).
+    pub fn empty(run: RunSection) -> Self {
+        Self {
+            path: PathBuf::new(),
+            run,
+            cameras: Vec::new(),
+        }
+    }
+
+    /// A deployment file's `[run]` settings, checked; its cameras, if any, are not read.
+    pub fn load_settings(path: &Path) -> Result<RunSection, DeploymentError> {
+        Ok(Self::load_with(path, false)?.run)
+    }
+
     pub fn load(path: &Path) -> Result<Self, DeploymentError> {
+        Self::load_with(path, true)
+    }
+
+    fn load_with(path: &Path, with_cameras: bool) -> Result<Self, DeploymentError> {
         let err = |line: usize, key: &str, message: String| DeploymentError {
             path: path.to_owned(),
             line,
@@ -164,7 +280,7 @@ impl Deployment {
             let line = e.span().map(|s| line_of(&text, s.start)).unwrap_or(0);
             err(line, "-", e.message().to_string())
         })?;
-        if file.camera.is_empty() {
+        if with_cameras && file.camera.is_empty() {
             return Err(err(0, "camera", "no [[camera]] in the deployment".into()));
         }
         if let Err((key, message)) = file.run.check() {
@@ -177,7 +293,12 @@ impl Deployment {
         let base = path.parent().unwrap_or(Path::new("."));
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut cameras = Vec::new();
-        for entry in file.camera {
+        let entries = if with_cameras {
+            file.camera
+        } else {
+            Vec::new()
+        };
+        for entry in entries {
             let config_line = line_of(&text, entry.config.span().start);
             let config_path = base.join(entry.config.get_ref());
             let mut config = CameraConfig::load(&config_path)
@@ -197,65 +318,34 @@ impl Deployment {
                     format!("camera id `{}` is already used on line {first}", config.id),
                 ));
             }
-            let url_line = line_of(&text, entry.url.span().start);
-            parse_camera_url(entry.url.get_ref())
-                .map_err(|e| err(url_line, "camera.url", e.to_string()))?;
-            let mut settings = LiveSettings::new(&config.id, entry.url.get_ref());
-            if let Some(main) = &entry.evidence_url {
-                parse_camera_url(main.get_ref()).map_err(|e| {
-                    err(
-                        line_of(&text, main.span().start),
-                        "camera.evidence_url",
-                        e.to_string(),
-                    )
-                })?;
-                settings.evidence_url = Some(main.get_ref().clone());
-            }
-            settings.username = entry.username.clone();
-            if let Some(var) = &entry.password_env {
-                let value = std::env::var(var.get_ref()).map_err(|_| {
+            let password = match &entry.password_env {
+                Some(var) => Some(std::env::var(var.get_ref()).map_err(|_| {
                     err(
                         line_of(&text, var.span().start),
                         "camera.password_env",
                         format!("environment variable {} is not set", var.get_ref()),
                     )
+                })?),
+                None => None,
+            };
+            let reach = Reach {
+                url: entry.url.get_ref(),
+                evidence_url: entry.evidence_url.as_ref().map(|u| u.get_ref().as_str()),
+                username: entry.username.clone(),
+                password,
+                transport: entry.transport.as_ref().map(|t| t.get_ref().as_str()),
+                frame_size: entry.frame_size.as_ref().map(|f| *f.get_ref()),
+            };
+            let settings =
+                live_settings(&mut config, &reach, &file.run).map_err(|(key, message)| {
+                    let span = match key {
+                        "camera.evidence_url" => entry.evidence_url.as_ref().map(|v| v.span()),
+                        "camera.transport" => entry.transport.as_ref().map(|v| v.span()),
+                        "camera.frame_size" => entry.frame_size.as_ref().map(|v| v.span()),
+                        _ => Some(entry.url.span()),
+                    };
+                    err(span.map_or(0, |s| line_of(&text, s.start)), key, message)
                 })?;
-                settings.password = Some(value);
-            }
-            if let Some(t) = &entry.transport {
-                settings.transport = match t.get_ref().as_str() {
-                    "tcp" => Transport::Tcp,
-                    "udp" => Transport::Udp,
-                    other => {
-                        return Err(err(
-                            line_of(&text, t.span().start),
-                            "camera.transport",
-                            format!("`{other}` is not tcp or udp"),
-                        ));
-                    }
-                };
-            }
-            if let Some(size) = &entry.frame_size {
-                let [w, h] = *size.get_ref();
-                let line = line_of(&text, size.span().start);
-                if w < 32 || h < 32 || w > 7680 || h > 4320 {
-                    return Err(err(
-                        line,
-                        "camera.frame_size",
-                        format!("{w}x{h} is not a frame size"),
-                    ));
-                }
-                config
-                    .check_frame_size(w, h)
-                    .map_err(|e| err(line, "camera.frame_size", e.to_string()))?;
-                settings.frame_size = Some((w, h));
-            }
-            settings.analysis_fps = config.analysis_fps;
-            settings.stall_after = Duration::from_secs_f64(file.run.stall_seconds);
-            settings.queue_frames = file.run.queue_frames;
-            settings.ring = Duration::from_secs_f64(
-                file.run.clip_before_seconds + file.run.clip_after_seconds + 5.0,
-            );
             cameras.push(LiveCameraSpec { config, settings });
         }
         Ok(Self {

@@ -13,12 +13,12 @@ mod metrics;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use vigil_core::{Clock, DataDir, EventSink};
+use vigil_core::{Admission, Admit, Always, Clock, DataDir, EventSink};
 
 use crate::analysis::{Analyzer, AnalyzerSettings, Finding, Look, ModelInfo, Models};
 use crate::config::CameraConfig;
@@ -46,6 +46,12 @@ pub enum LiveError {
     Recorder(#[from] RecorderError),
     #[error("cannot start inference worker: {0}")]
     Worker(std::io::Error),
+    #[error("camera `{0}` runs here already")]
+    Duplicate(String),
+    #[error(
+        "camera `{0}` needs the no-helmet model, which this worker did not load (run `scripts/setup --helmet` where it runs)"
+    )]
+    NoHelmetModel(String),
 }
 
 /// What an operator sees of a camera, whatever it is behind.
@@ -79,7 +85,7 @@ pub struct OpenCamera {
 }
 
 /// How the runner connects its cameras.
-pub trait CameraOpener {
+pub trait CameraOpener: Send + Sync {
     fn open(&self, spec: &LiveCameraSpec, clock: Arc<dyn Clock>)
     -> Result<OpenCamera, SourceError>;
 }
@@ -144,6 +150,20 @@ struct Slot {
     /// Apart from `state`, which a worker holds while it analyses: the cameras page asks
     /// for this at any time.
     latest: Mutex<Option<Arc<image::RgbImage>>>,
+    /// Whether what it finds may leave this worker (a fleet's lease).
+    admission: Arc<dyn Admission>,
+    /// Records held back until the lease's fate is known.
+    held: Mutex<Vec<Record>>,
+    /// Being removed: no new analysis; gone once its violations have their clips.
+    leaving: AtomicBool,
+}
+
+/// The moment a record is of, which its camera's lease admits or not.
+fn record_time(record: &Record) -> DateTime<Utc> {
+    match record {
+        Record::Case(e) => e.occurred_at,
+        Record::Sighting(s) => s.seen_at,
+    }
 }
 
 pub struct RunnerSettings {
@@ -153,6 +173,9 @@ pub struct RunnerSettings {
     /// Where cases and plate reads go (through the recorder).
     pub sink: Arc<dyn EventSink>,
     pub clock: Arc<dyn Clock>,
+    /// Load every installed model, for cameras added later (a fleet's worker), rather
+    /// than those the deployment's cameras need.
+    pub any_camera: bool,
 }
 
 /// What an earlier run that died left: pieces of packages removed, and each package whose
@@ -174,18 +197,25 @@ fn recover(data: &DataDir, recorder: &Recorder) {
     }
 }
 
+type Slots = Arc<RwLock<Vec<Arc<Slot>>>>;
+
 pub struct LiveRunner {
-    slots: Arc<Vec<Slot>>,
+    slots: Slots,
     stop: Arc<AtomicBool>,
     workers: Mutex<Vec<JoinHandle<()>>>,
     metrics: Arc<Metrics>,
     recorder: Arc<Recorder>,
+    opener: Arc<dyn CameraOpener>,
+    clock: Arc<dyn Clock>,
+    gating: bool,
+    /// Whether the no-helmet model was loaded (a camera that needs it runs only then).
+    heads: bool,
 }
 
 impl LiveRunner {
     /// Start every camera over RTSP and the inference workers.
     pub fn start(deployment: Deployment, settings: RunnerSettings) -> Result<Self, LiveError> {
-        Self::start_with(deployment, settings, &RtspOpener)
+        Self::start_with(deployment, settings, Arc::new(RtspOpener))
     }
 
     /// Start every camera through `opener`, and the inference workers. Models are loaded
@@ -193,16 +223,23 @@ impl LiveRunner {
     pub fn start_with(
         deployment: Deployment,
         settings: RunnerSettings,
-        opener: &dyn CameraOpener,
+        opener: Arc<dyn CameraOpener>,
     ) -> Result<Self, LiveError> {
         let run = &deployment.run;
         let mut worker_models = Vec::new();
         for _ in 0..run.inference_workers {
-            worker_models.push(Models::load_for(
-                &settings.models_path,
-                deployment.cameras.iter().map(|spec| &spec.config),
-            )?);
+            worker_models.push(if settings.any_camera {
+                Models::load_every(&settings.models_path)?
+            } else {
+                Models::load_for(
+                    &settings.models_path,
+                    deployment.cameras.iter().map(|spec| &spec.config),
+                )?
+            });
         }
+        let heads = worker_models
+            .first_mut()
+            .is_some_and(|m| m.helmet().is_ok());
         let model_info: Vec<ModelInfo> = worker_models
             .first()
             .map(|m| m.info.clone())
@@ -211,22 +248,15 @@ impl LiveRunner {
         let gating = run.motion_gating;
         let mut slots = Vec::new();
         for spec in &deployment.cameras {
-            let camera = opener.open(spec, clock.clone())?;
-            slots.push(Slot {
-                state: Mutex::new(SlotState {
-                    frames: camera.frames,
-                    analyzer: new_analyzer(&spec.config, gating, &clock),
-                    started_at: clock.now(),
-                    pending: Vec::new(),
-                }),
-                uri: camera.monitor.status().url,
-                monitor: camera.monitor,
-                clips: camera.clips,
-                latest: Mutex::new(None),
-                config: spec.config.clone(),
-            });
+            slots.push(Arc::new(open_slot(
+                opener.as_ref(),
+                spec,
+                clock.clone(),
+                gating,
+                Arc::new(Always),
+            )?));
         }
-        let slots = Arc::new(slots);
+        let slots: Slots = Arc::new(RwLock::new(slots));
         let stop = Arc::new(AtomicBool::new(false));
         let metrics = Arc::new(Metrics::new());
         let recorder = Arc::new(Recorder::start(
@@ -269,29 +299,89 @@ impl LiveRunner {
             workers: Mutex::new(workers),
             metrics,
             recorder,
+            opener,
+            clock,
+            gating,
+            heads,
         })
+    }
+
+    fn slots(&self) -> Vec<Arc<Slot>> {
+        snapshot(&self.slots)
+    }
+
+    /// Start a camera while the others run (a fleet gave it to this worker); what it
+    /// finds leaves as `admission` admits.
+    pub fn add_camera(
+        &self,
+        spec: &LiveCameraSpec,
+        admission: Arc<dyn Admission>,
+    ) -> Result<(), LiveError> {
+        let id = &spec.config.id;
+        if self.slots().iter().any(|s| s.config.id == *id) {
+            return Err(LiveError::Duplicate(id.clone()));
+        }
+        let needs_heads = spec.config.rules().iter().any(|(_, r)| r.needs_heads());
+        if needs_heads && !self.heads {
+            return Err(LiveError::NoHelmetModel(id.clone()));
+        }
+        let slot = open_slot(
+            self.opener.as_ref(),
+            spec,
+            self.clock.clone(),
+            self.gating,
+            admission,
+        )?;
+        if let Ok(mut slots) = self.slots.write() {
+            slots.push(Arc::new(slot));
+        }
+        tracing::info!(camera = %id, "camera added");
+        Ok(())
+    }
+
+    /// Stop a camera while the others run: no new analysis; it goes once its violations
+    /// waiting for their clips are published (at most `within`, then with the video there
+    /// is). Returns once it is gone.
+    pub fn remove_camera(&self, camera_id: &str, within: Duration) {
+        let Some(slot) = self.slots().into_iter().find(|s| s.config.id == camera_id) else {
+            return;
+        };
+        slot.leaving.store(true, Ordering::SeqCst);
+        let deadline = self.clock.monotonic() + within;
+        while self.slots().iter().any(|s| Arc::ptr_eq(s, &slot)) {
+            if self.clock.monotonic() >= deadline || self.stop.load(Ordering::SeqCst) {
+                break;
+            }
+            self.clock.sleep(Duration::from_millis(20));
+        }
+        if let Ok(mut slots) = self.slots.write() {
+            slots.retain(|s| !Arc::ptr_eq(s, &slot));
+        }
+        slot.monitor.stop();
+        release_held(&slot, &self.recorder, true);
+        tracing::info!(camera = %camera_id, "camera removed");
     }
 
     /// Each camera's configuration, in the deployment's order.
     pub fn configs(&self) -> Vec<CameraConfig> {
-        self.slots.iter().map(|s| s.config.clone()).collect()
+        self.slots().iter().map(|s| s.config.clone()).collect()
     }
 
     /// The last frame each camera delivered for analysis (gated or not), by camera id.
     pub fn latest_frame(&self, camera_id: &str) -> Option<Arc<image::RgbImage>> {
-        self.slots
+        self.slots()
             .iter()
             .find(|s| s.config.id == camera_id)
             .and_then(|s| s.latest.lock().ok().and_then(|l| l.clone()))
     }
 
     pub fn statuses(&self) -> Vec<CameraStatus> {
-        self.slots.iter().map(|s| s.monitor.status()).collect()
+        self.slots().iter().map(|s| s.monitor.status()).collect()
     }
 
     /// What each camera's analysis did so far.
     pub fn analysis_counts(&self) -> Vec<AnalysisCounts> {
-        self.slots
+        self.slots()
             .iter()
             .map(|s| {
                 let l = Metrics::label(&s.config.id);
@@ -311,7 +401,7 @@ impl LiveRunner {
     /// Prometheus text exposition of the metrics.
     pub fn metrics_text(&self) -> String {
         let statuses: Vec<(CameraStatus, usize)> = self
-            .slots
+            .slots()
             .iter()
             .map(|s| (s.monitor.status(), s.monitor.queued()))
             .collect();
@@ -330,8 +420,11 @@ impl LiveRunner {
         for w in workers {
             let _ = w.join();
         }
-        for slot in self.slots.iter() {
+        for slot in self.slots() {
             slot.monitor.stop();
+            // Nothing lost at a stop: whether held records were another worker's to send
+            // is not known, and the case store merges a violation seen twice.
+            release_held(&slot, &self.recorder, true);
         }
         let flushed = self.recorder.finish();
         if flushed.spooled > 0 {
@@ -349,6 +442,59 @@ impl Drop for LiveRunner {
     }
 }
 
+fn snapshot(slots: &Slots) -> Vec<Arc<Slot>> {
+    slots.read().map(|s| s.clone()).unwrap_or_default()
+}
+
+fn open_slot(
+    opener: &dyn CameraOpener,
+    spec: &LiveCameraSpec,
+    clock: Arc<dyn Clock>,
+    gating: bool,
+    admission: Arc<dyn Admission>,
+) -> Result<Slot, LiveError> {
+    let camera = opener.open(spec, clock.clone())?;
+    Ok(Slot {
+        state: Mutex::new(SlotState {
+            frames: camera.frames,
+            analyzer: new_analyzer(&spec.config, gating, &clock),
+            started_at: clock.now(),
+            pending: Vec::new(),
+        }),
+        uri: camera.monitor.status().url,
+        monitor: camera.monitor,
+        clips: camera.clips,
+        latest: Mutex::new(None),
+        config: spec.config.clone(),
+        admission,
+        held: Mutex::new(Vec::new()),
+        leaving: AtomicBool::new(false),
+    })
+}
+
+/// Send what a camera held back that its lease now admits, drop what it never will;
+/// `all`: send whatever is not refused (the camera is going).
+fn release_held(slot: &Slot, recorder: &Recorder, all: bool) {
+    let Ok(mut held) = slot.held.lock() else {
+        return;
+    };
+    if held.is_empty() {
+        return;
+    }
+    let mut keep = Vec::new();
+    for record in held.drain(..) {
+        match slot.admission.admit(record_time(&record)) {
+            Admit::Now => recorder.submit(record),
+            Admit::Hold if all => recorder.submit(record),
+            Admit::Hold => keep.push(record),
+            Admit::Never => {
+                tracing::info!(camera = %slot.config.id, record = %record, "not sent: another worker ran the camera then")
+            }
+        }
+    }
+    *held = keep;
+}
+
 fn new_analyzer(config: &CameraConfig, gating: bool, clock: &Arc<dyn Clock>) -> Analyzer {
     let settings = AnalyzerSettings {
         motion_gating: gating,
@@ -358,7 +504,7 @@ fn new_analyzer(config: &CameraConfig, gating: bool, clock: &Arc<dyn Clock>) -> 
 }
 
 struct Worker {
-    slots: Arc<Vec<Slot>>,
+    slots: Slots,
     stop: Arc<AtomicBool>,
     publisher: Arc<Publisher>,
     gating: bool,
@@ -369,9 +515,9 @@ struct Worker {
 
 impl Worker {
     fn run(&self, models: &mut Models, n: usize) {
-        let slots = self.slots.as_slice();
         let mut start = n;
         loop {
+            let slots = snapshot(&self.slots);
             let stopping = self.stop.load(Ordering::SeqCst);
             let mut busy = false;
             let mut left = 0;
@@ -382,8 +528,19 @@ impl Worker {
                     continue;
                 };
                 self.finish_due(slot, &mut state, stopping);
+                release_held(slot, &self.recorder, false);
                 left += state.pending.len();
                 if stopping {
+                    continue;
+                }
+                if slot.leaving.load(Ordering::SeqCst) {
+                    // Its clips still need the camera's video; its frames go unanalysed.
+                    while let Ok(Some(_)) = state.frames.next_frame() {}
+                    if state.pending.is_empty()
+                        && let Ok(mut all) = self.slots.write()
+                    {
+                        all.retain(|s| !Arc::ptr_eq(s, slot));
+                    }
                     continue;
                 }
                 match state.frames.next_frame() {
@@ -454,7 +611,7 @@ impl Worker {
         }
         for s in state.analyzer.take_sightings() {
             let record = self.publisher.sighting(&slot.config, &source(), &s);
-            self.recorder.submit(Record::Sighting(record));
+            self.emit(slot, Record::Sighting(record));
         }
         self.metrics.inference.observe(t.elapsed().as_secs_f64());
         self.metrics.analysed.get_or_create(&label).inc();
@@ -467,6 +624,21 @@ impl Worker {
                 source: source(),
                 finding,
             });
+        }
+    }
+
+    /// Hand a record to the recorder if the camera's lease admits it.
+    fn emit(&self, slot: &Slot, record: Record) {
+        match slot.admission.admit(record_time(&record)) {
+            Admit::Now => self.recorder.submit(record),
+            Admit::Hold => {
+                if let Ok(mut held) = slot.held.lock() {
+                    held.push(record);
+                }
+            }
+            Admit::Never => {
+                tracing::info!(camera = %slot.config.id, record = %record, "not sent: this worker no longer runs the camera")
+            }
         }
     }
 
@@ -487,7 +659,7 @@ impl Worker {
                 Ok(event) => {
                     // Handed over: the recorder retries a refusing store and spools what
                     // it cannot hold.
-                    self.recorder.submit(Record::Case(event));
+                    self.emit(slot, Record::Case(event));
                     self.metrics
                         .violations
                         .get_or_create(&Metrics::label(&slot.config.id))

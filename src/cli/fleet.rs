@@ -1,0 +1,274 @@
+//! `vigil fleet`: an operator's hand on a fleet's NATS JetStream: the camera list (add,
+//! remove, pin, pause), workers to drain, and what runs where with the latest moves. The
+//! workers see every change at once; none restarts.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+use futures_util::StreamExt;
+use vigil_fleet::agent::drain_key;
+use vigil_fleet::bus::FLEET_STREAM;
+use vigil_fleet::{Bus, FleetCamera, Heartbeat, Lease, Move};
+use vigil_pipeline::run::live::deployment::{FleetSpec, RunSection};
+
+use super::Context;
+
+#[derive(clap::Args)]
+pub struct FleetArgs {
+    /// The fleet's NATS JetStream.
+    #[arg(long, env = "VIGIL_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    #[command(subcommand)]
+    pub action: FleetAction,
+}
+
+#[derive(clap::Subcommand)]
+pub enum FleetAction {
+    /// Add a camera to the fleet (or change it): a worker takes it within a second.
+    AddCamera {
+        /// The camera's id in the fleet (overrides the camera config's).
+        #[arg(long)]
+        id: String,
+        /// Its camera config file (rules and geometry); its text goes into the list.
+        #[arg(long)]
+        camera_config: PathBuf,
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        evidence_url: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        /// Environment variable holding the password, on the workers.
+        #[arg(long)]
+        password_env: Option<String>,
+        #[arg(long)]
+        transport: Option<String>,
+        /// Run it on this worker while that worker is alive.
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Remove a camera: its worker finishes its clips and stops it.
+    RemoveCamera { id: String },
+    /// Run a camera on a worker (while it is alive), or anywhere with --none.
+    Pin {
+        id: String,
+        worker: Option<String>,
+        #[arg(long, conflicts_with = "worker")]
+        none: bool,
+    },
+    /// Keep a camera in the list but run it nowhere (or again, with --resume).
+    Pause {
+        id: String,
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Move every camera off a worker (it stays in the fleet); --undo lets it take its
+    /// share again.
+    Drain {
+        worker: String,
+        #[arg(long)]
+        undo: bool,
+    },
+    /// Workers, cameras and who runs them, and the latest moves.
+    Status {
+        /// Moves shown, newest last.
+        #[arg(long, default_value_t = 20)]
+        moves: usize,
+    },
+}
+
+pub fn run(ctx: &Context, args: FleetArgs) -> Result<()> {
+    ctx.runtime.block_on(async move {
+        let bus = Bus::connect(&args.nats, "vigil fleet").await?;
+        match args.action {
+            FleetAction::AddCamera {
+                id,
+                camera_config,
+                url,
+                evidence_url,
+                username,
+                password_env,
+                transport,
+                pin,
+            } => {
+                let config = std::fs::read_to_string(&camera_config)
+                    .with_context(|| format!("camera config {}", camera_config.display()))?;
+                let spec = FleetSpec {
+                    config,
+                    url,
+                    evidence_url,
+                    username,
+                    password_env: password_env.clone(),
+                    transport,
+                    frame_size: None,
+                };
+                // Checked here as a worker will check it (the password aside: it is read
+                // where the camera runs).
+                let checked = FleetSpec {
+                    password_env: None,
+                    ..spec.clone()
+                };
+                checked
+                    .camera(&id, &RunSection::default())
+                    .map_err(|e| anyhow::anyhow!("camera {id}: {e}"))?;
+                let camera = FleetCamera {
+                    id: id.clone(),
+                    spec: serde_json::to_value(&spec)?,
+                    pin,
+                    paused: false,
+                };
+                put_camera(&bus, &camera).await?;
+                println!("camera {id} is in the fleet's list");
+            }
+            FleetAction::RemoveCamera { id } => {
+                camera(&bus, &id).await?;
+                bus.cameras.delete(&id).await?;
+                println!("camera {id} removed");
+            }
+            FleetAction::Pin { id, worker, none } => {
+                let mut c = camera(&bus, &id).await?;
+                if worker.is_none() && !none {
+                    bail!("name a worker, or --none");
+                }
+                c.pin = worker;
+                put_camera(&bus, &c).await?;
+                println!(
+                    "camera {id} pinned to {}",
+                    c.pin.as_deref().unwrap_or("no worker")
+                );
+            }
+            FleetAction::Pause { id, resume } => {
+                let mut c = camera(&bus, &id).await?;
+                c.paused = !resume;
+                put_camera(&bus, &c).await?;
+                println!("camera {id} {}", if resume { "resumed" } else { "paused" });
+            }
+            FleetAction::Drain { worker, undo } => {
+                if undo {
+                    bus.control.delete(drain_key(&worker)).await?;
+                    println!("worker {worker} takes its share again");
+                } else {
+                    bus.control.put(drain_key(&worker), "true".into()).await?;
+                    println!("worker {worker} is being drained");
+                }
+            }
+            FleetAction::Status { moves } => status(&bus, moves).await?,
+        }
+        Ok(())
+    })
+}
+
+async fn put_camera(bus: &Bus, camera: &FleetCamera) -> Result<()> {
+    bus.cameras
+        .put(&camera.id, serde_json::to_vec(camera)?.into())
+        .await
+        .with_context(|| format!("camera {}: not stored", camera.id))?;
+    Ok(())
+}
+
+async fn camera(bus: &Bus, id: &str) -> Result<FleetCamera> {
+    let Some(bytes) = bus.cameras.get(id).await? else {
+        bail!("no camera {id} in the fleet's list");
+    };
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+/// Every key's latest value of a bucket, parsed (what does not parse is skipped).
+async fn all<T: serde::de::DeserializeOwned>(
+    store: &async_nats::jetstream::kv::Store,
+) -> Result<Vec<(String, T)>> {
+    let mut out = Vec::new();
+    let mut keys = store.keys().await?;
+    while let Some(key) = keys.next().await {
+        let key = key?;
+        if let Some(bytes) = store.get(&key).await?
+            && let Ok(value) = serde_json::from_slice(&bytes)
+        {
+            out.push((key, value));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// The latest `n` moves on the fleet's stream.
+pub async fn latest_moves(bus: &Bus, n: usize) -> Result<Vec<Move>> {
+    let mut stream = bus.js.get_stream(FLEET_STREAM).await?;
+    let last = stream.info().await?.state.last_sequence;
+    if last == 0 || n == 0 {
+        return Ok(Vec::new());
+    }
+    let from = last.saturating_sub(n as u64 - 1).max(1);
+    let consumer = stream
+        .create_consumer(pull::Config {
+            deliver_policy: DeliverPolicy::ByStartSequence {
+                start_sequence: from,
+            },
+            inactive_threshold: Duration::from_secs(10),
+            ..Default::default()
+        })
+        .await?;
+    let mut messages = consumer
+        .fetch()
+        .max_messages(n)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await?;
+    let mut out = Vec::new();
+    while let Some(m) = messages.next().await {
+        let Ok(m) = m else { break };
+        if let Ok(mv) = serde_json::from_slice::<Move>(&m.payload) {
+            out.push(mv);
+        }
+        let _ = m.ack().await;
+    }
+    Ok(out)
+}
+
+async fn status(bus: &Bus, moves: usize) -> Result<()> {
+    let workers: Vec<(String, Heartbeat)> = all(&bus.workers).await?;
+    let cameras: Vec<(String, FleetCamera)> = all(&bus.cameras).await?;
+    let leases: Vec<(String, Lease)> = all(&bus.leases).await?;
+    let now = chrono::Utc::now();
+    println!("workers ({}):", workers.len());
+    for (name, w) in &workers {
+        println!(
+            "  {name:<20} {:>3}/{:<3} cameras  load {:.2}  last heard {:.1} s ago{}",
+            w.cameras.len(),
+            w.capacity,
+            w.load,
+            (now - w.at).num_milliseconds() as f64 / 1000.0,
+            if w.draining { "  draining" } else { "" }
+        );
+    }
+    println!("cameras ({}):", cameras.len());
+    for (id, c) in &cameras {
+        let holder = leases
+            .iter()
+            .find(|(k, _)| k == id)
+            .map(|(_, l)| l.worker.as_str())
+            .unwrap_or("-");
+        println!(
+            "  {id:<24} on {holder:<20}{}{}",
+            c.pin
+                .as_deref()
+                .map(|p| format!(" pinned to {p}"))
+                .unwrap_or_default(),
+            if c.paused { " paused" } else { "" }
+        );
+    }
+    println!("latest moves:");
+    for m in latest_moves(bus, moves).await? {
+        println!(
+            "  {} {:<24} {} -> {}  ({})",
+            m.at.format("%Y-%m-%d %H:%M:%S"),
+            m.camera,
+            m.from.as_deref().unwrap_or("-"),
+            m.to.as_deref().unwrap_or("-"),
+            m.reason.as_str()
+        );
+    }
+    Ok(())
+}
