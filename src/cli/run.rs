@@ -46,7 +46,12 @@ pub struct RunArgs {
 #[derive(clap::Args, Clone)]
 pub struct FleetArgs {
     /// The fleet's NATS JetStream (nats://host:4222).
-    #[arg(long = "fleet", id = "fleet", env = "VIGIL_NATS_URL")]
+    #[arg(
+        long = "fleet",
+        id = "fleet",
+        value_name = "NATS_URL",
+        env = "VIGIL_NATS_URL"
+    )]
     pub url: Option<String>,
     /// This worker's name in the fleet: unique, stable across restarts.
     #[arg(long, env = "VIGIL_WORKER", requires = "fleet")]

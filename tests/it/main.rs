@@ -8,6 +8,7 @@ mod crash;
 mod decode;
 mod detect_and_read;
 mod eval_and_plate;
+mod fleet;
 mod helmet;
 mod live;
 mod live_run;
