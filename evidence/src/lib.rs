@@ -10,5 +10,5 @@ pub mod sample;
 pub mod verify;
 
 pub use key::{EvidenceKey, SIGNATURE_FILE, SignatureFile, SigningError, parse_public_key};
-pub use package::{MANIFEST, Manifest, PackageError, listed_file, read_manifest};
+pub use package::{MANIFEST, Manifest, PackageError, listed_file, package_files, read_manifest};
 pub use verify::{Problem, TrustedKeys, verify_package};

@@ -169,6 +169,18 @@ pub fn read_manifest(dir: &Path) -> Result<(Manifest, Vec<u8>), PackageError> {
     Ok((manifest, bytes))
 }
 
+/// The names of every file of the package in `dir`, as they travel to a store elsewhere:
+/// the manifest first (a store that has it filed needs nothing more), its signature, then
+/// what the manifest lists.
+pub fn package_files(dir: &Path) -> Result<Vec<String>, PackageError> {
+    let (manifest, _) = read_manifest(dir)?;
+    Ok([MANIFEST, crate::SIGNATURE_FILE]
+        .into_iter()
+        .map(str::to_string)
+        .chain(manifest.files.into_iter().map(|f| f.name))
+        .collect())
+}
+
 /// The path of `name` in the package in `dir`, if it is the manifest, its signature or a
 /// file the manifest lists, and a regular file there (not a link).
 pub fn listed_file(dir: &Path, name: &str) -> Result<PathBuf, PackageError> {

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use tokio::runtime::Handle;
 use vigil_core::sighting::SightingUpload;
 use vigil_core::{EventSink, Recorded, Sighting, SinkError, ViolationEvent};
-use vigil_evidence::{MANIFEST, SIGNATURE_FILE, read_manifest};
+use vigil_evidence::package_files;
 
 use crate::bus::{Bus, EVENTS_SUBJECT, SIGHTINGS_SUBJECT};
 
@@ -56,14 +56,9 @@ impl BusSink {
     /// The package's files, manifest and signature first, then what the manifest lists.
     fn package_files(&self, event: &ViolationEvent) -> Result<(PathBuf, Vec<String>), SinkError> {
         let dir = self.evidence.join(event.event_id.to_string());
-        let (manifest, _) = read_manifest(&dir).map_err(|e| {
+        let names = package_files(&dir).map_err(|e| {
             SinkError::Refused(format!("event {}: its package: {e}", event.event_id))
         })?;
-        let names = [MANIFEST, SIGNATURE_FILE]
-            .into_iter()
-            .map(str::to_string)
-            .chain(manifest.files.into_iter().map(|f| f.name))
-            .collect();
         Ok((dir, names))
     }
 

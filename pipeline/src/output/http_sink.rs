@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vigil_core::sighting::SightingUpload;
 use vigil_core::{EventSink, Recorded, Sighting, SinkError, ViolationEvent};
-use vigil_evidence::{MANIFEST, SIGNATURE_FILE, read_manifest};
+use vigil_evidence::package_files;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HttpSinkError {
@@ -131,13 +131,9 @@ impl HttpSink {
     /// package filed already, nothing more is sent).
     fn upload_package(&self, event: &ViolationEvent) -> Result<(), SinkError> {
         let dir = self.evidence.join(event.event_id.to_string());
-        let (manifest, _) = read_manifest(&dir).map_err(|e| {
+        let names = package_files(&dir).map_err(|e| {
             SinkError::Refused(format!("event {}: its package: {e}", event.event_id))
         })?;
-        let names = [MANIFEST, SIGNATURE_FILE]
-            .into_iter()
-            .map(str::to_string)
-            .chain(manifest.files.iter().map(|f| f.name.clone()));
         for name in names {
             let bytes = std::fs::read(dir.join(&name))
                 .map_err(|e| SinkError::Refused(format!("{}: {e}", dir.join(&name).display())))?;
