@@ -105,6 +105,10 @@ enum Command {
     /// `--queries` searches typed with OCR look-alikes (p50, p99).
     #[command(hide = true)]
     BenchSearch(cli::bench::search::BenchSearchArgs),
+    /// A simulated province on NATS JetStream: time to full assignment, failover, the
+    /// server's traffic and the sightings intake rate.
+    #[command(hide = true)]
+    BenchFleet(cli::bench::fleet::BenchFleetArgs),
     /// Frames per second of decoding alone and of the whole pipeline on one video.
     #[command(hide = true)]
     Bench(cli::bench::BenchArgs),
@@ -157,6 +161,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchLive(args) => cli::bench::live::run(&ctx, args),
         Command::BenchIntake(args) => cli::bench::intake(&ctx, args),
         Command::BenchSearch(args) => cli::bench::search::run(&ctx, args),
+        Command::BenchFleet(args) => cli::bench::fleet::run(&ctx, args),
         Command::Bench(args) => cli::bench::pipeline(&ctx, args),
     }
 }

@@ -66,7 +66,7 @@ pub struct FleetCamera {
     pub paused: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MoveReason {
     /// It ran nowhere.
@@ -108,7 +108,7 @@ impl MoveReason {
 }
 
 /// A camera changing hands, as published on `vigil.fleet.moves`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Move {
     pub camera: String,
     pub from: Option<String>,

@@ -10,6 +10,7 @@ pub mod bus;
 pub mod gate;
 pub mod intake;
 pub mod sink;
+pub mod view;
 
 pub use agent::{
     Agent, AgentSettings, CameraHost, FleetCamera, Heartbeat, Lease, Move, MoveReason,
@@ -17,6 +18,7 @@ pub use agent::{
 pub use bus::Bus;
 pub use gate::{Admit, Fence, Gate};
 pub use sink::{BusSink, EventEnvelope};
+pub use view::FleetView;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {

@@ -170,3 +170,50 @@ impl EventSink for BusSink {
         Ok(true)
     }
 }
+
+/// An event's package as the fleet's object store holds it: the manifest, its signature
+/// and every file the manifest lists, by name; `None` when the store has no manifest for
+/// it. Whoever takes it checks it as any package (signature, hashes, the event's manifest
+/// hash) before keeping it: the store is only a way for the bytes to travel.
+pub async fn fetch_package(
+    bus: &Bus,
+    event: uuid::Uuid,
+) -> Result<Option<Vec<(String, Vec<u8>)>>, crate::FleetError> {
+    use async_nats::jetstream::object_store::GetErrorKind;
+    use tokio::io::AsyncReadExt as _;
+    async fn read(bus: &Bus, object: &str) -> Result<Option<Vec<u8>>, crate::FleetError> {
+        let mut bytes = Vec::new();
+        match bus.evidence.get(object).await {
+            Ok(mut o) => {
+                o.read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| crate::FleetError::Nats(format!("evidence {object}: {e}")))?;
+                Ok(Some(bytes))
+            }
+            Err(e) if e.kind() == GetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::FleetError::Nats(format!("evidence {object}: {e}"))),
+        }
+    }
+    let Some(manifest) = read(bus, &evidence_object(event, vigil_evidence::MANIFEST)).await? else {
+        return Ok(None);
+    };
+    let listed: vigil_evidence::Manifest = serde_json::from_slice(&manifest).map_err(|e| {
+        crate::FleetError::Nats(format!(
+            "evidence {event}: its manifest does not parse: {e}"
+        ))
+    })?;
+    let mut files = vec![(vigil_evidence::MANIFEST.to_string(), manifest)];
+    for name in std::iter::once(vigil_evidence::SIGNATURE_FILE.to_string())
+        .chain(listed.files.into_iter().map(|f| f.name))
+    {
+        match read(bus, &evidence_object(event, &name)).await? {
+            Some(bytes) => files.push((name, bytes)),
+            None => {
+                return Err(crate::FleetError::Nats(format!(
+                    "evidence {event}: {name} is not in the store"
+                )));
+            }
+        }
+    }
+    Ok(Some(files))
+}

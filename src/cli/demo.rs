@@ -19,6 +19,13 @@ pub struct DemoArgs {
     /// live for `--seconds`.
     #[arg(long)]
     pub live: bool,
+    /// A small fleet on this machine instead: the fixtures as four RTSP cameras shared by
+    /// two `vigil run --fleet` workers over the NATS JetStream at this URL (default the
+    /// local one), the case service's intake in this process; halfway one worker is
+    /// killed (-9) and its cameras move to the other.
+    #[arg(long, value_name = "NATS_URL", num_args = 0..=1,
+        default_missing_value = "nats://127.0.0.1:4222", conflicts_with = "live")]
+    pub fleet: Option<String>,
     #[arg(long, default_value_t = 30)]
     pub seconds: u64,
     /// Where the fixtures are.
@@ -36,6 +43,9 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<()> {
     let camera = fixture(&args.fixtures.join("cameras/junction-demo.toml"))?;
     if args.live {
         return live(ctx, &camera, &videos, args.seconds);
+    }
+    if let Some(url) = &args.fleet {
+        return super::demo_fleet::run(ctx, &camera, &videos, args.seconds, url);
     }
     // As if recorded a few minutes ago: the cases are then inside every legal deadline,
     // so `vigil serve` shows them waiting for review rather than expired.

@@ -3,14 +3,10 @@
 //! workers see every change at once; none restarts.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
-use async_nats::jetstream::consumer::{DeliverPolicy, pull};
-use futures_util::StreamExt;
 use vigil_fleet::agent::drain_key;
-use vigil_fleet::bus::FLEET_STREAM;
-use vigil_fleet::{Bus, FleetCamera, Heartbeat, Lease, Move};
+use vigil_fleet::{Bus, FleetCamera, FleetView};
 use vigil_pipeline::run::live::deployment::{FleetSpec, RunSection};
 
 use super::Context;
@@ -104,22 +100,7 @@ pub fn run(ctx: &Context, args: FleetArgs) -> Result<()> {
                     transport,
                     frame_size: None,
                 };
-                // Checked here as a worker will check it (the password aside: it is read
-                // where the camera runs).
-                let checked = FleetSpec {
-                    password_env: None,
-                    ..spec.clone()
-                };
-                checked
-                    .camera(&id, &RunSection::default())
-                    .map_err(|e| anyhow::anyhow!("camera {id}: {e}"))?;
-                let camera = FleetCamera {
-                    id: id.clone(),
-                    spec: serde_json::to_value(&spec)?,
-                    pin,
-                    paused: false,
-                };
-                put_camera(&bus, &camera).await?;
+                put_camera(&bus, &fleet_camera(&id, spec, pin)?).await?;
                 println!("camera {id} is in the fleet's list");
             }
             FleetAction::RemoveCamera { id } => {
@@ -160,7 +141,25 @@ pub fn run(ctx: &Context, args: FleetArgs) -> Result<()> {
     })
 }
 
-async fn put_camera(bus: &Bus, camera: &FleetCamera) -> Result<()> {
+/// A camera for the fleet's list, checked here as a worker will check it (the password
+/// aside: it is read where the camera runs).
+pub(super) fn fleet_camera(id: &str, spec: FleetSpec, pin: Option<String>) -> Result<FleetCamera> {
+    let checked = FleetSpec {
+        password_env: None,
+        ..spec.clone()
+    };
+    checked
+        .camera(id, &RunSection::default())
+        .map_err(|e| anyhow::anyhow!("camera {id}: {e}"))?;
+    Ok(FleetCamera {
+        id: id.to_string(),
+        spec: serde_json::to_value(&spec)?,
+        pin,
+        paused: false,
+    })
+}
+
+pub(super) async fn put_camera(bus: &Bus, camera: &FleetCamera) -> Result<()> {
     bus.cameras
         .put(&camera.id, serde_json::to_vec(camera)?.into())
         .await
@@ -175,99 +174,54 @@ async fn camera(bus: &Bus, id: &str) -> Result<FleetCamera> {
     Ok(serde_json::from_slice(&bytes)?)
 }
 
-/// Every key's latest value of a bucket, parsed (what does not parse is skipped).
-async fn all<T: serde::de::DeserializeOwned>(
-    store: &async_nats::jetstream::kv::Store,
-) -> Result<Vec<(String, T)>> {
-    let mut out = Vec::new();
-    let mut keys = store.keys().await?;
-    while let Some(key) = keys.next().await {
-        let key = key?;
-        if let Some(bytes) = store.get(&key).await?
-            && let Ok(value) = serde_json::from_slice(&bytes)
-        {
-            out.push((key, value));
-        }
-    }
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
-}
-
-/// The latest `n` moves on the fleet's stream.
-pub async fn latest_moves(bus: &Bus, n: usize) -> Result<Vec<Move>> {
-    let mut stream = bus.js.get_stream(FLEET_STREAM).await?;
-    let last = stream.info().await?.state.last_sequence;
-    if last == 0 || n == 0 {
-        return Ok(Vec::new());
-    }
-    let from = last.saturating_sub(n as u64 - 1).max(1);
-    let consumer = stream
-        .create_consumer(pull::Config {
-            deliver_policy: DeliverPolicy::ByStartSequence {
-                start_sequence: from,
-            },
-            inactive_threshold: Duration::from_secs(10),
-            ..Default::default()
-        })
-        .await?;
-    let mut messages = consumer
-        .fetch()
-        .max_messages(n)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await?;
-    let mut out = Vec::new();
-    while let Some(m) = messages.next().await {
-        let Ok(m) = m else { break };
-        if let Ok(mv) = serde_json::from_slice::<Move>(&m.payload) {
-            out.push(mv);
-        }
-        let _ = m.ack().await;
-    }
-    Ok(out)
-}
-
-async fn status(bus: &Bus, moves: usize) -> Result<()> {
-    let workers: Vec<(String, Heartbeat)> = all(&bus.workers).await?;
-    let cameras: Vec<(String, FleetCamera)> = all(&bus.cameras).await?;
-    let leases: Vec<(String, Lease)> = all(&bus.leases).await?;
-    let now = chrono::Utc::now();
-    println!("workers ({}):", workers.len());
-    for (name, w) in &workers {
+pub(super) async fn status(bus: &Bus, moves: usize) -> Result<()> {
+    let view = FleetView::read(bus, moves).await?;
+    println!("workers ({}):", view.workers.len());
+    for w in &view.workers {
         println!(
-            "  {name:<20} {:>3}/{:<3} cameras  load {:.2}  last heard {:.1} s ago{}",
+            "  {:<20} {:>3}/{:<3} cameras  load {:.2}  last heard {:.1} s ago{}{}",
+            w.name,
             w.cameras.len(),
             w.capacity,
             w.load,
-            (now - w.at).num_milliseconds() as f64 / 1000.0,
+            w.last_heard_s,
+            if w.alive { "" } else { "  SILENT" },
             if w.draining { "  draining" } else { "" }
         );
     }
-    println!("cameras ({}):", cameras.len());
-    for (id, c) in &cameras {
-        let holder = leases
-            .iter()
-            .find(|(k, _)| k == id)
-            .map(|(_, l)| l.worker.as_str())
-            .unwrap_or("-");
+    println!("cameras ({}):", view.cameras.len());
+    for c in &view.cameras {
         println!(
-            "  {id:<24} on {holder:<20}{}{}",
+            "  {:<24} {:<17} on {:<20}{}",
+            c.id,
+            c.state.as_str(),
+            c.worker.as_deref().unwrap_or("-"),
             c.pin
                 .as_deref()
                 .map(|p| format!(" pinned to {p}"))
                 .unwrap_or_default(),
-            if c.paused { " paused" } else { "" }
+        );
+    }
+    println!("waiting in the streams:");
+    for q in &view.queues {
+        println!(
+            "  {:<16} {:>8} messages {:>12} bytes",
+            q.stream, q.messages, q.bytes
         );
     }
     println!("latest moves:");
-    for m in latest_moves(bus, moves).await? {
+    for m in &view.moves {
         println!(
-            "  {} {:<24} {} -> {}  ({})",
+            "  {} {:<24} {} -> {}  ({}){}",
             m.at.format("%Y-%m-%d %H:%M:%S"),
             m.camera,
             m.from.as_deref().unwrap_or("-"),
             m.to.as_deref().unwrap_or("-"),
-            m.reason.as_str()
+            m.reason.as_str(),
+            m.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
         );
     }
     Ok(())

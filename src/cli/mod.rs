@@ -7,6 +7,7 @@ pub mod batch;
 pub mod bench;
 pub mod cases;
 pub mod demo;
+mod demo_fleet;
 pub mod eval;
 pub mod fleet;
 pub mod health;

@@ -185,23 +185,31 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
     let mut intake = Intake::new(store, settings.fines, evidence);
     intake.dedup_window = settings.dedup_window;
     intake.plate_certain_at = settings.plate_certain_at;
-    let consumers = match &settings.nats {
+    let fleet = match &settings.nats {
         Some(url) => {
             let bus = vigil_fleet::Bus::connect(url, "vigil serve").await?;
             eprintln!("vigil: taking the fleet's events and plate reads from {url}");
-            Some(vigil_fleet::intake::Consumers::start(
-                bus,
+            let consumers = vigil_fleet::intake::Consumers::start(
+                bus.clone(),
                 std::sync::Arc::new(vigil_ticketing::bus_intake::BusIntake {
                     intake: intake.clone(),
                     data: settings.data.clone(),
                 }),
-            ))
+            );
+            Some((bus, consumers))
         }
         None => None,
     };
     let mut state = AppState::new(intake, settings.agency, settings.secure_cookies)
         .with_uploads(settings.data)
         .with_trusted_proxies(settings.proxies);
+    let consumers = match fleet {
+        Some((bus, consumers)) => {
+            state = state.with_fleet(bus);
+            Some(consumers)
+        }
+        None => None,
+    };
     match settings.payments {
         Some(provider) => state = state.with_payments(provider),
         None => eprintln!("vigil: no --payment-url: notices are paid at the counter only"),

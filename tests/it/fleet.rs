@@ -1,7 +1,8 @@
 //! A fleet as processes: three `vigil run --fleet` workers and `vigil serve --nats` on a
 //! NATS server of the test's own, six looping RTSP cameras of the test server added at run
 //! time with `vigil fleet`. One worker is killed −9: its cameras stream on the others
-//! within 15 s, and every violation reaches the case service once.
+//! within 15 s, and every violation reaches the case service once; a camera removed at
+//! run time stops.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
@@ -47,6 +48,7 @@ fn holders(service: &Path, nats: &str) -> BTreeMap<String, String> {
     .filter_map(|l| {
         let mut words = l.split_whitespace();
         let camera = words.next()?;
+        let _state = words.next()?;
         if !camera.starts_with("cam-") || words.next()? != "on" {
             return None;
         }
@@ -180,10 +182,35 @@ fn a_worker_killed_minus_nine_has_its_cameras_streaming_on_the_others_within_fif
             (after > 0).then_some(())
         },
     );
+
+    // A camera removed at run time stops where it runs; nothing of it after that.
+    let removed = moved[0].clone();
+    ok(vigil(
+        service,
+        &["fleet", "--nats", &url, "remove-camera", &removed],
+    ));
+    let removed_at = chrono::Utc::now();
+    until(Duration::from_secs(10), "the removed camera gone", || {
+        (!holders(service, &url).contains_key(&removed)).then_some(())
+    });
+    // Long enough for a violation of it to be seen, clipped and sent, had it run on.
+    std::thread::sleep(Duration::from_secs(12));
     for (_, (child, _, _)) in workers.drain() {
         common::stop(child);
     }
     drop(server);
+    let late: Vec<Value> = cases(service)
+        .into_iter()
+        .filter(|c| {
+            c["camera_id"] == removed.as_str()
+                && chrono::DateTime::parse_from_rfc3339(c["occurred_at"].as_str().unwrap()).unwrap()
+                    > removed_at + chrono::Duration::seconds(1)
+        })
+        .collect();
+    assert!(
+        late.is_empty(),
+        "{removed} analysed after its removal: {late:?}"
+    );
 
     // No violation twice: a camera's cases are a loop of the fixture apart, never two of
     // one pass of the vehicle.

@@ -91,7 +91,8 @@ impl EvidenceStore {
         self.root.join(".incoming").join(event_id.to_string())
     }
 
-    fn filed(&self, event_id: Uuid) -> bool {
+    /// Whether the event's package is filed here.
+    pub fn filed(&self, event_id: Uuid) -> bool {
         std::fs::symlink_metadata(self.package(event_id)).is_ok()
     }
 

@@ -3,6 +3,7 @@
 //! ([`search`]). Not tests: the numbers are the machine's.
 
 pub mod detect;
+pub mod fleet;
 pub mod live;
 pub mod search;
 
@@ -100,17 +101,7 @@ pub fn pipeline(ctx: &Context, args: BenchArgs) -> Result<()> {
 /// Intake throughput: events/s recorded on this database (SQLite by default, in a file
 /// of its own in the data folder).
 pub fn intake(ctx: &Context, args: BenchIntakeArgs) -> Result<()> {
-    let store = match &ctx.database {
-        Some(_) => ctx.open_store()?,
-        None => {
-            let data = ctx.create_data()?;
-            let path = data
-                .root()
-                .join(format!("bench-intake-{}.db", std::process::id()));
-            ctx.runtime
-                .block_on(vigil_ticketing::CaseStore::open_sqlite(&path))?
-        }
-    };
+    let store = bench_store(ctx, "intake")?;
     // Each event's package is filed first, in a store of the bench's own, signed by a
     // key it trusts: intake checks every package, and that is part of what is timed.
     let scratch = tempfile_dir()?;
@@ -142,6 +133,22 @@ pub fn intake(ctx: &Context, args: BenchIntakeArgs) -> Result<()> {
         .block_on(bench_intake(intake, events, args.writers));
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// The database a bench records into: `--database`, or a SQLite file of its own in the
+/// data folder.
+fn bench_store(ctx: &Context, bench: &str) -> Result<vigil_ticketing::CaseStore> {
+    Ok(match &ctx.database {
+        Some(_) => ctx.open_store()?,
+        None => {
+            let data = ctx.create_data()?;
+            let path = data
+                .root()
+                .join(format!("bench-{bench}-{}.db", std::process::id()));
+            ctx.runtime
+                .block_on(vigil_ticketing::CaseStore::open_sqlite(&path))?
+        }
+    })
 }
 
 /// Writers recording distinct events as fast as the database takes them.

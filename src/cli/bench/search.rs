@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, args: BenchSearchArgs) -> Result<()> {
 
 /// A plate of the Vietnamese grammar, from a counter: cars `98A-123.45`, motorbikes
 /// `99B1-123.45`.
-fn bench_plate(n: u64) -> String {
+pub(super) fn bench_plate(n: u64) -> String {
     const LETTERS: &[u8] = b"ABCDEFGHKLMNPSTUVXYZ";
     let mut x = n
         .wrapping_mul(6364136223846793005)

@@ -49,14 +49,64 @@ impl From<PackageError> for ApiError {
     }
 }
 
-/// A filed package's file: the manifest, the signature, or one the manifest lists.
+/// A filed package's file: the manifest, the signature, or one the manifest lists. A
+/// package this server has not filed (another replica took its event from the fleet) is
+/// fetched from the fleet's object store first, and filed only if it checks as any
+/// upload does.
 pub(super) async fn package_file(state: &AppState, event: Uuid, file: &str) -> ApiResult<PathBuf> {
+    if let Some(bus) = &state.fleet
+        && !state.intake.evidence.filed(event)
+        && let Err(e) = file_from_fleet(state, bus, event).await
+    {
+        tracing::warn!(%event, error = %e, "evidence not taken from the fleet's store");
+    }
     let (evidence, file) = (state.intake.evidence.clone(), file.to_string());
     Ok(
         tokio::task::spawn_blocking(move || evidence.file(event, &file))
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))??,
     )
+}
+
+/// The event's package from the fleet's object store, checked against the event the case
+/// store holds (its signature by a trusted key, every hash, the event's manifest hash)
+/// and filed. Nothing is filed when anything fails.
+async fn file_from_fleet(
+    state: &AppState,
+    bus: &vigil_fleet::Bus,
+    event: Uuid,
+) -> Result<(), String> {
+    let Some((_, recorded)) = state
+        .store
+        .event_by_id(&event.to_string())
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(());
+    };
+    let Some(files) = vigil_fleet::sink::fetch_package(bus, event)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
+        return Err("the fleet's store has no package for it".into());
+    };
+    let trusted = state
+        .store
+        .trusted_keys()
+        .await
+        .map_err(|e| e.to_string())?;
+    let evidence = state.intake.evidence.clone();
+    tokio::task::spawn_blocking(move || {
+        for (name, bytes) in &files {
+            evidence.receive(event, name, bytes)?;
+        }
+        evidence.accept(&recorded, &trusted)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    tracing::info!(%event, "evidence package taken from the fleet's store and filed");
+    Ok(())
 }
 
 /// A file, answering byte ranges (a video element seeks, and asks for the end of an MP4

@@ -12,6 +12,7 @@ mod citizens;
 pub mod error;
 mod events;
 mod evidence;
+mod fleet;
 mod hardening;
 mod notices;
 mod openapi;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub payments: Option<crate::payment::PaymentProvider>,
     /// Proxies whose forwarded client address is believed.
     pub proxies: Arc<TrustedProxies>,
+    /// The fleet's NATS JetStream, when this server takes the fleet's events.
+    pub fleet: Option<vigil_fleet::Bus>,
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     citizen_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
@@ -93,7 +96,14 @@ impl AppState {
             uploads: None,
             payments: None,
             proxies: Arc::new(TrustedProxies::default()),
+            fleet: None,
         }
+    }
+
+    /// Show the fleet on this NATS JetStream.
+    pub fn with_fleet(mut self, bus: vigil_fleet::Bus) -> Self {
+        self.fleet = Some(bus);
+        self
     }
 
     /// Take payments through `provider`.
@@ -162,6 +172,8 @@ pub enum Answer {
     File,
     /// 200, `text/csv`.
     Csv,
+    /// 200, Prometheus' text format.
+    Metrics,
     /// 200, an HTML page.
     Page,
     /// 200, an HTML page, or JSON of the schema with `Accept: application/json`.
@@ -249,6 +261,12 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             "A file of an event's evidence package, sent by a worker on another machine before the event (the package is filed when its event arrives and checks)",
             None, Answer::Created("UploadResponse"),
             put(evidence::upload_evidence_file).layer(DefaultBodyLimit::max(evidence::MAX_UPLOAD_BYTES))),
+        route!(GET "/api/fleet", &[Role::Officer, Role::Operator, Role::Admin],
+            "The fleet: workers (heard from lately, load, cameras), where each camera runs and in what state, the latest moves and their reasons, what waits in the queues (404 when the server has no --nats)",
+            None, Answer::Json("FleetView"), get(fleet::fleet_view)),
+        route!(GET "/metrics", &[Role::Operator, Role::Admin],
+            "Prometheus gauges: cases by state, undelivered publications, and with --nats the fleet's workers, cameras by state and queues (scrape with an operator's API token)",
+            None, Answer::Metrics, get(fleet::metrics)),
         route!(GET "/api/overdue", &[Role::Officer, Role::Admin], "Cases past a legal deadline",
             None, Answer::List("Overdue"), get(cases::overdue)),
         route!(GET "/api/stats", &[Role::Officer, Role::Operator, Role::Admin],

@@ -62,6 +62,13 @@ use super::{Answer, route_table};
     super::users::Disabled,
     super::evidence::UploadResponse,
     super::error::ErrorBody,
+    vigil_fleet::FleetView,
+    vigil_fleet::view::WorkerView,
+    vigil_fleet::view::CameraView,
+    vigil_fleet::view::CameraState,
+    vigil_fleet::view::QueueView,
+    vigil_fleet::Move,
+    vigil_fleet::MoveReason,
 )))]
 struct Schemas;
 
@@ -155,6 +162,7 @@ fn success(answer: Answer) -> Vec<(&'static str, utoipa::openapi::Response)> {
             ]
         }
         Answer::Csv => vec![("200", ok().content("text/csv", bytes()).build())],
+        Answer::Metrics => vec![("200", ok().content("text/plain", bytes()).build())],
         Answer::Page => vec![("200", ok().content("text/html", bytes()).build())],
         Answer::PageOrJson(s) => vec![(
             "200",

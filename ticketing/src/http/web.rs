@@ -67,6 +67,12 @@ pub const PAGES: &[PageSpec] = &[
         nav: true,
     },
     PageSpec {
+        path: "/fleet",
+        roles: OPERATIONS,
+        title: "Fleet",
+        nav: true,
+    },
+    PageSpec {
         path: "/cases/{id}",
         roles: CASE_READERS,
         title: "Case",
@@ -264,6 +270,7 @@ fn page_name(title: &str) -> &'static str {
         "Plate search" => "search",
         "Cameras" => "cameras",
         "Operations" => "operations",
+        "Fleet" => "fleet",
         _ => "case",
     }
 }

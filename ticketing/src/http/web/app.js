@@ -509,6 +509,58 @@ async function operationsPage(app) {
   for (const b of app.querySelectorAll(".bar")) b.style.width = `${b.dataset.w}%`;
 }
 
+// The fleet: workers, where each camera runs, the latest moves and why, the queues. Read
+// again every 2 s: a worker falling silent shows within the agents' own takeover time.
+async function fleetPage(app) {
+  const cards = el("section", { class: "cards", id: "fleet-summary" });
+  const workers = el("table", { id: "workers", class: "list" });
+  const cameras = el("table", { id: "fleet-cameras", class: "list" });
+  const moves = el("table", { id: "moves", class: "list" });
+  app.replaceChildren(el("h2", { text: "Fleet" }), cards, el("h3", { text: "Workers" }), workers,
+    el("h3", { text: "Cameras" }), cameras, el("h3", { text: "Latest moves" }), moves);
+  const refresh = async () => {
+    let f;
+    try { f = await api("GET", "/api/fleet"); } catch (e) {
+      app.replaceChildren(el("h2", { text: "Fleet" }), el("p", { id: "no-fleet", class: "muted", text: e.message }));
+      return false;
+    }
+    const alive = f.workers.filter((w) => w.alive).length;
+    const running = f.cameras.filter((c) => c.state === "running").length;
+    const waiting = (name) => (f.queues.find((q) => q.stream === name) || { messages: 0 }).messages;
+    cards.replaceChildren(
+      el("div", { class: "card" }, el("div", { class: "big", id: "workers-alive", text: `${alive} / ${f.workers.length}` }), "workers heard from"),
+      el("div", { class: "card" }, el("div", { class: "big", id: "cameras-running", text: `${running} / ${f.cameras.length}` }), "cameras running"),
+      el("div", { class: "card" }, el("div", { class: "big", text: waiting("VIGIL_EVENTS") }), "violations waiting for the case service"),
+      el("div", { class: "card" }, el("div", { class: "big", text: waiting("VIGIL_REFUSED") }), "violations refused, for a person"));
+    workers.replaceChildren(
+      el("tr", {}, ["Worker", "State", "Cameras", "Load", "Last heard", "Started"].map((h) => el("th", { text: h }))),
+      ...f.workers.map((w) => el("tr", { id: `worker-${w.name}` },
+        el("td", {}, el("strong", { text: w.name })),
+        el("td", {}, el("span", { class: `state ${w.alive ? "cam-streaming" : "cam-failed"}`, text: w.alive ? (w.draining ? "draining" : "alive") : "silent" })),
+        el("td", { text: `${w.cameras.length} / ${w.capacity}`, title: w.cameras.join(", ") }),
+        el("td", { text: pct(w.load) }),
+        el("td", { text: `${w.last_heard_s.toFixed(1)} s ago` }),
+        el("td", { text: localTime(w.started_at) }))));
+    if (!f.workers.length) workers.replaceChildren(el("tr", {}, el("td", { text: "No worker has joined: start `vigil run --fleet`." })));
+    cameras.replaceChildren(
+      el("tr", {}, ["Camera", "State", "Worker", "Since", "Pinned to"].map((h) => el("th", { text: h }))),
+      ...f.cameras.map((c) => el("tr", { id: `fleet-camera-${c.id}` },
+        el("td", {}, el("strong", { text: c.id })),
+        el("td", {}, el("span", { class: `state cam-${c.state === "running" ? "streaming" : c.state === "paused" ? "recorded" : "stalled"}`, text: c.state.replace(/_/g, " ") })),
+        el("td", { text: c.worker || "–" }), el("td", { text: localTime(c.since) }), el("td", { text: c.pin || "–" }))));
+    if (!f.cameras.length) cameras.replaceChildren(el("tr", {}, el("td", { text: "The fleet has no camera: add one with `vigil fleet add-camera`." })));
+    moves.replaceChildren(
+      el("tr", {}, ["When", "Camera", "From", "To", "Why"].map((h) => el("th", { text: h }))),
+      ...f.moves.slice().reverse().map((m) => el("tr", {},
+        el("td", { text: localTime(m.at) }), el("td", { text: m.camera }), el("td", { text: m.from || "–" }),
+        el("td", { text: m.to || "–" }), el("td", { class: "reason", text: m.reason.replace(/_/g, " ") + (m.detail ? `: ${m.detail}` : "") }))));
+    return true;
+  };
+  if (await refresh()) {
+    const timer = setInterval(() => refresh().then((ok) => { if (!ok) clearInterval(timer); }).catch((e) => status(e.message, "error")), 2000);
+  }
+}
+
 // ---------------------------------------------------------------------------------------
 
 // Where to go after logging in: the page asked for, only if it is on this site. The text
@@ -552,7 +604,7 @@ async function main() {
   if (logout) logout.addEventListener("click", async () => {
     try { await api("POST", "/api/logout"); } finally { sessionStorage.removeItem("vigil-csrf"); location.href = "/login"; }
   });
-  const pages = { review: reviewPage, case: casePage, search: searchPage, cameras: camerasPage, operations: operationsPage };
+  const pages = { review: reviewPage, case: casePage, search: searchPage, cameras: camerasPage, operations: operationsPage, fleet: fleetPage };
   const page = pages[app.dataset.page];
   try { if (page) await page(app); } catch (e) { status(e.message, "error"); }
 }
