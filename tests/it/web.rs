@@ -3,7 +3,8 @@
 //! batch run over the fixtures. An officer logs in and works the queue by keyboard
 //! (approve, reject with a reason, correct a plate) while a clip plays; an investigator
 //! finds `98A-123.45` by typing `98A-l23.4S`, opens its footage and exports the results;
-//! the cameras and operations pages draw what the database holds. Each main page's
+//! the cameras and operations pages draw what the database holds, and the fleet page what
+//! the fleet's NATS JetStream says (a worker, the camera it runs, why). Each main page's
 //! screenshot is kept under `target/tmp/screenshots/`.
 
 use crate::common;
@@ -251,7 +252,9 @@ async fn officers_and_investigators_work_in_a_real_browser() {
     ] {
         ok(vigil(d, &["user", "add", user, "--role", role]));
     }
-    let server = common::start_server(d, &[]);
+    let nats = vigil_testkit::nats::NatsServer::start();
+    let nats_url = nats.url();
+    let server = common::start_server(d, &["--nats", &nats_url]);
     let base = server.base.clone();
     let (_driver, driver_url) = chromedriver(PATIENCE);
     let c = browser(&driver_url).await;
@@ -512,5 +515,66 @@ async fn officers_and_investigators_work_in_a_real_browser() {
         "no publication waits: nothing was notified"
     );
     screenshot(&c, "operations").await;
+
+    // --- The fleet page: a worker, the camera it runs, and why the camera went there.
+    ok(vigil(
+        d,
+        &[
+            "fleet",
+            "--nats",
+            &nats_url,
+            "add-camera",
+            "--id",
+            "web-cam",
+            "--camera-config",
+            camera.to_str().unwrap(),
+            "--url",
+            "rtsp://127.0.0.1:9/none",
+        ],
+    ));
+    let bus = vigil_fleet::Bus::connect(&nats_url, "web-worker-1")
+        .await
+        .unwrap();
+    let agent = vigil_fleet::Agent::start(
+        bus,
+        vigil_fleet::AgentSettings::new("web-worker-1", 2),
+        std::sync::Arc::new(Runs),
+    )
+    .unwrap();
+    c.goto(&format!("{base}/fleet")).await.unwrap();
+    until(
+        &c,
+        "the camera running on the worker",
+        "const r = document.querySelector('#fleet-camera-web-cam'); \
+         return r && r.textContent.includes('running') && r.textContent.includes('web-worker-1')",
+    )
+    .await;
+    until(
+        &c,
+        "the worker alive with one camera of two",
+        "const r = document.querySelector('#worker-web-worker-1'); \
+         return r && r.textContent.includes('alive') && r.textContent.includes('1 / 2')",
+    )
+    .await;
+    until(
+        &c,
+        "the camera's move and its reason",
+        "return [...document.querySelectorAll('#moves tr')] \
+         .some(r => r.textContent.includes('web-cam') && r.textContent.includes('unassigned'))",
+    )
+    .await;
+    screenshot(&c, "fleet").await;
+    agent.stop().await;
     c.close().await.unwrap();
+}
+
+/// A worker that runs whatever it is given (the fleet page shows it; nothing decodes).
+struct Runs;
+
+impl vigil_fleet::CameraHost for Runs {
+    fn start(&self, _: &vigil_fleet::FleetCamera, _: vigil_fleet::Gate) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn stop(&self, _: &str) {}
 }

@@ -553,7 +553,7 @@ async function fleetPage(app) {
       el("tr", {}, ["When", "Camera", "From", "To", "Why"].map((h) => el("th", { text: h }))),
       ...f.moves.slice().reverse().map((m) => el("tr", {},
         el("td", { text: localTime(m.at) }), el("td", { text: m.camera }), el("td", { text: m.from || "–" }),
-        el("td", { text: m.to || "–" }), el("td", { class: "reason", text: m.reason.replace(/_/g, " ") + (m.detail ? `: ${m.detail}` : "") }))));
+        el("td", { text: m.to || "–" }), el("td", { class: "muted", text: m.reason.replace(/_/g, " ") + (m.detail ? `: ${m.detail}` : "") }))));
     return true;
   };
   if (await refresh()) {
