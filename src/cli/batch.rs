@@ -15,6 +15,7 @@ use vigil_pipeline::CameraConfig;
 use vigil_pipeline::output::http_sink::HttpSink;
 use vigil_pipeline::output::publisher::{ClipWindow, Publisher};
 use vigil_pipeline::run::batch::{self, FileReport, Progress};
+use vigil_pipeline::source::FileSource;
 use vigil_pipeline::source::created::creation_time;
 use vigil_ticketing::CaseStore;
 use vigil_ticketing::intake::IntakeSink;
@@ -37,6 +38,15 @@ pub struct BatchArgs {
     /// detect only where the picture changed (faster on quiet footage).
     #[arg(long)]
     pub motion_gating: bool,
+    /// Videos (or segments) analysed at once, each worker with its own models (default:
+    /// one per core).
+    #[arg(long)]
+    pub parallel: Option<usize>,
+    /// Cut videos longer than this into segments of this many seconds, analysed apart
+    /// (each from 5 s before its start to 5 s after its end, keeping what happened in
+    /// it); 0 keeps each video whole.
+    #[arg(long, default_value_t = 60)]
+    pub segment_seconds: u64,
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
     #[command(flatten)]
@@ -77,6 +87,12 @@ impl ServiceArgs {
 
 pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
     let service = args.service.sink(&ctx.data)?;
+    let split = Split {
+        parallel: args
+            .parallel
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
+        segment: Duration::from_secs(args.segment_seconds),
+    };
     let failed = run_videos(
         ctx,
         &args.camera,
@@ -84,6 +100,7 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
         args.motion_gating,
         &args.videos,
         service,
+        split,
     )?;
     if failed > 0 {
         bail!(
@@ -92,6 +109,50 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// How a batch run spreads its work: segments of `segment` (0: whole files) analysed by
+/// `parallel` workers at once, each with its own models.
+#[derive(Debug, Clone, Copy)]
+pub struct Split {
+    pub parallel: usize,
+    pub segment: Duration,
+}
+
+impl Split {
+    /// One file after another, each whole, in this thread.
+    pub fn whole_files() -> Self {
+        Self {
+            parallel: 1,
+            segment: Duration::ZERO,
+        }
+    }
+}
+
+/// What a segment sees before its start and after its end (see [`batch::Segment`]): long
+/// enough for a vehicle in view at the boundary to be followed from before it and decided
+/// after it.
+const SEGMENT_WARMUP: Duration = Duration::from_secs(5);
+const SEGMENT_TAIL: Duration = Duration::from_secs(5);
+
+/// One piece of work: a video, or a segment of it.
+struct Task {
+    video: usize,
+    started_at: DateTime<Utc>,
+    segment: Option<batch::Segment>,
+}
+
+enum Update {
+    Progress {
+        video: usize,
+        segment: usize,
+        fraction: f64,
+    },
+    Done {
+        video: usize,
+        segment: Option<batch::Segment>,
+        result: Result<FileReport, batch::BatchError>,
+    },
 }
 
 /// Returns how many videos failed; errors that stop everything (config, models,
@@ -104,9 +165,10 @@ pub fn run_videos(
     motion_gating: bool,
     videos: &[PathBuf],
     service: Option<HttpSink>,
+    split: Split,
 ) -> Result<usize> {
     let camera = CameraConfig::load(camera_path)?;
-    let mut models = ctx.load_models_for([&camera])?;
+    let models = ctx.load_models_for([&camera])?;
     ctx.create_data()?;
     let publisher = Publisher::new(
         ctx.data.clone(),
@@ -127,15 +189,209 @@ pub fn run_videos(
             (Box::new(sink), Some(store))
         }
     };
-    let mut failed = 0;
-    let mut next_start = start;
     // Sightings and events keep the recording's path for investigators' footage: an
     // absolute one, so that `vigil serve` started from another folder still finds it.
     let videos: Vec<PathBuf> = videos
         .iter()
         .map(|v| std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()))
         .collect();
-    for video in &videos {
+    let (tasks, mut failed) = plan(start, &videos, split)?;
+    let mut pending: Vec<usize> = vec![0; videos.len()];
+    for t in &tasks {
+        pending[t.video] += 1;
+    }
+    let bars = indicatif::MultiProgress::new();
+    let video_bars: Vec<Option<ProgressBar>> = videos
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (pending[i] > 0).then(|| bars.add(progress_bar(v))))
+        .collect();
+    let mut reports: Vec<Option<Result<FileReport, Vec<String>>>> = vec![None; videos.len()];
+    let mut fractions: Vec<std::collections::HashMap<usize, f64>> =
+        vec![Default::default(); videos.len()];
+    let segments_of: Vec<usize> = pending.clone();
+    let mut last_error: Vec<Option<batch::BatchError>> = (0..videos.len()).map(|_| None).collect();
+    let workers = split.parallel.clamp(1, tasks.len().max(1));
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(tasks));
+    let (tx, rx) = std::sync::mpsc::channel::<Update>();
+    let first_models = std::sync::Mutex::new(Some(models));
+    std::thread::scope(|scope| -> Result<()> {
+        for worker in 0..workers {
+            let (tx, queue, first_models) = (tx.clone(), &queue, &first_models);
+            let (camera, publisher, sink, videos) = (&camera, &publisher, sink.as_ref(), &videos);
+            scope.spawn(move || {
+                // The first worker takes the models already loaded; each other loads its own.
+                let taken = first_models.lock().ok().and_then(|mut m| m.take());
+                let mut models = match taken {
+                    Some(m) => m,
+                    None => match ctx.load_models_for([camera]) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            tracing::error!(worker, error = %e, "a batch worker could not load its models");
+                            return;
+                        }
+                    },
+                };
+                loop {
+                    let task = queue.lock().ok().and_then(|mut q| q.pop_front());
+                    let Some(task) = task else { break };
+                    let job = batch::FileJob {
+                        path: &videos[task.video],
+                        camera,
+                        started_at: task.started_at,
+                        motion_gating,
+                        segment: task.segment.clone(),
+                    };
+                    let index = task.segment.as_ref().map_or(0, |s| s.index);
+                    let result = batch::process_file(
+                        &job,
+                        &mut models,
+                        publisher,
+                        sink,
+                        Arc::new(SystemClock),
+                        |p: Progress| {
+                            let _ = tx.send(Update::Progress {
+                                video: task.video,
+                                segment: index,
+                                fraction: fraction(&task.segment, &p),
+                            });
+                        },
+                    );
+                    let _ = tx.send(Update::Done {
+                        video: task.video,
+                        segment: task.segment,
+                        result,
+                    });
+                }
+            });
+        }
+        drop(tx);
+        for update in rx {
+            match update {
+                Update::Progress {
+                    video,
+                    segment,
+                    fraction,
+                } => {
+                    fractions[video].insert(segment, fraction);
+                    if let Some(bar) = &video_bars[video] {
+                        let done: f64 = fractions[video].values().sum();
+                        bar.set_position((1000.0 * done / segments_of[video] as f64) as u64);
+                    }
+                }
+                Update::Done {
+                    video,
+                    segment,
+                    result,
+                } => {
+                    pending[video] -= 1;
+                    let into = reports[video].get_or_insert_with(|| Ok(FileReport::default()));
+                    match result {
+                        Ok(r) => {
+                            if let Some(bar) = &video_bars[video] {
+                                fractions[video]
+                                    .insert(segment.as_ref().map_or(0, |s| s.index), 1.0);
+                                bar.set_message(format!("{} segment(s) to go", pending[video]));
+                            }
+                            if let Ok(sum) = into {
+                                add(sum, r);
+                            }
+                        }
+                        Err(e) => {
+                            let what = match &segment {
+                                Some(s) => format!(
+                                    "{} [segment {}, from {:.0} s]: {e}",
+                                    videos[video].display(),
+                                    s.index + 1,
+                                    s.keep.start.as_secs_f64()
+                                ),
+                                None => e.to_string(),
+                            };
+                            match into {
+                                Ok(_) => *into = Err(vec![what]),
+                                Err(all) => all.push(what),
+                            }
+                            last_error[video] = Some(e);
+                        }
+                    }
+                    if pending[video] == 0 {
+                        if let Some(bar) = &video_bars[video] {
+                            bar.finish_and_clear();
+                        }
+                        let report = reports[video].take().unwrap_or(Ok(FileReport::default()));
+                        let outcome = match (&report, last_error[video].take()) {
+                            (Ok(r), _) => Ok(r.clone()),
+                            (Err(_), Some(e)) => Err(e),
+                            (Err(_), None) => Ok(FileReport::default()),
+                        };
+                        if let Some(store) = &store {
+                            report_recording(ctx, store, &camera, &videos[video], &outcome);
+                        }
+                        match report {
+                            Ok(r) => print_report(&videos[video], &r),
+                            Err(errors) => {
+                                failed += 1;
+                                for e in errors {
+                                    eprintln!("vigil: error: {e}");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    })?;
+    if let Some(store) = store {
+        ctx.runtime.block_on(store.close());
+    }
+    Ok(failed)
+}
+
+/// How far through its own part a segment (or a whole file) is, 0 to 1.
+fn fraction(segment: &Option<batch::Segment>, p: &Progress) -> f64 {
+    let (from, to) = match segment {
+        Some(s) if s.keep.end != Duration::MAX => (s.keep.start, s.keep.end),
+        Some(s) => (s.keep.start, p.duration.unwrap_or_default()),
+        None => (Duration::ZERO, p.duration.unwrap_or_default()),
+    };
+    let span = to.saturating_sub(from).as_secs_f64();
+    if span <= 0.0 {
+        return 0.0;
+    }
+    (p.position.saturating_sub(from).as_secs_f64() / span).clamp(0.0, 1.0)
+}
+
+fn add(sum: &mut FileReport, part: FileReport) {
+    sum.frames += part.frames;
+    sum.violations += part.violations;
+    sum.new_cases += part.new_cases;
+    sum.sightings += part.sightings;
+    sum.duration = sum.duration.max(part.duration);
+    if part.last_frame.is_some() {
+        sum.last_frame = part.last_frame;
+    }
+}
+
+/// Each video's start (from `--start`, each following on from the one before, or its
+/// container's creation time) and its segments; and how many videos failed before any
+/// work (no start to be had, or not readable).
+fn plan(
+    start: Option<DateTime<Utc>>,
+    videos: &[PathBuf],
+    split: Split,
+) -> Result<(Vec<Task>, usize)> {
+    let mut tasks = Vec::new();
+    let mut failed = 0;
+    let mut next_start = start;
+    for (index, video) in videos.iter().enumerate() {
+        // Its length: where the next video starts with --start, and how it splits. A
+        // video whose length cannot be read is analysed whole, and fails there by name.
+        let length = if next_start.is_some() || !split.segment.is_zero() {
+            FileSource::probe_duration(video).ok().flatten()
+        } else {
+            None
+        };
         let started_at = match next_start {
             Some(t) => {
                 eprintln!(
@@ -173,54 +429,33 @@ pub fn run_videos(
                 }
             },
         };
-        let bar = progress_bar(video);
-        let job = batch::FileJob {
-            path: video,
-            camera: &camera,
-            started_at,
-            motion_gating,
+        if next_start.is_some() {
+            // Unknown: the next video starts where this one did (it will fail anyway).
+            let length = length.unwrap_or_default();
+            next_start = Some(started_at + chrono::Duration::from_std(length).unwrap_or_default());
+        }
+        let segments = match length {
+            Some(d) if !split.segment.is_zero() && d > split.segment => {
+                batch::plan_segments(d, split.segment, SEGMENT_WARMUP, SEGMENT_TAIL)
+            }
+            _ => Vec::new(),
         };
-        let result = batch::process_file(
-            &job,
-            &mut models,
-            &publisher,
-            sink.as_ref(),
-            Arc::new(SystemClock),
-            |p: Progress| {
-                if let Some(d) = p.duration.filter(|d| !d.is_zero()) {
-                    bar.set_position(
-                        (p.position.as_secs_f64() / d.as_secs_f64() * 1000.0).min(1000.0) as u64,
-                    );
-                }
-                bar.set_message(format!("{} frames", p.frames));
-            },
-        );
-        bar.finish_and_clear();
-        if let Some(store) = &store {
-            report_recording(ctx, store, &camera, video, &result);
+        if segments.is_empty() {
+            tasks.push(Task {
+                video: index,
+                started_at,
+                segment: None,
+            });
         }
-        match result {
-            Ok(report) => {
-                print_report(video, &report);
-                if next_start.is_some() {
-                    let length = report.duration.unwrap_or(Duration::from_secs_f64(
-                        report.frames as f64 / camera.analysis_fps as f64,
-                    ));
-                    next_start =
-                        Some(started_at + chrono::Duration::from_std(length).unwrap_or_default());
-                }
-            }
-            Err(e) => {
-                failed += 1;
-                eprintln!("vigil: error: {e}");
-                next_start = next_start.map(|_| started_at);
-            }
+        for segment in segments {
+            tasks.push(Task {
+                video: index,
+                started_at,
+                segment: Some(segment),
+            });
         }
     }
-    if let Some(store) = store {
-        ctx.runtime.block_on(store.close());
-    }
-    Ok(failed)
+    Ok((tasks, failed))
 }
 
 fn progress_bar(video: &Path) -> ProgressBar {

@@ -51,7 +51,15 @@ pub fn run(ctx: &Context, args: DemoArgs) -> Result<()> {
     // so `vigil serve` shows them waiting for review rather than expired.
     let start = Utc::now() - chrono::Duration::minutes(10);
     let start = start - chrono::Duration::seconds(start.timestamp() % 60);
-    let failed = super::batch::run_videos(ctx, &camera, Some(start), false, &videos, None)?;
+    let failed = super::batch::run_videos(
+        ctx,
+        &camera,
+        Some(start),
+        false,
+        &videos,
+        None,
+        super::batch::Split::whole_files(),
+    )?;
     if failed > 0 {
         bail!("{failed} fixture video(s) failed");
     }

@@ -391,6 +391,7 @@ impl Analyzer {
                 vehicle_class: models.class_name(track.class_id()),
                 colour: v.read.colour,
                 pts: v.seen_at,
+                first_seen: track.born,
                 crop: v.vehicle,
             });
         }
@@ -430,6 +431,7 @@ impl Analyzer {
                     vehicle_class: vehicle_class.clone(),
                     colour: v.read.colour,
                     pts: v.seen_at,
+                    first_seen: track.born,
                     crop: v.vehicle,
                 });
                 let candidates = v

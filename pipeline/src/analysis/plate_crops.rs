@@ -179,6 +179,8 @@ pub struct PlateSighting {
     pub colour: Option<PlateColour>,
     /// When the vehicle was seen best (its crop's frame).
     pub pts: Duration,
+    /// When its track began: which segment of a recording the passage belongs to.
+    pub first_seen: Duration,
     /// The vehicle, as read.
     pub crop: RgbImage,
 }

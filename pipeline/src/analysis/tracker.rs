@@ -149,6 +149,8 @@ pub struct Track {
     filter_pts: Duration,
     /// Confident detections per class over the track's whole life.
     class_counts: BTreeMap<usize, usize>,
+    /// When it was first detected.
+    pub born: Duration,
 }
 
 impl Track {
@@ -161,6 +163,7 @@ impl Track {
             kalman: Kalman::new(&first.bbox),
             filter_pts: first.pts,
             class_counts: BTreeMap::new(),
+            born: first.pts,
         };
         t.push(first, usize::MAX, high);
         t

@@ -59,7 +59,7 @@ pub struct FileReport {
     pub last_frame: Option<Arc<image::RgbImage>>,
 }
 
-/// One recorded file of one camera.
+/// One recorded file of one camera, or a segment of it.
 pub struct FileJob<'a> {
     pub path: &'a Path,
     pub camera: &'a CameraConfig,
@@ -67,6 +67,58 @@ pub struct FileJob<'a> {
     pub started_at: DateTime<Utc>,
     /// Skip still frames and detect only where the picture changed, as live cameras do.
     pub motion_gating: bool,
+    /// Only this part of the file; the whole file when `None`.
+    pub segment: Option<Segment>,
+}
+
+/// A part of a recording analysed on its own. It owns what happened in `keep` (a
+/// violation by the moment it was committed, a plate read by the moment its vehicle was
+/// first seen): the segments of a file own every moment once, so their findings together
+/// are the file's, none twice. It is decoded from `decode_from`, a warm-up before `keep`
+/// (the tracker and the motion model meet the vehicles already in view, so a vehicle
+/// crossing just after the start is followed as in a whole-file run), to `decode_until`,
+/// a tail after it (what is decided a little after it happened).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    pub index: usize,
+    pub keep: std::ops::Range<Duration>,
+    pub decode_from: Duration,
+    /// The file's end when `None` (the last segment).
+    pub decode_until: Option<Duration>,
+}
+
+impl Segment {
+    pub fn owns(&self, at: Duration) -> bool {
+        self.keep.contains(&at)
+    }
+}
+
+/// The segments of a file of `duration`: `length` each (the last one runs to the file's
+/// end, whatever its length turns out to be), each decoded from `warmup` before its start
+/// and `tail` past its end. A file no longer than one segment is one segment.
+pub fn plan_segments(
+    duration: Duration,
+    length: Duration,
+    warmup: Duration,
+    tail: Duration,
+) -> Vec<Segment> {
+    let length = length.max(Duration::from_secs(1));
+    let count = (duration.as_secs_f64() / length.as_secs_f64())
+        .ceil()
+        .max(1.0) as usize;
+    (0..count)
+        .map(|index| {
+            let start = length * index as u32;
+            let last = index + 1 == count;
+            let end = if last { Duration::MAX } else { start + length };
+            Segment {
+                index,
+                keep: start..end,
+                decode_from: start.saturating_sub(warmup),
+                decode_until: (!last).then(|| end + tail),
+            }
+        })
+        .collect()
 }
 
 pub fn process_file(
@@ -82,7 +134,9 @@ pub fn process_file(
         camera,
         started_at,
         motion_gating,
+        ref segment,
     } = *job;
+    let owned = |at: Duration| segment.as_ref().is_none_or(|s| s.owns(at));
     let sha256 =
         vigil_models::manifest::sha256_file(path).map_err(|source| match source.kind() {
             std::io::ErrorKind::NotFound => BatchError::Source(SourceError::NotFound {
@@ -101,7 +155,12 @@ pub fn process_file(
     let clips = RecordedClips {
         file: path.to_owned(),
     };
-    let mut frames = FileSource::open(path, camera.analysis_fps)?;
+    let mut frames = match segment {
+        None => FileSource::open(path, camera.analysis_fps)?,
+        Some(s) => {
+            FileSource::open_segment(path, camera.analysis_fps, s.decode_from, s.decode_until)?
+        }
+    };
     let settings = AnalyzerSettings {
         motion_gating,
         ..AnalyzerSettings::default()
@@ -118,6 +177,10 @@ pub fn process_file(
                   report: &mut FileReport|
      -> Result<(), BatchError> {
         for finding in findings {
+            // Another segment's: it finds it too, and records it.
+            if !owned(finding.violation.pts) {
+                continue;
+            }
             let event = publisher.publish(camera, &source, &finding, &clips)?;
             if let Recorded::New(_) = sink.record_event(&event)? {
                 report.new_cases += 1;
@@ -126,6 +189,11 @@ pub fn process_file(
             report.violations += 1;
         }
         for s in analyzer.take_sightings() {
+            // A passage belongs to the segment it began in: that one follows it from its
+            // first frame (a later one meets it half-way, from its warm-up).
+            if !owned(s.first_seen) {
+                continue;
+            }
             sink.record_sighting(&publisher.sighting(camera, &source, &s))?;
             report.sightings += 1;
         }
@@ -134,9 +202,13 @@ pub fn process_file(
     while let Some(frame) = frames.next_frame()? {
         let position = frame.pts;
         report.last_frame = Some(frame.image.clone());
+        let counted = owned(position);
         let analysed = analyzer.analyse(models, frame).map_err(analysis_err)?;
         record(analysed.findings, &mut analyzer, &mut report)?;
-        report.frames += 1;
+        // Frames of the warm-up and the tail are another segment's to count.
+        if counted {
+            report.frames += 1;
+        }
         on_progress(Progress {
             position,
             duration: frames.duration(),

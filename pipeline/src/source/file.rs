@@ -54,16 +54,78 @@ fn not_a_video(path: &Path) -> Option<String> {
 
 impl FileSource {
     pub fn open(path: &Path, analysis_fps: u32) -> Result<Self, SourceError> {
+        let source = Self::open_paused(path, &Self::analysis_conversion(analysis_fps))?;
+        source.play()?;
+        Ok(source)
+    }
+
+    /// Frames are thinned to the analysis rate before they are converted to RGB: at 5
+    /// of 25 fps, four in five conversions would be thrown away.
+    fn analysis_conversion(analysis_fps: u32) -> String {
         let caps =
             format!("video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={analysis_fps}/1");
-        // Frames are thinned to the analysis rate before they are converted to RGB: at 5
-        // of 25 fps, four in five conversions would be thrown away.
-        Self::open_with(
-            path,
-            &format!(
-                "videorate ! video/x-raw,framerate={analysis_fps}/1 ! videoconvert ! videoscale ! {caps}"
-            ),
+        format!(
+            "videorate ! video/x-raw,framerate={analysis_fps}/1 ! videoconvert ! videoscale ! {caps}"
         )
+    }
+
+    /// The part of a file from `from` to `until` (its end when `None`), as [`FileSource::open`]
+    /// would give those frames: timed from the file's start, on the same analysis-rate grid
+    /// (`from` is rounded down to it), so a segment's frames are the whole file's frames of
+    /// the same moments. The decoder starts at the keyframe before `from` and drops what
+    /// comes before it (an accurate seek).
+    pub fn open_segment(
+        path: &Path,
+        analysis_fps: u32,
+        from: Duration,
+        until: Option<Duration>,
+    ) -> Result<Self, SourceError> {
+        let mut source = Self::open_paused(path, &Self::analysis_conversion(analysis_fps))?;
+        let step = 1_000_000_000 / u64::from(analysis_fps.max(1));
+        let from = (from.as_nanos() as u64 / step) * step;
+        let decode_err = |message: String| SourceError::Decode {
+            path: path.to_owned(),
+            message,
+        };
+        // Prerolled before it can seek.
+        let (prerolled, _, _) = source.pipeline.state(gst::ClockTime::from_seconds(30));
+        if prerolled.is_err() {
+            return Err(decode_err(
+                bus_error(&source.pipeline).unwrap_or_else(|| "the file would not open".into()),
+            ));
+        }
+        // The whole file's frames are timed from its first frame (encoders with B-frames
+        // start the timeline a few frames late): the prerolled frame is that first frame,
+        // and the segment's frames are timed from it alike.
+        let base = source
+            .sink
+            .pull_preroll()
+            .ok()
+            .and_then(|s| s.buffer().and_then(|b| b.pts()))
+            .unwrap_or(gst::ClockTime::ZERO);
+        // Seek positions are in the file's own time, where the first frame is at 0 (its
+        // late start is the container's shift): a frame at `from` there comes out
+        // stamped `base + from`.
+        let stop = until.map(|u| gst::ClockTime::from_nseconds(u.as_nanos() as u64));
+        source
+            .pipeline
+            .seek(
+                1.0,
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::SeekType::Set,
+                Some(gst::ClockTime::from_nseconds(from)),
+                if stop.is_some() {
+                    gst::SeekType::Set
+                } else {
+                    gst::SeekType::None
+                },
+                stop,
+            )
+            .map_err(|e| decode_err(format!("cannot seek to {:.1} s: {e}", from as f64 / 1e9)))?;
+        // Frames are timed from the file's first frame, not from the segment's.
+        source.first_pts = Some(base);
+        source.play()?;
+        Ok(source)
     }
 
     /// Decode only: every frame in its decoded format, nothing converted (for benchmarks).
@@ -72,6 +134,25 @@ impl FileSource {
     }
 
     fn open_with(path: &Path, conversion: &str) -> Result<Self, SourceError> {
+        let source = Self::open_paused(path, conversion)?;
+        source.play()?;
+        Ok(source)
+    }
+
+    fn play(&self) -> Result<(), SourceError> {
+        self.pipeline.set_state(gst::State::Playing).map_err(|_| {
+            let message =
+                bus_error(&self.pipeline).unwrap_or_else(|| "the pipeline would not start".into());
+            let _ = self.pipeline.set_state(gst::State::Null);
+            SourceError::Decode {
+                path: self.path.clone(),
+                message,
+            }
+        })?;
+        Ok(())
+    }
+
+    fn open_paused(path: &Path, conversion: &str) -> Result<Self, SourceError> {
         init_gstreamer()?;
         if !path.is_file() {
             return Err(SourceError::NotFound {
@@ -102,7 +183,7 @@ impl FileSource {
             .by_name("sink")
             .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
             .ok_or_else(|| decode_err("no appsink".into()))?;
-        pipeline.set_state(gst::State::Playing).map_err(|_| {
+        pipeline.set_state(gst::State::Paused).map_err(|_| {
             let message =
                 bus_error(&pipeline).unwrap_or_else(|| "the pipeline would not start".into());
             let _ = pipeline.set_state(gst::State::Null);
@@ -117,6 +198,20 @@ impl FileSource {
             first_pts: None,
             stall_after: DECODE_STALL,
         })
+    }
+
+    /// The file's length as its container says, reading only what that takes.
+    pub fn probe_duration(path: &Path) -> Result<Option<Duration>, SourceError> {
+        let source = Self::open_paused(path, "identity")?;
+        let (prerolled, _, _) = source.pipeline.state(gst::ClockTime::from_seconds(30));
+        if prerolled.is_err() {
+            return Err(SourceError::Decode {
+                path: path.to_owned(),
+                message: bus_error(&source.pipeline)
+                    .unwrap_or_else(|| "the file would not open".into()),
+            });
+        }
+        Ok(source.duration())
     }
 
     /// Give up on the file after `d` without a decoded frame (default [`DECODE_STALL`]).
@@ -256,6 +351,49 @@ impl Drop for FileSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fixture(name: &str) -> PathBuf {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures/generated")
+            .join(name);
+        assert!(path.is_file(), "{}: run scripts/setup", path.display());
+        path
+    }
+
+    /// A segment's frames are the whole file's frames of the same moments: same times on
+    /// the same grid, same pixels. Segments of one recording can then be analysed apart
+    /// and agree on when (and so under which event id) something happened.
+    #[test]
+    fn a_segment_gives_the_whole_files_frames_of_its_moments() {
+        let path = fixture("redlight_a.mp4");
+        let whole: Vec<(Duration, Arc<image::RgbImage>)> = FileSource::open(&path, 5)
+            .unwrap()
+            .map(|f| f.map(|f| (f.pts, f.image)).unwrap())
+            .collect();
+        assert!(whole.len() > 40, "{} frames", whole.len());
+        for (from, until) in [(4.1, Some(8.0)), (0.0, Some(3.0)), (9.3, None)] {
+            let from = Duration::from_secs_f64(from);
+            let until = until.map(Duration::from_secs_f64);
+            let part: Vec<(Duration, Arc<image::RgbImage>)> =
+                FileSource::open_segment(&path, 5, from, until)
+                    .unwrap()
+                    .map(|f| f.map(|f| (f.pts, f.image)).unwrap())
+                    .collect();
+            let grid_from = Duration::from_millis(from.as_millis() as u64 / 200 * 200);
+            let expected: Vec<&(Duration, Arc<image::RgbImage>)> = whole
+                .iter()
+                .filter(|(pts, _)| *pts >= grid_from && until.is_none_or(|u| *pts < u))
+                .collect();
+            let times = |v: &[&(Duration, Arc<image::RgbImage>)]| {
+                v.iter().map(|(p, _)| p.as_millis()).collect::<Vec<_>>()
+            };
+            let got: Vec<&(Duration, Arc<image::RgbImage>)> = part.iter().collect();
+            assert_eq!(times(&got), times(&expected), "{from:?}..{until:?}");
+            for ((pts, a), (_, b)) in got.iter().zip(&expected) {
+                assert!(a.as_raw() == b.as_raw(), "frame at {pts:?} differs");
+            }
+        }
+    }
 
     #[test]
     fn a_decoder_that_yields_nothing_fails_the_file_by_name_instead_of_hanging() {
