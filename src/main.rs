@@ -75,6 +75,9 @@ enum Command {
     Run(cli::run::RunArgs),
     /// A fleet of workers on NATS JetStream: its camera list, draining, and who runs what.
     Fleet(cli::fleet::FleetArgs),
+    /// Batch jobs on a fleet's queue: `work` takes tasks until stopped, `status` says
+    /// where a job stands (`vigil batch --submit NATS_URL` makes one).
+    Jobs(cli::jobs::JobsArgs),
     /// Check evidence folders: every file against the manifest, the manifest against its
     /// signature and the case that recorded it, the signature against a trusted key.
     Verify(cli::verify::VerifyArgs),
@@ -162,6 +165,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchIntake(args) => cli::bench::intake(&ctx, args),
         Command::BenchSearch(args) => cli::bench::search::run(&ctx, args),
         Command::BenchFleet(args) => cli::bench::fleet::run(&ctx, args),
+        Command::Jobs(args) => cli::jobs::run(&ctx, args),
         Command::Bench(args) => cli::bench::pipeline(&ctx, args),
     }
 }

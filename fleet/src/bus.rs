@@ -157,7 +157,10 @@ impl Bus {
 /// The bucket's stream made as the client would make it, less its account query (whose
 /// answer from a 2.9 server the client cannot read): a KV bucket is a stream `KV_<name>`
 /// on `$KV.<name>.>` keeping `history` values a key.
-async fn ensure_kv(js: &jetstream::Context, config: kv::Config) -> Result<kv::Store, FleetError> {
+pub(crate) async fn ensure_kv(
+    js: &jetstream::Context,
+    config: kv::Config,
+) -> Result<kv::Store, FleetError> {
     let bucket = config.bucket.clone();
     if let Ok(store) = js.get_key_value(&bucket).await {
         return Ok(store);

@@ -9,6 +9,7 @@ pub mod agent;
 pub mod bus;
 pub mod gate;
 pub mod intake;
+pub mod jobs;
 pub mod sink;
 pub mod view;
 

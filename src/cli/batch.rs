@@ -51,6 +51,17 @@ pub struct BatchArgs {
     pub videos: Vec<PathBuf>,
     #[command(flatten)]
     pub service: ServiceArgs,
+    /// Put the videos on a fleet's job queue (NATS JetStream at this URL) as a job, for
+    /// batch workers (`vigil jobs work`) to take, and follow it to its end.
+    #[arg(long, value_name = "NATS_URL", conflicts_with = "service_url")]
+    pub submit: Option<String>,
+    /// The job's id (default: one made from the camera config and the videos, so
+    /// submitting the same again resumes it).
+    #[arg(long, requires = "submit")]
+    pub job: Option<String>,
+    /// Submit and return, without following the job.
+    #[arg(long, requires = "submit")]
+    pub no_wait: bool,
 }
 
 /// Where a worker records when it is not on the machine that holds the database.
@@ -93,15 +104,28 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         segment: Duration::from_secs(args.segment_seconds),
     };
-    let failed = run_videos(
-        ctx,
-        &args.camera,
-        args.start.map(|s| s.to_utc()),
-        args.motion_gating,
-        &args.videos,
-        service,
-        split,
-    )?;
+    let failed = match &args.submit {
+        Some(url) => super::jobs::submit(
+            ctx,
+            url,
+            &args.camera,
+            args.start.map(|s| s.to_utc()),
+            args.motion_gating,
+            &args.videos,
+            split,
+            args.job.clone(),
+            !args.no_wait,
+        )?,
+        None => run_videos(
+            ctx,
+            &args.camera,
+            args.start.map(|s| s.to_utc()),
+            args.motion_gating,
+            &args.videos,
+            service,
+            split,
+        )?,
+    };
     if failed > 0 {
         bail!(
             "{failed} of {} video(s) failed; cases found before each failure are kept",
@@ -136,10 +160,10 @@ const SEGMENT_WARMUP: Duration = Duration::from_secs(5);
 const SEGMENT_TAIL: Duration = Duration::from_secs(5);
 
 /// One piece of work: a video, or a segment of it.
-struct Task {
-    video: usize,
-    started_at: DateTime<Utc>,
-    segment: Option<batch::Segment>,
+pub(super) struct PlannedTask {
+    pub video: usize,
+    pub started_at: DateTime<Utc>,
+    pub segment: Option<batch::Segment>,
 }
 
 enum Update {
@@ -376,11 +400,11 @@ fn add(sum: &mut FileReport, part: FileReport) {
 /// Each video's start (from `--start`, each following on from the one before, or its
 /// container's creation time) and its segments; and how many videos failed before any
 /// work (no start to be had, or not readable).
-fn plan(
+pub(super) fn plan(
     start: Option<DateTime<Utc>>,
     videos: &[PathBuf],
     split: Split,
-) -> Result<(Vec<Task>, usize)> {
+) -> Result<(Vec<PlannedTask>, usize)> {
     let mut tasks = Vec::new();
     let mut failed = 0;
     let mut next_start = start;
@@ -441,14 +465,14 @@ fn plan(
             _ => Vec::new(),
         };
         if segments.is_empty() {
-            tasks.push(Task {
+            tasks.push(PlannedTask {
                 video: index,
                 started_at,
                 segment: None,
             });
         }
         for segment in segments {
-            tasks.push(Task {
+            tasks.push(PlannedTask {
                 video: index,
                 started_at,
                 segment: Some(segment),

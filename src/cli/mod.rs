@@ -11,6 +11,7 @@ mod demo_fleet;
 pub mod eval;
 pub mod fleet;
 pub mod health;
+pub mod jobs;
 pub mod plate;
 pub mod run;
 pub mod search;

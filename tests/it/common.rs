@@ -210,18 +210,21 @@ pub fn start_worker(
     deployment: &Path,
     to: &Records,
 ) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--data")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("--data")
         .arg(data)
         .args(&to.global)
         .args(["run", "--config"])
         .arg(deployment)
         .args(["--listen", "127.0.0.1:0"])
         .args(&to.run)
-        .env("VIGIL_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .env("VIGIL_LOG", "info");
+    spawn_logged(cmd)
+}
+
+/// `cmd` started, its stderr lines as they come.
+pub fn spawn_logged(mut cmd: Command) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {

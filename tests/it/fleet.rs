@@ -5,9 +5,8 @@
 //! run time stops.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -19,23 +18,13 @@ use crate::common::{self, ok, vigil};
 
 /// `vigil run --fleet` as `name`; its stderr lines.
 fn start_fleet_worker(data: &Path, nats: &str, name: &str) -> (Child, mpsc::Receiver<String>) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_vigil"))
-        .arg("--data")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("--data")
         .arg(data)
         .args(["run", "--fleet", nats, "--worker", name, "--capacity", "4"])
         .args(["--listen", "127.0.0.1:0"])
-        .env("VIGIL_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    (child, rx)
+        .env("VIGIL_LOG", "info");
+    common::spawn_logged(cmd)
 }
 
 /// Camera → the worker `vigil fleet status` says runs it.

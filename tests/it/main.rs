@@ -10,6 +10,7 @@ mod detect_and_read;
 mod eval_and_plate;
 mod fleet;
 mod helmet;
+mod jobs;
 mod live;
 mod live_run;
 mod red_light;
