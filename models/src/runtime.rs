@@ -82,11 +82,26 @@ pub fn environment() -> Result<Environment, ModelError> {
     }
 }
 
-/// Threads for each session: one per core, since frames are processed one after another.
+/// Threads a session gets when the process says (0: not said).
+static INTRA_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Sessions loaded from now on get `n` threads each (unless `VIGIL_INFER_THREADS` says
+/// otherwise): a process running several analyses at once shares the cores among them
+/// instead of giving each session every core.
+pub fn share_cores(n: usize) {
+    INTRA_THREADS.store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Threads for each session: `VIGIL_INFER_THREADS`, or what the process set with
+/// [`share_cores`], or one per core, since frames are processed one after another.
 pub fn intra_threads() -> usize {
     std::env::var("VIGIL_INFER_THREADS")
         .ok()
         .and_then(|v| v.parse().ok())
+        .or_else(|| {
+            let n = INTRA_THREADS.load(std::sync::atomic::Ordering::Relaxed);
+            (n > 0).then_some(n)
+        })
         .unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
