@@ -30,7 +30,7 @@ pub const ACK_WAIT: Duration = Duration::from_secs(30);
 pub const STILL_WORKING: Duration = Duration::from_secs(5);
 
 /// A job: what was asked, and how many tasks it was cut into.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Job {
     pub id: String,
     pub camera_id: String,
@@ -66,7 +66,7 @@ pub struct Task {
 }
 
 /// What became of a task.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Outcome {
     pub task: u32,
     pub worker: String,
@@ -81,7 +81,7 @@ pub struct Outcome {
 }
 
 /// A job as it stands.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub job: Job,
     pub done: Vec<Outcome>,
@@ -206,6 +206,26 @@ impl Jobs {
             Some(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
             None => Ok(None),
         }
+    }
+
+    /// Every job on the queue, newest first, as it stands.
+    pub async fn all(&self) -> Result<Vec<Progress>, FleetError> {
+        let mut ids = Vec::new();
+        let mut keys = self.kv.keys().await.map_err(|e| nats("job")(&e))?;
+        while let Some(key) = keys.next().await {
+            let key = key.map_err(|e| nats("job")(&e))?;
+            if let Some(id) = key.strip_prefix("job.") {
+                ids.push(id.to_string());
+            }
+        }
+        let mut all = Vec::new();
+        for id in ids {
+            if let Some(p) = self.progress(&id).await? {
+                all.push(p);
+            }
+        }
+        all.sort_by(|a, b| b.job.submitted_at.cmp(&a.job.submitted_at));
+        Ok(all)
     }
 
     /// Where a job stands.

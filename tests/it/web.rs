@@ -563,6 +563,31 @@ async fn officers_and_investigators_work_in_a_real_browser() {
          .some(r => r.textContent.includes('web-cam') && r.textContent.includes('unassigned'))",
     )
     .await;
+    // A batch job submitted to the fleet's queue: listed with its tasks, none done yet.
+    let video = common::fixture("redlight_a.mp4");
+    ok(vigil(
+        d,
+        &[
+            "batch",
+            "--submit",
+            &nats_url,
+            "--no-wait",
+            "--job",
+            "web-job",
+            "--camera",
+            camera.to_str().unwrap(),
+            "--start",
+            &start,
+            video.to_str().unwrap(),
+        ],
+    ));
+    until(
+        &c,
+        "the job and its progress",
+        "const r = document.querySelector('#job-web-job'); \
+         return r && r.textContent.includes('0 / 1') && r.textContent.includes('bn-demo-01')",
+    )
+    .await;
     screenshot(&c, "fleet").await;
     agent.stop().await;
     c.close().await.unwrap();

@@ -69,6 +69,9 @@ use super::{Answer, route_table};
     vigil_fleet::view::QueueView,
     vigil_fleet::Move,
     vigil_fleet::MoveReason,
+    vigil_fleet::jobs::Progress,
+    vigil_fleet::jobs::Job,
+    vigil_fleet::jobs::Outcome,
 )))]
 struct Schemas;
 

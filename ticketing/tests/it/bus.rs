@@ -505,3 +505,92 @@ async fn a_replica_serves_evidence_another_took_from_the_fleets_store_only_as_si
         "a package that fails its check is not filed"
     );
 }
+
+/// The fleet page's job list says what the job queue holds: tasks done of all, frames,
+/// and a failed task by its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn batch_jobs_are_listed_with_their_progress_and_failures() {
+    use vigil_fleet::jobs::{Job, Jobs, Outcome, Task};
+    use vigil_ticketing::Role;
+    let nats = NatsServer::start();
+    let bus = Bus::connect(&nats.url(), "test").await.unwrap();
+    let (backend, store, _db) = stores::sqlite().await;
+    let fleet = bus.clone();
+    let h = super::http::start_configured(backend, store, move |s| s.with_fleet(fleet)).await;
+    let jobs = Jobs::open(&bus).await.unwrap();
+    let job = Job {
+        id: "job-test".into(),
+        camera_id: "cam-1".into(),
+        camera_config: "id = \"cam-1\"".into(),
+        recordings: vec!["/archive/a.mp4".into(), "/archive/b.mp4".into()],
+        tasks: 3,
+        motion_gating: false,
+        submitted_at: Utc::now(),
+    };
+    let tasks: Vec<Task> = (0..3)
+        .map(|n| Task {
+            job: job.id.clone(),
+            task: n,
+            recording: job.recordings[(n as usize).min(1)].clone(),
+            started_at: Utc::now(),
+            segment: None,
+        })
+        .collect();
+    jobs.submit(&job, &tasks).await.unwrap();
+    for (frames, error) in [
+        (120, None),
+        (0, Some("/archive/b.mp4: cannot decode it".to_string())),
+    ] {
+        let claimed = jobs
+            .next(Duration::from_secs(2))
+            .await
+            .unwrap()
+            .expect("a task");
+        let task = claimed.task.task;
+        claimed
+            .done(Outcome {
+                task,
+                worker: "bw1".into(),
+                frames,
+                violations: 1,
+                sightings: 0,
+                error,
+                seconds: 1.0,
+                finished_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/jobs", h.base))
+        .bearer_auth(&h.tokens[&Role::Operator])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let all: serde_json::Value = resp.json().await.unwrap();
+    let p = &all[0];
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    assert_eq!(p["job"]["id"], "job-test");
+    assert_eq!(
+        (p["done"].as_array().unwrap().len(), p["left"].as_u64()),
+        (2, Some(1)),
+        "{p}"
+    );
+    assert_eq!(p["frames"], 120);
+    assert!(
+        p["done"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["error"] == "/archive/b.mp4: cannot decode it"),
+        "{p}"
+    );
+    let resp = reqwest::Client::new()
+        .get(format!("{}/api/jobs", h.base))
+        .bearer_auth(&h.tokens[&Role::Investigator])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
+}

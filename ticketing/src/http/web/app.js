@@ -556,8 +556,28 @@ async function fleetPage(app) {
         el("td", { text: m.to || "–" }), el("td", { class: "muted", text: m.reason.replace(/_/g, " ") + (m.detail ? `: ${m.detail}` : "") }))));
     return true;
   };
+  const jobs = el("table", { id: "jobs", class: "list" });
+  app.append(el("h3", { text: "Batch jobs" }), jobs);
+  const refreshJobs = async () => {
+    const all = await api("GET", "/api/jobs");
+    jobs.replaceChildren(
+      el("tr", {}, ["Job", "Camera", "Recordings", "Tasks done", "Frames", "Violations", "Failed", "Submitted"].map((h) => el("th", { text: h }))),
+      ...all.map((p) => {
+        const failed = p.done.filter((o) => o.error);
+        return el("tr", { id: `job-${p.job.id}` },
+          el("td", {}, el("strong", { text: p.job.id })), el("td", { text: p.job.camera_id }),
+          el("td", { text: p.job.recordings.length, title: p.job.recordings.join("\n") }),
+          el("td", {}, `${p.done.length} / ${p.job.tasks}`, el("div", { class: "bar", "data-w": Math.round((100 * p.done.length) / Math.max(1, p.job.tasks)) })),
+          el("td", { text: p.frames }), el("td", { text: p.violations }),
+          el("td", { class: failed.length ? "reason" : "", text: failed.length ? failed.map((o) => o.error).join("; ") : "–" }),
+          el("td", { text: localTime(p.job.submitted_at) }));
+      }));
+    if (!all.length) jobs.replaceChildren(el("tr", {}, el("td", { text: "No batch job: submit one with `vigil batch --submit`." })));
+    for (const b of jobs.querySelectorAll(".bar")) b.style.width = `${b.dataset.w}%`;
+  };
   if (await refresh()) {
-    const timer = setInterval(() => refresh().then((ok) => { if (!ok) clearInterval(timer); }).catch((e) => status(e.message, "error")), 2000);
+    await refreshJobs().catch((e) => status(e.message, "error"));
+    const timer = setInterval(() => refresh().then((ok) => { if (!ok) clearInterval(timer); else return refreshJobs(); }).catch((e) => status(e.message, "error")), 2000);
   }
 }
 
