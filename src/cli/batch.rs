@@ -239,11 +239,11 @@ pub fn run_videos(
         .enumerate()
         .map(|(i, v)| (pending[i] > 0).then(|| bars.add(progress_bar(v))))
         .collect();
-    let mut reports: Vec<Option<Result<FileReport, Vec<String>>>> = vec![None; videos.len()];
+    let mut outcomes: Vec<VideoOutcome> =
+        (0..videos.len()).map(|_| VideoOutcome::default()).collect();
     let mut fractions: Vec<std::collections::HashMap<usize, f64>> =
         vec![Default::default(); videos.len()];
     let segments_of: Vec<usize> = pending.clone();
-    let mut last_error: Vec<Option<batch::BatchError>> = (0..videos.len()).map(|_| None).collect();
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(tasks));
     let (tx, rx) = std::sync::mpsc::channel::<Update>();
     let first_models = std::sync::Mutex::new(Some(models));
@@ -317,7 +317,7 @@ pub fn run_videos(
                     result,
                 } => {
                     pending[video] -= 1;
-                    let into = reports[video].get_or_insert_with(|| Ok(FileReport::default()));
+                    let outcome = &mut outcomes[video];
                     match result {
                         Ok(r) => {
                             if let Some(bar) = &video_bars[video] {
@@ -325,9 +325,7 @@ pub fn run_videos(
                                     .insert(segment.as_ref().map_or(0, |s| s.index), 1.0);
                                 bar.set_message(format!("{} segment(s) to go", pending[video]));
                             }
-                            if let Ok(sum) = into {
-                                add(sum, r);
-                            }
+                            add(&mut outcome.report, r);
                         }
                         Err(e) => {
                             let what = match &segment {
@@ -339,29 +337,29 @@ pub fn run_videos(
                                 ),
                                 None => e.to_string(),
                             };
-                            match into {
-                                Ok(_) => *into = Err(vec![what]),
-                                Err(all) => all.push(what),
-                            }
-                            last_error[video] = Some(e);
+                            outcome.errors.push(what);
+                            outcome.error = Some(e);
                         }
                     }
                     if pending[video] == 0 {
                         if let Some(bar) = &video_bars[video] {
                             bar.finish_and_clear();
                         }
-                        let report = reports[video].take().unwrap_or(Ok(FileReport::default()));
-                        let outcome = match (&report, last_error[video].take()) {
-                            (Ok(r), _) => Ok(r.clone()),
-                            (Err(_), Some(e)) => Err(e),
-                            (Err(_), None) => Ok(FileReport::default()),
+                        let VideoOutcome {
+                            report,
+                            errors,
+                            error,
+                        } = std::mem::take(&mut outcomes[video]);
+                        let result = match error {
+                            Some(e) => Err(e),
+                            None => Ok(report),
                         };
                         if let Some(store) = &store {
-                            report_recording(ctx, store, &camera, &videos[video], &outcome);
+                            report_recording(ctx, store, &camera, &videos[video], &result);
                         }
-                        match report {
+                        match result {
                             Ok(r) => print_report(&videos[video], &r),
-                            Err(errors) => {
+                            Err(_) => {
                                 failed += 1;
                                 for e in errors {
                                     eprintln!("vigil: error: {e}");
@@ -378,6 +376,15 @@ pub fn run_videos(
         ctx.runtime.block_on(store.close());
     }
     Ok(failed)
+}
+
+/// A video's segments as they finish: their reports summed, their failures by name
+/// (the last one kept as it is, for the camera's health).
+#[derive(Default)]
+struct VideoOutcome {
+    report: FileReport,
+    errors: Vec<String>,
+    error: Option<batch::BatchError>,
 }
 
 /// How far through its own part a segment (or a whole file) is, 0 to 1.
