@@ -200,7 +200,7 @@ pub fn run_videos(
         .map(|v| std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()))
         .collect();
     let (tasks, mut failed) = plan(start, &videos, split)?;
-    let workers = split.parallel.clamp(1, tasks.len().max(1));
+    let mut workers = split.parallel.clamp(1, tasks.len().max(1));
     if workers > 1 {
         // Each worker's sessions get their share of the cores: two workers each on every
         // core were slower than one (2-minute recording: 44.1 s against 27.5 s wall).
@@ -209,7 +209,17 @@ pub fn run_videos(
     }
     // Loaded once it is known how many workers share the cores; still before any video
     // is analysed.
+    let before_models = super::memory::resident_mib();
     let models = ctx.load_models_for([&camera])?;
+    let per_worker = per_worker_mib(before_models, super::memory::resident_mib());
+    let fit = workers_that_fit(workers, per_worker, super::memory::available_mib());
+    if fit < workers {
+        eprintln!(
+            "vigil batch: {fit} worker(s) instead of {workers}: each needs about {per_worker:.0} MiB and the machine has {:.0} MiB free",
+            super::memory::available_mib().unwrap_or_default()
+        );
+        workers = fit;
+    }
     let publisher = Publisher::new(
         ctx.data.clone(),
         ctx.key()?,
@@ -375,7 +385,35 @@ pub fn run_videos(
     if let Some(store) = store {
         ctx.runtime.block_on(store.close());
     }
+    if let Some(peak) = super::memory::peak_resident_mib() {
+        eprintln!(
+            "vigil batch: peak memory {peak:.0} MiB for {workers} worker(s) (each about {per_worker:.0} MiB for its models and frames)"
+        );
+    }
     Ok(failed)
+}
+
+/// What one worker needs: its models (what loading them took) and the frames and tracks
+/// of a segment in flight, which do not grow with the recording's length.
+const WORKER_WORKING_SET_MIB: f64 = 64.0;
+
+fn per_worker_mib(before: Option<f64>, after: Option<f64>) -> f64 {
+    match (before, after) {
+        (Some(b), Some(a)) => (a - b).max(0.0) + WORKER_WORKING_SET_MIB,
+        // Unknown (not Linux): what one worker measured on the default models.
+        _ => 160.0,
+    }
+}
+
+/// Workers, of `wanted`, whose memory fits in four fifths of what is free (the rest left
+/// to the decoder's buffers and the machine); always at least one.
+fn workers_that_fit(wanted: usize, per_worker_mib: f64, available_mib: Option<f64>) -> usize {
+    let Some(available) = available_mib else {
+        return wanted;
+    };
+    // The first worker's models are already loaded: only the others need room.
+    let others = (0.8 * available / per_worker_mib.max(1.0)).floor() as usize;
+    wanted.min(1 + others).max(1)
 }
 
 /// A video's segments as they finish: their reports summed, their failures by name
@@ -522,4 +560,24 @@ fn print_report(video: &Path, report: &FileReport) {
         report.new_cases,
         report.violations - report.new_cases
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_as_many_as_memory_allows_and_never_none() {
+        // Plenty: as many as asked.
+        assert_eq!(workers_that_fit(4, 200.0, Some(24_000.0)), 4);
+        // 1,000 MiB free, 200 a worker: the loaded one and four fifths of 1,000 / 200.
+        assert_eq!(workers_that_fit(8, 200.0, Some(1_000.0)), 5);
+        // Nothing free: still the one whose models are loaded.
+        assert_eq!(workers_that_fit(8, 200.0, Some(0.0)), 1);
+        // Unknown memory: as asked.
+        assert_eq!(workers_that_fit(3, 200.0, None), 3);
+        // A worker's share: what loading took, plus its frames.
+        assert_eq!(per_worker_mib(Some(100.0), Some(250.0)), 150.0 + WORKER_WORKING_SET_MIB);
+        assert_eq!(per_worker_mib(Some(250.0), Some(100.0)), WORKER_WORKING_SET_MIB);
+    }
 }

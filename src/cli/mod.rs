@@ -12,6 +12,7 @@ pub mod eval;
 pub mod fleet;
 pub mod health;
 pub mod jobs;
+mod memory;
 pub mod plate;
 pub mod run;
 pub mod search;

@@ -103,15 +103,7 @@ fn cpu_by_kind(
 }
 
 fn rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(0.0)
+    crate::cli::memory::resident_mib().unwrap_or(0.0)
 }
 
 pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
