@@ -54,6 +54,16 @@ impl DataDir {
             .join(format!("{}.jpg", file_name_of(camera_id)))
     }
 
+    /// Continuous recording: the footage root, one folder per camera.
+    pub fn footage(&self) -> PathBuf {
+        self.root.join("footage")
+    }
+
+    /// Camera `camera_id`'s recorded segments.
+    pub fn camera_footage(&self, camera_id: &str) -> PathBuf {
+        self.footage().join(file_name_of(camera_id))
+    }
+
     /// The evidence-signing key.
     pub fn keys(&self) -> PathBuf {
         self.root.join("keys")

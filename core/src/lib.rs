@@ -9,6 +9,7 @@ pub mod admission;
 pub mod clock;
 pub mod data_dir;
 pub mod event;
+pub mod footage;
 pub mod local_time;
 pub mod look_alike;
 pub mod plate;

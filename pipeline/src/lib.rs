@@ -8,12 +8,14 @@
 //!   ([`plates`]);
 //! - [`output`]: the evidence package, its signature, and the
 //!   [`vigil_core::ViolationEvent`] handed to an [`vigil_core::EventSink`];
+//! - [`footage`]: continuous recording of each camera's stream, and its retention;
 //! - [`run`]: batch, live and scenario evaluation, each a loop over the stages above.
 //!
 //! The event contract is `vigil-core`'s; this crate knows nothing of how cases are kept.
 
 pub mod analysis;
 pub mod config;
+pub mod footage;
 pub mod frame;
 pub mod output;
 pub mod plates;

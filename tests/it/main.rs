@@ -9,6 +9,7 @@ mod decode;
 mod detect_and_read;
 mod eval_and_plate;
 mod fleet;
+mod footage;
 mod helmet;
 mod jobs;
 mod live;

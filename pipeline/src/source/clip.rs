@@ -155,6 +155,78 @@ fn next_unit(
     }
 }
 
+/// A recorded H.264 file's compressed access units in order, timed from its first.
+pub struct FileUnits {
+    file: PathBuf,
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+    caps: Option<gst::Caps>,
+    origin: Option<gst::ClockTime>,
+}
+
+impl FileUnits {
+    pub fn open(file: &Path) -> Result<Self, String> {
+        init_gstreamer().map_err(|e| e.to_string())?;
+        let pipeline = gst::parse::launch(&format!(
+            "filesrc location=\"{}\" ! parsebin ! h264parse config-interval=-1 ! \
+             video/x-h264,stream-format=byte-stream,alignment=au ! \
+             appsink name=sink sync=false max-buffers=64",
+            file.display().to_string().replace('"', "\\\"")
+        ))
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline".to_string())?;
+        let sink = pipeline
+            .by_name("sink")
+            .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+            .ok_or("no appsink")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(Self {
+            file: file.to_owned(),
+            pipeline,
+            sink,
+            caps: None,
+            origin: None,
+        })
+    }
+
+    /// The stream's caps, once a unit has been read.
+    pub fn caps(&self) -> Option<&gst::Caps> {
+        self.caps.as_ref()
+    }
+
+    /// The next unit, `None` at the end; an error names the file.
+    pub fn next_unit(&mut self) -> Result<Option<AccessUnit>, String> {
+        let Some(sample) = next_unit(&self.pipeline, &self.sink)
+            .map_err(|m| format!("{}: {m}", self.file.display()))?
+        else {
+            return Ok(None);
+        };
+        if self.caps.is_none() {
+            self.caps = sample.caps().map(|c| c.to_owned());
+        }
+        let buffer = sample
+            .buffer()
+            .ok_or_else(|| format!("{}: a sample without a buffer", self.file.display()))?;
+        let raw = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
+        let origin = *self.origin.get_or_insert(raw);
+        let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        Ok(Some(AccessUnit {
+            data: std::sync::Arc::from(map.as_slice()),
+            pts: raw.saturating_sub(origin),
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+        }))
+    }
+}
+
+impl Drop for FileUnits {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
 /// Cut a clip out of a recorded H.264 file: from the keyframe at or before `from` to `to`
 /// (stream time from the file's first frame), remuxed without re-encoding. Only the
 /// current group of pictures and the clip itself are held in memory, however long the
@@ -165,50 +237,15 @@ pub fn cut_file_clip(
     to: Duration,
     out: &Path,
 ) -> Result<Clip, ClipError> {
-    init_gstreamer().map_err(|e| clip_err(out, e))?;
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc location=\"{}\" ! parsebin ! h264parse config-interval=-1 ! \
-         video/x-h264,stream-format=byte-stream,alignment=au ! \
-         appsink name=sink sync=false max-buffers=64",
-        file.display().to_string().replace('"', "\\\"")
-    ))
-    .map_err(|e| clip_err(out, format!("{}: {e}", file.display())))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| clip_err(out, "not a pipeline"))?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .ok_or_else(|| clip_err(out, "no appsink"))?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| clip_err(out, format!("{}: {e}", file.display())))?;
+    let mut units = FileUnits::open(file).map_err(|m| clip_err(out, m))?;
     let (from, to) = (
         gst::ClockTime::from_nseconds(from.as_nanos() as u64),
         gst::ClockTime::from_nseconds(to.as_nanos() as u64),
     );
-    let mut caps = None;
-    let mut origin = None;
     // Units since the last keyframe before `from`, then the clip's.
     let mut gop: Vec<AccessUnit> = Vec::new();
     let mut kept: Vec<AccessUnit> = Vec::new();
-    while let Some(sample) = next_unit(&pipeline, &sink).map_err(|m| {
-        let _ = pipeline.set_state(gst::State::Null);
-        clip_err(out, format!("{}: {m}", file.display()))
-    })? {
-        if caps.is_none() {
-            caps = sample.caps().map(|c| c.to_owned());
-        }
-        let Some(buffer) = sample.buffer() else {
-            continue;
-        };
-        let raw = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
-        let origin = *origin.get_or_insert(raw);
-        let map = buffer.map_readable().map_err(|e| clip_err(out, e))?;
-        let unit = AccessUnit {
-            data: std::sync::Arc::from(map.as_slice()),
-            pts: raw.saturating_sub(origin),
-            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-        };
+    while let Some(unit) = units.next_unit().map_err(|m| clip_err(out, m))? {
         if unit.pts > to {
             break;
         }
@@ -226,8 +263,10 @@ pub fn cut_file_clip(
             kept = std::mem::take(&mut gop);
         }
     }
-    let _ = pipeline.set_state(gst::State::Null);
-    let caps = caps.ok_or_else(|| clip_err(out, format!("{}: no H.264 video", file.display())))?;
+    let caps = units
+        .caps()
+        .cloned()
+        .ok_or_else(|| clip_err(out, format!("{}: no H.264 video", file.display())))?;
     // A file whose keyframes are all before `from` ends inside the GOP being kept.
     if kept.is_empty() {
         kept = gop;

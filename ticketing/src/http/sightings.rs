@@ -177,7 +177,7 @@ pub(super) async fn sighting_thumbnail(
 /// recording it was read from.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Footage {
-    /// `clip`, `recording` or `none`.
+    /// `clip`, `recording`, `footage` (the camera's continuous recording) or `none`.
     pub kind: String,
     pub url: Option<String>,
     /// Where in that video the sighting is, in seconds.
@@ -263,14 +263,23 @@ async fn footage_of(state: &AppState, s: &Sighting, id: i64) -> ApiResult<Footag
             reason: None,
         });
     }
+    if let Some((_, offset)) = recorded_footage(state, s).await? {
+        return Ok(Footage {
+            kind: "footage".into(),
+            url: Some(format!("/api/sightings/{id}/recorded")),
+            offset_s: offset.as_secs_f64(),
+            case_id: None,
+            reason: None,
+        });
+    }
     Ok(Footage {
         kind: "none".into(),
         url: None,
         offset_s: 0.0,
         case_id: None,
         reason: Some(if s.video_offset_ms.is_none() {
-            "read from a live stream: only violations keep their video (the ring buffer holds \
-             the last seconds)"
+            "read from a live stream whose camera is not recorded here (or its footage is \
+             gone): only violations keep their video"
                 .into()
         } else {
             // The recording's path is the server's business, not the reader's.
@@ -290,6 +299,46 @@ pub(super) async fn sighting_video(
         Some(path) if s.video_offset_ms.is_some() => send_file(path, &headers).await,
         _ => Err(ApiError::NotFound(format!(
             "sighting {id} has no recording on this server"
+        ))),
+    }
+}
+
+/// The segment of the sighting's camera's continuous recording, on this server, that
+/// holds the moment it was seen, and where in it. Found from the camera and the time
+/// alone, inside the data folder's footage: nothing a client sends names a file.
+async fn recorded_footage(
+    state: &AppState,
+    s: &Sighting,
+) -> ApiResult<Option<(PathBuf, std::time::Duration)>> {
+    let Some(data) = state.intake.evidence.root().parent().map(|p| p.to_owned()) else {
+        return Ok(None);
+    };
+    let (camera, at) = (s.camera_id.clone(), s.seen_at);
+    tokio::task::spawn_blocking(move || {
+        let dir = vigil_core::DataDir::new(data).camera_footage(&camera);
+        match vigil_core::footage::segment_at(&dir, at) {
+            Ok(found) => found.map(|(segment, offset)| (segment.path, offset)),
+            Err(e) => {
+                tracing::warn!(error = %e, "footage folder not readable");
+                None
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+pub(super) async fn sighting_recorded(
+    State(state): State<AppState>,
+    Extension(_caller): Extension<Caller>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let s = sighting_or_404(&state, id).await?;
+    match recorded_footage(&state, &s).await? {
+        Some((path, _)) => send_file(path, &headers).await,
+        None => Err(ApiError::NotFound(format!(
+            "sighting {id}'s camera has no footage of that moment on this server"
         ))),
     }
 }

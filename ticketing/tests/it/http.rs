@@ -1422,6 +1422,49 @@ async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv(
             )
             .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{backend}");
+        // Its camera is recorded continuously: a segment from 10 s before it was seen to
+        // 20 s after (and an older one) now holds its moment.
+        let seen = start_time() + chrono::Duration::minutes(2);
+        let footage_dir = h.data.camera_footage("cam-1");
+        std::fs::create_dir_all(&footage_dir).unwrap();
+        for (start, end, bytes) in [
+            (seen - chrono::Duration::seconds(70), seen - chrono::Duration::seconds(10), &b"older segment"[..]),
+            (seen - chrono::Duration::seconds(10), seen + chrono::Duration::seconds(20), &b"\0\0\0\x10ftypisomsegment"[..]),
+        ] {
+            let path = footage_dir.join(vigil_core::footage::segment_name(start));
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(end.into())
+                .unwrap();
+        }
+        let (_, footage) = h
+            .call(
+                Some(Role::Investigator),
+                Method::GET,
+                &format!("/api/sightings/{live}/footage"),
+                None,
+            )
+            .await;
+        assert_eq!(footage["kind"], "footage", "{backend}: {footage}");
+        assert_eq!(footage["offset_s"], 10.0, "{backend}: {footage}");
+        let resp = reqwest::Client::new()
+            .get(format!("{}{}", h.base, footage["url"].as_str().unwrap()))
+            .bearer_auth(&h.tokens[&Role::Investigator])
+            .header("Range", "bytes=12-18")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{backend}");
+        assert_eq!(resp.bytes().await.unwrap().as_ref(), b"segment");
+        // Not without signing in.
+        let (status, _) = h
+            .call(None, Method::GET, &format!("/api/sightings/{live}/recorded"), None)
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{backend}");
+        std::fs::remove_dir_all(&footage_dir).unwrap();
         let (status, _) = h
             .call(
                 Some(Role::Investigator),
@@ -1478,9 +1521,10 @@ async fn a_sighting_gives_its_picture_its_footage_by_byte_ranges_and_a_safe_csv(
             "{backend}: {formats:?}"
         );
         let views = h.audit_actions().await;
+        // The recording's, the live sighting's with none, and with the camera's footage.
         assert_eq!(
             views.iter().filter(|a| *a == "footage_view").count(),
-            2,
+            3,
             "{views:?}"
         );
     }

@@ -42,6 +42,16 @@ pub struct RunSection {
     pub queue_frames: usize,
     /// Run the detector only on frames where something moved.
     pub motion_gating: bool,
+    /// Record every camera's stream continuously (the main stream where a camera has
+    /// one) into segments in the data folder's `footage/`.
+    pub record: bool,
+    pub record_segment_seconds: f64,
+    /// Footage older than this goes.
+    pub footage_days: f64,
+    /// All cameras' footage together at most this much; the oldest goes first.
+    pub footage_quota_gb: Option<f64>,
+    /// The oldest footage goes while the disk has less than this free.
+    pub footage_min_free_gb: f64,
 }
 
 impl Default for RunSection {
@@ -54,6 +64,11 @@ impl Default for RunSection {
             stall_seconds: 5.0,
             queue_frames: 10,
             motion_gating: true,
+            record: false,
+            record_segment_seconds: 60.0,
+            footage_days: 7.0,
+            footage_quota_gb: None,
+            footage_min_free_gb: 1.0,
         }
     }
 }
@@ -64,6 +79,17 @@ impl RunSection {
         ClipWindow {
             before: Duration::from_secs_f64(self.clip_before_seconds),
             after: Duration::from_secs_f64(self.clip_after_seconds),
+        }
+    }
+
+    /// What of the recorded footage is kept.
+    pub fn retention_policy(&self) -> crate::footage::retention::RetentionPolicy {
+        const GB: f64 = 1e9;
+        crate::footage::retention::RetentionPolicy {
+            days: Default::default(),
+            default_days: Some(self.footage_days),
+            quota_bytes: self.footage_quota_gb.map(|g| (g * GB) as u64),
+            min_free_bytes: Some((self.footage_min_free_gb * GB) as u64),
         }
     }
 
@@ -104,7 +130,19 @@ impl RunSection {
             1.0,
             1_000.0,
             "frames",
-        )
+        )?;
+        within(
+            "record_segment_seconds",
+            self.record_segment_seconds,
+            2.0,
+            3_600.0,
+            "s",
+        )?;
+        within("footage_days", self.footage_days, 0.01, 3_650.0, "days")?;
+        if let Some(q) = self.footage_quota_gb {
+            within("footage_quota_gb", q, 0.001, 1e6, "GB")?;
+        }
+        within("footage_min_free_gb", self.footage_min_free_gb, 0.0, 1e6, "GB")
     }
 }
 

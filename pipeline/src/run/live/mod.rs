@@ -10,6 +10,7 @@
 
 pub mod deployment;
 mod metrics;
+mod retention;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,7 +27,7 @@ use crate::output::orphans;
 use crate::output::publisher::{Publisher, Source};
 use crate::output::recorder::{self, Record, Recorder, RecorderError, RecorderSettings};
 use crate::source::clip::ClipSource;
-use crate::source::rtsp::{CameraState, CameraStatus, LiveCamera};
+use crate::source::rtsp::{CameraState, CameraStatus, FootageSettings, LiveCamera};
 use crate::source::{FrameSource, SourceError};
 use deployment::{Deployment, LiveCameraSpec};
 use metrics::Metrics;
@@ -210,6 +211,16 @@ pub struct LiveRunner {
     gating: bool,
     /// Whether the no-helmet model was loaded (a camera that needs it runs only then).
     heads: bool,
+    /// Where cameras are recorded continuously, when the deployment asks.
+    recording: Option<Recording>,
+}
+
+/// Continuous recording of every camera: segments of `segment` under `root`, one folder
+/// per camera.
+#[derive(Clone)]
+struct Recording {
+    root: PathBuf,
+    segment: Duration,
 }
 
 impl LiveRunner {
@@ -246,6 +257,10 @@ impl LiveRunner {
             .unwrap_or_default();
         let clock = settings.clock.clone();
         let gating = run.motion_gating;
+        let recording = run.record.then(|| Recording {
+            root: settings.data.footage(),
+            segment: Duration::from_secs_f64(run.record_segment_seconds),
+        });
         let mut slots = Vec::new();
         for spec in &deployment.cameras {
             slots.push(Arc::new(open_slot(
@@ -254,10 +269,21 @@ impl LiveRunner {
                 clock.clone(),
                 gating,
                 Arc::new(Always),
+                recording.as_ref(),
             )?));
         }
         let slots: Slots = Arc::new(RwLock::new(slots));
         let stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        if let Some(r) = &recording {
+            workers.push(retention::start(
+                r.root.clone(),
+                run.retention_policy(),
+                r.segment,
+                stop.clone(),
+                clock.clone(),
+            )?);
+        }
         let metrics = Arc::new(Metrics::new());
         let recorder = Arc::new(Recorder::start(
             settings.sink.clone(),
@@ -275,7 +301,6 @@ impl LiveRunner {
             model_info,
             run.clip_window(),
         ));
-        let mut workers = Vec::new();
         for (n, mut models) in worker_models.into_iter().enumerate() {
             let worker = Worker {
                 slots: slots.clone(),
@@ -303,6 +328,7 @@ impl LiveRunner {
             clock,
             gating,
             heads,
+            recording,
         })
     }
 
@@ -331,6 +357,7 @@ impl LiveRunner {
             self.clock.clone(),
             self.gating,
             admission,
+            self.recording.as_ref(),
         )?;
         if let Ok(mut slots) = self.slots.write() {
             slots.push(Arc::new(slot));
@@ -452,8 +479,23 @@ fn open_slot(
     clock: Arc<dyn Clock>,
     gating: bool,
     admission: Arc<dyn Admission>,
+    recording: Option<&Recording>,
 ) -> Result<Slot, LiveError> {
-    let camera = opener.open(spec, clock.clone())?;
+    let camera = match recording {
+        Some(r) => {
+            let mut settings = spec.settings.clone();
+            settings.footage = Some(FootageSettings {
+                dir: r.root.join(vigil_core::data_dir::file_name_of(&spec.config.id)),
+                segment: r.segment,
+            });
+            let recorded = LiveCameraSpec {
+                config: spec.config.clone(),
+                settings,
+            };
+            opener.open(&recorded, clock.clone())?
+        }
+        None => opener.open(spec, clock.clone())?,
+    };
     Ok(Slot {
         state: Mutex::new(SlotState {
             frames: camera.frames,

@@ -271,11 +271,35 @@ fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime) {
         pts,
         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
     };
+    record(shared, sample, &unit);
     if let Ok(mut ring) = shared.ring.lock() {
         if ring.0.is_none() {
             ring.0 = sample.caps().map(|c| c.to_owned());
         }
         ring.1.push(unit);
+    }
+}
+
+/// Hand a unit to the camera's continuous recording, if it has one. A write that fails
+/// (disk full, folder gone) is logged and the segment abandoned; the next keyframe opens
+/// a new one. Analysis never waits on it.
+fn record(shared: &Shared, sample: &gst::Sample, unit: &AccessUnit) {
+    let Ok(mut footage) = shared.footage.lock() else {
+        return;
+    };
+    let (Some(writer), Some(caps)) = (footage.as_mut(), sample.caps()) else {
+        return;
+    };
+    match writer.push(unit, caps, shared.clock.now()) {
+        Ok(Some(closed)) => tracing::debug!(
+            camera = %shared.settings.id, path = %closed.path.display(), bytes = closed.bytes,
+            "footage segment written"
+        ),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(camera = %shared.settings.id, error = %e, "footage not written");
+            writer.abandon();
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 mod connection;
 mod url;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,6 +23,7 @@ use vigil_core::Clock;
 
 use super::clip::{Clip, ClipError, ClipSource, write_clip};
 use super::ring::{AccessUnit, RingBuffer};
+use crate::footage::SegmentWriter;
 use super::{FrameSource, SourceError, init_gstreamer};
 use crate::frame::Frame;
 use crate::retry::backoff;
@@ -58,6 +59,16 @@ pub struct LiveSettings {
     pub ring_max_bytes: usize,
     /// Analysis frames waiting for the detector; beyond this the oldest are dropped.
     pub queue_frames: usize,
+    /// Record the stream the clips come from (the main stream when there is one)
+    /// continuously into segments in this folder.
+    pub footage: Option<FootageSettings>,
+}
+
+/// Where and how a camera's stream is recorded.
+#[derive(Debug, Clone)]
+pub struct FootageSettings {
+    pub dir: PathBuf,
+    pub segment: Duration,
 }
 
 impl LiveSettings {
@@ -77,6 +88,7 @@ impl LiveSettings {
             ring: Duration::from_secs(10),
             ring_max_bytes: 32 << 20,
             queue_frames: 10,
+            footage: None,
         }
     }
 }
@@ -133,6 +145,8 @@ struct Shared {
     state: Mutex<CameraState>,
     frames: ArrayQueue<Frame>,
     ring: Mutex<(Option<gst::Caps>, RingBuffer)>,
+    /// The continuous recording, when the camera has one.
+    footage: Mutex<Option<SegmentWriter>>,
     stop: AtomicBool,
     frames_in: AtomicU64,
     frames_dropped: AtomicU64,
@@ -211,6 +225,12 @@ impl LiveCamera {
                 None,
                 RingBuffer::new(settings.ring, settings.ring_max_bytes),
             )),
+            footage: Mutex::new(
+                settings
+                    .footage
+                    .as_ref()
+                    .map(|f| SegmentWriter::new(f.dir.clone(), f.segment)),
+            ),
             url,
             evidence_state: Mutex::new(CameraState::Connecting),
             anchor: Mutex::new(None),
@@ -353,6 +373,12 @@ fn supervise(shared: Arc<Shared>, stream: Stream) {
         }
     }
     shared.set_stream_state(stream, CameraState::Stopped);
+    if let Ok(mut footage) = shared.footage.lock()
+        && let Some(writer) = footage.as_mut()
+        && let Err(e) = writer.close()
+    {
+        tracing::warn!(camera = %shared.settings.id, error = %e, "the last footage segment was not finished");
+    }
 }
 
 fn cannot_start(camera: &str, e: std::io::Error) -> SourceError {

@@ -408,7 +408,7 @@ async function searchPage(app) {
     video.muted = true;
     video.addEventListener("loadedmetadata", () => { video.currentTime = Math.max(0, fo.offset_s - 1); video.play().catch(() => {}); });
     player.replaceChildren(el("h3", {}, `${f.sighting.plate} · ${localTime(f.sighting.seen_at)} · ${f.sighting.camera_id}`),
-      video, fo.case_id ? el("p", {}, "From the evidence of ", el("a", { href: `/cases/${fo.case_id}`, text: `case ${fo.case_id}` })) : el("p", { class: "muted", text: "From the recording it was read in." }));
+      video, fo.case_id ? el("p", {}, "From the evidence of ", el("a", { href: `/cases/${fo.case_id}`, text: `case ${fo.case_id}` })) : el("p", { class: "muted", text: fo.kind === "footage" ? "From the camera's continuous recording." : "From the recording it was read in." }));
     player.scrollIntoView({ block: "nearest" });
   };
   form.addEventListener("submit", (ev) => { ev.preventDefault(); run(); });
