@@ -34,10 +34,12 @@ pub struct BatchArgs {
     /// modification time is not when it was filmed: a copy has another).
     #[arg(long)]
     pub start: Option<DateTime<chrono::FixedOffset>>,
-    /// Look at frames as `vigil run` does with motion gating: skip still frames and
-    /// detect only where the picture changed (faster on quiet footage).
+    /// Look at every analysed frame whole. By default batch looks as `vigil run` does,
+    /// with motion gating: still frames skipped, detection only where the picture changed
+    /// (the scenario suite finds the same cases and plates either way; 18 % less time on
+    /// a busy junction's recording, more on quiet footage).
     #[arg(long)]
-    pub motion_gating: bool,
+    pub no_motion_gating: bool,
     /// Videos (or segments) analysed at once, each worker with its own models (default:
     /// one per core).
     #[arg(long)]
@@ -110,7 +112,7 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
             url,
             &args.camera,
             args.start.map(|s| s.to_utc()),
-            args.motion_gating,
+            !args.no_motion_gating,
             &args.videos,
             split,
             args.job.clone(),
@@ -120,7 +122,7 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
             ctx,
             &args.camera,
             args.start.map(|s| s.to_utc()),
-            args.motion_gating,
+            !args.no_motion_gating,
             &args.videos,
             service,
             split,
