@@ -78,6 +78,9 @@ enum Command {
     /// Batch jobs on a fleet's queue: `work` takes tasks until stopped, `status` says
     /// where a job stands (`vigil batch --submit NATS_URL` makes one).
     Jobs(cli::jobs::JobsArgs),
+    /// The cameras' continuous recording on this machine: `list` what is kept, `export`
+    /// a time range of one camera as one MP4 with a signed manifest.
+    Footage(cli::footage::FootageArgs),
     /// Check evidence folders: every file against the manifest, the manifest against its
     /// signature and the case that recorded it, the signature against a trusted key.
     Verify(cli::verify::VerifyArgs),
@@ -157,6 +160,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => cli::run::run(&ctx, args),
         Command::Fleet(args) => cli::fleet::run(&ctx, args),
         Command::Verify(args) => cli::verify::run(&ctx, args),
+        Command::Footage(args) => cli::footage::run(&ctx, args),
         Command::Key { action } => cli::verify::key(&ctx, action),
         Command::Search(args) => cli::search::run(&ctx, args),
         Command::Plate(args) => cli::plate::run(&ctx, args),

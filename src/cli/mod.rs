@@ -10,6 +10,7 @@ pub mod demo;
 mod demo_fleet;
 pub mod eval;
 pub mod fleet;
+pub mod footage;
 pub mod health;
 pub mod jobs;
 mod memory;

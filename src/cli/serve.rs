@@ -148,6 +148,10 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
             .secure_cookies
             .unwrap_or(!args.listen.ip().is_loopback()),
         data: ctx.create_data()?.clone(),
+        footage: std::sync::Arc::new(super::footage::Exporter {
+            data: ctx.data.clone(),
+            key: ctx.key()?,
+        }),
         limits: ServerLimits {
             max_connections: args.max_connections.max(1),
             per_address: args.max_connections_per_address.max(1),
@@ -178,6 +182,8 @@ struct ServeSettings {
     secure_cookies: bool,
     data: vigil_core::DataDir,
     limits: ServerLimits,
+    /// Exports of the footage this data folder holds, signed with its key.
+    footage: std::sync::Arc<dyn vigil_ticketing::http::footage::FootageExporter>,
 }
 
 async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
@@ -201,6 +207,7 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
         None => None,
     };
     let mut state = AppState::new(intake, settings.agency, settings.secure_cookies)
+        .with_footage(settings.footage)
         .with_uploads(settings.data)
         .with_trusted_proxies(settings.proxies);
     let consumers = match fleet {

@@ -698,12 +698,13 @@ fn the_cli_reference_is_the_binarys_own_help() {
     ];
     for command in [
         "batch", "cases", "serve", "user", "token", "audit", "demo", "run", "verify", "key",
-        "search", "plate", "eval",
+        "search", "plate", "eval", "footage",
     ] {
         page.push(block(&format!("## vigil {command}"), &[command]));
         let subs: &[&str] = match command {
             "user" => &["add", "passwd", "list"],
             "token" => &["create"],
+            "footage" => &["list", "export"],
             _ => &[],
         };
         for sub in subs {

@@ -268,3 +268,220 @@ fn vigil_run_killed_while_recording_leaves_every_segment_playable() {
         assert!((-1_000..=1_500).contains(&gap), "gap {gap} ms between {pair:?}");
     }
 }
+
+/// The fixture recorded into segments of `length` as if its first frame came at t0.
+fn recorded(camera: &std::path::Path, scene: &str, length: Duration) {
+    recorded_from(camera, &common::fixture(&format!("{scene}.mp4")), length)
+}
+
+fn recorded_from(camera: &std::path::Path, video: &std::path::Path, length: Duration) {
+    let mut units = FileUnits::open(video).unwrap();
+    let mut writer = SegmentWriter::new(camera.to_owned(), length);
+    while let Some(unit) = units.next_unit().unwrap() {
+        let caps = units.caps().unwrap().clone();
+        let wall = t0() + chrono::Duration::nanoseconds(unit.pts.nseconds() as i64);
+        writer.push(&unit, &caps, wall).unwrap();
+    }
+    writer.close().unwrap();
+}
+
+/// The frame shown at `at` of a 25 fps video (each of its frames decoded).
+fn frame_at(path: &std::path::Path, at: Duration) -> image::RgbImage {
+    let frames = FileSource::open(path, 25).unwrap();
+    for f in frames {
+        let f = f.unwrap();
+        if f.pts.abs_diff(at) < Duration::from_millis(20) {
+            return (*f.image).clone();
+        }
+    }
+    panic!("{}: no frame at {at:?}", path.display());
+}
+
+/// The fixture `scene` encoded again as a camera sends it: no B-frames (with them, a
+/// fragmented file shows its first frame two frames late: the decoder's lead).
+fn as_a_camera_sends_it(scene: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let out = dir.join(format!("{scene}-camera.mp4"));
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", common::fixture(&format!("{scene}.mp4")).display()))
+        .args(["!", "qtdemux", "!", "h264parse", "!", "avdec_h264", "!", "videoconvert", "!"])
+        .args(["x264enc", "bframes=0", "key-int-max=50", "speed-preset=veryfast", "!"])
+        .args(["mp4mux", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    out
+}
+
+#[test]
+fn a_moment_of_the_recording_shows_the_streams_picture_of_that_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let camera = dir.path().join("cam");
+    let stream = as_a_camera_sends_it("redlight_a", dir.path());
+    recorded_from(&camera, &stream, Duration::from_secs(4));
+    // At 6.4 s the fixture's vehicle is in view (its truth track): the segment holding that
+    // moment, at its offset, shows exactly the stream's picture (remuxed, never re-encoded).
+    let at = Duration::from_millis(6_400);
+    let (segment, offset) = segment_at(&camera, t0() + chrono::Duration::from_std(at).unwrap())
+        .unwrap()
+        .unwrap();
+    let recorded = frame_at(&segment.path, offset);
+    let source = frame_at(&stream, at);
+    assert_eq!(recorded.dimensions(), source.dimensions());
+    let differing = recorded
+        .pixels()
+        .zip(source.pixels())
+        .filter(|(a, b)| a != b)
+        .count();
+    assert_eq!(
+        differing, 0,
+        "the recorded frame differs from the stream's ({} from {:?}, offset {offset:?})",
+        segment.path.display(),
+        segment.started_at
+    );
+}
+
+#[test]
+fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let camera = dir.path().join("cam");
+    let stream = as_a_camera_sends_it("redlight_b", dir.path());
+    recorded_from(&camera, &stream, Duration::from_secs(4));
+    let key = vigil_evidence::EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap();
+    let secs = |s: f64| t0() + chrono::Duration::milliseconds((s * 1000.0) as i64);
+    let out = dir.path().join("export-1");
+    let request = vigil_pipeline::footage::export::ExportRequest {
+        camera_id: "cam",
+        from: secs(3.0),
+        to: secs(9.0),
+        exported_by: "investigator",
+        now: t0(),
+    };
+    let exported =
+        vigil_pipeline::footage::export::export(&camera, &request, &out, &key).unwrap();
+    // From the keyframe at or before 3 s (one every 2 s) to the last frame before 9 s,
+    // across the segments that hold them.
+    assert!(exported.starts_at <= secs(3.0) && exported.starts_at >= secs(1.0), "{exported:?}");
+    assert!(exported.ends_at <= secs(9.0) && exported.ends_at >= secs(8.9), "{exported:?}");
+    assert!(exported.segments >= 2, "{exported:?}");
+    let video = out.join(vigil_pipeline::footage::export::EXPORT_FILE);
+    let (n, clean) = decoded_frames(&video);
+    assert!(clean);
+    let covers = (exported.ends_at - exported.starts_at).num_milliseconds() as f64 / 1000.0;
+    assert!((n as f64 / 5.0 - covers).abs() <= 0.45, "{n} frames for {covers} s");
+    // Its picture at 6 s is the stream's at 6 s, though 6 s is in another segment than
+    // the export's start.
+    let offset = (secs(6.0) - exported.starts_at).to_std().unwrap();
+    assert!(frame_at(&video, offset) == frame_at(&stream, Duration::from_secs(6)));
+    // Signed and intact; the manifest names the camera and the segments.
+    let trusted = vigil_evidence::TrustedKeys::one(key.verifying_key());
+    assert_eq!(vigil_evidence::verify_package(&out, &trusted), Vec::new());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(vigil_evidence::MANIFEST)).unwrap()).unwrap();
+    assert_eq!(manifest["camera"]["id"], "cam");
+    assert_eq!(manifest["segments"].as_array().unwrap().len(), exported.segments);
+    // A byte changed in the video is found.
+    let mut bytes = std::fs::read(&video).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&video, bytes).unwrap();
+    let problems = vigil_evidence::verify_package(&out, &trusted);
+    assert!(
+        matches!(problems.as_slice(), [vigil_evidence::Problem::Altered { .. }]),
+        "{problems:?}"
+    );
+    // No footage in the range, and a range backwards: errors that say so, nothing written.
+    let none = vigil_pipeline::footage::export::ExportRequest {
+        from: secs(-600.0),
+        to: secs(-300.0),
+        ..request
+    };
+    let e = vigil_pipeline::footage::export::export(&camera, &none, &dir.path().join("x"), &key)
+        .unwrap_err();
+    assert!(e.to_string().contains("no recorded footage"), "{e}");
+    let backwards = vigil_pipeline::footage::export::ExportRequest {
+        from: secs(9.0),
+        to: secs(3.0),
+        ..none
+    };
+    let e = vigil_pipeline::footage::export::export(&camera, &backwards, &dir.path().join("y"), &key)
+        .unwrap_err();
+    assert!(e.to_string().contains("before it starts"), "{e}");
+    assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_investigator_exports_footage_through_vigil_serve_and_it_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = vigil_core::DataDir::new(d);
+    recorded(&data.camera_footage("cam-x"), "redlight_a", Duration::from_secs(4));
+    let token = common::user_with_token(d, "inv1", "investigator");
+    let server = common::start_server(d, &[]);
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        http.post(format!("{}/api/footage/exports", server.base))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    let at = |s: i64| (t0() + chrono::Duration::seconds(s)).to_rfc3339();
+    let resp = post(serde_json::json!({"camera_id": "cam-x", "from": at(2), "to": at(7)}))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
+    let made: serde_json::Value = resp.json().await.unwrap();
+    let video = http
+        .get(format!("{}{}", server.base, made["video_url"].as_str().unwrap()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(video.status(), reqwest::StatusCode::OK);
+    let copy = d.join("downloaded.mp4");
+    std::fs::write(&copy, video.bytes().await.unwrap()).unwrap();
+    let (n, clean) = decoded_frames(&copy);
+    assert!(clean && n >= 25, "{n} frames of 5 s at 5 fps");
+    // The folder it was served from verifies with the data folder's public key.
+    let key = common::ok(common::vigil(d, &["key"]));
+    let key = key.split_whitespace().find(|w| w.len() == 64).unwrap().to_string();
+    let folder = d.join("exports").join(format!("export-{}", made["id"].as_str().unwrap()));
+    common::ok(common::vigil(
+        d,
+        &["verify", "--public-key", &key, folder.to_str().unwrap()],
+    ));
+    // Asked wrongly: said so, by status.
+    for (body, status) in [
+        (serde_json::json!({"camera_id": "cam-x", "from": at(7), "to": at(2)}), 400),
+        (serde_json::json!({"camera_id": "cam-x", "from": at(0), "to": at(7_200)}), 400),
+        (serde_json::json!({"camera_id": "cam-y", "from": at(2), "to": at(7)}), 404),
+        (serde_json::json!({"camera_id": "cam-x", "from": at(-900), "to": at(-600)}), 404),
+        (serde_json::json!({"camera_id": "../keys", "from": at(2), "to": at(7)}), 404),
+    ] {
+        let resp = post(body.clone()).await.unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{body}");
+    }
+    // Only an export's own files, by name.
+    for file in ["..%2F..%2Fkeys%2Fsigning.key", "vigil.db", "signing.key"] {
+        let resp = http
+            .get(format!("{}/api/footage/exports/{}/{file}", server.base, made["id"].as_str().unwrap()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), reqwest::StatusCode::NOT_FOUND, "{file}");
+    }
+    let audit = common::ok(common::vigil(d, &["audit"]));
+    assert!(
+        audit.lines().any(|l| l.contains("footage_export") && l.contains("inv1")),
+        "{audit}"
+    );
+    assert!(audit.contains("footage_export_view"), "{audit}");
+}

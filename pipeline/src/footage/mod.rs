@@ -6,6 +6,7 @@
 //! is its own index; a segment's end is when it was last written (its modification time).
 //! [`retention`] removes the oldest; evidence clips live elsewhere and are never touched.
 
+pub mod export;
 pub mod retention;
 mod writer;
 

@@ -5,15 +5,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use gstreamer as gst;
-use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 
 use super::{FootageError, StoredSegment, segment_name};
-use crate::source::init_gstreamer;
+use crate::source::mux::{Layout, Mp4Writer};
 use crate::source::ring::AccessUnit;
 
 /// Fragments of a second: what a kill can cost of the segment being written.
-const FRAGMENT_MS: u32 = 1000;
+const FRAGMENT: Duration = Duration::from_secs(1);
 /// Stream time going back by more than this is a new connection, not reordered frames.
 const RESTART_JUMP: gst::ClockTime = gst::ClockTime::from_seconds(1);
 
@@ -25,9 +23,7 @@ pub struct SegmentWriter {
 }
 
 struct Open {
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    path: PathBuf,
+    mp4: Mp4Writer,
     started_at: DateTime<Utc>,
     first_pts: gst::ClockTime,
     last_pts: gst::ClockTime,
@@ -96,13 +92,13 @@ impl SegmentWriter {
     /// failed): what reached the disk stays, up to its last whole fragment.
     pub fn abandon(&mut self) {
         if let Some(open) = self.open.take() {
-            let _ = open.pipeline.set_state(gst::State::Null);
+            open.mp4.abandon();
         }
     }
 
     /// The file being written now.
     pub fn writing(&self) -> Option<&Path> {
-        self.open.as_ref().map(|o| o.path.as_path())
+        self.open.as_ref().map(|o| o.mp4.path())
     }
 }
 
@@ -122,33 +118,14 @@ impl Open {
         started_at: DateTime<Utc>,
     ) -> Result<Self, FootageError> {
         let path = dir.join(segment_name(started_at));
-        init_gstreamer().map_err(|e| write_err(&path, e))?;
         std::fs::create_dir_all(dir).map_err(|e| write_err(&path, e))?;
-        // Fragmented and streamable: the header first, then a fragment a second, and
-        // nothing to write at the end that the file needs to be played.
-        let pipeline = gst::parse::launch(&format!(
-            "appsrc name=src format=time ! h264parse ! mp4mux fragment-duration={FRAGMENT_MS} streamable=true \
-             ! filesink location=\"{}\" sync=false",
-            path.display().to_string().replace('"', "\\\"")
-        ))
-        .map_err(|e| write_err(&path, e))?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| write_err(&path, "not a pipeline"))?;
-        let src = pipeline
-            .by_name("src")
-            .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
-            .ok_or_else(|| write_err(&path, "no appsrc"))?;
-        src.set_caps(Some(&caps.to_owned()));
-        // A camera faster than the disk must not take the memory: at most 32 MiB waits.
-        src.set_max_bytes(32 << 20);
-        src.set_property("block", false);
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| write_err(&path, e))?;
+        let layout = Layout::Fragmented {
+            fragment: FRAGMENT,
+        };
+        let mp4 =
+            Mp4Writer::create(&path, caps, layout, first_pts).map_err(|e| write_err(&path, e))?;
         Ok(Self {
-            pipeline,
-            src,
-            path,
+            mp4,
             started_at,
             first_pts,
             last_pts: first_pts,
@@ -156,45 +133,24 @@ impl Open {
     }
 
     fn push(&mut self, unit: &AccessUnit) -> Result<(), FootageError> {
-        if let Some(message) = crate::source::bus_error(&self.pipeline) {
-            return Err(write_err(&self.path, message));
-        }
-        let mut buffer = gst::Buffer::from_slice(unit.data.clone());
-        let pts = unit.pts.saturating_sub(self.first_pts);
-        if let Some(b) = buffer.get_mut() {
-            b.set_pts(pts);
-            b.set_dts(pts);
-            if !unit.keyframe {
-                b.set_flags(gst::BufferFlags::DELTA_UNIT);
-            }
-        }
-        self.src
-            .push_buffer(buffer)
-            .map_err(|e| write_err(&self.path, e))?;
+        self.mp4
+            .push(unit)
+            .map_err(|e| write_err(self.mp4.path(), e))?;
         self.last_pts = unit.pts;
         Ok(())
     }
 
     fn finish(self) -> Result<StoredSegment, FootageError> {
-        let _ = self.src.end_of_stream();
-        let outcome = self.pipeline.bus().and_then(|bus| {
-            bus.timed_pop_filtered(
-                gst::ClockTime::from_seconds(10),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            )
-        });
-        let _ = self.pipeline.set_state(gst::State::Null);
-        match outcome.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {}
-            Some(gst::MessageView::Error(e)) => return Err(write_err(&self.path, e.error())),
-            _ => return Err(write_err(&self.path, "did not finish in 10 s")),
-        }
-        let bytes = std::fs::metadata(&self.path)
-            .map_err(|e| write_err(&self.path, e))?
+        let path = self.mp4.path().to_owned();
+        self.mp4
+            .finish(Duration::from_secs(10))
+            .map_err(|e| write_err(&path, e))?;
+        let bytes = std::fs::metadata(&path)
+            .map_err(|e| write_err(&path, e))?
             .len();
         let length = Duration::from_nanos(self.last_pts.saturating_sub(self.first_pts).nseconds());
         Ok(StoredSegment {
-            path: self.path,
+            path,
             started_at: self.started_at,
             written_until: self.started_at
                 + chrono::Duration::from_std(length).unwrap_or_default(),

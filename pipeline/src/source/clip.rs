@@ -13,6 +13,7 @@ use gstreamer_app as gst_app;
 use sha2::{Digest, Sha256};
 
 use super::init_gstreamer;
+use super::mux::{Layout, Mp4Writer};
 use super::ring::AccessUnit;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,52 +74,16 @@ pub fn write_clip(units: &[AccessUnit], caps: &gst::Caps, path: &Path) -> Result
         return Err(clip_err(path, "the clip does not start on a keyframe"));
     }
     let partial = path.with_extension("mp4.partial");
-    let pipeline = gst::parse::launch(&format!(
-        "appsrc name=src format=time ! h264parse ! mp4mux ! filesink location=\"{}\"",
-        partial.display().to_string().replace('"', "\\\"")
-    ))
-    .map_err(|e| clip_err(path, e))?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| clip_err(path, "not a pipeline"))?;
-    let src = pipeline
-        .by_name("src")
-        .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
-        .ok_or_else(|| clip_err(path, "no appsrc"))?;
-    src.set_caps(Some(caps));
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| clip_err(path, e))?;
-    let base = first.pts;
-    for u in units {
-        let mut buffer = gst::Buffer::from_slice(u.data.clone());
-        {
-            let b = buffer.get_mut().ok_or_else(|| clip_err(path, "buffer"))?;
-            b.set_pts(u.pts.saturating_sub(base));
-            b.set_dts(u.pts.saturating_sub(base));
-            if !u.keyframe {
-                b.set_flags(gst::BufferFlags::DELTA_UNIT);
-            }
+    let written = (|| {
+        let mut writer = Mp4Writer::create(&partial, caps, Layout::Whole, first.pts)?;
+        for u in units {
+            writer.push(u)?;
         }
-        src.push_buffer(buffer).map_err(|e| clip_err(path, e))?;
-    }
-    src.end_of_stream().map_err(|e| clip_err(path, e))?;
-    let bus = pipeline.bus().ok_or_else(|| clip_err(path, "no bus"))?;
-    let outcome = bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(30),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    let _ = pipeline.set_state(gst::State::Null);
-    match outcome {
-        Some(msg) => {
-            if let gst::MessageView::Error(e) = msg.view() {
-                let _ = std::fs::remove_file(&partial);
-                return Err(clip_err(path, e.error()));
-            }
-        }
-        None => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(clip_err(path, "muxing did not finish in 30 s"));
-        }
+        writer.finish(Duration::from_secs(30))
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&partial);
+        return Err(clip_err(path, e));
     }
     let bytes = std::fs::read(&partial).map_err(|e| clip_err(path, e))?;
     std::fs::rename(&partial, path).map_err(|e| clip_err(path, e))?;
@@ -213,9 +178,11 @@ impl FileUnits {
         let raw = buffer.pts().unwrap_or(gst::ClockTime::ZERO);
         let origin = *self.origin.get_or_insert(raw);
         let map = buffer.map_readable().map_err(|e| e.to_string())?;
+        let (pts, decode_ahead) = AccessUnit::times(raw, buffer.dts(), origin);
         Ok(Some(AccessUnit {
             data: std::sync::Arc::from(map.as_slice()),
-            pts: raw.saturating_sub(origin),
+            pts,
+            decode_ahead,
             keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
         }))
     }

@@ -6,6 +6,7 @@
 pub mod clip;
 pub mod created;
 pub mod file;
+pub mod mux;
 pub mod ring;
 pub mod rtsp;
 

@@ -13,7 +13,22 @@ use gstreamer as gst;
 pub struct AccessUnit {
     pub data: Arc<[u8]>,
     pub pts: gst::ClockTime,
+    /// How long before it is shown it is decoded (pts − dts): B-frames make a stream's
+    /// units arrive in another order than they are shown, and a muxer needs both times.
+    pub decode_ahead: gst::ClockTime,
     pub keyframe: bool,
+}
+
+impl AccessUnit {
+    /// When a unit is decoded and shown, given its buffer's times and the stream's origin.
+    pub fn times(
+        pts: gst::ClockTime,
+        dts: Option<gst::ClockTime>,
+        origin: gst::ClockTime,
+    ) -> (gst::ClockTime, gst::ClockTime) {
+        let ahead = dts.map_or(gst::ClockTime::ZERO, |d| pts.saturating_sub(d));
+        (pts.saturating_sub(origin), ahead)
+    }
 }
 
 pub struct RingBuffer {
@@ -96,6 +111,7 @@ mod tests {
 
     fn unit(ms: u64, keyframe: bool) -> AccessUnit {
         AccessUnit {
+            decode_ahead: gst::ClockTime::ZERO,
             data: Arc::from(vec![0u8; 100].as_slice()),
             pts: gst::ClockTime::from_mseconds(ms),
             keyframe,

@@ -13,6 +13,7 @@ pub mod error;
 mod events;
 mod evidence;
 mod fleet;
+pub mod footage;
 mod hardening;
 mod notices;
 mod openapi;
@@ -75,6 +76,8 @@ pub struct AppState {
     pub proxies: Arc<TrustedProxies>,
     /// The fleet's NATS JetStream, when this server takes the fleet's events.
     pub fleet: Option<vigil_fleet::Bus>,
+    /// Makes footage exports, when this server holds cameras' recordings.
+    pub footage: Option<Arc<dyn footage::FootageExporter>>,
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     citizen_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
@@ -97,10 +100,17 @@ impl AppState {
             payments: None,
             proxies: Arc::new(TrustedProxies::default()),
             fleet: None,
+            footage: None,
         }
     }
 
     /// Show the fleet on this NATS JetStream.
+    /// Export footage through `exporter`.
+    pub fn with_footage(mut self, exporter: Arc<dyn footage::FootageExporter>) -> Self {
+        self.footage = Some(exporter);
+        self
+    }
+
     pub fn with_fleet(mut self, bus: vigil_fleet::Bus) -> Self {
         self.fleet = Some(bus);
         self
@@ -232,11 +242,17 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
         route!(GET "/api/sightings/{id}/thumbnail", INVESTIGATORS, "A sighting's picture of the vehicle",
             None, Answer::File, get(sightings::sighting_thumbnail)),
         route!(GET "/api/sightings/{id}/footage", INVESTIGATORS,
-            "Where a sighting's video is: its case's clip, or the recording it was read from. Audited",
+            "Where a sighting's video is: its case's clip, the recording it was read from, or its camera's continuous recording. Audited",
             None, Answer::Json("Footage"), get(sightings::sighting_footage)),
         route!(GET "/api/sightings/{id}/video", INVESTIGATORS,
             "The recording a sighting was read from (byte ranges answered)",
             None, Answer::File, get(sightings::sighting_video)),
+        route!(POST "/api/footage/exports", INVESTIGATORS,
+            "One camera's recorded footage over a time range (at most an hour) as one MP4 with a signed manifest. Audited",
+            Some("ExportRequest"), Answer::Created("ExportResponse"), post(footage::create_export)),
+        route!(GET "/api/footage/exports/{id}/{file}", INVESTIGATORS,
+            "An export's footage.mp4, manifest.json or signature.json (byte ranges answered). Audited",
+            None, Answer::File, get(footage::export_file)),
         route!(GET "/api/sightings/{id}/recorded", INVESTIGATORS,
             "The segment of its camera's continuous recording that holds a sighting's moment (byte ranges answered)",
             None, Answer::File, get(sightings::sighting_recorded)),

@@ -38,6 +38,8 @@ use super::{Answer, route_table};
     super::schema::ViolationKindSchema,
     crate::cameras::CameraHealth,
     super::sightings::Footage,
+    super::footage::ExportRequest,
+    super::footage::ExportResponse,
     super::sightings::SightingRecorded,
     super::sessions::LoginRequest,
     super::sessions::SessionInfo,

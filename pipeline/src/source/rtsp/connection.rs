@@ -266,9 +266,14 @@ fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime) {
     let Ok(map) = buffer.map_readable() else {
         return;
     };
+    let ahead = match (buffer.pts(), buffer.dts()) {
+        (Some(p), Some(d)) => p.saturating_sub(d),
+        _ => gst::ClockTime::ZERO,
+    };
     let unit = AccessUnit {
         data: Arc::from(map.as_slice()),
         pts,
+        decode_ahead: ahead,
         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
     };
     record(shared, sample, &unit);

@@ -407,8 +407,24 @@ async function searchPage(app) {
     const video = el("video", { src: fo.url, controls: true, autoplay: true, playsinline: true, id: "footage-video" });
     video.muted = true;
     video.addEventListener("loadedmetadata", () => { video.currentTime = Math.max(0, fo.offset_s - 1); video.play().catch(() => {}); });
+    // A live camera's recording: an investigator may export a minute around it, signed.
+    const exportBox = el("div", { id: "footage-export" });
+    if (fo.kind === "footage") {
+      const seen = new Date(f.sighting.seen_at).getTime();
+      exportBox.append(el("button", { type: "button", id: "export-btn", onclick: async () => {
+        let ex;
+        try {
+          ex = await api("POST", "/api/footage/exports", { camera_id: f.sighting.camera_id,
+            from: new Date(seen - 30000).toISOString(), to: new Date(seen + 30000).toISOString() });
+        } catch (e) { status(e.message, "error"); return; }
+        exportBox.replaceChildren(el("p", {}, `Exported ${localTime(ex.starts_at)} to ${localTime(ex.ends_at)} (${(ex.bytes / 1e6).toFixed(1)} MB): `,
+          el("a", { href: ex.video_url, download: "", id: "export-video", text: "video" }), " · ",
+          el("a", { href: ex.manifest_url, download: "", text: "manifest" }), " · ",
+          el("a", { href: ex.signature_url, download: "", text: "signature" })));
+      } }, "Export a minute around it (signed)"));
+    }
     player.replaceChildren(el("h3", {}, `${f.sighting.plate} · ${localTime(f.sighting.seen_at)} · ${f.sighting.camera_id}`),
-      video, fo.case_id ? el("p", {}, "From the evidence of ", el("a", { href: `/cases/${fo.case_id}`, text: `case ${fo.case_id}` })) : el("p", { class: "muted", text: fo.kind === "footage" ? "From the camera's continuous recording." : "From the recording it was read in." }));
+      video, exportBox, fo.case_id ? el("p", {}, "From the evidence of ", el("a", { href: `/cases/${fo.case_id}`, text: `case ${fo.case_id}` })) : el("p", { class: "muted", text: fo.kind === "footage" ? "From the camera's continuous recording." : "From the recording it was read in." }));
     player.scrollIntoView({ block: "nearest" });
   };
   form.addEventListener("submit", (ev) => { ev.preventDefault(); run(); });
