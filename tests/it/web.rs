@@ -2,7 +2,9 @@
 //! (WebDriver) against `vigil serve` on cases, sightings and camera health made by a real
 //! batch run over the fixtures. An officer logs in and works the queue by keyboard
 //! (approve, reject with a reason, correct a plate) while a clip plays; an investigator
-//! finds `98A-123.45` by typing `98A-l23.4S`, opens its footage and exports the results;
+//! finds `98A-123.45` by typing `98A-l23.4S`, opens its footage and exports the results,
+//! then a live camera's sighting whose footage is the camera's continuous recording, and
+//! exports a signed minute of it;
 //! the cameras and operations pages draw what the database holds, and the fleet page what
 //! the fleet's NATS JetStream says (a worker, the camera it runs, why). Each main page's
 //! screenshot is kept under `target/tmp/screenshots/`.
@@ -254,7 +256,32 @@ async fn officers_and_investigators_work_in_a_real_browser() {
     }
     let nats = vigil_testkit::nats::NatsServer::start();
     let nats_url = nats.url();
+    // A live camera recorded continuously (its segments in the data folder) and a plate
+    // read on it twenty minutes ago, sent by a worker: the sighting's footage is the
+    // recording, played by the browser as it is (fragmented MP4), and exported.
+    let live_start = chrono::Utc::now() - chrono::Duration::minutes(20);
+    record_live_camera(d, "cam-live", live_start);
+    let live_token = common::user_with_token(d, "worker1", "operator");
     let server = common::start_server(d, &["--nats", &nats_url]);
+    let sent = reqwest::Client::new()
+        .post(format!("{}/api/sightings", server.base))
+        .bearer_auth(&live_token)
+        .json(&json!({"sighting": {
+            "sighting_id": "6f1c7a52-0000-5000-8000-000000000001",
+            "camera_id": "cam-live",
+            "plate": "51F-777.77",
+            "confidence": 0.93,
+            "vehicle_class": "car",
+            "plate_colour": null,
+            "seen_at": (live_start + chrono::Duration::seconds(6)).to_rfc3339(),
+            "source": "rtsp://10.0.0.9/live",
+            "thumbnail": null,
+            "video_offset_ms": null,
+        }}))
+        .send()
+        .await
+        .unwrap();
+    assert!(sent.status().is_success(), "{}", sent.text().await.unwrap_or_default());
     let base = server.base.clone();
     let (_driver, driver_url) = chromedriver(PATIENCE);
     let c = browser(&driver_url).await;
@@ -476,6 +503,56 @@ async fn officers_and_investigators_work_in_a_real_browser() {
     );
     assert!(audit.contains("footage_view"), "{audit}");
 
+    // The live camera's sighting: its continuous recording plays, and a minute around it
+    // is exported and downloaded.
+    type_into(&c, "#plate", "51F-777.77").await;
+    c.find(Locator::Css("#search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the live sighting found",
+        "const p = document.querySelector('#results .sighting .plate'); return p && p.textContent === '51F-777.77'",
+    )
+    .await;
+    c.find(Locator::Css("#results .footage-btn"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "the camera's recording playing",
+        "const v = document.querySelector('#footage-video'); \
+         return v && v.src.includes('/recorded') && !v.error && v.readyState >= 2 && v.currentTime > 0",
+    )
+    .await;
+    c.find(Locator::Css("#export-btn"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "the export's links", "return !!document.querySelector('#export-video')").await;
+    let size = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             fetch(document.querySelector('#export-video').href).then(r => r.ok ? r.arrayBuffer() : null).then(b => done(b ? b.byteLength : 0), e => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(size.as_u64().unwrap_or(0) > 10_000, "the exported video: {size}");
+    let audit = ok(vigil(d, &["audit"]));
+    assert!(
+        audit.lines().any(|l| l.contains("footage_export") && l.contains("inv1")),
+        "the export is audited: {audit}"
+    );
+
     // The cameras page: the batch run's camera, on the map and in the list.
     c.goto(&format!("{base}/cameras")).await.unwrap();
     until(
@@ -602,4 +679,32 @@ impl vigil_fleet::CameraHost for Runs {
     }
 
     fn stop(&self, _: &str) {}
+}
+
+/// `camera`'s continuous recording in the data folder `data`: the junction fixture, as a
+/// camera sends it (no B-frames), in 4 s segments from `start`.
+fn record_live_camera(data: &Path, camera: &str, start: chrono::DateTime<chrono::Utc>) {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("camera.mp4");
+    let status = Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", common::fixture("redlight_a.mp4").display()))
+        .args(["!", "qtdemux", "!", "h264parse", "!", "avdec_h264", "!", "videoconvert", "!"])
+        .args(["x264enc", "bframes=0", "key-int-max=50", "speed-preset=veryfast", "!"])
+        .args(["mp4mux", "!", "filesink"])
+        .arg(format!("location={}", stream.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut units = vigil_pipeline::source::clip::FileUnits::open(&stream).unwrap();
+    let mut writer = vigil_pipeline::footage::SegmentWriter::new(
+        vigil_core::DataDir::new(data).camera_footage(camera),
+        Duration::from_secs(4),
+    );
+    while let Some(unit) = units.next_unit().unwrap() {
+        let caps = units.caps().unwrap().clone();
+        let wall = start + chrono::Duration::nanoseconds(unit.pts.nseconds() as i64);
+        writer.push(&unit, &caps, wall).unwrap();
+    }
+    writer.close().unwrap();
 }

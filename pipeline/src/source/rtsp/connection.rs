@@ -181,7 +181,7 @@ fn analysis_units(
             let base = first_of(&shared, &first_pts, pts);
             if shared.evidence_url.is_none() {
                 shared.units_in.fetch_add(1, Ordering::Relaxed);
-                keep_unit(&shared, &sample, pts.saturating_sub(base));
+                keep_unit(&shared, &sample, pts.saturating_sub(base), false);
             }
             Ok(gst::FlowSuccess::Ok)
         })
@@ -236,6 +236,7 @@ fn evidence_units(shared: Arc<Shared>) -> gst_app::AppSinkCallbacks {
                 &shared,
                 &sample,
                 gst::ClockTime::from_nseconds(at.as_nanos() as u64),
+                true,
             );
             Ok(gst::FlowSuccess::Ok)
         })
@@ -259,7 +260,9 @@ fn first_of(
 }
 
 /// Put a compressed sample into the ring buffer at `pts` (remembering the stream's caps).
-fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime) {
+/// Keep a unit timed `pts` on the analysis timeline. `by_arrival`: the time is when it
+/// arrived (the main stream's), so in decode order: it is also its decode time.
+fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime, by_arrival: bool) {
     let Some(buffer) = sample.buffer() else {
         return;
     };
@@ -267,7 +270,7 @@ fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime) {
         return;
     };
     let ahead = match (buffer.pts(), buffer.dts()) {
-        (Some(p), Some(d)) => p.saturating_sub(d),
+        (Some(p), Some(d)) if !by_arrival => p.saturating_sub(d),
         _ => gst::ClockTime::ZERO,
     };
     let unit = AccessUnit {
