@@ -355,7 +355,14 @@ async fn the_fleet_view_and_metrics_show_workers_cameras_and_why_cameras_moved()
             .any(|l| l == "vigil_fleet_worker_alive{worker=\"worker-1\"} 0"),
         "{text}"
     );
-    two.stop().await;
+    // A worker asked to stop gives its cameras back and leaves; it must not hang (it once
+    // did here, on a loaded 2-core machine: this says so instead of waiting for ever).
+    assert!(
+        tokio::time::timeout(Duration::from_secs(60), two.stop())
+            .await
+            .is_ok(),
+        "worker-2 did not stop within 60 s"
+    );
 }
 
 /// A server without a fleet says so, and its metrics still carry the cases.
