@@ -103,3 +103,21 @@ pub fn junction_camera(dir: &Path, clip_before: u32, clip_after: u32) -> (TestRt
     .expect("write the deployment");
     (server, deployment)
 }
+
+/// Fixture `scene` encoded again as a camera sends it, without B-frames, into `dir` (the
+/// fixtures have B-frames; a fragmented recording of them shows its first frame the
+/// decoder's lead late, so a test comparing pictures at a moment needs a stream without).
+pub fn as_a_camera_sends_it(scene: &str, dir: &Path) -> PathBuf {
+    let out = dir.join(format!("{scene}-camera.mp4"));
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!("location={}", fixture(&format!("{scene}.mp4")).display()))
+        .args(["!", "qtdemux", "!", "h264parse", "!", "avdec_h264", "!", "videoconvert", "!"])
+        .args(["x264enc", "bframes=0", "key-int-max=50", "speed-preset=veryfast", "!"])
+        .args(["mp4mux", "!", "filesink"])
+        .arg(format!("location={}", out.display()))
+        .status()
+        .expect("run gst-launch-1.0");
+    assert!(status.success(), "re-encoding {scene} failed");
+    out
+}

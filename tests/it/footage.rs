@@ -297,28 +297,11 @@ fn frame_at(path: &std::path::Path, at: Duration) -> image::RgbImage {
     panic!("{}: no frame at {at:?}", path.display());
 }
 
-/// The fixture `scene` encoded again as a camera sends it: no B-frames (with them, a
-/// fragmented file shows its first frame two frames late: the decoder's lead).
-fn as_a_camera_sends_it(scene: &str, dir: &std::path::Path) -> std::path::PathBuf {
-    let out = dir.join(format!("{scene}-camera.mp4"));
-    let status = std::process::Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc"])
-        .arg(format!("location={}", common::fixture(&format!("{scene}.mp4")).display()))
-        .args(["!", "qtdemux", "!", "h264parse", "!", "avdec_h264", "!", "videoconvert", "!"])
-        .args(["x264enc", "bframes=0", "key-int-max=50", "speed-preset=veryfast", "!"])
-        .args(["mp4mux", "!", "filesink"])
-        .arg(format!("location={}", out.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
-}
-
 #[test]
 fn a_moment_of_the_recording_shows_the_streams_picture_of_that_moment() {
     let dir = tempfile::tempdir().unwrap();
     let camera = dir.path().join("cam");
-    let stream = as_a_camera_sends_it("redlight_a", dir.path());
+    let stream = common::as_a_camera_sends_it("redlight_a", dir.path());
     recorded_from(&camera, &stream, Duration::from_secs(4));
     // At 6.4 s the fixture's vehicle is in view (its truth track): the segment holding that
     // moment, at its offset, shows exactly the stream's picture (remuxed, never re-encoded).
@@ -346,7 +329,7 @@ fn a_moment_of_the_recording_shows_the_streams_picture_of_that_moment() {
 fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let camera = dir.path().join("cam");
-    let stream = as_a_camera_sends_it("redlight_b", dir.path());
+    let stream = common::as_a_camera_sends_it("redlight_b", dir.path());
     recorded_from(&camera, &stream, Duration::from_secs(4));
     let key = vigil_evidence::EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap();
     let secs = |s: f64| t0() + chrono::Duration::milliseconds((s * 1000.0) as i64);

@@ -685,17 +685,7 @@ impl vigil_fleet::CameraHost for Runs {
 /// camera sends it (no B-frames), in 4 s segments from `start`.
 fn record_live_camera(data: &Path, camera: &str, start: chrono::DateTime<chrono::Utc>) {
     let dir = tempfile::tempdir().unwrap();
-    let stream = dir.path().join("camera.mp4");
-    let status = Command::new("gst-launch-1.0")
-        .args(["-q", "filesrc"])
-        .arg(format!("location={}", common::fixture("redlight_a.mp4").display()))
-        .args(["!", "qtdemux", "!", "h264parse", "!", "avdec_h264", "!", "videoconvert", "!"])
-        .args(["x264enc", "bframes=0", "key-int-max=50", "speed-preset=veryfast", "!"])
-        .args(["mp4mux", "!", "filesink"])
-        .arg(format!("location={}", stream.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let stream = common::as_a_camera_sends_it("redlight_a", dir.path());
     let mut units = vigil_pipeline::source::clip::FileUnits::open(&stream).unwrap();
     let mut writer = vigil_pipeline::footage::SegmentWriter::new(
         vigil_core::DataDir::new(data).camera_footage(camera),
