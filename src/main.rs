@@ -44,6 +44,11 @@ struct Cli {
         hide_env_values = true
     )]
     database: Option<String>,
+    /// Where cameras' continuous recordings are kept (default: the data folder's
+    /// `footage/`). A fleet points its recording workers and its case service at one
+    /// shared folder, so any sighting opens its footage wherever its camera ran.
+    #[arg(long, global = true, env = "VIGIL_FOOTAGE")]
+    footage: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -147,7 +152,7 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    let ctx = Context::new(cli.data, cli.database, cli.models, cli.fines)?;
+    let ctx = Context::new(cli.data, cli.footage, cli.database, cli.models, cli.fines)?;
     match cli.command {
         Command::Batch(args) => cli::batch::run(&ctx, args),
         Command::BenchDetect(args) => cli::bench::detect::run(&ctx, args),

@@ -8,11 +8,23 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDir {
     root: PathBuf,
+    /// Where continuous recordings are, when not in the folder: storage a fleet's workers
+    /// and its case service share.
+    footage: Option<PathBuf>,
 }
 
 impl DataDir {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            footage: None,
+        }
+    }
+
+    /// Cameras' recordings under `footage` instead of the folder's `footage/`.
+    pub fn with_footage_root(mut self, footage: Option<PathBuf>) -> Self {
+        self.footage = footage;
+        self
     }
 
     pub fn root(&self) -> &Path {
@@ -54,9 +66,12 @@ impl DataDir {
             .join(format!("{}.jpg", file_name_of(camera_id)))
     }
 
-    /// Continuous recording: the footage root, one folder per camera.
+    /// Continuous recording: the footage root, one folder per camera (the data folder's
+    /// `footage/` unless it was put elsewhere).
     pub fn footage(&self) -> PathBuf {
-        self.root.join("footage")
+        self.footage
+            .clone()
+            .unwrap_or_else(|| self.root.join("footage"))
     }
 
     /// Camera `camera_id`'s recorded segments.

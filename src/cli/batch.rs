@@ -47,7 +47,7 @@ pub struct BatchArgs {
     /// Cut videos longer than this into segments of this many seconds, analysed apart
     /// (each from 5 s before its start to 5 s after its end, keeping what happened in
     /// it); 0 keeps each video whole.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_SECONDS)]
     pub segment_seconds: u64,
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
@@ -158,6 +158,9 @@ impl Split {
 /// What a segment sees before its start and after its end (see [`batch::Segment`]): long
 /// enough for a vehicle in view at the boundary to be followed from before it and decided
 /// after it.
+/// Videos longer than this many seconds are cut into segments of it (jobs from the web
+/// app are cut alike).
+pub const DEFAULT_SEGMENT_SECONDS: u64 = 60;
 const SEGMENT_WARMUP: Duration = Duration::from_secs(5);
 const SEGMENT_TAIL: Duration = Duration::from_secs(5);
 
@@ -201,7 +204,8 @@ pub fn run_videos(
         .iter()
         .map(|v| std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()))
         .collect();
-    let (tasks, mut failed) = plan(start, &videos, split)?;
+    let (tasks, refused) = plan(start, &videos, split)?;
+    let mut failed = refused.len();
     let mut workers = split.parallel.clamp(1, tasks.len().max(1));
     if workers > 1 {
         // Each worker's sessions get their share of the cores: two workers each on every
@@ -453,15 +457,15 @@ fn add(sum: &mut FileReport, part: FileReport) {
 }
 
 /// Each video's start (from `--start`, each following on from the one before, or its
-/// container's creation time) and its segments; and how many videos failed before any
-/// work (no start to be had, or not readable).
+/// container's creation time) and its segments; and the videos that failed before any
+/// work (no start to be had, or not readable), by index, with why.
 pub(super) fn plan(
     start: Option<DateTime<Utc>>,
     videos: &[PathBuf],
     split: Split,
-) -> Result<(Vec<PlannedTask>, usize)> {
+) -> Result<(Vec<PlannedTask>, Vec<(usize, String)>)> {
     let mut tasks = Vec::new();
-    let mut failed = 0;
+    let mut failed = Vec::new();
     let mut next_start = start;
     for (index, video) in videos.iter().enumerate() {
         // Its length: where the next video starts with --start, and how it splits. A
@@ -495,7 +499,6 @@ pub(super) fn plan(
                     t
                 }
                 found => {
-                    failed += 1;
                     let why = match found {
                         Err(e) => format!("cannot read it: {e}"),
                         _ => "its container records no creation time".into(),
@@ -504,6 +507,7 @@ pub(super) fn plan(
                         "vigil: error: {}: {why}; give the time of its first frame with --start",
                         video.display()
                     );
+                    failed.push((index, why));
                     continue;
                 }
             },
@@ -579,7 +583,13 @@ mod tests {
         // Unknown memory: as asked.
         assert_eq!(workers_that_fit(3, 200.0, None), 3);
         // A worker's share: what loading took, plus its frames.
-        assert_eq!(per_worker_mib(Some(100.0), Some(250.0)), 150.0 + WORKER_WORKING_SET_MIB);
-        assert_eq!(per_worker_mib(Some(250.0), Some(100.0)), WORKER_WORKING_SET_MIB);
+        assert_eq!(
+            per_worker_mib(Some(100.0), Some(250.0)),
+            150.0 + WORKER_WORKING_SET_MIB
+        );
+        assert_eq!(
+            per_worker_mib(Some(250.0), Some(100.0)),
+            WORKER_WORKING_SET_MIB
+        );
     }
 }

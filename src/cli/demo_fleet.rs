@@ -90,6 +90,8 @@ pub fn run(
                 password_env: None,
                 transport: None,
                 frame_size: None,
+                record: None,
+                footage_days: None,
             };
             super::fleet::put_camera(&bus, &super::fleet::fleet_camera(id, spec, None)?).await?;
         }

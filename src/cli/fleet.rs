@@ -44,6 +44,13 @@ pub enum FleetAction {
         /// Run it on this worker while that worker is alive.
         #[arg(long)]
         pin: Option<String>,
+        /// Record it continuously: main, sub or off (default: as the worker's `[run]
+        /// record` says).
+        #[arg(long)]
+        record: Option<String>,
+        /// Days its footage is kept (default: the worker's `[run] footage_days`).
+        #[arg(long)]
+        footage_days: Option<f64>,
     },
     /// Remove a camera: its worker finishes its clips and stops it.
     RemoveCamera { id: String },
@@ -88,6 +95,8 @@ pub fn run(ctx: &Context, args: FleetArgs) -> Result<()> {
                 password_env,
                 transport,
                 pin,
+                record,
+                footage_days,
             } => {
                 let config = std::fs::read_to_string(&camera_config)
                     .with_context(|| format!("camera config {}", camera_config.display()))?;
@@ -99,6 +108,8 @@ pub fn run(ctx: &Context, args: FleetArgs) -> Result<()> {
                     password_env: password_env.clone(),
                     transport,
                     frame_size: None,
+                    record,
+                    footage_days,
                 };
                 put_camera(&bus, &fleet_camera(&id, spec, pin)?).await?;
                 println!("camera {id} is in the fleet's list");

@@ -83,9 +83,15 @@ pub fn run(ctx: &Context, args: JobsArgs) -> Result<()> {
     }
 }
 
-/// A job id from what it is (the camera config and the recordings): submitting the same
-/// again is the same job, and resumes it.
-fn job_id(camera_text: &str, videos: &[PathBuf], split: Split) -> String {
+/// A job id from what it is (the camera config, the recordings, where they start, how
+/// they are cut and looked at): submitting the same again is the same job, and resumes it.
+fn job_id(
+    camera_text: &str,
+    videos: &[PathBuf],
+    start: Option<DateTime<Utc>>,
+    motion_gating: bool,
+    split: Split,
+) -> String {
     let mut h = sha2::Sha256::new();
     h.update(camera_text.as_bytes());
     for v in videos {
@@ -93,7 +99,58 @@ fn job_id(camera_text: &str, videos: &[PathBuf], split: Split) -> String {
         h.update([0]);
     }
     h.update(split.segment.as_millis().to_le_bytes());
+    if let Some(t) = start {
+        h.update(t.to_rfc3339().as_bytes());
+    }
+    h.update([u8::from(motion_gating)]);
     format!("job-{}", &hex::encode(h.finalize())[..16])
+}
+
+/// A job ready for the queue, and the recordings left out of it (by index, with why).
+pub struct PlannedJob {
+    pub job: Job,
+    pub tasks: Vec<Task>,
+    pub refused: Vec<(usize, String)>,
+}
+
+/// Cut `videos` (absolute paths every worker sees) into a job's tasks for the camera
+/// whose config is `camera_text`, known in the fleet as `camera_id`.
+pub fn plan_job(
+    camera_id: &str,
+    camera_text: &str,
+    videos: &[PathBuf],
+    start: Option<DateTime<Utc>>,
+    motion_gating: bool,
+    split: Split,
+    id: Option<String>,
+) -> Result<PlannedJob> {
+    let (planned, refused) = super::batch::plan(start, videos, split)?;
+    let id = id.unwrap_or_else(|| job_id(camera_text, videos, start, motion_gating, split));
+    let tasks: Vec<Task> = planned
+        .iter()
+        .enumerate()
+        .map(|(n, t): (usize, &PlannedTask)| Task {
+            job: id.clone(),
+            task: n as u32,
+            recording: videos[t.video].display().to_string(),
+            started_at: t.started_at,
+            segment: t.segment.as_ref().map(task_segment),
+        })
+        .collect();
+    let job = Job {
+        id,
+        camera_id: camera_id.to_string(),
+        camera_config: camera_text.to_string(),
+        recordings: videos.iter().map(|v| v.display().to_string()).collect(),
+        tasks: tasks.len() as u32,
+        motion_gating,
+        submitted_at: Utc::now(),
+    };
+    Ok(PlannedJob {
+        job,
+        tasks,
+        refused,
+    })
 }
 
 fn ms(d: Duration) -> u64 {
@@ -140,31 +197,16 @@ pub fn submit(
         .iter()
         .map(|v| std::fs::canonicalize(v).unwrap_or_else(|_| v.clone()))
         .collect();
-    let (planned, failed) = super::batch::plan(start, &videos, split)?;
-    if planned.is_empty() {
+    let PlannedJob {
+        job,
+        tasks,
+        refused,
+    } = plan_job(&camera.id, &text, &videos, start, motion_gating, split, id)?;
+    if tasks.is_empty() {
         bail!("nothing to submit: every recording failed");
     }
-    let id = id.unwrap_or_else(|| job_id(&text, &videos, split));
-    let job = Job {
-        id: id.clone(),
-        camera_id: camera.id.clone(),
-        camera_config: text,
-        recordings: videos.iter().map(|v| v.display().to_string()).collect(),
-        tasks: planned.len() as u32,
-        motion_gating,
-        submitted_at: Utc::now(),
-    };
-    let tasks: Vec<Task> = planned
-        .iter()
-        .enumerate()
-        .map(|(n, t): (usize, &PlannedTask)| Task {
-            job: id.clone(),
-            task: n as u32,
-            recording: videos[t.video].display().to_string(),
-            started_at: t.started_at,
-            segment: t.segment.as_ref().map(task_segment),
-        })
-        .collect();
+    let failed = refused.len();
+    let id = job.id.clone();
     let jobs = ctx.runtime.block_on(async {
         let bus = Bus::connect(url, "vigil batch --submit").await?;
         let jobs = Jobs::open(&bus).await?;
@@ -275,7 +317,9 @@ fn work(ctx: &Context, url: &str, worker: &str, idle_exit: Option<Duration>) -> 
                 .runtime
                 .block_on(jobs.job(&task.job))?
                 .with_context(|| format!("job {} is not on the queue", task.job))?;
-            let camera = CameraConfig::from_text(&job.camera_config, Path::new(&task.job))?;
+            let mut camera = CameraConfig::from_text(&job.camera_config, Path::new(&task.job))?;
+            // The camera as the fleet knows it (a fleet camera's config may carry another id).
+            camera.id = job.camera_id.clone();
             if loaded.as_ref().is_none_or(|(sha, _)| *sha != camera.sha256) {
                 loaded = Some((camera.sha256.clone(), ctx.load_models_for([&camera])?));
             }

@@ -13,6 +13,7 @@ pub mod fleet;
 pub mod footage;
 pub mod health;
 pub mod jobs;
+mod library;
 mod memory;
 pub mod plate;
 pub mod run;
@@ -42,6 +43,7 @@ pub struct Context {
 impl Context {
     pub fn new(
         data: PathBuf,
+        footage: Option<PathBuf>,
         database: Option<String>,
         models: PathBuf,
         fines: PathBuf,
@@ -51,7 +53,7 @@ impl Context {
             .build()?;
         Ok(Self {
             runtime,
-            data: DataDir::new(data),
+            data: DataDir::new(data).with_footage_root(footage),
             database,
             models,
             fines,

@@ -86,6 +86,11 @@ pub struct ServeArgs {
     /// reads from the streams there (every replica may; each message is recorded once).
     #[arg(long, env = "VIGIL_NATS_URL")]
     pub nats: Option<String>,
+    /// A folder of recordings operators may make batch jobs of from the web app (needs
+    /// --nats): storage every batch worker sees at the same path. Clients choose from its
+    /// listing; they never name a path.
+    #[arg(long, env = "VIGIL_RECORDINGS", requires = "nats")]
+    pub recordings: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
@@ -132,8 +137,20 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
             )
         })?,
     };
+    let jobs = match &args.recordings {
+        Some(root) => Some(std::sync::Arc::new(super::library::RecordingLibrary::open(
+            root,
+            super::batch::Split {
+                parallel: 1,
+                segment: Duration::from_secs(super::batch::DEFAULT_SEGMENT_SECONDS),
+            },
+        )?)
+            as std::sync::Arc<dyn vigil_ticketing::http::jobs::JobPlanner>),
+        None => None,
+    };
     let settings = ServeSettings {
         nats: args.nats,
+        jobs,
         payments,
         proxies,
         listen: args.listen,
@@ -169,6 +186,8 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
 
 struct ServeSettings {
     nats: Option<String>,
+    /// The recordings library batch jobs are made of, from the web app.
+    jobs: Option<std::sync::Arc<dyn vigil_ticketing::http::jobs::JobPlanner>>,
     payments: Option<PaymentProvider>,
     proxies: TrustedProxies,
     listen: std::net::SocketAddr,
@@ -213,6 +232,9 @@ async fn serve(store: CaseStore, settings: ServeSettings) -> Result<()> {
     let consumers = match fleet {
         Some((bus, consumers)) => {
             state = state.with_fleet(bus);
+            if let Some(planner) = settings.jobs {
+                state = state.with_jobs(planner);
+            }
             Some(consumers)
         }
         None => None,

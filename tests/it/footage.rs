@@ -53,7 +53,11 @@ fn a_stream_is_recorded_into_playable_segments_named_by_their_wall_clock_start()
     // A keyframe every 2 s in the fixtures (x264's default is longer; the fixture
     // generator asks for it): segments close at the first keyframe after 4 s.
     assert!(closed.len() >= 2, "{} segments", closed.len());
-    assert_eq!(closed[0].started_at, t0(), "the first starts with the stream");
+    assert_eq!(
+        closed[0].started_at,
+        t0(),
+        "the first starts with the stream"
+    );
     let on_disk = segments_in(&camera).unwrap();
     assert_eq!(on_disk.len(), closed.len());
     let mut frames = 0;
@@ -70,7 +74,10 @@ fn a_stream_is_recorded_into_playable_segments_named_by_their_wall_clock_start()
         );
         if i + 1 < closed.len() {
             // Its last frame is the one before the first keyframe 4 s or more in.
-            assert!(length >= 3.9, "closed at the first keyframe after 4 s: {length} s");
+            assert!(
+                length >= 3.9,
+                "closed at the first keyframe after 4 s: {length} s"
+            );
             assert!(s.written_until < closed[i + 1].started_at);
         }
         frames += n;
@@ -81,14 +88,20 @@ fn a_stream_is_recorded_into_playable_segments_named_by_their_wall_clock_start()
     );
     // The moment 5 s in is in the segment that started before it, at the right offset.
     let at = t0() + chrono::Duration::seconds(5);
-    let (segment, offset) = segment_at(&camera, at).unwrap().expect("5 s in is recorded");
+    let (segment, offset) = segment_at(&camera, at)
+        .unwrap()
+        .expect("5 s in is recorded");
     assert!(segment.started_at <= at);
     assert_eq!(
         offset,
         (at - segment.started_at).to_std().unwrap(),
         "offset from the segment's start"
     );
-    assert!(segment_at(&camera, t0() - chrono::Duration::seconds(30)).unwrap().is_none());
+    assert!(
+        segment_at(&camera, t0() - chrono::Duration::seconds(30))
+            .unwrap()
+            .is_none()
+    );
 }
 
 #[test]
@@ -172,7 +185,11 @@ fn retention_removes_the_oldest_footage_first_and_never_evidence_or_the_segment_
     };
     let removed = enforce(&root, &policy, now, &[], || None).unwrap();
     assert_eq!(removed.len(), 5, "{removed:?}");
-    assert!(removed.iter().all(|r| r.why == "older than the camera's days"));
+    assert!(
+        removed
+            .iter()
+            .all(|r| r.why == "older than the camera's days")
+    );
     assert_eq!(segments_in(&a).unwrap().len(), 5);
     assert_eq!(segments_in(&b).unwrap().len(), 3);
 
@@ -205,68 +222,205 @@ fn retention_removes_the_oldest_footage_first_and_never_evidence_or_the_segment_
         ..Default::default()
     };
     let removed = enforce(&root, &short, now, &[writing.clone()], || Some(8_500)).unwrap();
-    assert_eq!(removed.len(), 2, "8,500 free + 2 x 1,000 reaches 10,000: {removed:?}");
+    assert_eq!(
+        removed.len(),
+        2,
+        "8,500 free + 2 x 1,000 reaches 10,000: {removed:?}"
+    );
     assert!(removed.iter().all(|r| r.why == "disk short of free space"));
 
     // Evidence and other files are never touched.
-    assert_eq!(std::fs::read(package.join("clip.mp4")).unwrap(), b"evidence");
+    assert_eq!(
+        std::fs::read(package.join("clip.mp4")).unwrap(),
+        b"evidence"
+    );
     assert!(a.join("notes.txt").exists());
     assert!(writing.exists());
 }
 
 #[test]
-fn vigil_run_killed_while_recording_leaves_every_segment_playable() {
+fn vigil_run_records_a_minute_into_a_shared_footage_folder_and_killed_leaves_every_segment_playable()
+ {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
+    // Footage on storage of its own (a fleet's shared folder), not in the data folder.
+    let shared = tempfile::tempdir().unwrap();
     let (_camera, deployment) = common::junction_camera(data, 1, 1);
     let text = std::fs::read_to_string(&deployment).unwrap();
     std::fs::write(
         &deployment,
-        text.replacen("[run]\n", "[run]\nrecord = true\nrecord_segment_seconds = 4\n", 1),
+        text.replacen(
+            "[run]\n",
+            "[run]\nrecord = true\nrecord_segment_seconds = 10\n",
+            1,
+        ),
     )
     .unwrap();
     let store = common::Records {
-        global: Vec::new(),
+        global: vec!["--footage".into(), shared.path().display().to_string()],
         run: Vec::new(),
     };
     let (mut child, _log) = common::start_worker(data, &deployment, &store);
-    let footage = vigil_core::DataDir::new(data).camera_footage("bn-demo-01");
-    // Two segments closed and the third written for 2 s or more: killed mid-segment.
+    let footage = shared.path().join("bn-demo-01");
+    // A minute recorded, six segments, the seventh written for 2 s or more: killed
+    // mid-segment.
     let since = std::time::Instant::now();
     loop {
-        let segments = segments_in(&footage).unwrap();
+        let segments = segments_in(&footage).unwrap_or_default();
         let newest_for = segments
             .last()
             .map(|s| (s.written_until - s.started_at).num_milliseconds())
             .unwrap_or(0);
-        if segments.len() >= 3 && newest_for >= 2_000 {
+        if segments.len() >= 7 && newest_for >= 2_000 {
             break;
         }
         assert!(
-            since.elapsed() < Duration::from_secs(120),
+            since.elapsed() < Duration::from_secs(240),
             "not recorded: {segments:?}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
     child.kill().unwrap();
     child.wait().unwrap();
+    assert!(
+        !data.join("footage").exists(),
+        "nothing recorded into the data folder"
+    );
     let segments = segments_in(&footage).unwrap();
     let (last, whole) = segments.split_last().unwrap();
     for s in whole {
         let (n, clean) = decoded_frames(&s.path);
         assert!(clean, "{} decodes to its end", s.path.display());
-        assert!(n >= 15, "{}: {n} frames at 5 fps", s.path.display());
+        // 10 s at 5 fps, closed at the first keyframe (every 2 s) after 10 s.
+        assert!(n >= 50, "{}: {n} frames at 5 fps", s.path.display());
     }
+    let covered = (last.written_until - segments[0].started_at).num_milliseconds();
+    assert!(covered >= 60_000, "a minute recorded: {covered} ms");
     // The one being written when the process died plays up to its last fragment (a
     // second each): at least one second of it.
     let (n, _) = decoded_frames(&last.path);
-    assert!(n >= 5, "{}: {n} frames of the killed segment", last.path.display());
+    assert!(
+        n >= 5,
+        "{}: {n} frames of the killed segment",
+        last.path.display()
+    );
     // Consecutive segments follow on: each starts where the one before ended, give or
     // take a frame and the write's delay.
     for pair in segments.windows(2) {
         let gap = (pair[1].started_at - pair[0].written_until).num_milliseconds();
-        assert!((-1_000..=1_500).contains(&gap), "gap {gap} ms between {pair:?}");
+        assert!(
+            (-1_000..=1_500).contains(&gap),
+            "gap {gap} ms between {pair:?}"
+        );
     }
+}
+
+/// A camera with a main stream and a sub-stream records the one it is told to: the main
+/// stream's pictures are the larger.
+#[test]
+fn each_camera_records_the_stream_it_is_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    // The main stream: the junction at twice the size (as a camera's 1080p beside its
+    // sub-stream); both loop the same scene.
+    let main = data.join("main.mp4");
+    let status = std::process::Command::new("gst-launch-1.0")
+        .args(["-q", "filesrc"])
+        .arg(format!(
+            "location={}",
+            common::fixture("redlight_a.mp4").display()
+        ))
+        .args([
+            "!",
+            "qtdemux",
+            "!",
+            "h264parse",
+            "!",
+            "avdec_h264",
+            "!",
+            "videoscale",
+            "!",
+        ])
+        .args([
+            "video/x-raw,width=1280,height=720",
+            "!",
+            "videoconvert",
+            "!",
+        ])
+        .args([
+            "x264enc",
+            "bframes=0",
+            "key-int-max=10",
+            "speed-preset=ultrafast",
+            "!",
+        ])
+        .args(["mp4mux", "!", "filesink"])
+        .arg(format!("location={}", main.display()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = vigil_camsim::TestRtspServer::start(
+        vec![
+            vigil_camsim::Mount::Video {
+                path: "/sub".into(),
+                file: common::fixture("redlight_a.mp4"),
+                credentials: None,
+            },
+            vigil_camsim::Mount::Video {
+                path: "/main".into(),
+                file: main,
+                credentials: None,
+            },
+        ],
+        0,
+    )
+    .unwrap();
+    let camera = common::camera_path();
+    let deployment = data.join("deployment.toml");
+    let mut text = String::from("[run]\nrecord_segment_seconds = 4\n");
+    for (id, record) in [
+        ("rec-main", "main"),
+        ("rec-sub", "sub"),
+        ("rec-none", "off"),
+    ] {
+        text.push_str(&format!(
+            "\n[[camera]]\nconfig = \"{}\"\nid = \"{id}\"\nurl = \"{}\"\nevidence_url = \"{}\"\nrecord = \"{record}\"\n",
+            camera.display(),
+            server.url("/sub"),
+            server.url("/main"),
+        ));
+    }
+    std::fs::write(&deployment, text).unwrap();
+    let (child, _log) = common::start_worker(data, &deployment, &common::Records::default());
+    let data_dir = vigil_core::DataDir::new(data);
+    let since = std::time::Instant::now();
+    let closed = |id: &str| {
+        segments_in(&data_dir.camera_footage(id))
+            .unwrap_or_default()
+            .len()
+            >= 2
+    };
+    while !(closed("rec-main") && closed("rec-sub")) {
+        assert!(since.elapsed() < Duration::from_secs(120), "not recorded");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    common::stop(child);
+    let width = |id: &str| {
+        let first = &segments_in(&data_dir.camera_footage(id)).unwrap()[0];
+        let frame = FileSource::open(&first.path, 25)
+            .unwrap()
+            .next()
+            .expect("a recorded frame")
+            .unwrap();
+        frame.image.width()
+    };
+    let sub_width = common::truth("redlight_a").width;
+    assert_eq!(width("rec-main"), 1280, "the main stream recorded");
+    assert_eq!(width("rec-sub"), sub_width, "the sub-stream recorded");
+    assert!(
+        !data_dir.camera_footage("rec-none").exists(),
+        "a camera told not to record records nothing"
+    );
 }
 
 /// The fixture recorded into segments of `length` as if its first frame came at t0.
@@ -318,7 +472,8 @@ fn a_moment_of_the_recording_shows_the_streams_picture_of_that_moment() {
         .filter(|(a, b)| a != b)
         .count();
     assert_eq!(
-        differing, 0,
+        differing,
+        0,
         "the recorded frame differs from the stream's ({} from {:?}, offset {offset:?})",
         segment.path.display(),
         segment.started_at
@@ -341,18 +496,26 @@ fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
         exported_by: "investigator",
         now: t0(),
     };
-    let exported =
-        vigil_pipeline::footage::export::export(&camera, &request, &out, &key).unwrap();
+    let exported = vigil_pipeline::footage::export::export(&camera, &request, &out, &key).unwrap();
     // From the keyframe at or before 3 s (one every 2 s) to the last frame before 9 s,
     // across the segments that hold them.
-    assert!(exported.starts_at <= secs(3.0) && exported.starts_at >= secs(1.0), "{exported:?}");
-    assert!(exported.ends_at <= secs(9.0) && exported.ends_at >= secs(8.9), "{exported:?}");
+    assert!(
+        exported.starts_at <= secs(3.0) && exported.starts_at >= secs(1.0),
+        "{exported:?}"
+    );
+    assert!(
+        exported.ends_at <= secs(9.0) && exported.ends_at >= secs(8.9),
+        "{exported:?}"
+    );
     assert!(exported.segments >= 2, "{exported:?}");
     let video = out.join(vigil_pipeline::footage::export::EXPORT_FILE);
     let (n, clean) = decoded_frames(&video);
     assert!(clean);
     let covers = (exported.ends_at - exported.starts_at).num_milliseconds() as f64 / 1000.0;
-    assert!((n as f64 / 5.0 - covers).abs() <= 0.45, "{n} frames for {covers} s");
+    assert!(
+        (n as f64 / 5.0 - covers).abs() <= 0.45,
+        "{n} frames for {covers} s"
+    );
     // Its picture at 6 s is the stream's at 6 s, though 6 s is in another segment than
     // the export's start.
     let offset = (secs(6.0) - exported.starts_at).to_std().unwrap();
@@ -361,9 +524,13 @@ fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
     let trusted = vigil_evidence::TrustedKeys::one(key.verifying_key());
     assert_eq!(vigil_evidence::verify_package(&out, &trusted), Vec::new());
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join(vigil_evidence::MANIFEST)).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(out.join(vigil_evidence::MANIFEST)).unwrap())
+            .unwrap();
     assert_eq!(manifest["camera"]["id"], "cam");
-    assert_eq!(manifest["segments"].as_array().unwrap().len(), exported.segments);
+    assert_eq!(
+        manifest["segments"].as_array().unwrap().len(),
+        exported.segments
+    );
     // A byte changed in the video is found.
     let mut bytes = std::fs::read(&video).unwrap();
     let middle = bytes.len() / 2;
@@ -371,7 +538,10 @@ fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
     std::fs::write(&video, bytes).unwrap();
     let problems = vigil_evidence::verify_package(&out, &trusted);
     assert!(
-        matches!(problems.as_slice(), [vigil_evidence::Problem::Altered { .. }]),
+        matches!(
+            problems.as_slice(),
+            [vigil_evidence::Problem::Altered { .. }]
+        ),
         "{problems:?}"
     );
     // No footage in the range, and a range backwards: errors that say so, nothing written.
@@ -388,8 +558,9 @@ fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
         to: secs(3.0),
         ..none
     };
-    let e = vigil_pipeline::footage::export::export(&camera, &backwards, &dir.path().join("y"), &key)
-        .unwrap_err();
+    let e =
+        vigil_pipeline::footage::export::export(&camera, &backwards, &dir.path().join("y"), &key)
+            .unwrap_err();
     assert!(e.to_string().contains("before it starts"), "{e}");
     assert!(!dir.path().join("x").exists() && !dir.path().join("y").exists());
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
@@ -404,10 +575,17 @@ fn an_export_covers_its_range_across_segments_decodes_and_verifies() {
 async fn an_investigator_exports_footage_through_vigil_serve_and_it_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = vigil_core::DataDir::new(d);
-    recorded(&data.camera_footage("cam-x"), "redlight_a", Duration::from_secs(4));
+    // The footage is where a fleet's workers recorded it, not in the server's data folder.
+    let shared = tempfile::tempdir().unwrap();
+    let data = vigil_core::DataDir::new(d).with_footage_root(Some(shared.path().to_owned()));
+    recorded(
+        &data.camera_footage("cam-x"),
+        "redlight_a",
+        Duration::from_secs(4),
+    );
     let token = common::user_with_token(d, "inv1", "investigator");
-    let server = common::start_server(d, &[]);
+    let footage = shared.path().display().to_string();
+    let server = common::start_server(d, &["--footage", &footage]);
     let http = reqwest::Client::new();
     let post = |body: serde_json::Value| {
         http.post(format!("{}/api/footage/exports", server.base))
@@ -422,7 +600,11 @@ async fn an_investigator_exports_footage_through_vigil_serve_and_it_verifies() {
     assert_eq!(resp.status(), reqwest::StatusCode::CREATED);
     let made: serde_json::Value = resp.json().await.unwrap();
     let video = http
-        .get(format!("{}{}", server.base, made["video_url"].as_str().unwrap()))
+        .get(format!(
+            "{}{}",
+            server.base,
+            made["video_url"].as_str().unwrap()
+        ))
         .bearer_auth(&token)
         .send()
         .await
@@ -434,19 +616,40 @@ async fn an_investigator_exports_footage_through_vigil_serve_and_it_verifies() {
     assert!(clean && n >= 25, "{n} frames of 5 s at 5 fps");
     // The folder it was served from verifies with the data folder's public key.
     let key = common::ok(common::vigil(d, &["key"]));
-    let key = key.split_whitespace().find(|w| w.len() == 64).unwrap().to_string();
-    let folder = d.join("exports").join(format!("export-{}", made["id"].as_str().unwrap()));
+    let key = key
+        .split_whitespace()
+        .find(|w| w.len() == 64)
+        .unwrap()
+        .to_string();
+    let folder = d
+        .join("exports")
+        .join(format!("export-{}", made["id"].as_str().unwrap()));
     common::ok(common::vigil(
         d,
         &["verify", "--public-key", &key, folder.to_str().unwrap()],
     ));
     // Asked wrongly: said so, by status.
     for (body, status) in [
-        (serde_json::json!({"camera_id": "cam-x", "from": at(7), "to": at(2)}), 400),
-        (serde_json::json!({"camera_id": "cam-x", "from": at(0), "to": at(7_200)}), 400),
-        (serde_json::json!({"camera_id": "cam-y", "from": at(2), "to": at(7)}), 404),
-        (serde_json::json!({"camera_id": "cam-x", "from": at(-900), "to": at(-600)}), 404),
-        (serde_json::json!({"camera_id": "../keys", "from": at(2), "to": at(7)}), 404),
+        (
+            serde_json::json!({"camera_id": "cam-x", "from": at(7), "to": at(2)}),
+            400,
+        ),
+        (
+            serde_json::json!({"camera_id": "cam-x", "from": at(0), "to": at(7_200)}),
+            400,
+        ),
+        (
+            serde_json::json!({"camera_id": "cam-y", "from": at(2), "to": at(7)}),
+            404,
+        ),
+        (
+            serde_json::json!({"camera_id": "cam-x", "from": at(-900), "to": at(-600)}),
+            404,
+        ),
+        (
+            serde_json::json!({"camera_id": "../keys", "from": at(2), "to": at(7)}),
+            404,
+        ),
     ] {
         let resp = post(body.clone()).await.unwrap();
         assert_eq!(resp.status().as_u16(), status, "{body}");
@@ -454,7 +657,11 @@ async fn an_investigator_exports_footage_through_vigil_serve_and_it_verifies() {
     // Only an export's own files, by name.
     for file in ["..%2F..%2Fkeys%2Fsigning.key", "vigil.db", "signing.key"] {
         let resp = http
-            .get(format!("{}/api/footage/exports/{}/{file}", server.base, made["id"].as_str().unwrap()))
+            .get(format!(
+                "{}/api/footage/exports/{}/{file}",
+                server.base,
+                made["id"].as_str().unwrap()
+            ))
             .bearer_auth(&token)
             .send()
             .await
@@ -463,7 +670,9 @@ async fn an_investigator_exports_footage_through_vigil_serve_and_it_verifies() {
     }
     let audit = common::ok(common::vigil(d, &["audit"]));
     assert!(
-        audit.lines().any(|l| l.contains("footage_export") && l.contains("inv1")),
+        audit
+            .lines()
+            .any(|l| l.contains("footage_export") && l.contains("inv1")),
         "{audit}"
     );
     assert!(audit.contains("footage_export_view"), "{audit}");

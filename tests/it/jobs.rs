@@ -3,7 +3,8 @@
 //! work` batch workers take the tasks and `vigil serve --nats` records what they find.
 //! Mid-job one worker is killed −9, then everything: the other worker, the server, NATS.
 //! A fresh worker and the same submission again finish the job, with exactly the cases a
-//! plain batch run finds, none twice.
+//! plain batch run finds, none twice. An operator makes a job in the web API of recordings
+//! the server's library lists, naming nothing else.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -169,5 +170,167 @@ fn a_job_survives_a_killed_worker_and_a_restart_of_everything_and_finds_what_a_p
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(cases(service), expected, "exactly the plain run's cases");
     common::stop(three);
+    drop(server);
+}
+
+#[test]
+fn an_operator_makes_a_job_of_the_library_s_recordings_through_the_api_and_a_worker_finishes_it() {
+    let library = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(library.path().join("junction/2025-03-01")).unwrap();
+    std::fs::copy(
+        common::fixture("redlight_a.mp4"),
+        library.path().join("junction/2025-03-01/0800.mp4"),
+    )
+    .unwrap();
+    std::fs::write(library.path().join("junction/readme.txt"), "not a video").unwrap();
+    std::fs::write(
+        library.path().join("junction/broken.mp4"),
+        b"not an mp4 at all",
+    )
+    .unwrap();
+    let nats = NatsServer::start();
+    let url = nats.url();
+    let service_dir = tempfile::tempdir().unwrap();
+    let service = service_dir.path();
+    let camera = common::camera_path();
+    // The fleet's camera, known by another id than its config's: cases carry the fleet's.
+    ok(vigil(
+        service,
+        &[
+            "fleet",
+            "--nats",
+            &url,
+            "add-camera",
+            "--id",
+            "junction-7",
+            "--camera-config",
+            camera.to_str().unwrap(),
+            "--url",
+            "rtsp://127.0.0.1:9/none",
+        ],
+    ));
+    let library_dir = library.path().to_str().unwrap();
+    let server = common::start_server(service, &["--nats", &url, "--recordings", library_dir]);
+    let operator = common::user_with_token(service, "op1", "operator");
+    let officer = common::user_with_token(service, "off1", "officer");
+    let http = reqwest::blocking::Client::new();
+    let post = |token: &str, body: Value| {
+        let r = http
+            .post(format!("{}/api/jobs", server.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap_or(Value::Null))
+    };
+
+    let listed: Value = http
+        .get(format!("{}/api/recordings", server.base))
+        .bearer_auth(&operator)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["junction/2025-03-01/0800.mp4", "junction/broken.mp4"],
+        "{listed}"
+    );
+    let as_officer = http
+        .get(format!("{}/api/recordings", server.base))
+        .bearer_auth(&officer)
+        .send()
+        .unwrap();
+    assert_eq!(as_officer.status().as_u16(), 403);
+
+    let job = |recording: &str, camera: &str| serde_json::json!({"camera_id": camera, "recordings": [recording], "start": START});
+    // Only the listing's names; no path a client makes up, inside the library or out.
+    let fixture = common::fixture("redlight_a.mp4").display().to_string();
+    for bad in [
+        fixture.as_str(),
+        "../../etc/passwd",
+        "junction/2025-03-01/../2025-03-01/0800.mp4",
+        "junction/readme.txt",
+    ] {
+        let (status, body) = post(&operator, job(bad, "junction-7"));
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(
+            body.to_string().contains("not in the recordings library"),
+            "{bad}: {body}"
+        );
+    }
+    let (status, body) = post(&operator, job("junction/2025-03-01/0800.mp4", "nobody"));
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = post(&officer, job("junction/2025-03-01/0800.mp4", "junction-7"));
+    assert_eq!(status, 403);
+    // Without a start, each recording's own creation time is needed: a file that is not
+    // a video has none, and a job of it alone is refused, naming it.
+    let (status, body) = post(
+        &operator,
+        serde_json::json!({"camera_id": "junction-7", "recordings": ["junction/broken.mp4"]}),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.to_string().contains("junction/broken.mp4")
+            && body.to_string().contains("nothing to do"),
+        "{body}"
+    );
+
+    let (status, body) = post(&operator, job("junction/2025-03-01/0800.mp4", "junction-7"));
+    assert_eq!(status, 201, "{body}");
+    let id = body["job"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["job"]["tasks"], 1, "{body}");
+    // Asked again, it is the same job.
+    let (_, again) = post(&operator, job("junction/2025-03-01/0800.mp4", "junction-7"));
+    assert_eq!(again["job"]["id"], id.as_str(), "{again}");
+
+    let worker_dir = tempfile::tempdir().unwrap();
+    common::trust_worker_key(service, worker_dir.path());
+    let (worker, _) = batch_worker(worker_dir.path(), &url, "bw-lib");
+    let progress = || -> Value {
+        let all: Value = http
+            .get(format!("{}/api/jobs", server.base))
+            .bearer_auth(&officer)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["job"]["id"] == id.as_str())
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    until(Duration::from_secs(180), "the job done", || {
+        progress()["left"] == 0
+    });
+    let done = progress();
+    assert_eq!(done["done"][0]["error"], Value::Null, "{done}");
+    let violations = done["violations"].as_u64().unwrap();
+    assert!(violations >= 1, "the red-light run found: {done}");
+    until(Duration::from_secs(30), "the job's cases recorded", || {
+        cases(service).len() as u64 >= violations
+    });
+    let found = cases(service);
+    assert!(
+        found.iter().all(|(camera, ..)| camera == "\"junction-7\""),
+        "cases under the fleet's camera id: {found:?}"
+    );
+    let audit = ok(vigil(service, &["audit"]));
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("job_submit") && l.contains("op1") && l.contains(&id)),
+        "{audit}"
+    );
+    common::stop(worker);
     drop(server);
 }

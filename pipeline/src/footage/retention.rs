@@ -56,10 +56,12 @@ pub fn enforce(
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => {
-            return Err(FootageError::Folder(vigil_core::footage::FootageFolderError {
-                path: root.to_owned(),
-                message: e.to_string(),
-            }));
+            return Err(FootageError::Folder(
+                vigil_core::footage::FootageFolderError {
+                    path: root.to_owned(),
+                    message: e.to_string(),
+                },
+            ));
         }
     };
     for camera in cameras.flatten() {
@@ -86,6 +88,8 @@ pub fn enforce(
                 });
                 true
             }
+            // Gone already: another worker's retention on a shared folder took it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
             Err(e) => {
                 tracing::warn!(path = %s.path.display(), error = %e, "footage segment could not be removed");
                 false

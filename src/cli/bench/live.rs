@@ -34,6 +34,10 @@ pub struct BenchLiveArgs {
     /// Where the fixtures are.
     #[arg(long, default_value = "fixtures")]
     pub fixtures: PathBuf,
+    /// Also record every camera continuously (`[run] record`), and say what the
+    /// recording wrote: bytes a camera-second and a camera-day.
+    #[arg(long)]
+    pub record: bool,
 }
 
 /// Takes everything, keeps nothing: the benchmark measures the cameras and the models.
@@ -102,6 +106,20 @@ fn cpu_by_kind(
     kinds
 }
 
+/// Bytes of every file under `root` (the cameras' footage folders).
+fn footage_bytes(root: &std::path::Path) -> u64 {
+    let Ok(cameras) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    cameras
+        .flatten()
+        .filter_map(|c| std::fs::read_dir(c.path()).ok())
+        .flat_map(|files| files.flatten())
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
 fn rss_mib() -> f64 {
     crate::cli::memory::resident_mib().unwrap_or(0.0)
 }
@@ -160,8 +178,10 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
         let server = TestRtspServer::start_out_of_phase(mounts, 0)?;
         let dir = tempfile_dir()?;
         let camera = fixtures.join("cameras/junction-demo.toml");
-        let mut toml =
-            format!("[run]\nmotion_gating = {gating}\ninference_workers = {inference_workers}\n");
+        let mut toml = format!(
+            "[run]\nmotion_gating = {gating}\ninference_workers = {inference_workers}\nrecord = {}\nrecord_segment_seconds = 10\n",
+            args.record
+        );
         for i in 0..n {
             toml.push_str(&format!(
                 "\n[[camera]]\nconfig = \"{}\"\nid = \"cam{i}\"\nurl = \"{}\"\n",
@@ -188,11 +208,20 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
         let before: Vec<_> = runner.statuses();
         let counts_before = runner.analysis_counts();
         let cpu_before = thread_cpu();
+        let footage_before = footage_bytes(&DataDir::new(&dir).footage());
         let models_before = vigil_models::engine::time_by_role();
         let t = Instant::now();
         std::thread::sleep(Duration::from_secs(seconds));
         let secs = t.elapsed().as_secs_f64();
-        let cpu = cpu_by_kind(&cpu_before, &thread_cpu(), secs);
+        let cpu_after = thread_cpu();
+        let cpu = cpu_by_kind(&cpu_before, &cpu_after, secs);
+        let cores: f64 = cpu_after
+            .iter()
+            .map(|(tid, (_, t))| t - cpu_before.get(tid).map_or(0.0, |(_, b)| *b))
+            .sum::<f64>()
+            / secs;
+        let footage_written =
+            footage_bytes(&DataDir::new(&dir).footage()).saturating_sub(footage_before);
         let models_after = vigil_models::engine::time_by_role();
         let after = runner.statuses();
         let counts_after = runner.analysis_counts();
@@ -234,6 +263,19 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
             drop_share * 100.0,
             (rss - rss_before).max(0.0) / n as f64,
             if keeping_up { "yes" } else { "no" }
+        );
+        if args.record {
+            let per_camera_second = footage_written as f64 / n as f64 / secs;
+            println!(
+                "         recording: {:.1} MB written in the window, {:.1} kB a camera-second = {:.2} GB a camera-day",
+                footage_written as f64 / 1e6,
+                per_camera_second / 1e3,
+                per_camera_second * 86_400.0 / 1e9
+            );
+        }
+        println!(
+            "         cores used in all: {cores:.2} ({:.3} a camera)",
+            cores / n as f64
         );
         println!(
             "         cores used by thread kind: {}",

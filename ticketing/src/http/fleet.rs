@@ -37,24 +37,6 @@ pub(super) async fn fleet_view(
     })
 }
 
-/// Every batch job on the fleet's queue, newest first, with its tasks' outcomes.
-pub(super) async fn list_jobs(
-    State(state): State<AppState>,
-    Extension(_caller): Extension<Caller>,
-) -> ApiResult<Json<Vec<vigil_fleet::jobs::Progress>>> {
-    let Some(bus) = &state.fleet else {
-        return Err(ApiError::NotFound(
-            "this server has no fleet: it was started without --nats".into(),
-        ));
-    };
-    let unavailable =
-        |e: vigil_fleet::FleetError| ApiError::Unavailable(format!("the fleet's job queue: {e}"));
-    let jobs = vigil_fleet::jobs::Jobs::open(bus)
-        .await
-        .map_err(unavailable)?;
-    Ok(Json(jobs.all().await.map_err(unavailable)?))
-}
-
 pub(super) async fn metrics(
     State(state): State<AppState>,
     Extension(_caller): Extension<Caller>,

@@ -15,6 +15,7 @@ mod evidence;
 mod fleet;
 pub mod footage;
 mod hardening;
+pub mod jobs;
 mod notices;
 mod openapi;
 mod pages;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub fleet: Option<vigil_fleet::Bus>,
     /// Makes footage exports, when this server holds cameras' recordings.
     pub footage: Option<Arc<dyn footage::FootageExporter>>,
+    /// Lists the recordings library and plans batch jobs of it, when the server has one.
+    pub jobs: Option<Arc<dyn jobs::JobPlanner>>,
     login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
     citizen_limiter: Arc<DefaultKeyedRateLimiter<IpAddr>>,
 }
@@ -101,6 +104,7 @@ impl AppState {
             proxies: Arc::new(TrustedProxies::default()),
             fleet: None,
             footage: None,
+            jobs: None,
         }
     }
 
@@ -108,6 +112,12 @@ impl AppState {
     /// Export footage through `exporter`.
     pub fn with_footage(mut self, exporter: Arc<dyn footage::FootageExporter>) -> Self {
         self.footage = Some(exporter);
+        self
+    }
+
+    /// Offer the recordings library `planner` lists as batch jobs.
+    pub fn with_jobs(mut self, planner: Arc<dyn jobs::JobPlanner>) -> Self {
+        self.jobs = Some(planner);
         self
     }
 
@@ -285,7 +295,13 @@ pub fn route_table() -> Vec<(RouteSpec, MethodRouter<AppState>)> {
             None, Answer::Json("FleetView"), get(fleet::fleet_view)),
         route!(GET "/api/jobs", &[Role::Officer, Role::Operator, Role::Admin],
             "Batch jobs on the fleet's queue, newest first: tasks done and left, frames, violations, each task's outcome and failures by name (404 when the server has no --nats)",
-            None, Answer::List("Progress"), get(fleet::list_jobs)),
+            None, Answer::List("Progress"), get(jobs::list_jobs)),
+        route!(POST "/api/jobs", &[Role::Operator, Role::Admin],
+            "A batch job of recordings from the server's library for one of the fleet's cameras, put on the fleet's job queue (the same request again is the same job). 404 without --nats or --recordings. Audited",
+            Some("JobRequest"), Answer::Created("JobSubmitted"), post(jobs::submit_job)),
+        route!(GET "/api/recordings", &[Role::Operator, Role::Admin],
+            "The recordings in the server's library (--recordings) a batch job may be made of, by name",
+            None, Answer::List("LibraryRecording"), get(jobs::list_recordings)),
         route!(GET "/metrics", &[Role::Operator, Role::Admin],
             "Prometheus gauges: cases by state, undelivered publications, and with --nats the fleet's workers, cameras by state and queues (scrape with an operator's API token)",
             None, Answer::Metrics, get(fleet::metrics)),

@@ -310,12 +310,17 @@ async fn recorded_footage(
     state: &AppState,
     s: &Sighting,
 ) -> ApiResult<Option<(PathBuf, std::time::Duration)>> {
-    let Some(data) = state.intake.evidence.root().parent().map(|p| p.to_owned()) else {
-        return Ok(None);
+    // The server's data folder (with where its footage is, shared or not).
+    let data = match &state.uploads {
+        Some(d) => d.clone(),
+        None => match state.intake.evidence.root().parent() {
+            Some(p) => vigil_core::DataDir::new(p),
+            None => return Ok(None),
+        },
     };
     let (camera, at) = (s.camera_id.clone(), s.seen_at);
     tokio::task::spawn_blocking(move || {
-        let dir = vigil_core::DataDir::new(data).camera_footage(&camera);
+        let dir = data.camera_footage(&camera);
         match vigil_core::footage::segment_at(&dir, at) {
             Ok(found) => found.map(|(segment, offset)| (segment.path, offset)),
             Err(e) => {

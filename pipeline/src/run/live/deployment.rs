@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use crate::config::CameraConfig;
 use crate::output::publisher::ClipWindow;
-use crate::source::rtsp::{LiveSettings, Transport, parse_camera_url};
+use crate::source::rtsp::{LiveSettings, RecordedStream, Transport, parse_camera_url};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}:{line}: {key}: {message}")]
@@ -142,7 +142,13 @@ impl RunSection {
         if let Some(q) = self.footage_quota_gb {
             within("footage_quota_gb", q, 0.001, 1e6, "GB")?;
         }
-        within("footage_min_free_gb", self.footage_min_free_gb, 0.0, 1e6, "GB")
+        within(
+            "footage_min_free_gb",
+            self.footage_min_free_gb,
+            0.0,
+            1e6,
+            "GB",
+        )
     }
 }
 
@@ -170,6 +176,13 @@ struct CameraEntry {
     /// geometry is checked on the first frame.
     #[serde(default)]
     frame_size: Option<Spanned<[u32; 2]>>,
+    /// Record this camera continuously: `main` (the stream clips come from), `sub` (the
+    /// stream analysed) or `off`; without it, `main` when `[run] record` is on.
+    #[serde(default)]
+    record: Option<Spanned<String>>,
+    /// Days this camera's footage is kept (instead of `[run] footage_days`).
+    #[serde(default)]
+    footage_days: Option<Spanned<f64>>,
 }
 
 /// A camera as a fleet's camera list holds it: its camera config's text, and how to
@@ -190,6 +203,11 @@ pub struct FleetSpec {
     pub transport: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame_size: Option<[u32; 2]>,
+    /// `main`, `sub` or `off` (see a deployment's `[[camera]] record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footage_days: Option<f64>,
 }
 
 impl FleetSpec {
@@ -215,6 +233,8 @@ impl FleetSpec {
                 password,
                 transport: self.transport.as_deref(),
                 frame_size: self.frame_size,
+                record: self.record.as_deref(),
+                footage_days: self.footage_days,
             },
             run,
         )
@@ -231,6 +251,8 @@ struct Reach<'a> {
     password: Option<String>,
     transport: Option<&'a str>,
     frame_size: Option<[u32; 2]>,
+    record: Option<&'a str>,
+    footage_days: Option<f64>,
 }
 
 /// The camera's live settings, checked; an error names its key.
@@ -262,6 +284,27 @@ fn live_settings(
             .check_frame_size(w, h)
             .map_err(|e| ("camera.frame_size", e.to_string()))?;
         settings.frame_size = Some((w, h));
+    }
+    settings.record = match reach.record {
+        None if run.record => Some(RecordedStream::Main),
+        None | Some("off") => None,
+        Some("main") => Some(RecordedStream::Main),
+        Some("sub") => Some(RecordedStream::Sub),
+        Some(other) => {
+            return Err((
+                "camera.record",
+                format!("`{other}` is not main, sub or off"),
+            ));
+        }
+    };
+    if let Some(days) = reach.footage_days {
+        if !(0.01..=3_650.0).contains(&days) {
+            return Err((
+                "camera.footage_days",
+                format!("{days} is outside 0.01..=3650 days"),
+            ));
+        }
+        settings.footage_days = Some(days);
     }
     settings.analysis_fps = config.analysis_fps;
     settings.stall_after = Duration::from_secs_f64(run.stall_seconds);
@@ -373,6 +416,8 @@ impl Deployment {
                 password,
                 transport: entry.transport.as_ref().map(|t| t.get_ref().as_str()),
                 frame_size: entry.frame_size.as_ref().map(|f| *f.get_ref()),
+                record: entry.record.as_ref().map(|r| r.get_ref().as_str()),
+                footage_days: entry.footage_days.as_ref().map(|d| *d.get_ref()),
             };
             let settings =
                 live_settings(&mut config, &reach, &file.run).map_err(|(key, message)| {
@@ -380,6 +425,8 @@ impl Deployment {
                         "camera.evidence_url" => entry.evidence_url.as_ref().map(|v| v.span()),
                         "camera.transport" => entry.transport.as_ref().map(|v| v.span()),
                         "camera.frame_size" => entry.frame_size.as_ref().map(|v| v.span()),
+                        "camera.record" => entry.record.as_ref().map(|v| v.span()),
+                        "camera.footage_days" => entry.footage_days.as_ref().map(|v| v.span()),
                         _ => Some(entry.url.span()),
                     };
                     err(span.map_or(0, |s| line_of(&text, s.start)), key, message)
@@ -427,6 +474,76 @@ mod tests {
         assert_eq!(d.cameras[1].config.id, "second");
         assert_eq!(d.cameras[1].settings.transport, Transport::Udp);
         assert_eq!(d.run.clip_before_seconds, 4.0);
+    }
+
+    #[test]
+    fn each_camera_chooses_the_stream_it_records_and_how_long_it_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Deployment::load(&write(
+            dir.path(),
+            "[run]\nrecord = true\n\n\
+             [[camera]]\nconfig = \"junction.toml\"\nid = \"a\"\nurl = \"rtsp://10.0.0.5/sub\"\n\n\
+             [[camera]]\nconfig = \"junction.toml\"\nid = \"b\"\nurl = \"rtsp://10.0.0.6/sub\"\nevidence_url = \"rtsp://10.0.0.6/main\"\nrecord = \"sub\"\nfootage_days = 2.5\n\n\
+             [[camera]]\nconfig = \"junction.toml\"\nid = \"c\"\nurl = \"rtsp://10.0.0.7/sub\"\nrecord = \"off\"\n",
+        ))
+        .unwrap();
+        let chosen: Vec<_> = d
+            .cameras
+            .iter()
+            .map(|c| (c.settings.record, c.settings.footage_days))
+            .collect();
+        assert_eq!(
+            chosen,
+            [
+                (Some(RecordedStream::Main), None),
+                (Some(RecordedStream::Sub), Some(2.5)),
+                (None, None)
+            ]
+        );
+        // Without `[run] record`, only a camera that asks records.
+        let d = Deployment::load(&write(
+            dir.path(),
+            "[[camera]]\nconfig = \"junction.toml\"\nid = \"a\"\nurl = \"rtsp://10.0.0.5/a\"\n\n\
+             [[camera]]\nconfig = \"junction.toml\"\nid = \"b\"\nurl = \"rtsp://10.0.0.6/a\"\nrecord = \"main\"\n",
+        ))
+        .unwrap();
+        assert_eq!(d.cameras[0].settings.record, None);
+        assert_eq!(d.cameras[1].settings.record, Some(RecordedStream::Main));
+        let tape = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\nrecord = \"tape\"\n",
+        );
+        assert!(
+            tape.contains("deployment.toml:4: camera.record") && tape.contains("main, sub or off"),
+            "{tape}"
+        );
+        let forever = error(
+            "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\nfootage_days = 100000\n",
+        );
+        assert!(
+            forever.contains("deployment.toml:4: camera.footage_days"),
+            "{forever}"
+        );
+        // A fleet's camera says the same in its list entry.
+        let spec = FleetSpec {
+            config: std::fs::read_to_string(dir.path().join("junction.toml")).unwrap(),
+            url: "rtsp://10.0.0.8/sub".into(),
+            evidence_url: Some("rtsp://10.0.0.8/main".into()),
+            username: None,
+            password_env: None,
+            transport: None,
+            frame_size: None,
+            record: Some("sub".into()),
+            footage_days: Some(3.0),
+        };
+        let camera = spec.camera("f1", &RunSection::default()).unwrap();
+        assert_eq!(camera.settings.record, Some(RecordedStream::Sub));
+        assert_eq!(camera.settings.footage_days, Some(3.0));
+        let bad = FleetSpec {
+            record: Some("all".into()),
+            ..spec
+        };
+        let e = bad.camera("f1", &RunSection::default()).unwrap_err();
+        assert!(e.contains("camera.record"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod deployment;
 mod metrics;
 mod retention;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -215,12 +216,40 @@ pub struct LiveRunner {
     recording: Option<Recording>,
 }
 
-/// Continuous recording of every camera: segments of `segment` under `root`, one folder
-/// per camera.
+/// Continuous recording of the cameras that record: segments of `segment` under `root`,
+/// one folder per camera, and the days each camera that has its own keeps (read by the
+/// retention round; cameras come and go on a fleet's worker).
 #[derive(Clone)]
 struct Recording {
     root: PathBuf,
     segment: Duration,
+    days: Arc<RwLock<HashMap<String, f64>>>,
+    policy: crate::footage::retention::RetentionPolicy,
+    /// Retention runs from the first camera that records (a thread sleeping on the
+    /// runner's clock has no business in a runner that records nothing).
+    retention_started: Arc<AtomicBool>,
+}
+
+impl Recording {
+    /// The retention round, if it is not running yet.
+    fn start_retention(
+        &self,
+        stop: &Arc<AtomicBool>,
+        clock: &Arc<dyn Clock>,
+    ) -> Result<Option<JoinHandle<()>>, LiveError> {
+        if self.retention_started.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        retention::start(
+            self.root.clone(),
+            self.policy.clone(),
+            self.days.clone(),
+            self.segment,
+            stop.clone(),
+            clock.clone(),
+        )
+        .map(Some)
+    }
 }
 
 impl LiveRunner {
@@ -257,9 +286,14 @@ impl LiveRunner {
             .unwrap_or_default();
         let clock = settings.clock.clone();
         let gating = run.motion_gating;
-        let recording = run.record.then(|| Recording {
+        // Always ready: a camera may record though `[run] record` is off (its own
+        // `record`, or a fleet camera's), and retention then keeps its footage in bounds.
+        let recording = Some(Recording {
             root: settings.data.footage(),
             segment: Duration::from_secs_f64(run.record_segment_seconds),
+            days: Arc::new(RwLock::new(HashMap::new())),
+            policy: run.retention_policy(),
+            retention_started: Arc::new(AtomicBool::new(false)),
         });
         let mut slots = Vec::new();
         for spec in &deployment.cameras {
@@ -275,14 +309,13 @@ impl LiveRunner {
         let slots: Slots = Arc::new(RwLock::new(slots));
         let stop = Arc::new(AtomicBool::new(false));
         let mut workers = Vec::new();
-        if let Some(r) = &recording {
-            workers.push(retention::start(
-                r.root.clone(),
-                run.retention_policy(),
-                r.segment,
-                stop.clone(),
-                clock.clone(),
-            )?);
+        if let Some(r) = &recording
+            && deployment
+                .cameras
+                .iter()
+                .any(|c| c.settings.record.is_some())
+        {
+            workers.extend(r.start_retention(&stop, &clock)?);
         }
         let metrics = Arc::new(Metrics::new());
         let recorder = Arc::new(Recorder::start(
@@ -361,6 +394,13 @@ impl LiveRunner {
         )?;
         if let Ok(mut slots) = self.slots.write() {
             slots.push(Arc::new(slot));
+        }
+        if let Some(r) = &self.recording
+            && spec.settings.record.is_some()
+            && let Some(retention) = r.start_retention(&self.stop, &self.clock)?
+            && let Ok(mut workers) = self.workers.lock()
+        {
+            workers.push(retention);
         }
         tracing::info!(camera = %id, "camera added");
         Ok(())
@@ -481,12 +521,19 @@ fn open_slot(
     admission: Arc<dyn Admission>,
     recording: Option<&Recording>,
 ) -> Result<Slot, LiveError> {
-    let camera = match recording {
-        Some(r) => {
+    let camera = match (recording, spec.settings.record) {
+        (Some(r), Some(stream)) => {
+            let folder = vigil_core::data_dir::file_name_of(&spec.config.id);
+            if let Some(days) = spec.settings.footage_days
+                && let Ok(mut all) = r.days.write()
+            {
+                all.insert(folder.clone(), days);
+            }
             let mut settings = spec.settings.clone();
             settings.footage = Some(FootageSettings {
-                dir: r.root.join(vigil_core::data_dir::file_name_of(&spec.config.id)),
+                dir: r.root.join(folder),
                 segment: r.segment,
+                stream,
             });
             let recorded = LiveCameraSpec {
                 config: spec.config.clone(),
@@ -494,7 +541,7 @@ fn open_slot(
             };
             opener.open(&recorded, clock.clone())?
         }
-        None => opener.open(spec, clock.clone())?,
+        _ => opener.open(spec, clock.clone())?,
     };
     Ok(Slot {
         state: Mutex::new(SlotState {

@@ -1,9 +1,10 @@
 //! The live runner's footage retention: every minute, the recorded segments its policy
 //! no longer keeps are removed (logged each), so a full disk never stops analysis.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ const EVERY: Duration = Duration::from_secs(60);
 pub(super) fn start(
     root: PathBuf,
     policy: RetentionPolicy,
+    days: Arc<RwLock<HashMap<String, f64>>>,
     segment: Duration,
     stop: Arc<AtomicBool>,
     clock: Arc<dyn Clock>,
@@ -29,6 +31,13 @@ pub(super) fn start(
             while !stop.load(Ordering::SeqCst) {
                 if clock.monotonic() >= next {
                     next = clock.monotonic() + EVERY;
+                    // Each camera's own days as they stand now.
+                    let mut policy = policy.clone();
+                    if let Ok(days) = days.read() {
+                        policy
+                            .days
+                            .extend(days.iter().map(|(k, v)| (k.clone(), *v)));
+                    }
                     round(&root, &policy, segment, clock.as_ref());
                 }
                 clock.sleep(Duration::from_millis(200));

@@ -12,7 +12,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::{CameraState, CameraUrl, Shared, Stream, Transport};
+use super::{CameraState, CameraUrl, RecordedStream, Shared, Stream, Transport};
 use crate::frame::Frame;
 use crate::source::rgb_from_sample;
 use crate::source::ring::AccessUnit;
@@ -182,6 +182,11 @@ fn analysis_units(
             if shared.evidence_url.is_none() {
                 shared.units_in.fetch_add(1, Ordering::Relaxed);
                 keep_unit(&shared, &sample, pts.saturating_sub(base), false);
+            } else if records(&shared) == Some(RecordedStream::Sub)
+                && let Some(unit) = unit_of(&sample, pts.saturating_sub(base), false)
+            {
+                // The main stream makes the clips; the sub-stream is what is recorded.
+                record(&shared, &sample, &unit);
             }
             Ok(gst::FlowSuccess::Ok)
         })
@@ -263,29 +268,40 @@ fn first_of(
 /// Keep a unit timed `pts` on the analysis timeline. `by_arrival`: the time is when it
 /// arrived (the main stream's), so in decode order: it is also its decode time.
 fn keep_unit(shared: &Shared, sample: &gst::Sample, pts: gst::ClockTime, by_arrival: bool) {
-    let Some(buffer) = sample.buffer() else {
+    let Some(unit) = unit_of(sample, pts, by_arrival) else {
         return;
     };
-    let Ok(map) = buffer.map_readable() else {
-        return;
-    };
-    let ahead = match (buffer.pts(), buffer.dts()) {
-        (Some(p), Some(d)) if !by_arrival => p.saturating_sub(d),
-        _ => gst::ClockTime::ZERO,
-    };
-    let unit = AccessUnit {
-        data: Arc::from(map.as_slice()),
-        pts,
-        decode_ahead: ahead,
-        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-    };
-    record(shared, sample, &unit);
+    // The clips' stream is recorded unless the camera records its sub-stream apart.
+    if shared.evidence_url.is_none() || records(shared) == Some(RecordedStream::Main) {
+        record(shared, sample, &unit);
+    }
     if let Ok(mut ring) = shared.ring.lock() {
         if ring.0.is_none() {
             ring.0 = sample.caps().map(|c| c.to_owned());
         }
         ring.1.push(unit);
     }
+}
+
+/// A sample as a unit timed `pts` (see [`keep_unit`] for `by_arrival`).
+fn unit_of(sample: &gst::Sample, pts: gst::ClockTime, by_arrival: bool) -> Option<AccessUnit> {
+    let buffer = sample.buffer()?;
+    let map = buffer.map_readable().ok()?;
+    let ahead = match (buffer.pts(), buffer.dts()) {
+        (Some(p), Some(d)) if !by_arrival => p.saturating_sub(d),
+        _ => gst::ClockTime::ZERO,
+    };
+    Some(AccessUnit {
+        data: Arc::from(map.as_slice()),
+        pts,
+        decode_ahead: ahead,
+        keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+    })
+}
+
+/// The stream this camera records, if it records.
+fn records(shared: &Shared) -> Option<RecordedStream> {
+    shared.settings.footage.as_ref().map(|f| f.stream)
 }
 
 /// Hand a unit to the camera's continuous recording, if it has one. A write that fails

@@ -23,8 +23,8 @@ use vigil_core::Clock;
 
 use super::clip::{Clip, ClipError, ClipSource, write_clip};
 use super::ring::{AccessUnit, RingBuffer};
-use crate::footage::SegmentWriter;
 use super::{FrameSource, SourceError, init_gstreamer};
+use crate::footage::SegmentWriter;
 use crate::frame::Frame;
 use crate::retry::backoff;
 
@@ -59,9 +59,23 @@ pub struct LiveSettings {
     pub ring_max_bytes: usize,
     /// Analysis frames waiting for the detector; beyond this the oldest are dropped.
     pub queue_frames: usize,
-    /// Record the stream the clips come from (the main stream when there is one)
-    /// continuously into segments in this folder.
+    /// Which of the camera's streams to record continuously, if any (the runner turns
+    /// it into `footage`).
+    pub record: Option<RecordedStream>,
+    /// Days this camera's footage is kept, when not the deployment's.
+    pub footage_days: Option<f64>,
+    /// Record a stream continuously into segments in this folder.
     pub footage: Option<FootageSettings>,
+}
+
+/// The stream a camera records. With one stream (no `evidence_url`) both are that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordedStream {
+    /// The main stream, where evidence clips come from: full resolution.
+    Main,
+    /// The sub-stream analysed: a fraction of the main's bytes (a week of the province's
+    /// cameras is 49 TB of 0.5 Mbit/s sub-streams or 197 TB of 2 Mbit/s main streams).
+    Sub,
 }
 
 /// Where and how a camera's stream is recorded.
@@ -69,6 +83,7 @@ pub struct LiveSettings {
 pub struct FootageSettings {
     pub dir: PathBuf,
     pub segment: Duration,
+    pub stream: RecordedStream,
 }
 
 impl LiveSettings {
@@ -88,6 +103,8 @@ impl LiveSettings {
             ring: Duration::from_secs(10),
             ring_max_bytes: 32 << 20,
             queue_frames: 10,
+            record: None,
+            footage_days: None,
             footage: None,
         }
     }

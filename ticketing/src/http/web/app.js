@@ -588,13 +588,61 @@ async function fleetPage(app) {
           el("td", { class: failed.length ? "reason" : "", text: failed.length ? failed.map((o) => o.error).join("; ") : "–" }),
           el("td", { text: localTime(p.job.submitted_at) }));
       }));
-    if (!all.length) jobs.replaceChildren(el("tr", {}, el("td", { text: "No batch job: submit one with `vigil batch --submit`." })));
+    if (!all.length) jobs.replaceChildren(el("tr", {}, el("td", { text: "No batch job: submit one below or with `vigil batch --submit`." })));
     for (const b of jobs.querySelectorAll(".bar")) b.style.width = `${b.dataset.w}%`;
   };
   if (await refresh()) {
     await refreshJobs().catch((e) => status(e.message, "error"));
+    await jobForm(app, refreshJobs);
     const timer = setInterval(() => refresh().then((ok) => { if (!ok) clearInterval(timer); else return refreshJobs(); }).catch((e) => status(e.message, "error")), 2000);
   }
+}
+
+// A batch job from the server's recordings library (operators): a fleet camera, the
+// recordings in the order they were filmed, and where the first starts when the files do
+// not say. Shown only where the server has a library and the user may submit (the API
+// answers 404 or 403 otherwise, and the form is simply not there).
+async function jobForm(app, refreshJobs) {
+  let recordings, fleet;
+  try {
+    [recordings, fleet] = await Promise.all([api("GET", "/api/recordings"), api("GET", "/api/fleet")]);
+  } catch (_) { return; }
+  const camera = el("select", { id: "job-camera", required: true },
+    fleet.cameras.map((c) => el("option", { value: c.id, text: c.id })));
+  const filter = el("input", { id: "job-filter", type: "search", placeholder: "filter by name" });
+  const list = el("div", { id: "job-recordings", class: "checklist" });
+  const draw = () => {
+    const q = filter.value.trim().toLowerCase();
+    const checked = new Set([...list.querySelectorAll("input:checked")].map((i) => i.value));
+    list.replaceChildren(...recordings.filter((r) => !q || r.name.toLowerCase().includes(q)).slice(0, 500).map((r) =>
+      el("label", {}, el("input", { type: "checkbox", value: r.name, checked: checked.has(r.name) }),
+        ` ${r.name} `, el("span", { class: "muted", text: `${(r.bytes / 1e6).toFixed(1)} MB` }))));
+    if (!list.children.length) list.append(el("p", { class: "muted", text: "No recording in the library matches." }));
+  };
+  filter.addEventListener("input", draw);
+  draw();
+  const start = el("input", { id: "job-start", type: "datetime-local", step: "1" });
+  const gating = el("input", { id: "job-gating", type: "checkbox", checked: true });
+  const submit = async (ev) => {
+    ev.preventDefault();
+    const names = [...list.querySelectorAll("input:checked")].map((i) => i.value);
+    if (!names.length) { status("choose at least one recording", "error"); return; }
+    const body = { camera_id: camera.value, recordings: names, motion_gating: gating.checked };
+    // The form's time is the junction's (Vietnam keeps one offset all year).
+    if (start.value) body.start = `${start.value.length === 16 ? start.value + ":00" : start.value}+07:00`;
+    try {
+      const r = await api("POST", "/api/jobs", body);
+      status(`job ${r.job.id}: ${r.job.tasks} task(s) on the queue` + (r.refused.length ? `; left out: ${r.refused.join("; ")}` : ""), r.refused.length ? "error" : "ok");
+      await refreshJobs();
+    } catch (e) { status(e.message, "error"); }
+  };
+  app.append(el("h3", { text: "New batch job" }),
+    el("form", { id: "job-form", onsubmit: submit },
+      el("label", {}, "Camera ", camera), " ",
+      el("label", {}, "First recording starts at ", start, el("span", { class: "muted", text: " (if the files do not record it)" })), " ",
+      el("label", {}, gating, " detect only where the picture changed"),
+      filter, list,
+      el("button", { type: "submit", id: "job-submit", text: "Submit job" })));
 }
 
 // ---------------------------------------------------------------------------------------
