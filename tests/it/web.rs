@@ -262,7 +262,16 @@ async fn officers_and_investigators_work_in_a_real_browser() {
     let live_start = chrono::Utc::now() - chrono::Duration::minutes(20);
     record_live_camera(d, "cam-live", live_start);
     let live_token = common::user_with_token(d, "worker1", "operator");
-    let server = common::start_server(d, &["--nats", &nats_url]);
+    // The server's recordings library, which operators make batch jobs of in the browser.
+    let library = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(library.path().join("web-cam")).unwrap();
+    std::fs::copy(
+        common::fixture("redlight_b.mp4"),
+        library.path().join("web-cam/0900.mp4"),
+    )
+    .unwrap();
+    let library_dir = library.path().display().to_string();
+    let server = common::start_server(d, &["--nats", &nats_url, "--recordings", &library_dir]);
     let sent = reqwest::Client::new()
         .post(format!("{}/api/sightings", server.base))
         .bearer_auth(&live_token)
@@ -665,6 +674,59 @@ async fn officers_and_investigators_work_in_a_real_browser() {
          return r && r.textContent.includes('0 / 1') && r.textContent.includes('bn-demo-01')",
     )
     .await;
+    // A job made here, of the library's recording, for the fleet's camera: on the queue
+    // and in the table like the one submitted from the command line.
+    until(
+        &c,
+        "the new-job form listing the library's recording",
+        "return !!document.querySelector('#job-recordings input[value=\"web-cam/0900.mp4\"]')",
+    )
+    .await;
+    c.find(Locator::Css("#job-recordings input[value=\"web-cam/0900.mp4\"]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.execute(
+        "document.querySelector('#job-camera').value = 'web-cam';          document.querySelector('#job-start').value = '2025-03-01T09:00:00'; return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#job-submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let said = until(
+        &c,
+        "the job made in the browser on the queue",
+        "const s = document.querySelector('#status').textContent;          return s.includes('1 task(s) on the queue') && s",
+    )
+    .await;
+    let made = said
+        .as_str()
+        .and_then(|s| s.split_whitespace().nth(1))
+        .map(|id| id.trim_end_matches(':').to_string())
+        .expect("the job's id in the status line");
+    until(
+        &c,
+        "the browser's job in the jobs table",
+        &format!(
+            "const r = document.querySelector('#job-{made}'); \
+             return r && r.textContent.includes('web-cam') && r.textContent.includes('0 / 1')"
+        ),
+    )
+    .await;
+    let audit = ok(vigil(d, &["audit"]));
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("job_submit") && l.contains("admin1") && l.contains(&made)),
+        "{audit}"
+    );
     screenshot(&c, "fleet").await;
     agent.stop().await;
     c.close().await.unwrap();
