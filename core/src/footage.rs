@@ -85,14 +85,51 @@ pub fn segment_at(
     camera_dir: &Path,
     at: DateTime<Utc>,
 ) -> Result<Option<(StoredSegment, Duration)>, FootageFolderError> {
-    Ok(segments_in(camera_dir)?
-        .into_iter()
-        .rev()
-        .find(|s| s.covers(at))
-        .map(|s| {
-            let offset = (at - s.started_at).to_std().unwrap_or_default();
-            (s, offset)
-        }))
+    // Segments of a camera follow one another: the one that can hold `at` is the last to
+    // start at or before it. Names are enough to find it; only that file is looked at
+    // (one directory read and one stat, which matters on a shared network folder).
+    let entries = match std::fs::read_dir(camera_dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(FootageFolderError {
+                path: camera_dir.to_owned(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let latest = entries
+        .flatten()
+        .filter_map(|entry| {
+            let started_at = entry.file_name().to_str().and_then(parse_segment_name)?;
+            (started_at <= at).then(|| (started_at, entry.path()))
+        })
+        .max_by_key(|(started_at, _)| *started_at);
+    let Some((started_at, path)) = latest else {
+        return Ok(None);
+    };
+    let Ok(meta) = std::fs::metadata(&path) else {
+        return Ok(None);
+    };
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let written_until = meta
+        .modified()
+        .map(DateTime::<Utc>::from)
+        .unwrap_or(started_at)
+        .max(started_at);
+    let segment = StoredSegment {
+        path,
+        started_at,
+        written_until,
+        bytes: meta.len(),
+    };
+    if !segment.covers(at) {
+        return Ok(None);
+    }
+    let offset = (at - segment.started_at).to_std().unwrap_or_default();
+    Ok(Some((segment, offset)))
 }
 
 #[cfg(test)]
@@ -107,7 +144,12 @@ mod tests {
         let name = segment_name(t);
         assert_eq!(name, "20261207T050403.250Z.mp4");
         assert_eq!(parse_segment_name(&name), Some(t));
-        for other in ["evidence.mp4", "20261207T050403.250Z.mp4.partial", "clip.mp4", "x"] {
+        for other in [
+            "evidence.mp4",
+            "20261207T050403.250Z.mp4.partial",
+            "clip.mp4",
+            "x",
+        ] {
             assert_eq!(parse_segment_name(other), None, "{other}");
         }
     }
