@@ -14,6 +14,10 @@
 //! - `onnxruntime`: always ONNX Runtime.
 //! - `openvino`: always OpenVINO, at whatever precision it picks; an error when it cannot
 //!   be loaded.
+//! - `cuda` (or `cuda:N` for the N-th GPU): ONNX Runtime's GPU build with its CUDA
+//!   execution provider ahead of the CPU's (`scripts/setup --gpu` installs it into
+//!   `.vigil/onnxruntime-gpu/`). Never a silent fallback: a library without the provider,
+//!   no NVIDIA driver, or a provider that cannot start is an error that names it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,6 +44,10 @@ pub enum Backend {
     OpenVino {
         precision: &'static str,
     },
+    /// ONNX Runtime's CUDA execution provider on GPU `device`.
+    Cuda {
+        device: i32,
+    },
 }
 
 impl std::fmt::Display for Backend {
@@ -47,6 +55,7 @@ impl std::fmt::Display for Backend {
         match self {
             Backend::OnnxRuntime => write!(f, "ONNX Runtime"),
             Backend::OpenVino { precision } => write!(f, "OpenVINO ({precision})"),
+            Backend::Cuda { device } => write!(f, "ONNX Runtime on CUDA (GPU {device})"),
         }
     }
 }
@@ -69,6 +78,10 @@ pub fn backend() -> Result<Backend, ModelError> {
                 ModelError::Engine { message } => message,
                 other => other.to_string(),
             })
+        })
+        .and_then(|b| match b {
+            Backend::Cuda { device } => runtime::cuda_ready(device).map(|()| b),
+            other => Ok(other),
         });
         if let Ok(backend) = &chosen {
             tracing::info!(%backend, "models run by {backend}");
@@ -106,6 +119,15 @@ fn choose(
 ) -> Result<Backend, String> {
     match wanted.trim() {
         "onnxruntime" => Ok(Backend::OnnxRuntime),
+        "cuda" => Ok(Backend::Cuda { device: 0 }),
+        gpu if gpu.starts_with("cuda:") => gpu["cuda:".len()..]
+            .parse::<i32>()
+            .ok()
+            .filter(|d| (0..64).contains(d))
+            .map(|device| Backend::Cuda { device })
+            .ok_or_else(|| {
+                format!("VIGIL_ENGINE={gpu:?}: cuda:N names a GPU by its number, 0 to 63")
+            }),
         "openvino" => openvino(),
         "auto" | "" if !amx => {
             tracing::debug!("no AMX on this CPU; using ONNX Runtime");
@@ -123,7 +145,7 @@ fn choose(
             }
         }),
         other => Err(format!(
-            "VIGIL_ENGINE={other:?} is not one of auto, onnxruntime, openvino"
+            "VIGIL_ENGINE={other:?} is not one of auto, onnxruntime, openvino, cuda, cuda:N"
         )),
     }
 }
@@ -336,7 +358,10 @@ impl Engine {
             input.dtype().tensor_type(),
             Some(ort::value::TensorElementType::Float16)
         );
-        let backend = if half { Backend::OnnxRuntime } else { backend };
+        let backend = match backend {
+            Backend::OpenVino { .. } if half => Backend::OnnxRuntime,
+            other => other,
+        };
         check_feeds(&declared, feeds).map_err(|message| ModelError::Shape {
             path: path.to_owned(),
             role: role.into(),
@@ -345,7 +370,8 @@ impl Engine {
         })?;
         let input = input.name().to_string();
         let runner = match backend {
-            Backend::OnnxRuntime => Runner::Ort { session, input },
+            // The session was made with the CUDA provider when the backend is CUDA.
+            Backend::OnnxRuntime | Backend::Cuda { .. } => Runner::Ort { session, input },
             Backend::OpenVino { .. } => {
                 drop(session);
                 Runner::openvino(role, path)?
@@ -597,6 +623,23 @@ mod tests {
         );
         let err = choose("tensorrt", true, || Ok(BF16)).unwrap_err();
         assert!(err.contains("VIGIL_ENGINE=\"tensorrt\""), "{err}");
+    }
+
+    #[test]
+    fn cuda_is_asked_for_by_name_and_gpu_number_and_never_loads_openvino() {
+        let no_openvino = || -> Result<Backend, String> { panic!("OpenVINO must not be loaded") };
+        assert_eq!(
+            choose("cuda", true, no_openvino),
+            Ok(Backend::Cuda { device: 0 })
+        );
+        assert_eq!(
+            choose("cuda:3", false, no_openvino),
+            Ok(Backend::Cuda { device: 3 })
+        );
+        for wrong in ["cuda:", "cuda:x", "cuda:-1", "cuda:64"] {
+            let err = choose(wrong, true, no_openvino).unwrap_err();
+            assert!(err.contains("cuda:N names a GPU"), "{wrong}: {err}");
+        }
     }
 
     #[test]

@@ -14,6 +14,12 @@ use ort::environment::Environment;
 use crate::ModelError;
 
 pub const LIBRARY_NAME: &str = "libonnxruntime.so.1.31.1";
+/// Where `scripts/setup --gpu` puts ONNX Runtime's GPU build (under `.vigil/`), beside
+/// the CPU build's `onnxruntime/`: the two libraries have the same name.
+pub const GPU_LIBRARY_DIR: &str = "onnxruntime-gpu";
+/// Where `scripts/setup --gpu` puts the CUDA 13 libraries the CUDA provider opens (under
+/// `.vigil/`; `VIGIL_CUDA_LIBS` names another folder, e.g. a PyTorch environment's).
+pub const CUDA_LIBRARY_DIR: &str = "cuda";
 
 static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
 
@@ -45,8 +51,25 @@ pub fn library_candidates(env: &str, dir: &str, name: &str) -> Vec<PathBuf> {
 /// The process-wide ONNX Runtime environment, created on first use.
 pub fn environment() -> Result<Environment, ModelError> {
     let result = ENVIRONMENT.get_or_init(|| {
-        let candidates = library_candidates("ORT_DYLIB_PATH", "onnxruntime", LIBRARY_NAME);
+        // The GPU build when the GPU is asked for: the CPU build has no CUDA provider.
+        let dir = if wants_gpu() {
+            GPU_LIBRARY_DIR
+        } else {
+            "onnxruntime"
+        };
+        let candidates = library_candidates("ORT_DYLIB_PATH", dir, LIBRARY_NAME);
         let Some(path) = candidates.iter().find(|p| p.is_file()) else {
+            if wants_gpu() {
+                return Err(format!(
+                    "VIGIL_ENGINE asks for the GPU, and ONNX Runtime's GPU build is not installed \
+                     (looked at {}): `scripts/setup --gpu` installs it",
+                    candidates
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
             return Err(ModelError::RuntimeMissing {
                 looked_at: candidates
                     .iter()
@@ -82,6 +105,59 @@ pub fn environment() -> Result<Environment, ModelError> {
     }
 }
 
+/// Whether `VIGIL_ENGINE` asks for the GPU (`cuda`, `cuda:N`).
+fn wants_gpu() -> bool {
+    std::env::var("VIGIL_ENGINE").is_ok_and(|v| v.trim().starts_with("cuda"))
+}
+
+/// Whether this process can run models on GPU `device`: the loaded ONNX Runtime has the
+/// CUDA provider, the NVIDIA driver is there, the CUDA libraries the provider opens are
+/// loaded (from `VIGIL_CUDA_LIBS` or `.vigil/cuda/`, when not already findable). The first
+/// thing missing, by name, with what to do.
+pub fn cuda_ready(device: i32) -> Result<(), String> {
+    let library = library_candidates("ORT_DYLIB_PATH", GPU_LIBRARY_DIR, LIBRARY_NAME)
+        .into_iter()
+        .find(|p| p.is_file())
+        .map_or_else(|| LIBRARY_NAME.to_string(), |p| p.display().to_string());
+    environment().map_err(|e| e.to_string())?;
+    let has_cuda = <ort::ep::CUDA as ort::ep::ExecutionProvider>::is_available()
+        .map_err(|e| format!("ONNX Runtime ({library}) cannot list its providers: {e}"))?;
+    if !has_cuda {
+        return Err(format!(
+            "the ONNX Runtime library {library} has no CUDA execution provider (it is a CPU \
+             build): `scripts/setup --gpu` installs the GPU build into .vigil/{GPU_LIBRARY_DIR}/"
+        ));
+    }
+    // The driver's library: without it no CUDA program runs.
+    // SAFETY: opening a shared library runs its initialisers; libcuda's are the driver's.
+    if let Err(e) = unsafe { libloading::Library::new("libcuda.so.1") } {
+        return Err(format!(
+            "no NVIDIA driver on this machine: libcuda.so.1 cannot be opened ({e})"
+        ));
+    }
+    // CUDA's libraries (runtime, cuBLAS, NVRTC, cuRAND, cuFFT) and cuDNN's, loaded ahead
+    // of the provider from where they were installed; without a folder named, they must be
+    // findable by the loader (LD_LIBRARY_PATH).
+    let installed = library_candidates("VIGIL_CUDA_LIBS", CUDA_LIBRARY_DIR, "lib")
+        .into_iter()
+        .find(|p| p.is_dir());
+    let cudnn = std::env::var_os("VIGIL_CUDNN_LIBS")
+        .map(PathBuf::from)
+        .or_else(|| installed.clone());
+    if installed.is_some() || cudnn.is_some() {
+        ort::ep::cuda::preload_dylibs(installed.as_deref(), cudnn.as_deref()).map_err(|e| {
+            format!(
+                "the CUDA libraries ({}; cuDNN: {}) do not load: {e} (`scripts/setup --gpu` \
+                 installs them, or name a folder holding them with VIGIL_CUDA_LIBS and VIGIL_CUDNN_LIBS)",
+                installed.as_deref().map_or("-".into(), |p| p.display().to_string()),
+                cudnn.as_deref().map_or("-".into(), |p| p.display().to_string()),
+            )
+        })?;
+    }
+    tracing::info!(device, %library, "ONNX Runtime's CUDA provider is available");
+    Ok(())
+}
+
 /// Threads a session gets when the process says (0: not said).
 static INTRA_THREADS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -109,9 +185,12 @@ pub fn intra_threads() -> usize {
         })
 }
 
+/// A session of the model at `path`; on `Backend::Cuda` with the CUDA provider ahead of
+/// the CPU's, and an error (never the CPU instead) when it cannot be registered.
 pub(crate) fn load_session(
     role: &str,
     path: &std::path::Path,
+    backend: crate::Backend,
 ) -> Result<ort::session::Session, ModelError> {
     let env = environment()?;
     let load_err = |message: String| ModelError::Load {
@@ -119,10 +198,24 @@ pub(crate) fn load_session(
         role: role.into(),
         message: format!("ONNX Runtime: {message}"),
     };
-    ort::session::Session::builder(&env)
+    let mut builder = ort::session::Session::builder(&env)
         .map_err(|e| load_err(e.to_string()))?
         .with_intra_threads(intra_threads())
-        .map_err(|e| load_err(e.to_string()))?
+        .map_err(|e| load_err(e.to_string()))?;
+    if let crate::Backend::Cuda { device } = backend {
+        builder = builder
+            .with_execution_providers([ort::ep::CUDA::default()
+                .with_device_id(device)
+                .build()
+                .error_on_failure()])
+            .map_err(|e| ModelError::Engine {
+                message: format!(
+                    "{role} ({}): the CUDA execution provider did not start on GPU {device}: {e}",
+                    path.display()
+                ),
+            })?;
+    }
+    builder
         .commit_from_file(path)
         .map_err(|e| load_err(e.to_string()))
 }

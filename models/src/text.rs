@@ -58,7 +58,7 @@ impl TextDetector {
     /// As `load`, run by `backend` instead of the process's choice.
     pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
         let (path, spec) = manifest.verified(role)?;
-        let session = runtime::load_session(role, &path)?;
+        let session = runtime::load_session(role, &path, backend)?;
         declared_as_listed(&session, role, &path, &spec.input)?;
         let max_side = 480;
         // One image, three colours, any size (a vehicle crop scaled to within
@@ -320,7 +320,7 @@ impl TextRecognizer {
     /// As `load`, run by `backend` instead of the process's choice.
     pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
         let (path, spec) = manifest.verified(role)?;
-        let session = runtime::load_session(role, &path)?;
+        let session = runtime::load_session(role, &path, backend)?;
         declared_as_listed(&session, role, &path, &spec.input)?;
         // PaddleOCR exports carry their dictionary in the model metadata.
         let characters = session

@@ -385,6 +385,46 @@ fn a_bad_engine_choice_or_runtime_library_is_named_and_touches_no_case() {
 }
 
 #[test]
+fn the_gpu_asked_for_where_it_cannot_be_used_is_an_error_naming_what_is_missing() {
+    let (data, before) = data_with_one_case();
+    let run = |envs: &[(&str, &std::ffi::OsStr)]| {
+        let camera = common::camera_path();
+        let video = common::fixture("redlight_b.mp4");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+        cmd.arg("--data").arg(data.path());
+        cmd.args(["batch", "--camera", camera.to_str().unwrap()]);
+        cmd.arg(&video).envs(envs.iter().copied());
+        cmd.output().expect("run vigil")
+    };
+    // ONNX Runtime's CPU build, as scripts/setup installs it: it has no CUDA provider, and
+    // the models must not quietly run on the CPU instead.
+    let cpu_build = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".vigil/onnxruntime/libonnxruntime.so.1.31.1");
+    assert!(
+        cpu_build.is_file(),
+        "scripts/setup installs {}",
+        cpu_build.display()
+    );
+    let out = run(&[
+        ("VIGIL_ENGINE", "cuda".as_ref()),
+        ("ORT_DYLIB_PATH", cpu_build.as_os_str()),
+    ]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("no CUDA execution provider")
+            && err.contains(cpu_build.to_str().unwrap())
+            && err.contains("scripts/setup --gpu"),
+        "{err}"
+    );
+    let out = run(&[("VIGIL_ENGINE", "cuda:first".as_ref())]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("cuda:N names a GPU"), "{err}");
+    assert_eq!(cases(data.path()), before, "no case touched");
+}
+
+#[test]
 fn a_malformed_camera_config_names_the_file_and_the_key() {
     let (data, before) = data_with_one_case();
 

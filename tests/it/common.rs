@@ -45,6 +45,7 @@ pub fn engine_env(backend: Backend) -> &'static str {
     match backend {
         Backend::OnnxRuntime => "onnxruntime",
         Backend::OpenVino { .. } => "openvino",
+        Backend::Cuda { .. } => "cuda",
     }
 }
 

@@ -69,7 +69,7 @@ impl Detector {
     /// As [`Detector::load`], run by `backend` instead of the process's choice.
     pub fn load_on(manifest: &Manifest, role: &str, backend: Backend) -> Result<Self, ModelError> {
         let (path, spec) = manifest.verified(role)?;
-        let session = runtime::load_session(role, &path)?;
+        let session = runtime::load_session(role, &path, backend)?;
         Self::from_session(role, path, spec, session, backend)
     }
 
