@@ -4,6 +4,7 @@
 //! source package and shapes; [`Manifest::load`] checks the files before any session is
 //! built, so a missing or wrong file is reported by name with the command that fixes it.
 
+pub mod batch;
 pub mod detector;
 pub mod engine;
 pub mod error;

