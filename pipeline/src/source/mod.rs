@@ -28,6 +28,11 @@ pub enum SourceError {
     NotFound { path: PathBuf },
     #[error("GStreamer could not start: {0}; run scripts/setup to install it")]
     Init(String),
+    #[error("decoder {element} is not available: {why}")]
+    NoDecoder {
+        element: &'static str,
+        why: &'static str,
+    },
     #[error("video {path}: cannot decode: {message}")]
     Decode { path: PathBuf, message: String },
     /// Shown without its credentials.

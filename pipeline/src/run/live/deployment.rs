@@ -10,7 +10,7 @@ use toml::Spanned;
 
 use crate::config::CameraConfig;
 use crate::output::publisher::ClipWindow;
-use crate::source::rtsp::{LiveSettings, RecordedStream, Transport, parse_camera_url};
+use crate::source::rtsp::{Decoder, LiveSettings, RecordedStream, Transport, parse_camera_url};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}:{line}: {key}: {message}")]
@@ -42,6 +42,9 @@ pub struct RunSection {
     pub queue_frames: usize,
     /// Run the detector only on frames where something moved.
     pub motion_gating: bool,
+    /// What decodes the cameras' analysed streams: `avdec_h264` (the CPU), `nvh264dec` or
+    /// `nvh264sldec` (NVDEC, where GStreamer's nvcodec plugin finds an NVIDIA GPU).
+    pub decoder: String,
     /// Record every camera's stream continuously (the main stream where a camera has
     /// one) into segments in the data folder's `footage/`.
     pub record: bool,
@@ -64,6 +67,7 @@ impl Default for RunSection {
             stall_seconds: 5.0,
             queue_frames: 10,
             motion_gating: true,
+            decoder: "avdec_h264".into(),
             record: false,
             record_segment_seconds: 60.0,
             footage_days: 7.0,
@@ -79,6 +83,18 @@ impl RunSection {
         ClipWindow {
             before: Duration::from_secs_f64(self.clip_before_seconds),
             after: Duration::from_secs_f64(self.clip_after_seconds),
+        }
+    }
+
+    /// The decoder `decoder` names.
+    pub fn decoder(&self) -> Result<Decoder, String> {
+        match self.decoder.trim() {
+            "avdec_h264" => Ok(Decoder::Software),
+            "nvh264dec" => Ok(Decoder::Nvdec),
+            "nvh264sldec" => Ok(Decoder::NvdecStateless),
+            other => Err(format!(
+                "`{other}` is not avdec_h264, nvh264dec or nvh264sldec"
+            )),
         }
     }
 
@@ -138,6 +154,7 @@ impl RunSection {
             3_600.0,
             "s",
         )?;
+        self.decoder().map_err(|m| ("decoder", m))?;
         within("footage_days", self.footage_days, 0.01, 3_650.0, "days")?;
         if let Some(q) = self.footage_quota_gb {
             within("footage_quota_gb", q, 0.001, 1e6, "GB")?;
@@ -306,6 +323,7 @@ fn live_settings(
         }
         settings.footage_days = Some(days);
     }
+    settings.decoder = run.decoder().map_err(|m| ("run.decoder", m))?;
     settings.analysis_fps = config.analysis_fps;
     settings.stall_after = Duration::from_secs_f64(run.stall_seconds);
     settings.queue_frames = run.queue_frames;
@@ -544,6 +562,46 @@ mod tests {
         };
         let e = bad.camera("f1", &RunSection::default()).unwrap_err();
         assert!(e.contains("camera.record"), "{e}");
+    }
+
+    #[test]
+    fn the_decoder_is_chosen_by_name_and_a_gpu_decoder_is_said_missing_where_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let camera = "[[camera]]\nconfig = \"junction.toml\"\nurl = \"rtsp://a/b\"\n";
+        let d = Deployment::load(&write(dir.path(), camera)).unwrap();
+        assert_eq!(
+            d.cameras[0].settings.decoder,
+            Decoder::Software,
+            "the CPU by default"
+        );
+        let d = Deployment::load(&write(
+            dir.path(),
+            &format!("[run]\ndecoder = \"nvh264dec\"\n\n{camera}"),
+        ))
+        .unwrap();
+        assert_eq!(d.cameras[0].settings.decoder, Decoder::Nvdec);
+        let wrong = error(&format!("[run]\ndecoder = \"nvdec\"\n\n{camera}"));
+        assert!(
+            wrong.contains("deployment.toml:2: run.decoder") && wrong.contains("nvh264sldec"),
+            "{wrong}"
+        );
+        // What GStreamer here can make decides; where it cannot, the error says why.
+        crate::source::init_gstreamer().unwrap();
+        assert!(
+            Decoder::Software.check().is_ok(),
+            "scripts/setup installs avdec_h264"
+        );
+        for gpu in [Decoder::Nvdec, Decoder::NvdecStateless] {
+            let present = gstreamer::ElementFactory::find(gpu.element()).is_some();
+            match gpu.check() {
+                Ok(()) => assert!(present),
+                Err(e) => {
+                    assert!(!present);
+                    let e = e.to_string();
+                    assert!(e.contains(gpu.element()) && e.contains("nvcodec"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -266,6 +266,11 @@ impl LiveRunner {
         opener: Arc<dyn CameraOpener>,
     ) -> Result<Self, LiveError> {
         let run = &deployment.run;
+        // An NVDEC decoder asked for where GStreamer cannot make one stops the start, named,
+        // rather than every camera failing to connect one after another.
+        if let Ok(decoder) = run.decoder() {
+            decoder.check()?;
+        }
         let mut worker_models = Vec::new();
         for _ in 0..run.inference_workers {
             worker_models.push(if settings.any_camera {

@@ -32,14 +32,15 @@ fn branches(shared: &Shared, stream: Stream) -> String {
             "tee name=t \
              t. ! queue max-size-buffers=0 max-size-bytes=0 max-size-time=2000000000 leaky=downstream \
                 ! appsink name=units sync=false max-buffers=500 drop=true \
-             t. ! queue max-size-buffers=30 leaky=downstream ! avdec_h264 max-threads=1 \
+             t. ! queue max-size-buffers=30 leaky=downstream ! {2} \
                 ! videorate drop-only=true ! video/x-raw,framerate={0}/1 ! videoconvert ! videoscale \
                 ! video/x-raw,format=RGB,pixel-aspect-ratio=1/1,framerate={0}/1{1} \
                 ! appsink name=frames sync=false max-buffers=2 drop=true",
             s.analysis_fps.max(1),
             s.frame_size
                 .map(|(w, h)| format!(",width={w},height={h}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            s.decoder.description(),
         ),
         Stream::Evidence => "appsink name=units sync=false max-buffers=500 drop=true".into(),
     }

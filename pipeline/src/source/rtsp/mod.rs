@@ -59,6 +59,8 @@ pub struct LiveSettings {
     pub ring_max_bytes: usize,
     /// Analysis frames waiting for the detector; beyond this the oldest are dropped.
     pub queue_frames: usize,
+    /// What decodes the analysed stream.
+    pub decoder: Decoder,
     /// Which of the camera's streams to record continuously, if any (the runner turns
     /// it into `footage`).
     pub record: Option<RecordedStream>,
@@ -66,6 +68,58 @@ pub struct LiveSettings {
     pub footage_days: Option<f64>,
     /// Record a stream continuously into segments in this folder.
     pub footage: Option<FootageSettings>,
+}
+
+/// What decodes the analysed stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Decoder {
+    /// FFmpeg's H.264 decoder on the CPU (`avdec_h264`), one thread a camera.
+    #[default]
+    Software,
+    /// NVIDIA's hardware decoder (NVDEC) through GStreamer's nvcodec plugin: `nvh264dec`.
+    Nvdec,
+    /// NVDEC's stateless decoder, `nvh264sldec`.
+    NvdecStateless,
+}
+
+impl Decoder {
+    /// The GStreamer element, and how it is set.
+    pub fn element(self) -> &'static str {
+        match self {
+            Decoder::Software => "avdec_h264",
+            Decoder::Nvdec => "nvh264dec",
+            Decoder::NvdecStateless => "nvh264sldec",
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            Decoder::Software => "avdec_h264 max-threads=1",
+            other => other.element(),
+        }
+    }
+
+    /// Whether this GStreamer can make the element: an NVDEC decoder is registered by the
+    /// nvcodec plugin only where it finds an NVIDIA driver (libcuda.so.1, libnvcuvid.so.1).
+    pub fn check(self) -> Result<(), SourceError> {
+        init_gstreamer()?;
+        if gst::ElementFactory::find(self.element()).is_some() {
+            return Ok(());
+        }
+        Err(SourceError::NoDecoder {
+            element: self.element(),
+            why: match self {
+                Decoder::Software => {
+                    "GStreamer's libav plugin (gstreamer1.0-libav) is missing: run scripts/setup"
+                }
+                _ => {
+                    "GStreamer's nvcodec plugin (gstreamer1.0-plugins-bad) registers it only \
+                     where it finds an NVIDIA GPU and driver (libcuda.so.1, libnvcuvid.so.1); \
+                     use decoder = \"avdec_h264\" on this machine"
+                }
+            },
+        })
+    }
 }
 
 /// The stream a camera records. With one stream (no `evidence_url`) both are that one.
@@ -103,6 +157,7 @@ impl LiveSettings {
             ring: Duration::from_secs(10),
             ring_max_bytes: 32 << 20,
             queue_frames: 10,
+            decoder: Decoder::Software,
             record: None,
             footage_days: None,
             footage: None,
