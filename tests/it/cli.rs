@@ -342,23 +342,28 @@ fn a_missing_model_file_is_named_with_the_fix_and_touches_no_case() {
     assert_eq!(cases(data.path()), before);
 }
 
+/// `vigil batch` of a fixture on `data` with the environment `envs` added (the models as
+/// the default manifest names them).
+fn batch_with_env(
+    data: &std::path::Path,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> std::process::Output {
+    let camera = common::camera_path();
+    let video = common::fixture("redlight_b.mp4");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
+    cmd.arg("--data").arg(data).env_remove("VIGIL_MODELS");
+    cmd.args(["batch", "--camera", camera.to_str().unwrap()]);
+    cmd.arg(&video).envs(envs.iter().copied());
+    cmd.output().expect("run vigil")
+}
+
 /// A runtime that cannot run the models (an unknown `VIGIL_ENGINE`, an OpenVINO library
 /// that is not one) stops the run before any video, naming what is wrong; nothing recorded
 /// is touched.
 #[test]
 fn a_bad_engine_choice_or_runtime_library_is_named_and_touches_no_case() {
     let (data, before) = data_with_one_case();
-    let run = |envs: &[(&str, &std::ffi::OsStr)]| {
-        let camera = common::camera_path();
-        let video = common::fixture("redlight_b.mp4");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.arg("--data")
-            .arg(data.path())
-            .env_remove("VIGIL_MODELS");
-        cmd.args(["batch", "--camera", camera.to_str().unwrap()]);
-        cmd.arg(&video).envs(envs.iter().copied());
-        cmd.output().expect("run vigil")
-    };
+    let run = |envs: &[(&str, &std::ffi::OsStr)]| batch_with_env(data.path(), envs);
 
     let out = run(&[("VIGIL_ENGINE", "tensorrt".as_ref())]);
     assert!(!out.status.success());
@@ -387,15 +392,7 @@ fn a_bad_engine_choice_or_runtime_library_is_named_and_touches_no_case() {
 #[test]
 fn the_gpu_asked_for_where_it_cannot_be_used_is_an_error_naming_what_is_missing() {
     let (data, before) = data_with_one_case();
-    let run = |envs: &[(&str, &std::ffi::OsStr)]| {
-        let camera = common::camera_path();
-        let video = common::fixture("redlight_b.mp4");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
-        cmd.arg("--data").arg(data.path());
-        cmd.args(["batch", "--camera", camera.to_str().unwrap()]);
-        cmd.arg(&video).envs(envs.iter().copied());
-        cmd.output().expect("run vigil")
-    };
+    let run = |envs: &[(&str, &std::ffi::OsStr)]| batch_with_env(data.path(), envs);
     // ONNX Runtime's CPU build, as scripts/setup installs it: it has no CUDA provider, and
     // the models must not quietly run on the CPU instead.
     let cpu_build = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
