@@ -49,16 +49,31 @@ pub struct Batcher<I, O> {
     thread: Option<JoinHandle<()>>,
 }
 
-/// What a batch run saw: how many it ran together (for the bench and for tests).
+/// Told the size of each batch as it runs.
+pub type BatchObserver = Box<dyn FnMut(usize) + Send>;
+
+/// Every batch's size, in order (for the bench and for tests; a long-running process
+/// observes into a metric instead, which does not grow).
 pub type BatchSizes = std::sync::Arc<std::sync::Mutex<Vec<usize>>>;
 
+/// An observer that appends each batch's size to `sizes`.
+pub fn recorded_in(sizes: &BatchSizes) -> BatchObserver {
+    let sizes = sizes.clone();
+    Box::new(move |n| {
+        if let Ok(mut s) = sizes.lock() {
+            s.push(n);
+        }
+    })
+}
+
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
-    /// Start `runner` on its thread. `sizes`, when given, records each batch's size.
+    /// Start `runner` on its thread. `observer`, when given, is told each batch's size
+    /// before it runs (a metric; a test's record).
     pub fn start(
         name: &str,
         mut runner: Box<dyn BatchRun<I, O>>,
         settings: BatchSettings,
-        sizes: Option<BatchSizes>,
+        mut observer: Option<BatchObserver>,
     ) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Request<I, O>>();
         let max_batch = settings.max_batch.max(1);
@@ -66,10 +81,8 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
             .name(format!("batch-{name}"))
             .spawn(move || {
                 while let Some(batch) = gather(&rx, max_batch, settings.max_wait) {
-                    if let Some(sizes) = &sizes
-                        && let Ok(mut s) = sizes.lock()
-                    {
-                        s.push(batch.len());
+                    if let Some(observe) = observer.as_mut() {
+                        observe(batch.len());
                     }
                     answer(runner.as_mut(), batch);
                 }
@@ -164,18 +177,16 @@ fn answer<I, O>(runner: &mut dyn BatchRun<I, O>, batch: Vec<Request<I, O>>) {
     }
 }
 
-/// Frames (or any images) from many cameras through one detector: each request an image,
-/// each answer its detections as [`crate::Detector::detect`] gives them. A model with a
-/// batch axis runs a batch at once; one without runs its images one after another.
-impl BatchRun<std::sync::Arc<image::RgbImage>, Vec<crate::Detection>> for crate::Detector {
+/// Looks of many cameras through one detector: each request a frame or a region of one,
+/// each answer its detections as [`crate::Detector::run_requests`] gives them. A model
+/// with a batch axis runs the requests of one scale and threshold at once; one without
+/// runs them one after another.
+impl BatchRun<crate::detector::DetectRequest, Vec<crate::Detection>> for crate::Detector {
     fn run(
         &mut self,
-        images: Vec<std::sync::Arc<image::RgbImage>>,
+        requests: Vec<crate::detector::DetectRequest>,
     ) -> Result<Vec<Vec<crate::Detection>>, String> {
-        let refs: Vec<&image::RgbImage> = images.iter().map(|i| i.as_ref()).collect();
-        let min_score = self.confidence;
-        self.detect_batch(&refs, min_score)
-            .map_err(|e| e.to_string())
+        self.run_requests(&requests).map_err(|e| e.to_string())
     }
 }
 
@@ -246,7 +257,7 @@ mod tests {
                 drop_one: false,
             }),
             settings(4),
-            Some(sizes.clone()),
+            Some(recorded_in(&sizes)),
         )
         .expect("start");
         // The first request's run is held; nine more queue behind it.
@@ -283,7 +294,7 @@ mod tests {
                 max_batch: 32,
                 max_wait: Duration::from_millis(1),
             },
-            Some(sizes.clone()),
+            Some(recorded_in(&sizes)),
         )
         .expect("start");
         assert_eq!(batcher.run(21), Ok(42));

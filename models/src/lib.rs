@@ -13,7 +13,7 @@ pub mod manifest;
 pub mod runtime;
 pub mod text;
 
-pub use detector::{Detection, Detector, Region};
+pub use detector::{DetectRequest, Detection, Detector, Region};
 pub use engine::Backend;
 pub use error::ModelError;
 pub use geometry::BBox;

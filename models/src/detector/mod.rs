@@ -31,6 +31,31 @@ pub struct Detection {
     pub score: f32,
 }
 
+/// One look a camera's analysis asks of the vehicle detector: a frame, whole or one
+/// region of it, boxes down to `min_score`, at the camera's scale. Owned, so that it can
+/// wait in a batch shared by many cameras ([`crate::batch`]).
+#[derive(Debug, Clone)]
+pub struct DetectRequest {
+    pub image: std::sync::Arc<RgbImage>,
+    /// `None`: the whole frame.
+    pub region: Option<Region>,
+    pub min_score: f32,
+    /// The camera's detection scale ([`Detector::set_fit`]); `None`: the manifest's.
+    pub fit: Option<u32>,
+}
+
+impl DetectRequest {
+    /// The whole of `image` at the manifest's scale.
+    pub fn whole(image: std::sync::Arc<RgbImage>, min_score: f32) -> Self {
+        Self {
+            image,
+            region: None,
+            min_score,
+            fit: None,
+        }
+    }
+}
+
 pub struct Detector {
     role: String,
     path: PathBuf,
@@ -153,7 +178,11 @@ impl Detector {
         let trained_fit = spec.size.unwrap_or(640);
         // What Vigil feeds: a batch where the model takes one, three colours, and either
         // the model's own square or frames fitted to `size` whatever their proportions.
-        let batch = if shape[0] == -1 {
+        // OpenVINO runs the CPU: one image at a time there, on a model compiled for one
+        // (on a CPU a batch costs what its images cost, or more: 31 against 25 ms an image
+        // at B = 8, measured in docs/design/engines.md).
+        let batched = shape[0] == -1 && !matches!(backend, Backend::OpenVino { .. });
+        let batch = if batched {
             Feed::Batch
         } else {
             Feed::Exactly(1)
@@ -179,7 +208,7 @@ impl Detector {
             role: role.into(),
             trained_fit,
             canvas,
-            batched: shape[0] == -1,
+            batched,
             fp16,
             format,
             pixels: spec.pixels.clone(),
@@ -330,14 +359,71 @@ impl Detector {
                     .unwrap_or_default(),
             );
         }
+        Ok(self.merge_regions(found))
+    }
+
+    /// One frame's detections from several of its regions, each vehicle once: one on the
+    /// seam of two regions, found in both, is kept where it scored best.
+    pub fn merge_regions(&self, found: Vec<Detection>) -> Vec<Detection> {
         let boxes: Vec<BBox> = found.iter().map(|d| d.bbox).collect();
         let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
         let classes: Vec<usize> = found.iter().map(|d| d.class_id).collect();
-        Ok(self
-            .suppress(&boxes, &scores, &classes)
+        self.suppress(&boxes, &scores, &classes)
             .into_iter()
             .map(|i| found[i].clone())
-            .collect())
+            .collect()
+    }
+
+    /// Run looks of (possibly) many cameras: those of one scale and threshold together,
+    /// in one model run where the model takes a batch; one answer per request, in order,
+    /// each what [`Detector::detect_regions`] gives for it alone. The detector's scale is
+    /// as it was afterwards.
+    pub fn run_requests(
+        &mut self,
+        requests: &[DetectRequest],
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        let before = self.canvas;
+        let mut answers: Vec<Vec<Detection>> = vec![Vec::new(); requests.len()];
+        // Groups in the order of their first request: (fit, threshold, model input) ->
+        // indices. Only looks of one input size share a run: a smaller one would be
+        // padded to the larger, and the model sees padding (measured under OpenVINO: a
+        // score 3e-3 and a box edge 1.4 px off its look alone).
+        type Key = (Option<u32>, u32, (u32, u32));
+        let mut groups: Vec<(Key, Vec<usize>)> = Vec::new();
+        for (i, r) in requests.iter().enumerate() {
+            self.set_fit(r.fit);
+            let key = (
+                r.fit,
+                r.min_score.to_bits(),
+                self.look_input(&r.image, r.region),
+            );
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((key, vec![i])),
+            }
+        }
+        let mut result = Ok(());
+        for ((fit, _, _), members) in &groups {
+            self.set_fit(*fit);
+            let looks: Vec<(&RgbImage, Option<Region>)> = members
+                .iter()
+                .map(|&i| (requests[i].image.as_ref(), requests[i].region))
+                .collect();
+            let min_score = requests[members[0]].min_score;
+            match self.detect_regions(&looks, min_score) {
+                Ok(found) => {
+                    for (&i, f) in members.iter().zip(found) {
+                        answers[i] = f;
+                    }
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.canvas = before;
+        result.map(|()| answers)
     }
 
     /// Non-maximum suppression as the manifest asks; a rider never suppresses the
@@ -355,6 +441,24 @@ impl Detector {
         )
     }
 
+    /// The model input (bucketed as the engine pads it) one look at `region` of `image`
+    /// (`None`: all of it) is run at, as [`Detector::detect_regions`] scales it.
+    fn look_input(&self, image: &RgbImage, region: Option<Region>) -> (u32, u32) {
+        let frame_scale = self.canvas.scale(image.width(), image.height());
+        let (w, h, scale) = match region.map(|r| r.within(image.width(), image.height())) {
+            Some(r) if !r.is_whole(image) => {
+                let scale = match self.canvas {
+                    Canvas::Fitted { .. } => frame_scale,
+                    Canvas::Square(_) => self.canvas.scale(r.width, r.height),
+                };
+                (r.width, r.height, scale)
+            }
+            _ => (image.width(), image.height(), frame_scale),
+        };
+        let (iw, ih) = self.canvas.input_size(w, h, scale);
+        (self.engine.bucket(3, iw), self.engine.bucket(2, ih))
+    }
+
     /// As [`Detector::detect_batch`], each image limited to a region (`None`: all of
     /// it); boxes are in the frame's pixels. A model that takes any input size runs a
     /// region at the scale its whole frame would be, so a vehicle looks the same to the
@@ -365,6 +469,9 @@ impl Detector {
         images: &[(&RgbImage, Option<Region>)],
         min_score: f32,
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
         if !self.batched && images.len() > 1 {
             let mut all = Vec::with_capacity(images.len());
             for one in images {
