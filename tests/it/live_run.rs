@@ -232,6 +232,34 @@ impl vigil_core::EventSink for Timed {
     }
 }
 
+/// The runner of `deployment`, every camera replaying the red-light fixture on `clock`,
+/// with the evidence key it signs with.
+fn replaying(
+    dir: &std::path::Path,
+    deployment: &std::path::Path,
+    sink: Arc<dyn vigil_core::EventSink>,
+    clock: &Arc<vigil_core::ManualClock>,
+) -> (LiveRunner, Arc<EvidenceKey>) {
+    let key = Arc::new(EvidenceKey::load_or_create(&dir.join("keys")).unwrap());
+    let runner = LiveRunner::start_with(
+        Deployment::load(deployment).unwrap(),
+        RunnerSettings {
+            data: DataDir::new(dir),
+            models_path: common::models_path(),
+            key: key.clone(),
+            sink,
+            clock: clock.clone(),
+            any_camera: false,
+        },
+        Arc::new(Replay {
+            file: common::fixture("redlight_a.mp4"),
+            clock: clock.clone(),
+        }),
+    )
+    .unwrap();
+    (runner, key)
+}
+
 #[test]
 fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed_by_it() {
     use vigil_core::Clock;
@@ -248,28 +276,12 @@ fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed
         ),
     )
     .unwrap();
-    let key = Arc::new(EvidenceKey::load_or_create(&dir.path().join("keys")).unwrap());
     let sink = Arc::new(Timed {
         store: MemorySink::new(),
         clock: clock.clone(),
         arrived: Default::default(),
     });
-    let runner = LiveRunner::start_with(
-        Deployment::load(&deployment).unwrap(),
-        RunnerSettings {
-            data: DataDir::new(dir.path()),
-            models_path: common::models_path(),
-            key: key.clone(),
-            sink: sink.clone(),
-            clock: clock.clone(),
-            any_camera: false,
-        },
-        Arc::new(Replay {
-            file: common::fixture("redlight_a.mp4"),
-            clock: clock.clone(),
-        }),
-    )
-    .unwrap();
+    let (runner, key) = replaying(dir.path(), &deployment, sink.clone(), &clock);
     // The runner's idle waits are what move the clock: the replay runs as fast as the
     // analysis does. This thread only waits for that work to be done.
     let until = Instant::now() + Duration::from_secs(120);
@@ -319,5 +331,77 @@ fn a_live_camera_on_a_manual_clock_waits_for_its_clip_on_that_clock_and_is_timed
     assert!(
         clip_start <= crossing.saturating_sub(Duration::from_secs(1)),
         "{clip_start:?}"
+    );
+}
+
+#[test]
+fn cameras_whose_looks_share_detector_runs_each_get_their_own_violation() {
+    let dir = tempfile::tempdir().unwrap();
+    let start: chrono::DateTime<chrono::Utc> = "2025-03-01T01:00:00Z".parse().unwrap();
+    let clock = Arc::new(vigil_core::ManualClock::new(start));
+    // Three cameras at the same junction, their looks batched across cameras (as on a
+    // GPU): three workers, each analysing one camera's frame at a time, hand their looks
+    // to one shared detector.
+    let mut toml = String::from(
+        "[run]\ninference_workers = 3\nbatch_size = 4\nbatch_wait_ms = 30\n\
+         clip_before_seconds = 2\nclip_after_seconds = 2\n",
+    );
+    for n in 0..3 {
+        toml.push_str(&format!(
+            "\n[[camera]]\nconfig = \"{}\"\nid = \"cam{n}\"\nurl = \"rtsp://127.0.0.1:1/replayed{n}\"\n",
+            common::camera_path().display()
+        ));
+    }
+    let deployment = dir.path().join("deployment.toml");
+    std::fs::write(&deployment, toml).unwrap();
+    let store = MemorySink::new();
+    let (runner, _) = replaying(dir.path(), &deployment, store.clone(), &clock);
+    let until = Instant::now() + Duration::from_secs(180);
+    while store.events().len() < 3 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let metrics = runner.metrics_text();
+    runner.shutdown();
+    let events = store.events();
+    let mut cameras: Vec<&str> = events.iter().map(|e| e.camera_id.as_str()).collect();
+    cameras.sort();
+    assert_eq!(cameras, ["cam0", "cam1", "cam2"], "{events:?}\n{metrics}");
+    // The same replayed violation on each: the same plate, the same moment in its video.
+    let offsets: Vec<u64> = events
+        .iter()
+        .map(|e| {
+            assert_eq!(
+                e.plate.as_ref().map(|p| p.text.as_str()),
+                Some("98A-123.45"),
+                "{e:?}"
+            );
+            let manifest: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(
+                    DataDir::new(dir.path())
+                        .package(e.event_id)
+                        .join("manifest.json"),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+            manifest["time"]["video_offset_ms"].as_u64().unwrap()
+        })
+        .collect();
+    assert!(offsets.iter().all(|o| *o == offsets[0]), "{offsets:?}");
+    // Looks really went through the shared detector, and some runs held several.
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    let (runs, looks) = (
+        metric("vigil_detector_batch_size_count"),
+        metric("vigil_detector_batch_size_sum"),
+    );
+    assert!(runs > 0.0, "{metrics}");
+    assert!(
+        looks > runs,
+        "no run was shared by two looks: {looks} looks in {runs} runs"
     );
 }

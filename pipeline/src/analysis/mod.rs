@@ -6,6 +6,7 @@
 
 pub mod exposure;
 pub mod heads;
+pub mod inference;
 pub mod keyframes;
 pub mod models;
 pub mod motion;
@@ -19,7 +20,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use image::RgbImage;
 use vigil_core::{Clock, PlateColour};
-use vigil_models::{BBox, Detection, ModelError};
+use vigil_models::{BBox, DetectRequest, Detection, ModelError};
 
 use crate::config::CameraConfig;
 use crate::frame::Frame;
@@ -27,6 +28,7 @@ use crate::plates::PlateRead;
 use crate::rules::{RuleSet, Violation};
 use crate::signal::{SignalSource, SignalState};
 use heads::Heads;
+use inference::{OwnDetector, VehicleStage};
 use keyframes::{Pending, Recent};
 use plate_crops::{PlateCrops, Sightings};
 use schedule::{Scene, Schedule};
@@ -164,11 +166,23 @@ impl Analyzer {
                 .is_none_or(|last| pts.saturating_sub(last) >= self.tracker.settings.max_lost / 2)
     }
 
-    /// Analyse one frame, looked at as the schedule decides.
+    /// Analyse one frame, looked at as the schedule decides, with the lent models' own
+    /// vehicle detector.
     pub fn analyse(
         &mut self,
         models: &mut Models,
         frame: Frame,
+    ) -> Result<Analysed, AnalysisError> {
+        self.analyse_through(models, frame, &mut OwnDetector)
+    }
+
+    /// As [`Analyzer::analyse`], the vehicle detector run by `stage` (one shared by many
+    /// cameras, say); the rest of the models are the lent ones.
+    pub fn analyse_through(
+        &mut self,
+        models: &mut Models,
+        frame: Frame,
+        stage: &mut dyn VehicleStage,
     ) -> Result<Analysed, AnalysisError> {
         let scene = Scene {
             tracker: &self.tracker,
@@ -190,7 +204,7 @@ impl Analyzer {
                 self.rules.signal(frame.pts, signal);
                 Vec::new()
             }
-            Look::Whole | Look::Regions(_) => self.detect(models, frame, &look)?,
+            Look::Whole | Look::Regions(_) => self.detect(models, stage, frame, &look)?,
         };
         Ok(Analysed { look, findings })
     }
@@ -198,6 +212,7 @@ impl Analyzer {
     fn detect(
         &mut self,
         models: &mut Models,
+        stage: &mut dyn VehicleStage,
         frame: Frame,
         look: &Look,
     ) -> Result<Vec<Finding>, AnalysisError> {
@@ -220,16 +235,31 @@ impl Analyzer {
             }
         }
         self.last_pts = Some(frame.pts);
-        let brightened = exposure::for_detection(&frame.image);
-        let image = brightened.as_ref().unwrap_or(&frame.image);
-        let low = self.tracker.settings.low_score;
+        let image = match exposure::for_detection(&frame.image) {
+            Some(brightened) => Arc::new(brightened),
+            None => frame.image.clone(),
+        };
         let regions = match look {
             Look::Regions(r) => Some(r.as_slice()),
             _ => None,
         };
+        // The tracker takes weak boxes too; each camera is detected at its own scale.
+        let ask = |region| DetectRequest {
+            image: image.clone(),
+            region,
+            min_score: self.tracker.settings.low_score,
+            fit: self.camera.detector_size,
+        };
+        let requests = match regions {
+            Some(regions) => regions.iter().map(|r| ask(Some(*r))).collect(),
+            None => vec![ask(None)],
+        };
+        let found = stage.detect(&mut models.vehicle, requests)?;
         let mut detections = match regions {
-            Some(regions) => models.vehicle.detect_in_regions(image, regions, low)?,
-            None => models.vehicle.detect_above(image, low)?,
+            Some(_) => models
+                .vehicle
+                .merge_regions(found.into_iter().flatten().collect()),
+            None => found.into_iter().next().unwrap_or_default(),
         };
         if let Some(regions) = regions {
             // Outside the regions the picture is as it was on the last analysed frame, so

@@ -35,6 +35,13 @@ struct File {
 pub struct RunSection {
     /// Detector sessions running in parallel, each on its own thread.
     pub inference_workers: usize,
+    /// Cross-camera batching (for a GPU): above 1, the workers hand the vehicle detector's
+    /// looks to one detector shared by every camera, which runs up to this many in one
+    /// model run. A batch forms from the workers' looks at the same moment, so it fills
+    /// only with as many `inference_workers` (each frame's regions go together).
+    pub batch_size: usize,
+    /// How long a batch's first look waits for others: keep it under a frame interval.
+    pub batch_wait_ms: f64,
     pub clip_before_seconds: f64,
     pub clip_after_seconds: f64,
     pub stall_seconds: f64,
@@ -62,6 +69,8 @@ impl Default for RunSection {
         let clip = ClipWindow::default();
         Self {
             inference_workers: 1,
+            batch_size: 1,
+            batch_wait_ms: 20.0,
             clip_before_seconds: clip.before.as_secs_f64(),
             clip_after_seconds: clip.after.as_secs_f64(),
             stall_seconds: 5.0,
@@ -84,6 +93,15 @@ impl RunSection {
             before: Duration::from_secs_f64(self.clip_before_seconds),
             after: Duration::from_secs_f64(self.clip_after_seconds),
         }
+    }
+
+    /// How looks are batched across cameras; `None`: not at all (each worker runs its own
+    /// detector).
+    pub fn batching(&self) -> Option<vigil_models::batch::BatchSettings> {
+        (self.batch_size > 1).then(|| vigil_models::batch::BatchSettings {
+            max_batch: self.batch_size,
+            max_wait: Duration::from_secs_f64(self.batch_wait_ms / 1e3),
+        })
     }
 
     /// The decoder `decoder` names.
@@ -125,6 +143,9 @@ impl RunSection {
             64.0,
             "threads",
         )?;
+        within("batch_size", self.batch_size as f64, 1.0, 256.0, "looks")?;
+        // Under a frame interval at the fastest analysis rate a camera may have (30 fps).
+        within("batch_wait_ms", self.batch_wait_ms, 0.0, 33.0, "ms")?;
         within(
             "clip_before_seconds",
             self.clip_before_seconds,
@@ -661,6 +682,10 @@ mod tests {
             ("queue_frames = 0", "run.queue_frames"),
             ("queue_frames = 9223372036854775807", "run.queue_frames"),
             ("inference_workers = 100000", "run.inference_workers"),
+            ("batch_size = 0", "run.batch_size"),
+            ("batch_size = 100000", "run.batch_size"),
+            ("batch_wait_ms = 250", "run.batch_wait_ms"),
+            ("batch_wait_ms = nan", "run.batch_wait_ms"),
         ] {
             let e = error(&format!("[run]\n{line}\n{camera}"));
             assert!(
@@ -668,5 +693,18 @@ mod tests {
                 "{line}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn looks_are_batched_across_cameras_only_when_asked() {
+        assert!(RunSection::default().batching().is_none());
+        let run = RunSection {
+            batch_size: 16,
+            batch_wait_ms: 12.5,
+            ..RunSection::default()
+        };
+        let b = run.batching().expect("batching");
+        assert_eq!(b.max_batch, 16);
+        assert_eq!(b.max_wait, Duration::from_micros(12_500));
     }
 }

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub(super) last_frame_age: Family<CameraLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     pub(super) queue: Family<CameraLabel, Gauge>,
     pub(super) inference: Histogram,
+    /// Looks run together by the detector the cameras share (cross-camera batching).
+    pub(super) batch_size: Histogram,
     pub(super) recorder: RecorderMetrics,
     /// Camera counters already reported: (frames, dropped, reconnects) per camera.
     seen: Mutex<std::collections::HashMap<String, (u64, u64, u64)>>,
@@ -59,6 +61,7 @@ impl Metrics {
             last_frame_age: Family::default(),
             queue: Family::default(),
             inference: Histogram::new([0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5]),
+            batch_size: Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
             recorder: RecorderMetrics::default(),
             seen: Mutex::default(),
             registry: Registry::default(),
@@ -118,6 +121,11 @@ impl Metrics {
             "inference_seconds",
             "Time to analyse one frame (detector, tracker, rules)",
             m.inference.clone(),
+        );
+        registry.register(
+            "detector_batch_size",
+            "Looks (frames or regions of frames, of any camera) in one run of the shared vehicle detector; only with [run] batch_size above 1",
+            m.batch_size.clone(),
         );
         registry.register(
             "records_recorded",

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use vigil_core::{Admission, Admit, Always, Clock, DataDir, EventSink};
 
+use crate::analysis::inference::SharedDetector;
 use crate::analysis::{Analyzer, AnalyzerSettings, Finding, Look, ModelInfo, Models};
 use crate::config::CameraConfig;
 use crate::output::orphans;
@@ -48,6 +49,8 @@ pub enum LiveError {
     Recorder(#[from] RecorderError),
     #[error("cannot start inference worker: {0}")]
     Worker(std::io::Error),
+    #[error("cannot start the shared vehicle detector ([run] batch_size): {0}")]
+    Batcher(std::io::Error),
     #[error("camera `{0}` runs here already")]
     Duplicate(String),
     #[error(
@@ -323,6 +326,36 @@ impl LiveRunner {
             workers.extend(r.start_retention(&stop, &clock)?);
         }
         let metrics = Arc::new(Metrics::new());
+        let shared = match run.batching() {
+            None => None,
+            Some(batching) => {
+                // One more vehicle detector, the one every camera's looks go through; the
+                // workers' own serve the schedule's geometry (the same model's).
+                let manifest = vigil_models::Manifest::load(&settings.models_path)?;
+                let detector = vigil_models::Detector::load_on(
+                    &manifest,
+                    Models::VEHICLE,
+                    vigil_models::engine::backend()?,
+                )?;
+                if !detector.batched() {
+                    tracing::warn!(
+                        "[run] batch_size {}: the vehicle detector ({}) has no batch axis, so a batch's looks run one after another",
+                        batching.max_batch,
+                        detector.path().display()
+                    );
+                }
+                let observed = metrics.batch_size.clone();
+                Some(Arc::new(
+                    SharedDetector::start(
+                        "vehicle",
+                        Box::new(detector),
+                        batching,
+                        Some(Box::new(move |n| observed.observe(n as f64))),
+                    )
+                    .map_err(LiveError::Batcher)?,
+                ))
+            }
+        };
         let recorder = Arc::new(Recorder::start(
             settings.sink.clone(),
             RecorderSettings {
@@ -345,6 +378,7 @@ impl LiveRunner {
                 stop: stop.clone(),
                 publisher: publisher.clone(),
                 gating,
+                shared: shared.clone(),
                 metrics: metrics.clone(),
                 recorder: recorder.clone(),
                 clock: clock.clone(),
@@ -602,6 +636,9 @@ struct Worker {
     stop: Arc<AtomicBool>,
     publisher: Arc<Publisher>,
     gating: bool,
+    /// The vehicle detector every camera's looks go through, where looks are batched
+    /// across cameras; otherwise the worker's own runs them.
+    shared: Option<Arc<SharedDetector>>,
     metrics: Arc<Metrics>,
     recorder: Arc<Recorder>,
     clock: Arc<dyn Clock>,
@@ -681,7 +718,13 @@ impl Worker {
         };
         // Compute time, for the histogram: measured, not waited on.
         let t = Instant::now();
-        let analysed = match state.analyzer.analyse(models, frame) {
+        let analysed = match &self.shared {
+            Some(shared) => state
+                .analyzer
+                .analyse_through(models, frame, &mut shared.as_ref()),
+            None => state.analyzer.analyse(models, frame),
+        };
+        let analysed = match analysed {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(camera = %slot.config.id, error = %e, "analysis failed on a frame");

@@ -1,0 +1,58 @@
+//! Where a camera's analysis has its vehicle detector run: the seam between deciding what
+//! of a frame to look at ([`super::schedule`]) and taking in what was found. By default
+//! the analysis runs the detector it was lent; a live runner with cross-camera batching
+//! hands every camera's looks to one shared detector behind a [`Batcher`], so that a GPU
+//! runs the frames of many cameras in one model run.
+
+use vigil_models::batch::{BatchError, Batcher};
+use vigil_models::{DetectRequest, Detection, Detector, ModelError};
+
+/// Runs the vehicle detector for an analysis: one answer per request, in order.
+pub trait VehicleStage {
+    /// `own` is the detector of the models the analysis was lent, for a stage that runs
+    /// them itself.
+    fn detect(
+        &mut self,
+        own: &mut Detector,
+        requests: Vec<DetectRequest>,
+    ) -> Result<Vec<Vec<Detection>>, ModelError>;
+}
+
+/// The lent models' own detector, one camera's looks at a time.
+pub struct OwnDetector;
+
+impl VehicleStage for OwnDetector {
+    fn detect(
+        &mut self,
+        own: &mut Detector,
+        requests: Vec<DetectRequest>,
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        own.run_requests(&requests)
+    }
+}
+
+/// A detector many cameras share: all of a frame's looks are handed over at once (so the
+/// regions of one frame can share a run too), then their answers waited for.
+pub type SharedDetector = Batcher<DetectRequest, Vec<Detection>>;
+
+impl VehicleStage for &SharedDetector {
+    fn detect(
+        &mut self,
+        _own: &mut Detector,
+        requests: Vec<DetectRequest>,
+    ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        let asked: Vec<_> = requests.into_iter().map(|r| self.submit(r)).collect();
+        asked
+            .into_iter()
+            .map(|answer| {
+                answer
+                    .recv()
+                    .unwrap_or(Err(BatchError::Stopped))
+                    .map_err(|e| ModelError::Inference {
+                        role: "vehicle_detector (shared by the cameras)".into(),
+                        message: e.to_string(),
+                    })
+            })
+            .collect()
+    }
+}
