@@ -40,7 +40,7 @@ fn branches(shared: &Shared, stream: Stream) -> String {
             s.frame_size
                 .map(|(w, h)| format!(",width={w},height={h}"))
                 .unwrap_or_default(),
-            s.decoder.description(),
+            s.decoder.description(s.analysis_fps.max(1), s.frame_size),
         ),
         Stream::Evidence => "appsink name=units sync=false max-buffers=500 drop=true".into(),
     }

@@ -92,10 +92,32 @@ impl Decoder {
         }
     }
 
-    fn description(self) -> &'static str {
+    /// The decoding part of the analysed branch, up to frames in system memory at
+    /// `fps`. NVDEC's frames stay in GPU memory until they are thinned to the analysis
+    /// rate (`videorate` passes any memory), so only those are copied to the CPU, and a
+    /// camera's `frame_size` is scaled there, on the GPU, before the copy.
+    pub(super) fn description(self, fps: u32, size: Option<(u32, u32)>) -> String {
         match self {
-            Decoder::Software => "avdec_h264 max-threads=1",
-            other => other.element(),
+            Decoder::Software => "avdec_h264 max-threads=1".into(),
+            nvdec => {
+                const CUDA: &str = "video/x-raw(memory:CUDAMemory)";
+                let scale = size
+                    .map(|(w, h)| format!(" ! cudascale ! {CUDA},width={w},height={h}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} ! {CUDA} ! videorate drop-only=true ! {CUDA},framerate={fps}/1{scale} \
+                     ! cudadownload",
+                    nvdec.element()
+                )
+            }
+        }
+    }
+
+    /// Every element [`Decoder::description`] names beyond the decoder.
+    fn helpers(self) -> &'static [&'static str] {
+        match self {
+            Decoder::Software => &[],
+            _ => &["cudascale", "cudadownload"],
         }
     }
 
@@ -103,11 +125,14 @@ impl Decoder {
     /// nvcodec plugin only where it finds an NVIDIA driver (libcuda.so.1, libnvcuvid.so.1).
     pub fn check(self) -> Result<(), SourceError> {
         init_gstreamer()?;
-        if gst::ElementFactory::find(self.element()).is_some() {
+        let missing = std::iter::once(self.element())
+            .chain(self.helpers().iter().copied())
+            .find(|e| gst::ElementFactory::find(e).is_none());
+        let Some(missing) = missing else {
             return Ok(());
-        }
+        };
         Err(SourceError::NoDecoder {
-            element: self.element(),
+            element: missing,
             why: match self {
                 Decoder::Software => {
                     "GStreamer's libav plugin (gstreamer1.0-libav) is missing: run scripts/setup"
@@ -505,5 +530,41 @@ impl ClipSource for RingClips {
         ring.1
             .span()
             .map(|(_, end)| Duration::from_nanos(end.nseconds()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Decoder;
+
+    /// NVDEC's frames are thinned to the analysis rate and scaled while still in GPU
+    /// memory, and only then copied out; the CPU's decoder is one thread a camera.
+    #[test]
+    fn nvdec_frames_leave_the_gpu_only_at_the_analysis_rate_and_size() {
+        assert_eq!(
+            Decoder::Software.description(5, Some((640, 360))),
+            "avdec_h264 max-threads=1"
+        );
+        let d = Decoder::Nvdec.description(5, Some((640, 360)));
+        let steps: Vec<&str> = d.split(" ! ").map(str::trim).collect();
+        assert_eq!(
+            steps,
+            [
+                "nvh264dec",
+                "video/x-raw(memory:CUDAMemory)",
+                "videorate drop-only=true",
+                "video/x-raw(memory:CUDAMemory),framerate=5/1",
+                "cudascale",
+                "video/x-raw(memory:CUDAMemory),width=640,height=360",
+                "cudadownload",
+            ],
+            "{d}"
+        );
+        let d = Decoder::NvdecStateless.description(2, None);
+        assert!(d.starts_with("nvh264sldec ! "), "{d}");
+        assert!(
+            !d.contains("cudascale") && d.ends_with("framerate=2/1 ! cudadownload"),
+            "{d}"
+        );
     }
 }
