@@ -25,6 +25,10 @@ pub struct BenchDetectArgs {
     /// (to look at what a detector found where no truth is given).
     #[arg(long)]
     pub draw: Option<PathBuf>,
+    /// Instead: the time of one model run on batches of these sizes (frames of the first
+    /// video), e.g. `1,8,32`; a model without a batch axis runs a batch one by one.
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Vec<usize>,
     /// Videos, or folders whose `.mp4`, `.mkv`, `.avi` and `.mov` files are each looked at.
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
@@ -68,6 +72,9 @@ pub fn run(ctx: &Context, args: BenchDetectArgs) -> Result<()> {
         detector.backend(),
         detector.confidence
     );
+    if !args.batches.is_empty() {
+        return batch_times(&mut detector, &videos(&args.videos)?[0], &args.batches);
+    }
     println!(
         "{:<28} {:>6} {:>10} {:>9} {:>8}  by kind (boxes per frame)",
         "video", "frames", "boxes/fr", "max/fr", "ms/fr"
@@ -129,6 +136,56 @@ pub fn run(ctx: &Context, args: BenchDetectArgs) -> Result<()> {
             boxes as f64 / n,
             seconds * 1000.0 / n,
             kinds.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// The time of one detector run on a batch of each size in `sizes`: the median of runs
+/// over about two seconds, after one run not counted (the engine's first run of a shape
+/// sets itself up).
+fn batch_times(detector: &mut Detector, video: &std::path::Path, sizes: &[usize]) -> Result<()> {
+    let largest = sizes.iter().copied().max().unwrap_or(1);
+    if sizes.iter().any(|&b| !(1..=256).contains(&b)) {
+        bail!("--batches are 1 to 256");
+    }
+    let mut frames = Vec::new();
+    let mut source = FileSource::open(video, 5)?;
+    while frames.len() < largest {
+        match source.next_frame()? {
+            Some(f) => frames.push(f.image),
+            None if frames.is_empty() => bail!("{}: no frame", video.display()),
+            // A short video: its frames again.
+            None => frames.extend_from_within(..frames.len().min(largest - frames.len())),
+        }
+    }
+    let (w, h) = (frames[0].width(), frames[0].height());
+    println!(
+        "batches of {w}x{h} frames, {}",
+        if detector.batched() {
+            "each in one model run"
+        } else {
+            "each image in a run of its own (no batch axis, or a CPU engine)"
+        }
+    );
+    let min_score = detector.confidence;
+    for &b in sizes {
+        let images: Vec<&image::RgbImage> = frames[..b].iter().map(|f| f.as_ref()).collect();
+        detector.detect_batch(&images, min_score)?;
+        let mut times = Vec::new();
+        let started = Instant::now();
+        while times.len() < 3 || (started.elapsed().as_secs_f64() < 2.0 && times.len() < 200) {
+            let t = Instant::now();
+            detector.detect_batch(&images, min_score)?;
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        times.sort_by(f64::total_cmp);
+        let median = times[times.len() / 2];
+        println!(
+            "B = {b:>3}: {median:>8.2} ms a batch, {:>7.2} ms an image, {:>7.0} images/s (median of {} runs)",
+            median / b as f64,
+            1e3 * b as f64 / median,
+            times.len()
         );
     }
     Ok(())

@@ -38,6 +38,23 @@ pub struct BenchLiveArgs {
     /// recording wrote: bytes a camera-second and a camera-day.
     #[arg(long)]
     pub record: bool,
+    /// The videos the cameras loop, in turn (default: the fixtures' two junction scenes).
+    #[arg(long)]
+    pub video: Vec<PathBuf>,
+    /// The camera config every camera runs (default: the fixtures' junction camera); its
+    /// geometry must fit the videos' frame size.
+    #[arg(long)]
+    pub camera: Option<PathBuf>,
+    /// `[run] batch_size`: above 1, every camera's looks go through one shared detector,
+    /// this many in a run at most (cross-camera batching, for a GPU).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// `[run] batch_wait_ms`.
+    #[arg(long, default_value_t = 20.0)]
+    pub batch_wait_ms: f64,
+    /// `[run] decoder`: avdec_h264, nvh264dec or nvh264sldec.
+    #[arg(long, default_value = "avdec_h264")]
+    pub decoder: String,
 }
 
 /// Takes everything, keeps nothing: the benchmark measures the cameras and the models.
@@ -134,7 +151,21 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
     );
     // The deployments it writes name camera configs by path, from another folder.
     let fixtures = std::path::absolute(&args.fixtures)?;
-    let files = ["redlight_a.mp4", "redlight_b.mp4"].map(|f| fixtures.join("generated").join(f));
+    let files: Vec<PathBuf> = if args.video.is_empty() {
+        ["redlight_a.mp4", "redlight_b.mp4"]
+            .iter()
+            .map(|f| fixtures.join("generated").join(f))
+            .collect()
+    } else {
+        args.video
+            .iter()
+            .map(std::path::absolute)
+            .collect::<std::io::Result<_>>()?
+    };
+    let camera = match &args.camera {
+        Some(c) => std::path::absolute(c)?,
+        None => fixtures.join("cameras/junction-demo.toml"),
+    };
     // The detector alone, on a fixture frame: the ceiling of detected frames per second.
     let mut models = Models::load(models_path)?;
     let frame = FileSource::open(&files[0], 5)?
@@ -159,10 +190,19 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
     );
     drop(models);
     println!(
-        "motion gating: {}; models run by {}; {inference_workers} inference worker(s) of {} thread(s) each; each stream begins its loop at a different point, as independent cameras would",
+        "motion gating: {}; models run by {}; {inference_workers} inference worker(s) of {} thread(s) each; {}; decoder {}; each stream begins its loop at a different point, as independent cameras would",
         if gating { "on" } else { "off" },
         vigil_models::engine::backend()?,
         vigil_models::runtime::intra_threads(),
+        if args.batch > 1 {
+            format!(
+                "looks batched across cameras, {} at most, {} ms wait",
+                args.batch, args.batch_wait_ms
+            )
+        } else {
+            "no batching across cameras".to_string()
+        },
+        args.decoder,
     );
     println!(
         "cameras  frames/s/cam  analysed  (in region)  followed  gated-out  ms/frame  dropped  still queued  violations  RSS MiB (per camera)  real time"
@@ -171,16 +211,16 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
         let mounts: Vec<Mount> = (0..n)
             .map(|i| Mount::Video {
                 path: format!("/cam{i}"),
-                file: files[i % 2].clone(),
+                file: files[i % files.len()].clone(),
                 credentials: None,
             })
             .collect();
         let server = TestRtspServer::start_out_of_phase(mounts, 0)?;
         let dir = tempfile_dir()?;
-        let camera = fixtures.join("cameras/junction-demo.toml");
         let mut toml = format!(
-            "[run]\nmotion_gating = {gating}\ninference_workers = {inference_workers}\nrecord = {}\nrecord_segment_seconds = 10\n",
-            args.record
+            "[run]\nmotion_gating = {gating}\ninference_workers = {inference_workers}\nrecord = {}\nrecord_segment_seconds = 10\n\
+             batch_size = {}\nbatch_wait_ms = {}\ndecoder = \"{}\"\n",
+            args.record, args.batch, args.batch_wait_ms, args.decoder
         );
         for i in 0..n {
             toml.push_str(&format!(
@@ -236,6 +276,8 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
         };
         let per_frame_ms = 1000.0 * metric("vigil_inference_seconds_sum")
             / metric("vigil_inference_seconds_count").max(1.0);
+        let batch_runs = metric("vigil_detector_batch_size_count");
+        let batch_looks = metric("vigil_detector_batch_size_sum");
         runner.shutdown();
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
@@ -273,6 +315,12 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
                 per_camera_second * 86_400.0 / 1e9
             );
         }
+        if batch_runs > 0.0 {
+            println!(
+                "         shared detector: {batch_looks:.0} looks in {batch_runs:.0} runs since the start ({:.1} a run)",
+                batch_looks / batch_runs
+            );
+        }
         println!(
             "         cores used in all: {cores:.2} ({:.3} a camera)",
             cores / n as f64
@@ -303,4 +351,64 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every number of a TOML value, in document order (tables by key).
+    fn numbers(v: &toml::Value, out: &mut Vec<f64>) {
+        match v {
+            toml::Value::Integer(i) => out.push(*i as f64),
+            toml::Value::Float(f) => out.push(*f),
+            toml::Value::Array(a) => a.iter().for_each(|x| numbers(x, out)),
+            toml::Value::Table(t) => t.values().for_each(|x| numbers(x, out)),
+            _ => {}
+        }
+    }
+
+    /// The GPU bench's 1080p camera is the demo junction's camera, every pixel coordinate
+    /// three times as far: the scenes are upscaled 3x, so the rules must judge them alike.
+    #[test]
+    fn the_1080p_bench_camera_is_the_demo_camera_scaled_three_times() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cameras");
+        let load = |name: &str| -> toml::Value {
+            toml::from_str(&std::fs::read_to_string(dir.join(name)).expect("read")).expect("toml")
+        };
+        let (small, large) = (load("junction-demo.toml"), load("junction-demo-1080p.toml"));
+        for (section, key, scaled) in [
+            ("red_light", "stop_line", true),
+            ("red_light", "direction", false),
+            ("red_light", "red_dwell_seconds", false),
+            ("signal", "region", true),
+        ] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            numbers(&small[section][key], &mut a);
+            numbers(&large[section][key], &mut b);
+            let want: Vec<f64> = a
+                .iter()
+                .map(|x| if scaled { x * 3.0 } else { *x })
+                .collect();
+            assert_eq!(b, want, "{section}.{key}");
+        }
+        assert_eq!(small["analysis_fps"], large["analysis_fps"]);
+        // Nothing else in either: a rule added to one must be added to the other.
+        let keys = |v: &toml::Value| -> Vec<String> {
+            let t = v.as_table().expect("table");
+            let mut k: Vec<String> = t
+                .iter()
+                .flat_map(|(name, v)| match v.as_table() {
+                    Some(inner) => inner.keys().map(|i| format!("{name}.{i}")).collect(),
+                    None => vec![name.clone()],
+                })
+                .collect();
+            k.sort();
+            k
+        };
+        assert_eq!(keys(&small), keys(&large));
+        let config = vigil_pipeline::CameraConfig::load(&dir.join("junction-demo-1080p.toml"))
+            .expect("the 1080p camera loads");
+        config.check_frame_size(1920, 1080).expect("fits 1080p");
+    }
 }
