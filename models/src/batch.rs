@@ -186,7 +186,8 @@ impl BatchRun<crate::detector::DetectRequest, Vec<crate::Detection>> for crate::
         &mut self,
         requests: Vec<crate::detector::DetectRequest>,
     ) -> Result<Vec<Vec<crate::Detection>>, String> {
-        self.run_requests(&requests).map_err(|e| e.to_string())
+        self.run_requests(&requests, true)
+            .map_err(|e| e.to_string())
     }
 }
 

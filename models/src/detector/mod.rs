@@ -374,14 +374,23 @@ impl Detector {
             .collect()
     }
 
-    /// Run looks of (possibly) many cameras: those of one scale and threshold together,
-    /// in one model run where the model takes a batch; one answer per request, in order,
-    /// each what [`Detector::detect_regions`] gives for it alone. The detector's scale is
-    /// as it was afterwards.
+    /// Run looks of (possibly) many cameras; one answer per request, in order, each what
+    /// [`Detector::detect_regions`] gives for it alone. `together`: looks of one scale,
+    /// threshold and input size share a model run where the model takes a batch (a
+    /// GPU's way); otherwise each look has a run of its own (a CPU's: a batch costs it
+    /// what its images cost, or more). The detector's scale is as it was afterwards.
     pub fn run_requests(
         &mut self,
         requests: &[DetectRequest],
+        together: bool,
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
+        if !together {
+            let mut answers = Vec::with_capacity(requests.len());
+            for r in requests {
+                answers.extend(self.run_requests(std::slice::from_ref(r), true)?);
+            }
+            return Ok(answers);
+        }
         let before = self.canvas;
         let mut answers: Vec<Vec<Detection>> = vec![Vec::new(); requests.len()];
         // Groups in the order of their first request: (fit, threshold, model input) ->

@@ -18,7 +18,8 @@ pub trait VehicleStage {
     ) -> Result<Vec<Vec<Detection>>, ModelError>;
 }
 
-/// The lent models' own detector, one camera's looks at a time.
+/// The lent models' own detector, one camera's looks at a time, each in a run of its
+/// own (a frame's regions too: on a CPU a batch costs what its looks cost, or more).
 pub struct OwnDetector;
 
 impl VehicleStage for OwnDetector {
@@ -27,7 +28,7 @@ impl VehicleStage for OwnDetector {
         own: &mut Detector,
         requests: Vec<DetectRequest>,
     ) -> Result<Vec<Vec<Detection>>, ModelError> {
-        own.run_requests(&requests)
+        own.run_requests(&requests, false)
     }
 }
 
