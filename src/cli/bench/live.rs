@@ -55,6 +55,25 @@ pub struct BenchLiveArgs {
     /// `[run] decoder`: avdec_h264, nvh264dec or nvh264sldec.
     #[arg(long, default_value = "avdec_h264")]
     pub decoder: String,
+    /// Every camera's `frame_size`: its frames scaled to WIDTHxHEIGHT before analysis
+    /// (on the GPU with NVDEC), e.g. 1080p streams analysed at 640x360 with the camera
+    /// drawn for that size.
+    #[arg(long, value_parser = parse_size)]
+    pub frame_size: Option<(u32, u32)>,
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let (w, h) = text
+        .split_once('x')
+        .ok_or_else(|| format!("`{text}` is not WIDTHxHEIGHT"))?;
+    let number = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (16..=8192).contains(n))
+            .ok_or_else(|| format!("`{v}` is not a side of 16 to 8192 pixels"))
+    };
+    Ok((number(w)?, number(h)?))
 }
 
 /// Takes everything, keeps nothing: the benchmark measures the cameras and the models.
@@ -228,6 +247,9 @@ pub fn run(ctx: &Context, args: BenchLiveArgs) -> Result<()> {
                 camera.display(),
                 server.url(&format!("/cam{i}"))
             ));
+            if let Some((w, h)) = args.frame_size {
+                toml.push_str(&format!("frame_size = [{w}, {h}]\n"));
+            }
         }
         let path = dir.join("deployment.toml");
         std::fs::write(&path, toml)?;
@@ -370,6 +392,14 @@ mod tests {
 
     /// The GPU bench's 1080p camera is the demo junction's camera, every pixel coordinate
     /// three times as far: the scenes are upscaled 3x, so the rules must judge them alike.
+    #[test]
+    fn a_frame_size_is_width_by_height_within_reason() {
+        assert_eq!(super::parse_size("640x360"), Ok((640, 360)));
+        for bad in ["640", "640x", "x360", "0x360", "640x99999", "-640x360"] {
+            assert!(super::parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn the_1080p_bench_camera_is_the_demo_camera_scaled_three_times() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cameras");
