@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use vigil_core::DataDir;
 use vigil_core::local_time::local_seconds;
 use vigil_core::{EventSink, SystemClock};
+use vigil_models::batch::BatchSettings;
 use vigil_pipeline::CameraConfig;
+use vigil_pipeline::analysis::inference::{OwnDetector, VehicleStage, shared_vehicle_detector};
 use vigil_pipeline::output::http_sink::HttpSink;
 use vigil_pipeline::output::publisher::{ClipWindow, Publisher};
 use vigil_pipeline::run::batch::{self, FileReport, Progress};
@@ -49,6 +51,13 @@ pub struct BatchArgs {
     /// it); 0 keeps each video whole.
     #[arg(long, default_value_t = DEFAULT_SEGMENT_SECONDS)]
     pub segment_seconds: u64,
+    /// Above 1 (a GPU, VIGIL_ENGINE=cuda): every worker's looks go through one shared
+    /// vehicle detector, up to this many in one model run (as `[run] batch_size`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256), conflicts_with = "submit")]
+    pub batch_size: u16,
+    /// How long a batch's first look waits for others, in ms (0 to 33).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(0..=33))]
+    pub batch_wait_ms: u16,
     #[arg(required = true)]
     pub videos: Vec<PathBuf>,
     #[command(flatten)]
@@ -105,6 +114,10 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
             .parallel
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)),
         segment: Duration::from_secs(args.segment_seconds),
+        shared: (args.batch_size > 1).then(|| BatchSettings {
+            max_batch: usize::from(args.batch_size),
+            max_wait: Duration::from_millis(u64::from(args.batch_wait_ms)),
+        }),
     };
     let failed = match &args.submit {
         Some(url) => super::jobs::submit(
@@ -138,11 +151,13 @@ pub fn run(ctx: &Context, args: BatchArgs) -> Result<()> {
 }
 
 /// How a batch run spreads its work: segments of `segment` (0: whole files) analysed by
-/// `parallel` workers at once, each with its own models.
+/// `parallel` workers at once, each with its own models, and with `shared`, their vehicle
+/// detector's looks batched through one detector.
 #[derive(Debug, Clone, Copy)]
 pub struct Split {
     pub parallel: usize,
     pub segment: Duration,
+    pub shared: Option<BatchSettings>,
 }
 
 impl Split {
@@ -151,6 +166,7 @@ impl Split {
         Self {
             parallel: 1,
             segment: Duration::ZERO,
+            shared: None,
         }
     }
 }
@@ -218,6 +234,10 @@ pub fn run_videos(
     let before_models = super::memory::resident_mib();
     let models = ctx.load_models_for([&camera])?;
     let per_worker = per_worker_mib(before_models, super::memory::resident_mib());
+    let shared = split
+        .shared
+        .map(|settings| shared_vehicle_detector(&ctx.models, settings, None))
+        .transpose()?;
     let fit = workers_that_fit(workers, per_worker, super::memory::available_mib());
     if fit < workers {
         eprintln!(
@@ -267,6 +287,7 @@ pub fn run_videos(
         for worker in 0..workers {
             let (tx, queue, first_models) = (tx.clone(), &queue, &first_models);
             let (camera, publisher, sink, videos) = (&camera, &publisher, sink.as_ref(), &videos);
+            let shared = shared.as_ref();
             scope.spawn(move || {
                 // The first worker takes the models already loaded; each other loads its own.
                 let taken = first_models.lock().ok().and_then(|mut m| m.take());
@@ -279,6 +300,11 @@ pub fn run_videos(
                             return;
                         }
                     },
+                };
+                let (mut own, mut through) = (OwnDetector, shared);
+                let vehicles: &mut dyn VehicleStage = match &mut through {
+                    Some(shared) => shared,
+                    None => &mut own,
                 };
                 loop {
                     let task = queue.lock().ok().and_then(|mut q| q.pop_front());
@@ -294,6 +320,7 @@ pub fn run_videos(
                     let result = batch::process_file(
                         &job,
                         &mut models,
+                        vehicles,
                         publisher,
                         sink,
                         Arc::new(SystemClock),

@@ -343,6 +343,7 @@ fn work(ctx: &Context, url: &str, worker: &str, idle_exit: Option<Duration>) -> 
             Ok(batch::process_file(
                 &file,
                 models,
+                &mut vigil_pipeline::analysis::inference::OwnDetector,
                 &publisher,
                 &sink,
                 Arc::new(SystemClock),

@@ -209,6 +209,7 @@ mod tests {
             Split {
                 parallel: 1,
                 segment: Duration::from_secs(60),
+                shared: None,
             },
         )
         .expect("library")

@@ -143,6 +143,7 @@ pub fn run(ctx: &Context, args: ServeArgs) -> Result<()> {
             super::batch::Split {
                 parallel: 1,
                 segment: Duration::from_secs(super::batch::DEFAULT_SEGMENT_SECONDS),
+                shared: None,
             },
         )?)
             as std::sync::Arc<dyn vigil_ticketing::http::jobs::JobPlanner>),

@@ -70,7 +70,8 @@ fn reported(out: &Output, video: &Path) -> (u64, u64, u64) {
 /// the same cases at the same moments under the same event ids, the same frames counted
 /// once. Each crossing is seen by two or three segments and kept by the one it happened
 /// in (the bus crosses 40 ms after a boundary); each plate read by the one its vehicle
-/// appeared in.
+/// appeared in. The same again with the workers' looks batched through one shared
+/// detector (`--batch-size`, as on a GPU).
 #[test]
 fn segments_analysed_in_parallel_find_exactly_what_whole_files_find() {
     let videos = [
@@ -92,6 +93,21 @@ fn segments_analysed_in_parallel_find_exactly_what_whole_files_find() {
         &["--segment-seconds", "4", "--parallel", "2"],
     );
     assert!(two.status.success(), "{}", stderr(&two));
+    // As on a GPU: the two workers' looks through one shared detector, batched.
+    let shared = tempfile::tempdir().unwrap();
+    let three = batch(
+        shared.path(),
+        &videos,
+        &[
+            "--segment-seconds",
+            "4",
+            "--parallel",
+            "2",
+            "--batch-size",
+            "4",
+        ],
+    );
+    assert!(three.status.success(), "{}", stderr(&three));
     let key = |c: &serde_json::Value| {
         (
             c["camera_id"].to_string(),
@@ -106,6 +122,9 @@ fn segments_analysed_in_parallel_find_exactly_what_whole_files_find() {
     found.sort();
     assert_eq!(expected.len(), 2, "{expected:?}");
     assert_eq!(found, expected);
+    let mut batched: Vec<_> = cases(shared.path()).iter().map(key).collect();
+    batched.sort();
+    assert_eq!(batched, expected, "with looks batched across workers");
     let events = |data: &Path| {
         let mut ids: Vec<String> = std::fs::read_dir(data.join("evidence"))
             .unwrap()
@@ -120,6 +139,7 @@ fn segments_analysed_in_parallel_find_exactly_what_whole_files_find() {
         events(whole.path()),
         "the same event ids"
     );
+    assert_eq!(events(shared.path()), events(whole.path()));
     for video in &videos {
         assert_eq!(
             reported(&two, video),

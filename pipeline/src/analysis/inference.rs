@@ -4,8 +4,12 @@
 //! hands every camera's looks to one shared detector behind a [`Batcher`], so that a GPU
 //! runs the frames of many cameras in one model run.
 
-use vigil_models::batch::{BatchError, Batcher};
-use vigil_models::{DetectRequest, Detection, Detector, ModelError};
+use std::path::Path;
+
+use vigil_models::batch::{BatchError, BatchObserver, BatchSettings, Batcher};
+use vigil_models::{DetectRequest, Detection, Detector, Manifest, ModelError, engine};
+
+use super::Models;
 
 /// Runs the vehicle detector for an analysis: one answer per request, in order.
 pub trait VehicleStage {
@@ -35,6 +39,33 @@ impl VehicleStage for OwnDetector {
 /// A detector many cameras share: all of a frame's looks are handed over at once (so the
 /// regions of one frame can share a run too), then their answers waited for.
 pub type SharedDetector = Batcher<DetectRequest, Vec<Detection>>;
+
+/// One more vehicle detector (the manifest's, on the process's engine), started behind a
+/// batcher for many cameras' or workers' looks; the workers' own detectors still serve
+/// the schedule's geometry (the same model's).
+pub fn shared_vehicle_detector(
+    manifest_path: &Path,
+    settings: BatchSettings,
+    observer: Option<BatchObserver>,
+) -> Result<SharedDetector, ModelError> {
+    let manifest = Manifest::load(manifest_path)?;
+    let detector = Detector::load_on(&manifest, Models::VEHICLE, engine::backend()?)?;
+    if !detector.batched() {
+        tracing::warn!(
+            "looks batched {} at most, but the vehicle detector ({}) runs one image a run here (no batch axis, or a CPU engine): a batch's looks run one after another",
+            settings.max_batch,
+            detector.path().display()
+        );
+    }
+    let path = detector.path().to_owned();
+    SharedDetector::start("vehicle", Box::new(detector), settings, observer).map_err(|e| {
+        ModelError::Load {
+            path,
+            role: Models::VEHICLE.into(),
+            message: format!("cannot start the thread that batches its looks: {e}"),
+        }
+    })
+}
 
 impl VehicleStage for &SharedDetector {
     fn detect(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use vigil_core::{Clock, EventSink, Recorded, SinkError};
 
+use crate::analysis::inference::VehicleStage;
 use crate::analysis::{AnalysisError, Analyzer, AnalyzerSettings, Finding, Models};
 use crate::config::CameraConfig;
 use crate::output::evidence::EvidenceError;
@@ -124,6 +125,7 @@ pub fn plan_segments(
 pub fn process_file(
     job: &FileJob,
     models: &mut Models,
+    vehicles: &mut dyn VehicleStage,
     publisher: &Publisher,
     sink: &dyn EventSink,
     clock: Arc<dyn Clock>,
@@ -203,7 +205,9 @@ pub fn process_file(
         let position = frame.pts;
         report.last_frame = Some(frame.image.clone());
         let counted = owned(position);
-        let analysed = analyzer.analyse(models, frame).map_err(analysis_err)?;
+        let analysed = analyzer
+            .analyse_through(models, frame, vehicles)
+            .map_err(analysis_err)?;
         record(analysed.findings, &mut analyzer, &mut report)?;
         // Frames of the warm-up and the tail are another segment's to count.
         if counted {

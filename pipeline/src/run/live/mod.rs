@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use vigil_core::{Admission, Admit, Always, Clock, DataDir, EventSink};
 
-use crate::analysis::inference::SharedDetector;
+use crate::analysis::inference::{SharedDetector, shared_vehicle_detector};
 use crate::analysis::{Analyzer, AnalyzerSettings, Finding, Look, ModelInfo, Models};
 use crate::config::CameraConfig;
 use crate::output::orphans;
@@ -49,8 +49,6 @@ pub enum LiveError {
     Recorder(#[from] RecorderError),
     #[error("cannot start inference worker: {0}")]
     Worker(std::io::Error),
-    #[error("cannot start the shared vehicle detector ([run] batch_size): {0}")]
-    Batcher(std::io::Error),
     #[error("camera `{0}` runs here already")]
     Duplicate(String),
     #[error(
@@ -329,31 +327,12 @@ impl LiveRunner {
         let shared = match run.batching() {
             None => None,
             Some(batching) => {
-                // One more vehicle detector, the one every camera's looks go through; the
-                // workers' own serve the schedule's geometry (the same model's).
-                let manifest = vigil_models::Manifest::load(&settings.models_path)?;
-                let detector = vigil_models::Detector::load_on(
-                    &manifest,
-                    Models::VEHICLE,
-                    vigil_models::engine::backend()?,
-                )?;
-                if !detector.batched() {
-                    tracing::warn!(
-                        "[run] batch_size {}: the vehicle detector ({}) has no batch axis, so a batch's looks run one after another",
-                        batching.max_batch,
-                        detector.path().display()
-                    );
-                }
                 let observed = metrics.batch_size.clone();
-                Some(Arc::new(
-                    SharedDetector::start(
-                        "vehicle",
-                        Box::new(detector),
-                        batching,
-                        Some(Box::new(move |n| observed.observe(n as f64))),
-                    )
-                    .map_err(LiveError::Batcher)?,
-                ))
+                Some(Arc::new(shared_vehicle_detector(
+                    &settings.models_path,
+                    batching,
+                    Some(Box::new(move |n| observed.observe(n as f64))),
+                )?))
             }
         };
         let recorder = Arc::new(Recorder::start(
