@@ -206,6 +206,11 @@ pub(crate) fn load_session(
         builder = builder
             .with_execution_providers([ort::ep::CUDA::default()
                 .with_device_id(device)
+                // cuDNN's heuristic choice of convolution kernels, not the provider's
+                // default exhaustive benchmarking, which runs again for every input shape
+                // it meets: plate crops and text lines come in endless sizes, and each
+                // new one would stall its camera for the search.
+                .with_conv_algorithm_search(ort::ep::cuda::ConvAlgorithmSearch::Heuristic)
                 .build()
                 .error_on_failure()])
             .map_err(|e| ModelError::Engine {
