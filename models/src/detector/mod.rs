@@ -342,26 +342,6 @@ impl Detector {
         }
     }
 
-    /// Detect in `image` only inside `regions` (see [`Detector::detect_regions`]), one
-    /// model run each: on a CPU a batch padded to the largest region costs more than the
-    /// regions alone. A vehicle on the seam of two regions, found in both, is kept once.
-    pub fn detect_in_regions(
-        &mut self,
-        image: &RgbImage,
-        regions: &[Region],
-        min_score: f32,
-    ) -> Result<Vec<Detection>, ModelError> {
-        let mut found = Vec::new();
-        for r in regions {
-            found.extend(
-                self.detect_regions(&[(image, Some(*r))], min_score)?
-                    .pop()
-                    .unwrap_or_default(),
-            );
-        }
-        Ok(self.merge_regions(found))
-    }
-
     /// One frame's detections from several of its regions, each vehicle once: one on the
     /// seam of two regions, found in both, is kept where it scored best.
     pub fn merge_regions(&self, found: Vec<Detection>) -> Vec<Detection> {
